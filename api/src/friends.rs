@@ -1,0 +1,207 @@
+//! Friend requests, acceptance and the friend list.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use natter_infra::store::FriendRequest;
+use natter_infra::{InfraError, now_millis};
+use natter_proto::ErrorCode;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{AuthUser, UserView, normalise_username};
+use crate::problem::{JsonBody, Problem};
+use crate::state::ApiState;
+
+/// Longest note on a friend request, in characters.
+pub const MAX_NOTE_CHARS: usize = 200;
+
+/// A friend as listed.
+#[derive(Debug, Serialize)]
+pub struct FriendView {
+    /// The friend.
+    pub user: UserView,
+    /// Friends since, ms since the Unix epoch.
+    pub since: i64,
+}
+
+/// The friend list.
+#[derive(Debug, Serialize)]
+pub struct FriendList {
+    /// Oldest friendship first.
+    pub friends: Vec<FriendView>,
+}
+
+/// A request as listed.
+#[derive(Debug, Serialize)]
+pub struct RequestView {
+    /// Who asked (id as a string).
+    pub from: String,
+    /// Who was asked.
+    pub to: String,
+    /// The requester's note.
+    pub note: String,
+    /// When, ms since the Unix epoch.
+    pub created_at: i64,
+}
+
+impl From<FriendRequest> for RequestView {
+    fn from(request: FriendRequest) -> Self {
+        RequestView {
+            from: request.from.to_string(),
+            to: request.to.to_string(),
+            note: request.note,
+            created_at: request.created_at,
+        }
+    }
+}
+
+/// Pending requests both ways.
+#[derive(Debug, Serialize)]
+pub struct RequestLists {
+    /// Asked of the caller.
+    pub incoming: Vec<RequestView>,
+    /// Asked by the caller.
+    pub outgoing: Vec<RequestView>,
+}
+
+/// Whom to ask: by id or by username.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRequest {
+    /// The user's id (a string or a number).
+    #[serde(default)]
+    pub user_id: Option<serde_json::Value>,
+    /// Or the user's username.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// An optional note.
+    #[serde(default)]
+    pub note: String,
+}
+
+/// `GET /api/v1/friends`.
+pub async fn list(
+    State(state): State<ApiState>,
+    AuthUser(user): AuthUser,
+) -> Result<Json<FriendList>, Problem> {
+    let friends = state
+        .store
+        .friends(user)
+        .await?
+        .into_iter()
+        .map(|friend| FriendView {
+            user: UserView::from(&friend.user),
+            since: friend.since,
+        })
+        .collect();
+    Ok(Json(FriendList { friends }))
+}
+
+/// `GET /api/v1/friends/requests`.
+pub async fn requests(
+    State(state): State<ApiState>,
+    AuthUser(user): AuthUser,
+) -> Result<Json<RequestLists>, Problem> {
+    let (incoming, outgoing) = state.store.friend_requests(user).await?;
+    Ok(Json(RequestLists {
+        incoming: incoming.into_iter().map(RequestView::from).collect(),
+        outgoing: outgoing.into_iter().map(RequestView::from).collect(),
+    }))
+}
+
+fn parse_user_id(value: &serde_json::Value) -> Option<i64> {
+    match value {
+        serde_json::Value::Number(number) => number.as_i64(),
+        serde_json::Value::String(text) => text.parse().ok(),
+        _ => None,
+    }
+    .filter(|id| *id > 0)
+}
+
+/// `POST /api/v1/friends/requests`: ask a user for friendship.
+pub async fn request(
+    State(state): State<ApiState>,
+    AuthUser(user): AuthUser,
+    JsonBody(body): JsonBody<NewRequest>,
+) -> Result<(StatusCode, Json<RequestView>), Problem> {
+    if body.note.chars().count() > MAX_NOTE_CHARS {
+        return Err(Problem::new(
+            ErrorCode::InvalidInput,
+            format!("the note may have at most {MAX_NOTE_CHARS} characters"),
+        ));
+    }
+    let target = match (&body.user_id, &body.username) {
+        (Some(id), None) => {
+            let id = parse_user_id(id).ok_or_else(|| {
+                Problem::new(ErrorCode::InvalidInput, "user_id must be a positive id")
+            })?;
+            state.store.user(id).await?
+        }
+        (None, Some(username)) => {
+            let username = normalise_username(username)?;
+            state
+                .store
+                .credentials(&username)
+                .await?
+                .map(|(user, _)| user)
+        }
+        _ => {
+            return Err(Problem::new(
+                ErrorCode::InvalidInput,
+                "give exactly one of user_id and username",
+            ));
+        }
+    }
+    .ok_or_else(|| Problem::new(ErrorCode::NotFound, "no such user"))?;
+    if target.id == user {
+        return Err(Problem::new(
+            ErrorCode::InvalidInput,
+            "you cannot befriend yourself",
+        ));
+    }
+    let request = FriendRequest {
+        from: user,
+        to: target.id,
+        note: body.note,
+        created_at: now_millis(),
+    };
+    match state.store.add_friend_request(&request).await {
+        Ok(()) => Ok((StatusCode::CREATED, Json(RequestView::from(request)))),
+        Err(InfraError::Conflict(what)) => Err(Problem::new(
+            ErrorCode::Conflict,
+            format!("cannot ask again: {what}"),
+        )),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// `POST /api/v1/friends/requests/{from}/accept`: accept a request made to the caller.
+pub async fn accept(
+    State(state): State<ApiState>,
+    AuthUser(user): AuthUser,
+    Path(from): Path<String>,
+) -> Result<Json<FriendView>, Problem> {
+    let from: i64 = from
+        .parse()
+        .map_err(|_| Problem::new(ErrorCode::InvalidInput, "the requester id must be a number"))?;
+    let now = now_millis();
+    match state.store.accept_friend_request(from, user, now).await {
+        Ok(()) => {}
+        Err(InfraError::NotFound(_)) => {
+            return Err(Problem::new(
+                ErrorCode::NotFound,
+                "no pending request from that user",
+            ));
+        }
+        Err(error) => return Err(error.into()),
+    }
+    let friend = state
+        .store
+        .user(from)
+        .await?
+        .ok_or_else(|| Problem::new(ErrorCode::NotFound, "no such user"))?;
+    Ok(Json(FriendView {
+        user: UserView::from(&friend),
+        since: now,
+    }))
+}

@@ -1,0 +1,43 @@
+//! natter's REST API.
+//!
+//! - [`state`]: what every handler shares (ports, the logic handle, token keys, limits).
+//! - [`problem`]: RFC 9457 problem responses with stable codes, and the JSON body extractor
+//!   that turns malformed bodies into them.
+//! - [`auth`]: register, log in, refresh; the bearer-token extractor; password rules.
+//! - [`friends`]: friend requests, acceptance, the friend list.
+//! - [`messages`]: sending over REST (through logic, like a WebSocket `send`).
+
+pub mod auth;
+pub mod friends;
+pub mod messages;
+pub mod problem;
+pub mod state;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+pub use state::{ApiConfig, ApiState};
+
+/// The API's routes under `/api/v1`, plus `/healthz`.
+pub fn router(state: ApiState) -> Router {
+    let body_limit = state.config.max_body_bytes;
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/api/v1/auth/register", post(auth::register))
+        .route("/api/v1/auth/login", post(auth::login))
+        .route("/api/v1/auth/refresh", post(auth::refresh))
+        .route("/api/v1/me", get(auth::me))
+        .route("/api/v1/friends", get(friends::list))
+        .route(
+            "/api/v1/friends/requests",
+            get(friends::requests).post(friends::request),
+        )
+        .route(
+            "/api/v1/friends/requests/{from}/accept",
+            post(friends::accept),
+        )
+        .route("/api/v1/messages", post(messages::send))
+        .fallback(problem::not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}

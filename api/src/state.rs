@@ -1,0 +1,46 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+
+use natter_infra::Store;
+use natter_infra::ids::IdGenerator;
+use natter_proto::handle::LogicHandle;
+use natter_proto::token::TokenKeys;
+use serde::{Deserialize, Serialize};
+
+/// Configuration of the API layer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Lifetime of an access token, in seconds.
+    pub access_token_seconds: u64,
+    /// Lifetime of a refresh token, in seconds.
+    pub refresh_token_seconds: u64,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            access_token_seconds: 15 * 60,
+            refresh_token_seconds: 30 * 24 * 3600,
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct ApiState {
+    /// Limits and lifetimes.
+    pub config: ApiConfig,
+    /// Users, friends.
+    pub store: Arc<dyn Store>,
+    /// Sending goes through logic.
+    pub logic: LogicHandle,
+    /// Issues and checks access tokens.
+    pub tokens: TokenKeys,
+    /// Mints user ids.
+    pub ids: Arc<IdGenerator>,
+}

@@ -1,0 +1,25 @@
+//! natter's connect layer: the WebSocket edge.
+//!
+//! - [`config`]: every size, rate and timing of the edge.
+//! - [`server`]: accepts sockets, authenticates the upgrade, owns the buckets, routes pushes.
+//! - [`bucket`]: a CityHash32 shard of the users on this node: their connections, its routine
+//!   workers and its push limiter.
+//! - [`routine`]: a bucket's worker — takes push jobs, passes the limiter, queues frames.
+//! - [`connection`]: one connection's shared handle: its bounded outbound queue and the
+//!   sync/live state that keeps the seam between sync and live pushes exact.
+//! - [`socket`]: one connection's reader and writer tasks: frames in, frames out, heartbeats.
+//! - [`limiter`]: the token buckets (per bucket for pushes, per connection for inbound frames).
+//! - [`service`]: the `Connect` gRPC service over the server.
+
+pub mod bucket;
+pub mod config;
+pub mod connection;
+pub mod limiter;
+pub mod routine;
+pub mod server;
+pub mod service;
+pub mod socket;
+
+pub use config::ConnectConfig;
+pub use server::ConnectServer;
+pub use service::ConnectService;

@@ -1,0 +1,100 @@
+//! A bucket's routine worker: takes push jobs in order, passes the limiter, queues the frames.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use natter_infra::{Sessions, now_millis};
+use natter_proto::v1::PushLock;
+use tokio::sync::mpsc;
+
+use crate::connection::{Connection, Outgoing};
+use crate::limiter::Limiter;
+
+/// Releases a push's lock once every bucket it was split over has queued its frames.
+pub struct Completion {
+    remaining: AtomicUsize,
+    lock: PushLock,
+    sessions: Arc<dyn Sessions>,
+    /// Fault injection: keep the lock, as a node that lost the push would.
+    hold: bool,
+}
+
+impl std::fmt::Debug for Completion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Completion")
+            .field("remaining", &self.remaining)
+            .field("lock", &self.lock.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Completion {
+    /// A completion waiting for `parts` buckets.
+    pub fn new(parts: usize, lock: PushLock, sessions: Arc<dyn Sessions>, hold: bool) -> Arc<Self> {
+        Arc::new(Completion {
+            remaining: AtomicUsize::new(parts),
+            lock,
+            sessions,
+            hold,
+        })
+    }
+
+    /// One bucket is done; the last one releases the lock.
+    pub async fn part_done(&self) {
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) != 1 || self.hold {
+            return;
+        }
+        match self
+            .sessions
+            .release_lock(&self.lock.key, &self.lock.token)
+            .await
+        {
+            Ok(true) => {}
+            // Expired before we finished: task pushes again and the connections drop the repeat.
+            Ok(false) => {
+                tracing::debug!(key = %self.lock.key, "push lock had expired before release")
+            }
+            Err(error) => {
+                tracing::warn!(%error, key = %self.lock.key, "releasing a push lock failed")
+            }
+        }
+    }
+}
+
+/// One bucket's share of a push.
+#[derive(Debug)]
+pub struct PushJob {
+    /// The bucket's connections the frames go to.
+    pub connections: Vec<Arc<Connection>>,
+    /// The frames, serialised once for every recipient.
+    pub messages: Arc<[Outgoing]>,
+    /// Told when this share is queued, if the push was made under a lock.
+    pub completion: Option<Arc<Completion>>,
+}
+
+/// Run one routine until its bucket is dropped.
+pub async fn run_routine(bucket: usize, mut jobs: mpsc::Receiver<PushJob>, limiter: Arc<Limiter>) {
+    let bucket_label = bucket.to_string();
+    while let Some(job) = jobs.recv().await {
+        if limiter.check().is_err() {
+            metrics::counter!("natter_bucket_limiter_waits_total", "bucket" => bucket_label.clone())
+                .increment(1);
+            limiter.until_ready().await;
+        }
+        let mut queued = 0u64;
+        for connection in &job.connections {
+            queued += connection.push(&job.messages) as u64;
+        }
+        if queued > 0 {
+            metrics::counter!("natter_frames_pushed_total").increment(queued);
+            let now = now_millis();
+            for message in job.messages.iter() {
+                let latency = (now - message.ts).max(0) as f64 / 1000.0;
+                metrics::histogram!("natter_push_latency_seconds").record(latency);
+            }
+        }
+        if let Some(completion) = &job.completion {
+            completion.part_done().await;
+        }
+    }
+}

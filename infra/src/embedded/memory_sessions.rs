@@ -1,0 +1,154 @@
+//! `Sessions` in process memory: maps under one mutex, expiry checked on read.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use crate::error::InfraResult;
+use crate::sessions::{Claim, SessionRef, Sessions};
+
+/// Everything the memory sessions hold.
+#[derive(Debug, Default)]
+struct State {
+    /// Connections per user.
+    sessions: HashMap<i64, BTreeSet<SessionRef>>,
+    /// Lock key → (token, expiry).
+    locks: HashMap<String, (String, Instant)>,
+    /// Claim key → (value once completed, expiry).
+    claims: HashMap<String, (Option<String>, Instant)>,
+}
+
+/// Sessions for the embedded, single-process deployment.
+#[derive(Debug, Default)]
+pub struct MemorySessions {
+    state: Mutex<State>,
+}
+
+impl MemorySessions {
+    /// Empty sessions.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave these maps half-updated in a way that
+        // matters more than losing every session, so a poisoned lock is simply taken over.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[async_trait]
+impl Sessions for MemorySessions {
+    async fn add_session(&self, user: i64, session: &SessionRef) -> InfraResult<()> {
+        self.state()
+            .sessions
+            .entry(user)
+            .or_default()
+            .insert(session.clone());
+        Ok(())
+    }
+
+    async fn remove_session(&self, user: i64, session: &SessionRef) -> InfraResult<()> {
+        let mut state = self.state();
+        if let Some(sessions) = state.sessions.get_mut(&user) {
+            sessions.remove(session);
+            if sessions.is_empty() {
+                state.sessions.remove(&user);
+            }
+        }
+        Ok(())
+    }
+
+    async fn sessions(&self, user: i64) -> InfraResult<Vec<SessionRef>> {
+        Ok(self
+            .state()
+            .sessions
+            .get(&user)
+            .map(|sessions| sessions.iter().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn remove_node_sessions(&self, node: &str) -> InfraResult<usize> {
+        let mut state = self.state();
+        let mut removed = 0;
+        state.sessions.retain(|_, sessions| {
+            let before = sessions.len();
+            sessions.retain(|session| session.node != node);
+            removed += before - sessions.len();
+            !sessions.is_empty()
+        });
+        Ok(removed)
+    }
+
+    async fn try_lock(&self, key: &str, token: &str, ttl: Duration) -> InfraResult<bool> {
+        let mut state = self.state();
+        let now = Instant::now();
+        match state.locks.get(key) {
+            Some((_, expiry)) if *expiry > now => Ok(false),
+            _ => {
+                state
+                    .locks
+                    .insert(key.to_string(), (token.to_string(), now + ttl));
+                Ok(true)
+            }
+        }
+    }
+
+    async fn release_lock(&self, key: &str, token: &str) -> InfraResult<bool> {
+        let mut state = self.state();
+        let held = matches!(
+            state.locks.get(key),
+            Some((holder, expiry)) if holder == token && *expiry > Instant::now()
+        );
+        if held {
+            state.locks.remove(key);
+        }
+        Ok(held)
+    }
+
+    async fn lock_holder(&self, key: &str) -> InfraResult<Option<String>> {
+        let mut state = self.state();
+        match state.locks.get(key) {
+            Some((holder, expiry)) if *expiry > Instant::now() => Ok(Some(holder.clone())),
+            Some(_) => {
+                state.locks.remove(key);
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn claim(&self, key: &str, ttl: Duration) -> InfraResult<Claim> {
+        let mut state = self.state();
+        let now = Instant::now();
+        if state.claims.len() > 4096 {
+            // Expired claims are dropped in passing so the map stays near its live size.
+            state.claims.retain(|_, (_, expiry)| *expiry > now);
+        }
+        match state.claims.get(key) {
+            Some((Some(value), expiry)) if *expiry > now => Ok(Claim::Done(value.clone())),
+            Some((None, expiry)) if *expiry > now => Ok(Claim::Pending),
+            _ => {
+                state.claims.insert(key.to_string(), (None, now + ttl));
+                Ok(Claim::New)
+            }
+        }
+    }
+
+    async fn complete_claim(&self, key: &str, value: &str, ttl: Duration) -> InfraResult<()> {
+        self.state().claims.insert(
+            key.to_string(),
+            (Some(value.to_string()), Instant::now() + ttl),
+        );
+        Ok(())
+    }
+
+    async fn abandon_claim(&self, key: &str) -> InfraResult<()> {
+        self.state().claims.remove(key);
+        Ok(())
+    }
+}

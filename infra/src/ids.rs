@@ -1,0 +1,76 @@
+//! Snowflake ids: 42 bits of milliseconds, 10 bits of node id, 12 bits of sequence.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use snowflaked::sync::Generator;
+
+use crate::error::{InfraError, InfraResult};
+use crate::now_millis;
+
+/// Largest node id a snowflake can carry.
+pub const MAX_NODE_ID: u16 = 1023;
+
+/// How far back the clock may step before minting fails instead of waiting.
+const MAX_WAIT_FOR_CLOCK: Duration = Duration::from_secs(2);
+
+/// Mints unique, time-ordered ids for one node.
+#[derive(Debug)]
+pub struct IdGenerator {
+    generator: Generator,
+    /// The newest millisecond handed out; snowflaked panics if the clock goes below it, so
+    /// every call checks first under this lock.
+    newest_millis: Mutex<i64>,
+}
+
+impl IdGenerator {
+    /// A generator for `node_id` (at most [`MAX_NODE_ID`]).
+    pub fn new(node_id: u16) -> Option<Self> {
+        Some(IdGenerator {
+            generator: Generator::new_checked(node_id)?,
+            newest_millis: Mutex::new(0),
+        })
+    }
+
+    /// The next id; waits out a small backward clock step, fails on a large one.
+    pub fn next_id(&self) -> InfraResult<u64> {
+        let mut newest = self
+            .newest_millis
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut now = now_millis();
+        if now < *newest {
+            let behind = (*newest - now) as u64;
+            if Duration::from_millis(behind) > MAX_WAIT_FOR_CLOCK {
+                return Err(InfraError::ClockStepBack(behind));
+            }
+            std::thread::sleep(Duration::from_millis(behind + 1));
+            now = now_millis();
+            if now < *newest {
+                return Err(InfraError::ClockStepBack((*newest - now) as u64));
+            }
+        }
+        let id: u64 = self.generator.generate();
+        // The generator may have moved to the next millisecond when a sequence ran out.
+        *newest = now.max((id >> 22) as i64);
+        Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_increasing_and_carry_the_node() {
+        let generator = IdGenerator::new(5).unwrap();
+        let mut previous = 0;
+        for _ in 0..10_000 {
+            let id = generator.next_id().unwrap();
+            assert!(id > previous);
+            assert_eq!((id >> 12) & 0x3ff, 5);
+            previous = id;
+        }
+        assert!(IdGenerator::new(MAX_NODE_ID + 1).is_none());
+    }
+}

@@ -1,0 +1,38 @@
+//! natter's ports to the outside world, each a trait with an embedded implementation
+//! (cluster implementations follow behind the same traits).
+//!
+//! - [`store`]: users, credentials, friends, stored messages and cursors (`Store`).
+//! - [`log`]: the durable ordered log, one stream per object (`MessageLog`).
+//! - [`sessions`]: who is connected where, object locks, de-duplication claims (`Sessions`).
+//! - [`registry`]: where each layer's processes are (`Registry`).
+//! - [`blobs`]: uploaded bytes (`Blobs`).
+//! - [`ids`]: snowflake ids, guarded against the clock stepping back.
+//! - [`embedded`]: the one-process adapters: SQLite (WAL) for store and log, memory for
+//!   sessions, a static registry, a local directory for blobs.
+//! - `conformance` (feature `conformance`): one test suite per port, run against every adapter.
+
+pub mod blobs;
+#[cfg(feature = "conformance")]
+pub mod conformance;
+pub mod embedded;
+pub mod error;
+pub mod ids;
+pub mod log;
+pub mod registry;
+pub mod sessions;
+pub mod store;
+
+pub use blobs::Blobs;
+pub use error::InfraError;
+pub use log::MessageLog;
+pub use registry::Registry;
+pub use sessions::Sessions;
+pub use store::Store;
+
+/// Milliseconds since the Unix epoch, as every stored timestamp is kept.
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as i64)
+        .unwrap_or(0)
+}

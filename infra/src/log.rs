@@ -1,0 +1,21 @@
+//! The `MessageLog` port: one durable, ordered stream per object.
+
+use async_trait::async_trait;
+use natter_proto::ObjectId;
+use natter_proto::v1::Message;
+
+use crate::error::InfraResult;
+
+/// The durable log ("the Kafka layer"). A message's seq is its position in its object's log:
+/// the first is 1, and seqs are gap-free and strictly increasing per object.
+#[async_trait]
+pub trait MessageLog: Send + Sync + 'static {
+    /// Append a message to `object` (its `object` and `seq` fields are ignored); returns its seq.
+    async fn append(&self, object: &ObjectId, message: &Message) -> InfraResult<u64>;
+    /// Up to `max` messages after seq `after`, in order, with `object` and `seq` filled in.
+    async fn read(&self, object: &ObjectId, after: u64, max: usize) -> InfraResult<Vec<Message>>;
+    /// The seq of the last message (0 for an empty or unknown object).
+    async fn end(&self, object: &ObjectId) -> InfraResult<u64>;
+    /// Every object with at least one message (for recovery on start).
+    async fn objects(&self) -> InfraResult<Vec<ObjectId>>;
+}

@@ -1,0 +1,27 @@
+//! The `Registry` port: where each layer's processes are.
+
+use async_trait::async_trait;
+
+use crate::error::InfraResult;
+
+/// One registered process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceNode {
+    /// "api", "logic", "task" or "connect".
+    pub layer: String,
+    /// The node's name, unique in its cluster.
+    pub node: String,
+    /// Its gRPC address (`http://host:port`), empty for in-process services.
+    pub address: String,
+}
+
+/// Service registration and discovery.
+#[async_trait]
+pub trait Registry: Send + Sync + 'static {
+    /// Announce a process; it stays registered while this process lives.
+    async fn register(&self, node: &ServiceNode) -> InfraResult<()>;
+    /// Every live process of a layer.
+    async fn nodes(&self, layer: &str) -> InfraResult<Vec<ServiceNode>>;
+    /// A snowflake node id no other live process holds.
+    async fn allocate_node_id(&self, node: &str) -> InfraResult<u16>;
+}

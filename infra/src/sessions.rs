@@ -1,0 +1,54 @@
+//! The `Sessions` port: who is connected where, object locks, and de-duplication claims.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::error::InfraResult;
+
+/// One live connection of a user.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionRef {
+    /// The connect node holding it.
+    pub node: String,
+    /// The connection's id on that node.
+    pub connection_id: u64,
+}
+
+/// The state of a de-duplication claim.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// Nobody held the key; the caller now does and must `complete` or `abandon` it.
+    New,
+    /// Someone else holds it and has not finished.
+    Pending,
+    /// It was completed with this value.
+    Done(String),
+}
+
+/// Shared, expiring, fast state.
+#[async_trait]
+pub trait Sessions: Send + Sync + 'static {
+    /// Record a connection of `user`.
+    async fn add_session(&self, user: i64, session: &SessionRef) -> InfraResult<()>;
+    /// Forget a connection of `user`.
+    async fn remove_session(&self, user: i64, session: &SessionRef) -> InfraResult<()>;
+    /// Every connection of `user`.
+    async fn sessions(&self, user: i64) -> InfraResult<Vec<SessionRef>>;
+    /// Forget every session held on `node` (it stopped or died); returns how many.
+    async fn remove_node_sessions(&self, node: &str) -> InfraResult<usize>;
+
+    /// Take `key` with `token` for `ttl` unless someone holds it; true if taken.
+    async fn try_lock(&self, key: &str, token: &str, ttl: Duration) -> InfraResult<bool>;
+    /// Release `key` only if `token` still holds it; true if released.
+    async fn release_lock(&self, key: &str, token: &str) -> InfraResult<bool>;
+    /// The token holding `key`, if the lock is held and unexpired.
+    async fn lock_holder(&self, key: &str) -> InfraResult<Option<String>>;
+
+    /// Claim a de-duplication key for `ttl`.
+    async fn claim(&self, key: &str, ttl: Duration) -> InfraResult<Claim>;
+    /// Finish a claim with the value later claimants get, kept for `ttl`.
+    async fn complete_claim(&self, key: &str, value: &str, ttl: Duration) -> InfraResult<()>;
+    /// Give a claim up (the work failed), so a retry can claim it anew.
+    async fn abandon_claim(&self, key: &str) -> InfraResult<()>;
+}

@@ -1,0 +1,13 @@
+//! natter's logic layer: every message passes here before it exists.
+//!
+//! - [`config`]: limits and timings.
+//! - [`validate`]: the checks on what a client sends (sizes, kinds, ids).
+//! - [`service`]: the `Logic` gRPC service — send (authorise, de-duplicate, id, log, store,
+//!   answer, wake task), sync, ack, and connection events.
+
+pub mod config;
+pub mod service;
+pub mod validate;
+
+pub use config::LogicConfig;
+pub use service::LogicService;

@@ -1,0 +1,345 @@
+//! The `Logic` service: the one place a message is checked, named and made durable.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use natter_infra::ids::IdGenerator;
+use natter_infra::sessions::{Claim, SessionRef};
+use natter_infra::{InfraError, MessageLog, Sessions, Store, now_millis};
+use natter_proto::handle::TaskHandle;
+use natter_proto::v1::logic_server::Logic;
+use natter_proto::v1::{
+    AckReply, AckRequest, ConnectionEvent, Cursor, Empty, Message, SendReply, SendRequest,
+    SyncReply, SyncRequest, WakeRequest,
+};
+use natter_proto::{ErrorCode, ObjectId};
+use tonic::{Request, Response, Status};
+
+use crate::config::LogicConfig;
+use crate::validate::{self, Target};
+
+/// The logic layer's service implementation.
+pub struct LogicService {
+    config: LogicConfig,
+    store: Arc<dyn Store>,
+    log: Arc<dyn MessageLog>,
+    sessions: Arc<dyn Sessions>,
+    ids: Arc<IdGenerator>,
+    /// Where wakes for grown objects go.
+    task: TaskHandle,
+}
+
+impl std::fmt::Debug for LogicService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogicService")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn status(error: InfraError) -> Status {
+    error.into_status()
+}
+
+/// The de-duplication key of a send.
+fn dedup_key(sender: i64, cid: &str) -> String {
+    format!("send:{sender}:{cid}")
+}
+
+/// A finished send as remembered for retries: `id object seq ts`.
+fn encode_reply(reply: &SendReply) -> String {
+    format!("{} {} {} {}", reply.id, reply.object, reply.seq, reply.ts)
+}
+
+fn decode_reply(cid: &str, text: &str) -> Option<SendReply> {
+    let mut parts = text.split(' ');
+    let reply = SendReply {
+        cid: cid.to_string(),
+        id: parts.next()?.parse().ok()?,
+        object: parts.next()?.to_string(),
+        seq: parts.next()?.parse().ok()?,
+        ts: parts.next()?.parse().ok()?,
+    };
+    Some(reply)
+}
+
+impl LogicService {
+    /// A logic service over the given ports; wakes go to `task`.
+    pub fn new(
+        config: LogicConfig,
+        store: Arc<dyn Store>,
+        log: Arc<dyn MessageLog>,
+        sessions: Arc<dyn Sessions>,
+        ids: Arc<IdGenerator>,
+        task: TaskHandle,
+    ) -> Self {
+        LogicService {
+            config,
+            store,
+            log,
+            sessions,
+            ids,
+            task,
+        }
+    }
+
+    /// The objects a user follows: their inbox (groups join this list with group support).
+    fn followed(&self, user: i64) -> Vec<ObjectId> {
+        vec![ObjectId::User(user)]
+    }
+
+    fn parse_followed(&self, user: i64, object: &str) -> Result<ObjectId, Status> {
+        let object: ObjectId = object
+            .parse()
+            .map_err(|error| ErrorCode::InvalidInput.status(format!("{error}")))?;
+        if !self.followed(user).contains(&object) {
+            return Err(ErrorCode::Forbidden.status(format!("{object} is not yours to read")));
+        }
+        Ok(object)
+    }
+
+    /// Checks a send and returns its target; authorisation included.
+    async fn check_send(&self, request: &SendRequest) -> Result<Target, Status> {
+        if request.sender <= 0 {
+            return Err(ErrorCode::Unauthorized.status("no sender"));
+        }
+        validate::cid(&request.cid)?;
+        validate::kind(&request.kind)?;
+        validate::text(&request.body, self.config.max_text_chars)?;
+        let target = validate::target(&request.target_kind, request.target_id)?;
+        match target {
+            Target::User(peer) => {
+                let friends = peer != request.sender
+                    && self
+                        .store
+                        .are_friends(request.sender, peer)
+                        .await
+                        .map_err(status)?;
+                if !friends {
+                    return Err(
+                        ErrorCode::NotFriends.status(format!("user {peer} is not your friend"))
+                    );
+                }
+            }
+            Target::Group(group) => {
+                return Err(
+                    ErrorCode::NotMember.status(format!("you are not a member of group {group}"))
+                );
+            }
+        }
+        Ok(target)
+    }
+
+    /// Logs, stores and announces an accepted one-to-one message; returns the sender's reply.
+    async fn deliver_direct(&self, request: &SendRequest, peer: i64) -> Result<SendReply, Status> {
+        let id = self.ids.next_id().map_err(status)?;
+        let ts = now_millis();
+        let base = Message {
+            id,
+            sender: request.sender,
+            kind: request.kind.clone(),
+            body: request.body.clone(),
+            ts,
+            cid: request.cid.clone(),
+            target_kind: "user".into(),
+            target_id: peer,
+            ..Message::default()
+        };
+        // The recipient's copy first: once the sender hears "sent", the recipient must have it.
+        let recipient_object = ObjectId::User(peer);
+        let sender_object = ObjectId::User(request.sender);
+        let mut copies = Vec::with_capacity(2);
+        for (object, other) in [(recipient_object, request.sender), (sender_object, peer)] {
+            let mut copy = base.clone();
+            copy.peer = other;
+            copy.seq = self.log.append(&object, &copy).await.map_err(status)?;
+            copy.object = object.to_string();
+            copies.push(copy);
+        }
+        let reply = SendReply {
+            cid: request.cid.clone(),
+            id,
+            object: sender_object.to_string(),
+            seq: copies[1].seq,
+            ts,
+        };
+        self.wake(vec![recipient_object, sender_object]);
+        metrics::counter!("natter_messages_accepted_total").increment(1);
+        // The log is the durable record; the store copy makes it visible to history. If the
+        // store fails the message still goes out (task repairs the store as it delivers).
+        if let Err(error) = self.store.put_messages(&copies).await {
+            tracing::warn!(%error, id, "storing an accepted message failed; task will repair it");
+        }
+        Ok(reply)
+    }
+
+    /// Marks objects dirty at task; best effort (task also recovers lagging objects on start).
+    fn wake(&self, objects: Vec<ObjectId>) {
+        let task = self.task.clone();
+        let request = WakeRequest {
+            objects: objects.iter().map(ToString::to_string).collect(),
+        };
+        tokio::spawn(async move {
+            if let Err(error) = task.wake(request).await {
+                tracing::warn!(%error, "waking task failed; delivery waits for its recovery");
+            }
+        });
+    }
+}
+
+#[tonic::async_trait]
+impl Logic for LogicService {
+    async fn send(&self, request: Request<SendRequest>) -> Result<Response<SendReply>, Status> {
+        let request = request.into_inner();
+        let target = self.check_send(&request).await?;
+        let key = dedup_key(request.sender, &request.cid);
+        match self
+            .sessions
+            .claim(&key, self.config.dedup_ttl())
+            .await
+            .map_err(status)?
+        {
+            Claim::New => {}
+            Claim::Pending => {
+                return Err(ErrorCode::InProgress
+                    .status("a message with this cid is still being processed"));
+            }
+            Claim::Done(text) => {
+                return decode_reply(&request.cid, &text)
+                    .map(Response::new)
+                    .ok_or_else(|| ErrorCode::Internal.status("unreadable de-duplication record"));
+            }
+        }
+        let outcome = match target {
+            Target::User(peer) => self.deliver_direct(&request, peer).await,
+            Target::Group(_) => Err(ErrorCode::NotMember.status("groups are not available")),
+        };
+        match &outcome {
+            Ok(reply) => {
+                let remembered = self
+                    .sessions
+                    .complete_claim(&key, &encode_reply(reply), self.config.dedup_ttl())
+                    .await;
+                if let Err(error) = remembered {
+                    tracing::warn!(%error, "remembering a send for de-duplication failed");
+                }
+            }
+            Err(_) => {
+                if let Err(error) = self.sessions.abandon_claim(&key).await {
+                    tracing::warn!(%error, "releasing a de-duplication claim failed");
+                }
+            }
+        }
+        outcome.map(Response::new)
+    }
+
+    async fn sync(&self, request: Request<SyncRequest>) -> Result<Response<SyncReply>, Status> {
+        let request = request.into_inner();
+        let user = request.user_id;
+        let mut given = HashMap::new();
+        for cursor in &request.cursors {
+            given.insert(self.parse_followed(user, &cursor.object)?, cursor.seq);
+        }
+        let limit = match request.limit {
+            0 => self.config.sync_page_max,
+            asked => asked.min(self.config.sync_page_max),
+        } as usize;
+        let mut reply = SyncReply::default();
+        for object in self.followed(user) {
+            let after = match given.get(&object) {
+                Some(seq) => *seq,
+                None => self.store.ack_cursor(user, &object).await.map_err(status)?,
+            };
+            let room = limit.saturating_sub(reply.messages.len());
+            let mut messages = if room == 0 {
+                Vec::new()
+            } else {
+                self.log
+                    .read(&object, after, room + 1)
+                    .await
+                    .map_err(status)?
+            };
+            if messages.len() > room
+                || (room == 0 && self.log.end(&object).await.map_err(status)? > after)
+            {
+                reply.more = true;
+                messages.truncate(room);
+            }
+            let position = messages.last().map_or(after, |message| message.seq);
+            reply.cursors.push(Cursor {
+                object: object.to_string(),
+                seq: position,
+            });
+            reply.messages.extend(messages);
+        }
+        Ok(Response::new(reply))
+    }
+
+    async fn ack(&self, request: Request<AckRequest>) -> Result<Response<AckReply>, Status> {
+        let request = request.into_inner();
+        let object = self.parse_followed(request.user_id, &request.object)?;
+        let end = self.log.end(&object).await.map_err(status)?;
+        if request.seq > end {
+            return Err(ErrorCode::BadCursor.status(format!(
+                "seq {} is beyond the end of {object} ({end})",
+                request.seq
+            )));
+        }
+        let seq = self
+            .store
+            .advance_ack_cursor(request.user_id, &object, request.seq)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(AckReply { seq }))
+    }
+
+    async fn connected(
+        &self,
+        request: Request<ConnectionEvent>,
+    ) -> Result<Response<Empty>, Status> {
+        let event = request.into_inner();
+        let session = SessionRef {
+            node: event.node,
+            connection_id: event.connection_id,
+        };
+        self.sessions
+            .add_session(event.user_id, &session)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn disconnected(
+        &self,
+        request: Request<ConnectionEvent>,
+    ) -> Result<Response<Empty>, Status> {
+        let event = request.into_inner();
+        let session = SessionRef {
+            node: event.node,
+            connection_id: event.connection_id,
+        };
+        self.sessions
+            .remove_session(event.user_id, &session)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(Empty {}))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembered_replies_round_trip() {
+        let reply = SendReply {
+            cid: "c1".into(),
+            id: 77,
+            object: "user:3".into(),
+            seq: 9,
+            ts: 1234,
+        };
+        assert_eq!(decode_reply("c1", &encode_reply(&reply)), Some(reply));
+        assert_eq!(decode_reply("c1", "garbage"), None);
+    }
+}

@@ -1,0 +1,92 @@
+//! Checks on what a client asks logic to do; each failure names a stable error code.
+
+use natter_proto::ErrorCode;
+use tonic::Status;
+
+/// Longest client message id, in bytes.
+pub const MAX_CID_BYTES: usize = 64;
+
+/// The target of a send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A user (one-to-one, friends only).
+    User(i64),
+    /// A group (members only).
+    Group(i64),
+}
+
+/// A client message id: 1 to 64 printable ASCII characters.
+pub fn cid(cid: &str) -> Result<(), Status> {
+    let printable = cid.bytes().all(|byte| byte.is_ascii_graphic());
+    if cid.is_empty() || cid.len() > MAX_CID_BYTES || !printable {
+        return Err(ErrorCode::InvalidInput.status(format!(
+            "cid must be 1 to {MAX_CID_BYTES} printable ASCII characters"
+        )));
+    }
+    Ok(())
+}
+
+/// The message kind; only text is accepted until uploads exist.
+pub fn kind(kind: &str) -> Result<(), Status> {
+    match kind {
+        "text" => Ok(()),
+        "image" => Err(ErrorCode::UnsupportedKind
+            .status("image messages need uploads, which are not available yet")),
+        other => Err(ErrorCode::InvalidInput.status(format!(
+            "unknown message kind {:?}; expected \"text\"",
+            other.chars().take(32).collect::<String>()
+        ))),
+    }
+}
+
+/// A text body: not blank, at most `max_chars` characters.
+pub fn text(body: &str, max_chars: usize) -> Result<(), Status> {
+    if body.trim().is_empty() {
+        return Err(ErrorCode::InvalidInput.status("the message text is empty"));
+    }
+    let chars = body.chars().count();
+    if chars > max_chars {
+        return Err(ErrorCode::InvalidInput.status(format!(
+            "the message text has {chars} characters; at most {max_chars} are allowed"
+        )));
+    }
+    Ok(())
+}
+
+/// The target as addressed by the sender.
+pub fn target(kind: &str, id: i64) -> Result<Target, Status> {
+    if id <= 0 {
+        return Err(ErrorCode::InvalidInput.status("the target id must be positive"));
+    }
+    match kind {
+        "user" => Ok(Target::User(id)),
+        "group" => Ok(Target::Group(id)),
+        _ => Err(ErrorCode::InvalidInput.status("the target must be user:<id> or group:<id>")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(result: Result<impl std::fmt::Debug, Status>) -> ErrorCode {
+        ErrorCode::of_status(&result.unwrap_err())
+    }
+
+    #[test]
+    fn accepts_good_input_and_names_bad_input() {
+        assert!(cid("c-1").is_ok());
+        assert_eq!(code(cid("")), ErrorCode::InvalidInput);
+        assert_eq!(code(cid(&"x".repeat(65))), ErrorCode::InvalidInput);
+        assert_eq!(code(cid("has space")), ErrorCode::InvalidInput);
+        assert!(kind("text").is_ok());
+        assert_eq!(code(kind("image")), ErrorCode::UnsupportedKind);
+        assert_eq!(code(kind("video")), ErrorCode::InvalidInput);
+        assert!(text("héllo", 5).is_ok());
+        assert_eq!(code(text("héllo!", 5)), ErrorCode::InvalidInput);
+        assert_eq!(code(text("  \n", 5)), ErrorCode::InvalidInput);
+        assert_eq!(target("user", 3).unwrap(), Target::User(3));
+        assert_eq!(code(target("user", 0)), ErrorCode::InvalidInput);
+        assert_eq!(code(target("room", 3)), ErrorCode::InvalidInput);
+    }
+}

@@ -1,0 +1,192 @@
+//! Stable error codes. The same code appears in `error` frames, in problem responses (`code`)
+//! and in gRPC statuses between layers (metadata `natter-code`), so a client can act on it.
+
+use serde::{Deserialize, Serialize};
+use tonic::Status;
+
+/// Metadata key that carries an [`ErrorCode`] on a gRPC status.
+pub const STATUS_CODE_KEY: &str = "natter-code";
+
+/// Every error a client can see. Never renumber or rename: clients match on the text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame or body is not valid JSON or misses a field.
+    BadFrame,
+    /// The frame's `type` is not one the server knows.
+    UnknownType,
+    /// The frame is larger than the configured maximum.
+    FrameTooLarge,
+    /// A field is out of its bounds (empty text, text too long, bad cid, ...).
+    InvalidInput,
+    /// The message kind is not supported (yet).
+    UnsupportedKind,
+    /// One-to-one messages go only between friends.
+    NotFriends,
+    /// Only members may send to or read a group.
+    NotMember,
+    /// The caller may not read or acknowledge this object.
+    Forbidden,
+    /// The user, request or object does not exist.
+    NotFound,
+    /// The acknowledged seq lies beyond the end of the object's log.
+    BadCursor,
+    /// The same (sender, cid) is still being processed; retry shortly.
+    InProgress,
+    /// Too many frames or requests; slow down.
+    RateLimited,
+    /// No credentials were given.
+    Unauthorized,
+    /// The token is not valid (bad signature, malformed, wrong kind).
+    InvalidToken,
+    /// The token has expired; refresh it.
+    TokenExpired,
+    /// Wrong username or password.
+    BadCredentials,
+    /// The username is already registered.
+    UsernameTaken,
+    /// The password is too short, too common or equal to the username.
+    WeakPassword,
+    /// A friend request already exists or the two are already friends.
+    Conflict,
+    /// A dependency is unavailable; retry later.
+    Unavailable,
+    /// An unexpected server error; it has been logged.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadFrame => "bad_frame",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::FrameTooLarge => "frame_too_large",
+            ErrorCode::InvalidInput => "invalid_input",
+            ErrorCode::UnsupportedKind => "unsupported_kind",
+            ErrorCode::NotFriends => "not_friends",
+            ErrorCode::NotMember => "not_member",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::BadCursor => "bad_cursor",
+            ErrorCode::InProgress => "in_progress",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::TokenExpired => "token_expired",
+            ErrorCode::BadCredentials => "bad_credentials",
+            ErrorCode::UsernameTaken => "username_taken",
+            ErrorCode::WeakPassword => "weak_password",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    /// Every code, for documentation checks.
+    pub const ALL: [ErrorCode; 21] = [
+        ErrorCode::BadFrame,
+        ErrorCode::UnknownType,
+        ErrorCode::FrameTooLarge,
+        ErrorCode::InvalidInput,
+        ErrorCode::UnsupportedKind,
+        ErrorCode::NotFriends,
+        ErrorCode::NotMember,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::BadCursor,
+        ErrorCode::InProgress,
+        ErrorCode::RateLimited,
+        ErrorCode::Unauthorized,
+        ErrorCode::InvalidToken,
+        ErrorCode::TokenExpired,
+        ErrorCode::BadCredentials,
+        ErrorCode::UsernameTaken,
+        ErrorCode::WeakPassword,
+        ErrorCode::Conflict,
+        ErrorCode::Unavailable,
+        ErrorCode::Internal,
+    ];
+
+    /// The HTTP status a problem response with this code carries.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::BadFrame | ErrorCode::UnknownType | ErrorCode::InvalidInput => 400,
+            ErrorCode::UnsupportedKind | ErrorCode::WeakPassword | ErrorCode::BadCursor => 422,
+            ErrorCode::FrameTooLarge => 413,
+            ErrorCode::NotFriends | ErrorCode::NotMember | ErrorCode::Forbidden => 403,
+            ErrorCode::NotFound => 404,
+            ErrorCode::InProgress | ErrorCode::UsernameTaken | ErrorCode::Conflict => 409,
+            ErrorCode::RateLimited => 429,
+            ErrorCode::Unauthorized
+            | ErrorCode::InvalidToken
+            | ErrorCode::TokenExpired
+            | ErrorCode::BadCredentials => 401,
+            ErrorCode::Unavailable => 503,
+            ErrorCode::Internal => 500,
+        }
+    }
+
+    fn grpc_code(self) -> tonic::Code {
+        match self.http_status() {
+            400 | 413 | 422 => tonic::Code::InvalidArgument,
+            401 => tonic::Code::Unauthenticated,
+            403 => tonic::Code::PermissionDenied,
+            404 => tonic::Code::NotFound,
+            409 => tonic::Code::Aborted,
+            429 => tonic::Code::ResourceExhausted,
+            503 => tonic::Code::Unavailable,
+            _ => tonic::Code::Internal,
+        }
+    }
+
+    /// A gRPC status carrying this code, for errors crossing a layer boundary.
+    pub fn status(self, message: impl Into<String>) -> Status {
+        let mut status = Status::new(self.grpc_code(), message);
+        if let Ok(value) = self.as_str().parse() {
+            status.metadata_mut().insert(STATUS_CODE_KEY, value);
+        }
+        status
+    }
+
+    /// The code a status carries; transport failures read as `unavailable`, others `internal`.
+    pub fn of_status(status: &Status) -> ErrorCode {
+        let carried = status
+            .metadata()
+            .get(STATUS_CODE_KEY)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|text| {
+                ErrorCode::ALL
+                    .into_iter()
+                    .find(|code| code.as_str() == text)
+            });
+        carried.unwrap_or(match status.code() {
+            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => ErrorCode::Unavailable,
+            _ => ErrorCode::Internal,
+        })
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_survive_a_status_and_serde() {
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::of_status(&code.status("x")), code);
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+        assert_eq!(
+            ErrorCode::of_status(&Status::unavailable("down")),
+            ErrorCode::Unavailable
+        );
+    }
+}

@@ -1,0 +1,264 @@
+//! The WebSocket wire protocol: JSON text frames tagged by `type`. See `docs/protocol.md`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ErrorCode;
+use crate::v1;
+
+/// A frame a client sends.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientFrame {
+    /// Send a message to a user (a friend) or a group.
+    Send {
+        /// Client message id, unique per sender; a retry with the same cid is answered, not resent.
+        cid: String,
+        /// `user:<id>` or `group:<id>`.
+        to: String,
+        /// `text` (images follow with uploads).
+        kind: String,
+        /// The text.
+        body: String,
+    },
+    /// Confirm everything in `object` up to and including `seq` was received.
+    Ack {
+        /// The object acknowledged.
+        object: String,
+        /// The last seq received.
+        seq: u64,
+    },
+    /// Ask for everything after these positions; objects left out start from the stored cursor.
+    /// Live pushes begin after the first `synced`.
+    Sync {
+        /// Last seq held per object.
+        #[serde(default)]
+        cursors: BTreeMap<String, u64>,
+    },
+    /// Application-level liveness check; answered with `pong`.
+    Ping,
+}
+
+/// Which frame types a client may send, for telling `unknown_type` from `bad_frame`.
+pub const CLIENT_FRAME_TYPES: [&str; 4] = ["send", "ack", "sync", "ping"];
+
+/// A frame the server sends.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// First frame on a new connection.
+    Welcome {
+        /// The authenticated user.
+        user_id: i64,
+        /// This connection's id on its node.
+        connection_id: u64,
+        /// The connect node.
+        node: String,
+    },
+    /// A `send` was accepted and is durable.
+    Sent {
+        /// The client's message id.
+        cid: String,
+        /// The message id.
+        id: String,
+        /// The sender's own copy: its object and seq there.
+        object: String,
+        /// Seq in `object`.
+        seq: u64,
+        /// Acceptance time, ms since the Unix epoch.
+        ts: i64,
+    },
+    /// A message in an object the client follows.
+    Msg(MessageFrame),
+    /// A sync finished: every message up to these positions has been sent on this connection.
+    Synced {
+        /// Position per object.
+        cursors: BTreeMap<String, u64>,
+    },
+    /// An `ack` was stored.
+    Acked {
+        /// The object.
+        object: String,
+        /// The stored cursor (never moves back).
+        seq: u64,
+    },
+    /// The last client frame was refused; the connection stays open unless a close follows.
+    Error {
+        /// Stable machine-readable code.
+        code: ErrorCode,
+        /// Human-readable explanation.
+        message: String,
+        /// The `cid` of the refused `send`, if it was one.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        cid: Option<String>,
+    },
+    /// Answer to `ping`.
+    Pong,
+}
+
+/// A message as a client sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MessageFrame {
+    /// The object this copy belongs to.
+    pub object: String,
+    /// Seq within `object`; de-duplicate by (object, seq).
+    pub seq: u64,
+    /// Message id (a snowflake, as a string: JavaScript numbers lose precision above 2^53).
+    pub id: String,
+    /// Author's user id (0 for system messages).
+    pub from: i64,
+    /// Addressed to: `user:<id>` or `group:<id>`.
+    pub to: String,
+    /// `text` or `image`.
+    pub kind: String,
+    /// The text or upload id.
+    pub body: String,
+    /// Acceptance time, ms since the Unix epoch.
+    pub ts: i64,
+    /// The sender's client message id (lets the sender's devices match their own echo).
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub cid: String,
+}
+
+impl From<&v1::Message> for MessageFrame {
+    fn from(message: &v1::Message) -> Self {
+        MessageFrame {
+            object: message.object.clone(),
+            seq: message.seq,
+            id: message.id.to_string(),
+            from: message.sender,
+            to: format!("{}:{}", message.target_kind, message.target_id),
+            kind: message.kind.clone(),
+            body: message.body.clone(),
+            ts: message.ts,
+            cid: message.cid.clone(),
+        }
+    }
+}
+
+impl ServerFrame {
+    /// An error frame.
+    pub fn error(code: ErrorCode, message: impl Into<String>, cid: Option<String>) -> Self {
+        ServerFrame::Error {
+            code,
+            message: message.into(),
+            cid,
+        }
+    }
+
+    /// The frame as JSON text.
+    pub fn to_json(&self) -> String {
+        // Serialising these plain structs cannot fail: no maps with non-string keys, no floats.
+        serde_json::to_string(self).unwrap_or_else(|_| {
+            r#"{"type":"error","code":"internal","message":"unserialisable frame"}"#.to_string()
+        })
+    }
+}
+
+/// Why a text frame could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// Valid JSON with a `type` nobody knows.
+    #[error("unknown frame type {0:?}")]
+    UnknownType(String),
+    /// Not JSON, or fields missing or wrong.
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+}
+
+impl FrameError {
+    /// The stable code for this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            FrameError::UnknownType(_) => ErrorCode::UnknownType,
+            FrameError::Malformed(_) => ErrorCode::BadFrame,
+        }
+    }
+}
+
+impl ClientFrame {
+    /// Parse a client's text frame, telling an unknown type from a malformed frame.
+    pub fn parse(text: &str) -> Result<ClientFrame, FrameError> {
+        match serde_json::from_str::<ClientFrame>(text) {
+            Ok(frame) => Ok(frame),
+            Err(error) => {
+                #[derive(Deserialize)]
+                struct Tag {
+                    #[serde(rename = "type")]
+                    kind: String,
+                }
+                match serde_json::from_str::<Tag>(text) {
+                    Ok(tag) if !CLIENT_FRAME_TYPES.contains(&tag.kind.as_str()) => {
+                        Err(FrameError::UnknownType(tag.kind.chars().take(32).collect()))
+                    }
+                    _ => Err(FrameError::Malformed(error.to_string())),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_client_frame() {
+        let send = ClientFrame::parse(
+            r#"{"type":"send","cid":"c1","to":"user:2","kind":"text","body":"hi"}"#,
+        )
+        .unwrap();
+        assert!(matches!(send, ClientFrame::Send { ref cid, .. } if cid == "c1"));
+        assert_eq!(
+            ClientFrame::parse(r#"{"type":"ack","object":"user:1","seq":3}"#).unwrap(),
+            ClientFrame::Ack {
+                object: "user:1".into(),
+                seq: 3
+            }
+        );
+        assert_eq!(
+            ClientFrame::parse(r#"{"type":"sync"}"#).unwrap(),
+            ClientFrame::Sync {
+                cursors: BTreeMap::new()
+            }
+        );
+        assert_eq!(
+            ClientFrame::parse(r#"{"type":"ping"}"#).unwrap(),
+            ClientFrame::Ping
+        );
+    }
+
+    #[test]
+    fn tells_unknown_types_from_malformed_frames() {
+        assert_eq!(
+            ClientFrame::parse(r#"{"type":"dance"}"#)
+                .unwrap_err()
+                .code(),
+            ErrorCode::UnknownType
+        );
+        for bad in [
+            "{",
+            "null",
+            "[]",
+            r#"{"type":"ack"}"#,
+            r#"{"type":"ack","object":"x","seq":-1}"#,
+        ] {
+            assert_eq!(
+                ClientFrame::parse(bad).unwrap_err().code(),
+                ErrorCode::BadFrame,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn server_frames_have_the_documented_shape() {
+        let json = ServerFrame::error(ErrorCode::NotFriends, "no", Some("c1".into())).to_json();
+        assert_eq!(
+            json,
+            r#"{"type":"error","code":"not_friends","message":"no","cid":"c1"}"#
+        );
+        assert_eq!(ServerFrame::Pong.to_json(), r#"{"type":"pong"}"#);
+    }
+}

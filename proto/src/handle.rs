@@ -1,0 +1,99 @@
+//! One handle per service: the same calls whether the service runs in this process (a direct
+//! call on its implementation, no serialisation, no socket) or in another one (a tonic client).
+
+use std::sync::Arc;
+
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Response, Status};
+
+use crate::v1;
+
+/// Generates a handle enum with one async method per rpc.
+macro_rules! service_handle {
+    (
+        $(#[$doc:meta])*
+        $handle:ident, $server_trait:path, $client:ident,
+        { $($method:ident($request:ty) -> $reply:ty;)* }
+    ) => {
+        $(#[$doc])*
+        #[derive(Clone)]
+        pub enum $handle {
+            /// The service in this process, called directly.
+            Local(Arc<dyn $server_trait>),
+            /// The service in another process, over gRPC.
+            Remote($client<Channel>),
+        }
+
+        impl std::fmt::Debug for $handle {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                match self {
+                    Self::Local(_) => write!(f, "{}::Local", stringify!($handle)),
+                    Self::Remote(_) => write!(f, "{}::Remote", stringify!($handle)),
+                }
+            }
+        }
+
+        impl $handle {
+            /// A handle to a remote service at `url` (e.g. `http://127.0.0.1:9001`); the
+            /// connection is made on first use and re-made after failures.
+            pub fn remote(url: &str) -> Result<Self, tonic::transport::Error> {
+                let channel = Endpoint::from_shared(url.to_string())?
+                    .connect_timeout(std::time::Duration::from_secs(3))
+                    .connect_lazy();
+                Ok(Self::Remote($client::new(channel)))
+            }
+
+            $(
+                #[doc = concat!("Calls `", stringify!($method), "` on the service.")]
+                pub async fn $method(&self, request: $request) -> Result<$reply, Status> {
+                    match self {
+                        Self::Local(service) => service
+                            .$method(Request::new(request))
+                            .await
+                            .map(Response::into_inner),
+                        Self::Remote(client) => client
+                            .clone()
+                            .$method(request)
+                            .await
+                            .map(Response::into_inner),
+                    }
+                }
+            )*
+        }
+    };
+}
+
+use v1::connect_client::ConnectClient;
+use v1::logic_client::LogicClient;
+use v1::task_client::TaskClient;
+
+service_handle! {
+    /// A way to call the logic layer.
+    LogicHandle, v1::logic_server::Logic, LogicClient,
+    {
+        send(v1::SendRequest) -> v1::SendReply;
+        sync(v1::SyncRequest) -> v1::SyncReply;
+        ack(v1::AckRequest) -> v1::AckReply;
+        connected(v1::ConnectionEvent) -> v1::Empty;
+        disconnected(v1::ConnectionEvent) -> v1::Empty;
+    }
+}
+
+service_handle! {
+    /// A way to call one connect node.
+    ConnectHandle, v1::connect_server::Connect, ConnectClient,
+    {
+        push_users(v1::PushUsersRequest) -> v1::PushReply;
+        push_group(v1::PushGroupRequest) -> v1::PushReply;
+        push_all(v1::PushAllRequest) -> v1::PushReply;
+        kick(v1::KickRequest) -> v1::KickReply;
+    }
+}
+
+service_handle! {
+    /// A way to call the task layer.
+    TaskHandle, v1::task_server::Task, TaskClient,
+    {
+        wake(v1::WakeRequest) -> v1::Empty;
+    }
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what a fresh machine lacks, checks formatting
+# and lints, then runs every test. Usage: scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+started=$SECONDS
+
+step "toolchain"
+cargo --version
+rustup component list --installed 2>/dev/null | grep -qE '^rustfmt' || rustup component add rustfmt
+rustup component list --installed 2>/dev/null | grep -qE '^clippy' || rustup component add clippy
+# protoc comes from the protoc-bin-vendored crate, so no system package is needed.
+
+step "format (cargo fmt --check)"
+cargo fmt --all -- --check
+
+step "lints (cargo clippy --all-targets -D warnings)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --locked --no-tests=fail --failure-output=immediate-final
+    # nextest does not run doctests.
+    cargo test --workspace --locked --doc
+else
+    cargo test --workspace --locked
+fi
+
+step "all checks passed in $((SECONDS - started)) s"

@@ -1,0 +1,161 @@
+//! natter's configuration: one TOML file plus `NATTER_<SECTION>__<KEY>` environment overrides.
+
+use std::path::{Path, PathBuf};
+
+use natter_api::ApiConfig;
+use natter_connect::ConnectConfig;
+use natter_logic::LogicConfig;
+use natter_task::TaskConfig;
+use serde::{Deserialize, Serialize};
+
+/// Everything a natter process reads at start.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatterConfig {
+    /// This process.
+    pub node: NodeConfig,
+    /// Where the layers listen.
+    pub listen: ListenConfig,
+    /// Token signing.
+    pub auth: AuthConfig,
+    /// Log output.
+    pub log: LogConfig,
+    /// The REST API.
+    pub api: ApiConfig,
+    /// The logic layer.
+    pub logic: LogicConfig,
+    /// The task layer.
+    pub task: TaskConfig,
+    /// The connect layer.
+    pub connect: ConnectConfig,
+}
+
+/// This process's identity and data.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The node's name (connect nodes are found by it).
+    pub name: String,
+    /// The snowflake node id (0–1023) in the embedded deployment.
+    pub id: u16,
+    /// Where the embedded deployment keeps its database, secret and uploads.
+    pub data_dir: PathBuf,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            name: "local".into(),
+            id: 1,
+            data_dir: PathBuf::from("natter-data"),
+        }
+    }
+}
+
+/// Listening addresses.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListenConfig {
+    /// REST API, `/metrics` and `/healthz`.
+    pub api: String,
+    /// WebSocket endpoint (`/ws`).
+    pub ws: String,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        ListenConfig {
+            api: "127.0.0.1:8080".into(),
+            ws: "127.0.0.1:8090".into(),
+        }
+    }
+}
+
+/// Token signing.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The HS256 secret shared by API and connect; when empty the embedded deployment
+    /// generates one in `<data_dir>/jwt-secret` and keeps it across restarts.
+    pub jwt_secret: String,
+}
+
+/// Log output.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter, e.g. `info` or `natter_task=debug,info` (`RUST_LOG` wins if set).
+    pub filter: String,
+    /// JSON lines instead of human-readable text.
+    pub json: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            filter: "info".into(),
+            json: false,
+        }
+    }
+}
+
+/// The configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(#[from] config::ConfigError);
+
+impl NatterConfig {
+    /// The defaults, overlaid with `file` (if given) and then the environment.
+    pub fn load(file: Option<&Path>) -> Result<NatterConfig, ConfigError> {
+        let defaults = config::Config::try_from(&NatterConfig::default())?;
+        let mut builder = config::Config::builder().add_source(defaults);
+        if let Some(file) = file {
+            builder = builder.add_source(config::File::from(file).required(true));
+        }
+        let merged = builder
+            .add_source(
+                config::Environment::with_prefix("NATTER")
+                    .prefix_separator("_")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()?;
+        Ok(merged.try_deserialize()?)
+    }
+
+    /// The configuration as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|error| format!("# unprintable: {error}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_overrides_defaults_and_unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("natter.toml");
+        std::fs::write(
+            &path,
+            "[task]\nlock_ttl_ms = 500\n[listen]\nws = \"127.0.0.1:1\"\n",
+        )
+        .unwrap();
+        let config = NatterConfig::load(Some(&path)).unwrap();
+        assert_eq!(config.task.lock_ttl_ms, 500);
+        assert_eq!(config.listen.ws, "127.0.0.1:1");
+        assert_eq!(config.listen.api, "127.0.0.1:8080");
+        std::fs::write(&path, "[task]\nlock_tl_ms = 500\n").unwrap();
+        assert!(NatterConfig::load(Some(&path)).is_err());
+    }
+
+    #[test]
+    fn the_printed_configuration_reads_back() {
+        let printed = NatterConfig::default().to_toml();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("natter.toml");
+        std::fs::write(&path, &printed).unwrap();
+        assert_eq!(NatterConfig::load(Some(&path)).unwrap().to_toml(), printed);
+    }
+}

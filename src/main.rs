@@ -1,0 +1,107 @@
+//! The `natter` command: serve, migrate, print the configuration, or chat from a terminal.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use natter::config::NatterConfig;
+use natter::system::{RunningSystem, database_path};
+use natter::telemetry;
+
+mod interactive;
+
+/// natter: an instant-messaging and push server.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Configuration file (TOML); `NATTER_<SECTION>__<KEY>` variables override it.
+    #[arg(long, short, global = true, env = "NATTER_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run natter: every layer in one process (the embedded default), or one layer of a cluster.
+    Serve {
+        /// One layer of a cluster deployment.
+        layer: Option<Layer>,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the effective configuration (defaults, file, environment) as TOML.
+    Config,
+    /// Chat from the terminal: log in (or register), connect, sync, send and receive.
+    Client(interactive::ClientArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Layer {
+    Api,
+    Logic,
+    Task,
+    Connect,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = NatterConfig::load(cli.config.as_deref())?;
+    telemetry::init_tracing(&config.log);
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(run(cli.command, config))
+}
+
+async fn run(command: Command, config: NatterConfig) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { layer: None } => {
+            let system = RunningSystem::start(&config).await?;
+            println!(
+                "natter is serving: API http://{} · WebSocket ws://{}/ws · data in {}",
+                system.api_addr,
+                system.ws_addr,
+                config.node.data_dir.display()
+            );
+            shutdown_signal().await;
+            system.shutdown().await;
+            Ok(())
+        }
+        Command::Serve { layer: Some(layer) } => anyhow::bail!(
+            "`natter serve {}` runs one layer of a cluster, which needs the cluster adapters \
+             (Store on PostgreSQL/MySQL, MessageLog on a Kafka-protocol broker, Sessions on \
+             Redis, Registry on etcd); they are not built yet. Run `natter serve` for the \
+             embedded deployment.",
+            format!("{layer:?}").to_lowercase()
+        ),
+        Command::Migrate => {
+            let path = database_path(&config);
+            eprintln!("applying migrations to {}", path.display());
+            let pool = natter_infra::embedded::open_sqlite(&path).await?;
+            pool.close().await;
+            eprintln!("the database is up to date");
+            Ok(())
+        }
+        Command::Config => {
+            print!("{}", config.to_toml());
+            Ok(())
+        }
+        Command::Client(args) => interactive::run(args).await,
+    }
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,101 @@
+//! Tracing output and the process-wide Prometheus recorder.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogConfig;
+
+/// Start tracing output (text, or JSON lines); `RUST_LOG` overrides the configured filter.
+pub fn init_tracing(config: &LogConfig) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.filter))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second initialisation (tests start several systems) is harmless and ignored.
+    let _ = if config.json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// The process's metrics recorder, installed on first use.
+pub fn metrics() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let latency_buckets = [
+            0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            30.0, 60.0,
+        ];
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &latency_buckets)
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        match builder.install_recorder() {
+            Ok(handle) => handle,
+            // Another recorder is installed (a library user's): keep a private one so
+            // /metrics still answers, with whatever this process records through it.
+            Err(_) => PrometheusBuilder::new().build_recorder().handle(),
+        }
+    })
+}
+
+/// The Prometheus text exposition of every metric.
+pub fn render_metrics() -> String {
+    let handle = metrics();
+    handle.run_upkeep();
+    handle.render()
+}
+
+/// Every metric natter records, with its help text; registered at start so `/metrics` lists
+/// each one from the first scrape, zero or not.
+pub fn describe_metrics() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    metrics();
+    let counters = [
+        (
+            "natter_messages_accepted_total",
+            "Messages logic accepted and logged.",
+        ),
+        (
+            "natter_pushes_total",
+            "Push batches task sent to connect nodes.",
+        ),
+        (
+            "natter_redeliveries_total",
+            "Pushes repeated because their lock was not released in time.",
+        ),
+        (
+            "natter_task_delivered_messages_total",
+            "Messages task delivered (confirmed by connect).",
+        ),
+        (
+            "natter_frames_pushed_total",
+            "Message frames queued to connections.",
+        ),
+        (
+            "natter_frames_received_total",
+            "Text frames received from clients.",
+        ),
+        ("natter_connections_total", "Connections opened."),
+        (
+            "natter_connections_closed_slow_total",
+            "Connections closed because their queue filled.",
+        ),
+        ("natter_users_registered_total", "Accounts registered."),
+    ];
+    for (name, help) in counters {
+        describe_counter!(name, help);
+        metrics::counter!(name).increment(0);
+    }
+    describe_gauge!("natter_connections_open", "WebSocket connections open now.");
+    metrics::gauge!("natter_connections_open").increment(0.0);
+    describe_histogram!(
+        "natter_push_latency_seconds",
+        Unit::Seconds,
+        "From logic accepting a message to its frame being queued to a connection."
+    );
+}

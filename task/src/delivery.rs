@@ -1,0 +1,221 @@
+//! One object's delivery: in order, under a lock per (object, connect node), at least once.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use natter_infra::{InfraError, MessageLog, Sessions, Store};
+use natter_proto::ObjectId;
+use natter_proto::v1::{Message, PushLock, PushUsersRequest};
+
+use crate::config::TaskConfig;
+use crate::directory::ConnectDirectory;
+
+/// What a delivery needs; shared by every object's loop.
+pub struct Deliverer {
+    /// Timings and sizes.
+    pub config: TaskConfig,
+    /// Delivered cursors, and the store copy task repairs.
+    pub store: Arc<dyn Store>,
+    /// The log read in order.
+    pub log: Arc<dyn MessageLog>,
+    /// Where recipients are connected, and the locks.
+    pub sessions: Arc<dyn Sessions>,
+    /// The connect nodes.
+    pub directory: Arc<ConnectDirectory>,
+    /// Set when the process stops: loops end instead of retrying against closed ports.
+    stopped: AtomicBool,
+}
+
+/// First wait between checks of an unreleased lock; doubles up to [`MAX_POLL`].
+const FIRST_POLL: Duration = Duration::from_micros(500);
+const MAX_POLL: Duration = Duration::from_millis(50);
+
+/// One push to one connect node, waiting for its lock to be released.
+struct Pending {
+    node: String,
+    users: Vec<i64>,
+    key: String,
+    token: String,
+    /// A release seen before this instant is connect's; after it the lock may have expired
+    /// instead, which looks the same, so the push counts as lost.
+    trust_until: Instant,
+}
+
+impl Deliverer {
+    /// A deliverer over the given ports.
+    pub fn new(
+        config: TaskConfig,
+        store: Arc<dyn Store>,
+        log: Arc<dyn MessageLog>,
+        sessions: Arc<dyn Sessions>,
+        directory: Arc<ConnectDirectory>,
+    ) -> Self {
+        Deliverer {
+            config,
+            store,
+            log,
+            sessions,
+            directory,
+            stopped: AtomicBool::new(false),
+        }
+    }
+
+    /// Stop every delivery loop at its next step; undelivered objects are recovered on start.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
+    /// Deliver everything after the stored cursor; returns when the log is exhausted.
+    /// Failures of the ports are retried after a pause, so an object is never given up.
+    pub async fn deliver_available(&self, object: &ObjectId) {
+        while !self.is_stopped() {
+            match self.deliver_step(object).await {
+                Ok(true) => continue,
+                Ok(false) => return,
+                Err(error) => {
+                    tracing::warn!(%object, %error, "delivery step failed; retrying");
+                    tokio::time::sleep(self.config.retry_pause()).await;
+                }
+            }
+        }
+    }
+
+    /// Deliver one batch; false when there was nothing to deliver.
+    async fn deliver_step(&self, object: &ObjectId) -> Result<bool, InfraError> {
+        let delivered = self.store.delivered_cursor(object).await?;
+        let batch = self
+            .log
+            .read(object, delivered, self.config.batch_max)
+            .await?;
+        let Some(last) = batch.last().map(|message| message.seq) else {
+            return Ok(false);
+        };
+        // Repairs a crash between logic's append and its store write; idempotent.
+        self.store.put_messages(&batch).await?;
+        self.push(object, &batch).await?;
+        self.store.set_delivered_cursor(object, last).await?;
+        metrics::counter!("natter_task_delivered_messages_total").increment(batch.len() as u64);
+        Ok(true)
+    }
+
+    /// The recipients' connect nodes and the users to push to on each.
+    async fn targets(&self, object: &ObjectId) -> Result<BTreeMap<String, Vec<i64>>, InfraError> {
+        let mut targets: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+        match object {
+            ObjectId::User(user) => {
+                for session in self.sessions.sessions(*user).await? {
+                    let users = targets.entry(session.node).or_default();
+                    if !users.contains(user) {
+                        users.push(*user);
+                    }
+                }
+            }
+            // Group fan-out arrives with groups.
+            ObjectId::Group(_) => {}
+        }
+        Ok(targets)
+    }
+
+    /// Push a batch to every node holding a recipient; push again to nodes that have not
+    /// released their lock when it expires.
+    async fn push(&self, object: &ObjectId, batch: &[Message]) -> Result<(), InfraError> {
+        let mut targets = self.targets(object).await?;
+        let mut attempt = 0u32;
+        while !targets.is_empty() && !self.is_stopped() {
+            if attempt > 0 {
+                metrics::counter!("natter_redeliveries_total").increment(1);
+                tracing::info!(%object, attempt, nodes = targets.len(), "redelivering an unconfirmed push");
+            }
+            attempt += 1;
+            let mut pending = Vec::with_capacity(targets.len());
+            for (node, users) in std::mem::take(&mut targets) {
+                let key = format!("lock:{object}:{node}");
+                let token = format!("{:032x}", rand::random::<u128>());
+                let trust_until = self.take_lock(&key, &token).await?;
+                let Some(connect) = self.directory.get(&node) else {
+                    // A node nobody knows holds no live connection: its sessions are stale.
+                    tracing::debug!(%node, "skipping a push to an unknown connect node");
+                    self.sessions.release_lock(&key, &token).await?;
+                    continue;
+                };
+                let request = PushUsersRequest {
+                    user_ids: users.clone(),
+                    messages: batch.to_vec(),
+                    lock: Some(PushLock {
+                        key: key.clone(),
+                        token: token.clone(),
+                    }),
+                };
+                metrics::counter!("natter_pushes_total").increment(1);
+                if let Err(error) = connect.push_users(request).await {
+                    // The lock stays: the push is retried when it expires, as any lost push.
+                    tracing::warn!(%node, %error, "push to connect failed");
+                }
+                pending.push(Pending {
+                    node,
+                    users,
+                    key,
+                    token,
+                    trust_until,
+                });
+            }
+            targets = self.await_releases(pending).await?;
+        }
+        Ok(())
+    }
+
+    /// Take a lock, waiting while someone else (an earlier owner of the object) holds it.
+    /// Returns until when a release of it can be told from its expiry.
+    async fn take_lock(&self, key: &str, token: &str) -> Result<Instant, InfraError> {
+        let ttl = self.config.lock_ttl();
+        // The lock's clock starts no earlier than this, wherever the lock lives; a tenth of
+        // its life is left as margin for the trip to the sessions backend.
+        let margin = ttl / 10;
+        let mut pause = FIRST_POLL;
+        loop {
+            let asked_at = Instant::now();
+            if self.sessions.try_lock(key, token, ttl).await? {
+                return Ok(asked_at + ttl - margin);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(MAX_POLL);
+        }
+    }
+
+    /// Wait until each push's lock is released, or its trust window ends; returns the pushes
+    /// not confirmed in time (to be pushed again).
+    async fn await_releases(
+        &self,
+        mut pending: Vec<Pending>,
+    ) -> Result<BTreeMap<String, Vec<i64>>, InfraError> {
+        let mut lost = BTreeMap::new();
+        let mut pause = FIRST_POLL;
+        while !pending.is_empty() {
+            let mut still_held = Vec::with_capacity(pending.len());
+            for push in pending {
+                let now = Instant::now();
+                if now >= push.trust_until || self.is_stopped() {
+                    lost.insert(push.node, push.users);
+                } else if self.sessions.lock_holder(&push.key).await?.as_deref()
+                    == Some(push.token.as_str())
+                {
+                    still_held.push(push);
+                }
+            }
+            pending = still_held;
+            let Some(next_deadline) = pending.iter().map(|push| push.trust_until).min() else {
+                break;
+            };
+            let wait = next_deadline.saturating_duration_since(Instant::now());
+            tokio::time::sleep(pause.min(wait)).await;
+            pause = (pause * 2).min(MAX_POLL);
+        }
+        Ok(lost)
+    }
+}

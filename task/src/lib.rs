@@ -1,0 +1,17 @@
+//! natter's task layer: delivery.
+//!
+//! - [`config`]: lock lifetime, batch size, retry pacing.
+//! - [`directory`]: the connect nodes task can push to, by node name.
+//! - [`delivery`]: one object's delivery loop — read the log from the delivered cursor, find
+//!   where the recipients are connected, push under the object's lock, wait for connect to
+//!   release it, push again after the lock expires.
+//! - [`service`]: the `Task` gRPC service (wakes) and start-up recovery.
+
+pub mod config;
+pub mod delivery;
+pub mod directory;
+pub mod service;
+
+pub use config::TaskConfig;
+pub use directory::ConnectDirectory;
+pub use service::TaskService;

@@ -1,0 +1,112 @@
+//! The `Task` service: wakes mark objects dirty; each dirty object gets one delivery loop.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use natter_infra::InfraError;
+use natter_proto::ObjectId;
+use natter_proto::v1::task_server::Task;
+use natter_proto::v1::{Empty, WakeRequest};
+use tonic::{Request, Response, Status};
+
+use crate::delivery::Deliverer;
+
+/// The task layer's service implementation.
+#[derive(Clone)]
+pub struct TaskService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    deliverer: Deliverer,
+    /// Objects with a running delivery loop, and whether a wake arrived since it last read.
+    running: Mutex<HashMap<ObjectId, bool>>,
+}
+
+impl std::fmt::Debug for TaskService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskService").finish_non_exhaustive()
+    }
+}
+
+impl TaskService {
+    /// A task service delivering through `deliverer`.
+    pub fn new(deliverer: Deliverer) -> Self {
+        TaskService {
+            inner: Arc::new(Inner {
+                deliverer,
+                running: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Stop delivering (the process is stopping).
+    pub fn stop(&self) {
+        self.inner.deliverer.stop();
+    }
+
+    /// Schedule every object whose delivered cursor is behind its log end (after a restart).
+    pub async fn recover(&self) -> Result<usize, InfraError> {
+        let deliverer = &self.inner.deliverer;
+        let mut lagging = 0;
+        for object in deliverer.log.objects().await? {
+            if deliverer.log.end(&object).await? > deliverer.store.delivered_cursor(&object).await?
+            {
+                lagging += 1;
+                self.mark_dirty(object);
+            }
+        }
+        tracing::info!(lagging, "task recovered lagging objects");
+        Ok(lagging)
+    }
+
+    /// Make sure a delivery loop runs for `object` and sees everything logged so far.
+    pub fn mark_dirty(&self, object: ObjectId) {
+        {
+            let mut running = self.running();
+            if let Some(dirty) = running.get_mut(&object) {
+                *dirty = true;
+                return;
+            }
+            running.insert(object, false);
+        }
+        let inner = Arc::clone(&self.inner);
+        tokio::spawn(async move {
+            loop {
+                inner.deliverer.deliver_available(&object).await;
+                let mut running = inner
+                    .running
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                match running.get_mut(&object) {
+                    // A wake came while delivering: read again, it may have seen nothing new.
+                    Some(dirty) if *dirty => *dirty = false,
+                    _ => {
+                        running.remove(&object);
+                        return;
+                    }
+                }
+            }
+        });
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectId, bool>> {
+        self.inner
+            .running
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[tonic::async_trait]
+impl Task for TaskService {
+    async fn wake(&self, request: Request<WakeRequest>) -> Result<Response<Empty>, Status> {
+        for name in request.into_inner().objects {
+            match name.parse::<ObjectId>() {
+                Ok(object) => self.mark_dirty(object),
+                Err(error) => tracing::warn!(%error, "ignoring a wake for a malformed object"),
+            }
+        }
+        Ok(Response::new(Empty {}))
+    }
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests of the embedded deployment: real sockets, real layers, one process.
+
+mod auth;
+mod bad_input;
+mod chat;
+mod delivery;
+mod docs;
+mod harness;
