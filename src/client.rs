@@ -111,32 +111,29 @@ impl ApiClient {
 
     /// Register and log in.
     pub async fn register(&self, username: &str, password: &str) -> anyhow::Result<Session> {
-        let reply = self
-            .call(
-                http::Method::POST,
-                "/api/v1/auth/register",
-                None,
-                Some(json!({"username": username, "password": password})),
-            )
-            .await?;
-        if reply.status != 201 {
-            bail!("register {username}: {} {}", reply.status, reply.body);
-        }
-        session_from(&reply)
+        self.authenticate("/api/v1/auth/register", 201, username, password)
+            .await
     }
 
     /// Log in.
     pub async fn login(&self, username: &str, password: &str) -> anyhow::Result<Session> {
+        self.authenticate("/api/v1/auth/login", 200, username, password)
+            .await
+    }
+
+    async fn authenticate(
+        &self,
+        path: &str,
+        success: u16,
+        username: &str,
+        password: &str,
+    ) -> anyhow::Result<Session> {
+        let body = json!({"username": username, "password": password});
         let reply = self
-            .call(
-                http::Method::POST,
-                "/api/v1/auth/login",
-                None,
-                Some(json!({"username": username, "password": password})),
-            )
+            .call(http::Method::POST, path, None, Some(body))
             .await?;
-        if reply.status != 200 {
-            bail!("login {username}: {} {}", reply.status, reply.body);
+        if reply.status != success {
+            bail!("{path} as {username}: {} {}", reply.status, reply.body);
         }
         session_from(&reply)
     }

@@ -251,7 +251,9 @@ impl Logic for LogicService {
                 None => self.store.ack_cursor(user, &object).await.map_err(status)?,
             };
             let room = limit.saturating_sub(reply.messages.len());
+            // One more than fits tells whether this object has more after the page.
             let mut messages = if room == 0 {
+                reply.more |= self.log.end(&object).await.map_err(status)? > after;
                 Vec::new()
             } else {
                 self.log
@@ -259,9 +261,7 @@ impl Logic for LogicService {
                     .await
                     .map_err(status)?
             };
-            if messages.len() > room
-                || (room == 0 && self.log.end(&object).await.map_err(status)? > after)
-            {
+            if messages.len() > room {
                 reply.more = true;
                 messages.truncate(room);
             }
@@ -297,13 +297,9 @@ impl Logic for LogicService {
         &self,
         request: Request<ConnectionEvent>,
     ) -> Result<Response<Empty>, Status> {
-        let event = request.into_inner();
-        let session = SessionRef {
-            node: event.node,
-            connection_id: event.connection_id,
-        };
+        let (user, session) = session_of(request.into_inner());
         self.sessions
-            .add_session(event.user_id, &session)
+            .add_session(user, &session)
             .await
             .map_err(status)?;
         Ok(Response::new(Empty {}))
@@ -313,17 +309,22 @@ impl Logic for LogicService {
         &self,
         request: Request<ConnectionEvent>,
     ) -> Result<Response<Empty>, Status> {
-        let event = request.into_inner();
-        let session = SessionRef {
-            node: event.node,
-            connection_id: event.connection_id,
-        };
+        let (user, session) = session_of(request.into_inner());
         self.sessions
-            .remove_session(event.user_id, &session)
+            .remove_session(user, &session)
             .await
             .map_err(status)?;
         Ok(Response::new(Empty {}))
     }
+}
+
+/// The user and session a connection event is about.
+fn session_of(event: ConnectionEvent) -> (i64, SessionRef) {
+    let session = SessionRef {
+        node: event.node,
+        connection_id: event.connection_id,
+    };
+    (event.user_id, session)
 }
 
 #[cfg(test)]
