@@ -3,6 +3,7 @@
 mod auth;
 mod bad_input;
 mod chat;
+mod cli;
 mod delivery;
 mod docs;
 mod harness;
