@@ -11,7 +11,10 @@ use crate::error::InfraResult;
 
 /// Open (creating if needed) the SQLite database at `path` and apply pending migrations.
 pub async fn open_sqlite(path: &Path) -> InfraResult<SqlitePool> {
-    if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+    if let Some(parent) = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
         tokio::fs::create_dir_all(parent).await?;
     }
     let options = SqliteConnectOptions::from_str("sqlite://")?

@@ -22,7 +22,19 @@ impl SqliteStore {
 }
 
 type UserRow = (i64, String, String, Option<String>, i64);
-type MessageRow = (String, i64, i64, i64, i64, String, String, i64, String, String, i64);
+type MessageRow = (
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    i64,
+);
 
 /// The user columns in `UserRow` order, as a literal so queries stay static strings.
 macro_rules! user_columns {
@@ -89,38 +101,47 @@ impl Store for SqliteStore {
     }
 
     async fn user(&self, id: i64) -> InfraResult<Option<User>> {
-        let row: Option<UserRow> =
-            sqlx::query_as(concat!("SELECT ", user_columns!(), " FROM users WHERE id = ?"))
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row: Option<UserRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.map(user_from))
     }
 
     async fn credentials(&self, username: &str) -> InfraResult<Option<(User, String)>> {
-        let row: Option<(i64, String, String, Option<String>, i64, String)> = sqlx::query_as(
-            concat!(
+        let row: Option<(i64, String, String, Option<String>, i64, String)> =
+            sqlx::query_as(concat!(
                 "SELECT ",
                 user_columns!(),
                 ", password_hash FROM users WHERE username = ?"
-            ),
+            ))
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(
+            row.map(|(id, username, nickname, avatar, created_at, hash)| {
+                (
+                    user_from((id, username, nickname, avatar, created_at)),
+                    hash,
+                )
+            }),
         )
-        .bind(username)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|(id, username, nickname, avatar, created_at, hash)| {
-            (user_from((id, username, nickname, avatar, created_at)), hash)
-        }))
     }
 
     async fn put_refresh_token(&self, hash: &str, token: &RefreshToken) -> InfraResult<()> {
-        sqlx::query("INSERT INTO refresh_tokens (token_hash, user_id, expires_at) VALUES (?, ?, ?)")
-            .bind(hash)
-            .bind(token.user_id)
-            .bind(token.expires_at)
-            .execute(&self.pool)
-            .await
-            .map_err(|error| conflict_or(error, "refresh token"))?;
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, user_id, expires_at) VALUES (?, ?, ?)",
+        )
+        .bind(hash)
+        .bind(token.user_id)
+        .bind(token.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| conflict_or(error, "refresh token"))?;
         Ok(())
     }
 
@@ -228,10 +249,12 @@ impl Store for SqliteStore {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, username, nickname, avatar, created_at, since)| Friend {
-                user: user_from((id, username, nickname, avatar, created_at)),
-                since,
-            })
+            .map(
+                |(id, username, nickname, avatar, created_at, since)| Friend {
+                    user: user_from((id, username, nickname, avatar, created_at)),
+                    since,
+                },
+            )
             .collect())
     }
 
@@ -298,12 +321,7 @@ impl Store for SqliteStore {
         Ok(row.map_or(0, |(seq,)| seq as u64))
     }
 
-    async fn advance_ack_cursor(
-        &self,
-        user: i64,
-        object: &ObjectId,
-        seq: u64,
-    ) -> InfraResult<u64> {
+    async fn advance_ack_cursor(&self, user: i64, object: &ObjectId, seq: u64) -> InfraResult<u64> {
         let (stored,): (i64,) = sqlx::query_as(
             "INSERT INTO ack_cursors (user_id, object, seq) VALUES (?, ?, ?) \
              ON CONFLICT (user_id, object) DO UPDATE SET seq = MAX(seq, excluded.seq) \
@@ -318,10 +336,11 @@ impl Store for SqliteStore {
     }
 
     async fn delivered_cursor(&self, object: &ObjectId) -> InfraResult<u64> {
-        let row: Option<(i64,)> = sqlx::query_as("SELECT seq FROM delivered_cursors WHERE object = ?")
-            .bind(object.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT seq FROM delivered_cursors WHERE object = ?")
+                .bind(object.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.map_or(0, |(seq,)| seq as u64))
     }
 

@@ -41,7 +41,11 @@ impl Registry for StaticRegistry {
             .nodes
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        Ok(nodes.iter().filter(|node| node.layer == layer).cloned().collect())
+        Ok(nodes
+            .iter()
+            .filter(|node| node.layer == layer)
+            .cloned()
+            .collect())
     }
 
     async fn allocate_node_id(&self, _node: &str) -> InfraResult<u16> {
