@@ -250,7 +250,7 @@ impl ConnectServer {
         metrics::gauge!("natter_connections_open").increment(1.0);
         metrics::counter!("natter_connections_total").increment(1);
         connection.send_frame(&ServerFrame::Welcome {
-            user_id,
+            user_id: user_id.to_string(),
             connection_id: id,
             node: self.node.clone(),
         });

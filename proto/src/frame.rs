@@ -49,8 +49,8 @@ pub const CLIENT_FRAME_TYPES: [&str; 4] = ["send", "ack", "sync", "ping"];
 pub enum ServerFrame {
     /// First frame on a new connection.
     Welcome {
-        /// The authenticated user.
-        user_id: i64,
+        /// The authenticated user (a string: ids exceed what JavaScript numbers hold).
+        user_id: String,
         /// This connection's id on its node.
         connection_id: u64,
         /// The connect node.
@@ -106,8 +106,8 @@ pub struct MessageFrame {
     pub seq: u64,
     /// Message id (a snowflake, as a string: JavaScript numbers lose precision above 2^53).
     pub id: String,
-    /// Author's user id (0 for system messages).
-    pub from: i64,
+    /// Author's user id as a string ("0" for system messages).
+    pub from: String,
     /// Addressed to: `user:<id>` or `group:<id>`.
     pub to: String,
     /// `text` or `image`.
@@ -127,7 +127,7 @@ impl From<&v1::Message> for MessageFrame {
             object: message.object.clone(),
             seq: message.seq,
             id: message.id.to_string(),
-            from: message.sender,
+            from: message.sender.to_string(),
             to: format!("{}:{}", message.target_kind, message.target_id),
             kind: message.kind.clone(),
             body: message.body.clone(),

@@ -131,7 +131,7 @@ async fn a_message_reaches_every_device_of_both_parties() {
         let message = next_message(device).await;
         assert_eq!(message.object, bob_object);
         assert_eq!(message.seq, 1);
-        assert_eq!(message.from, alice.user_id);
+        assert_eq!(message.from, alice.user_id.to_string());
         assert_eq!(message.body, "hello bob");
         assert_eq!(message.to, bob_object);
     }

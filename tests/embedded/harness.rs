@@ -85,7 +85,9 @@ impl Harness {
             .await
             .expect("connect");
         match socket.next(WAIT).await.expect("welcome") {
-            Some(ServerFrame::Welcome { user_id, .. }) => assert_eq!(user_id, session.user_id),
+            Some(ServerFrame::Welcome { user_id, .. }) => {
+                assert_eq!(user_id, session.user_id.to_string())
+            }
             other => panic!("expected welcome, got {other:?}"),
         }
         socket
