@@ -99,6 +99,19 @@ impl Default for LogConfig {
     }
 }
 
+/// The `NATTER_<SECTION>__<KEY>` variables among `variables`: only these configure natter, so
+/// other `NATTER_` variables (the scripts' `NATTER_DEPS_DIR`, say) are not refused as unknown keys.
+fn configuration_variables(
+    variables: impl Iterator<Item = (String, String)>,
+) -> config::Map<String, String> {
+    variables
+        .filter(|(name, _)| {
+            name.strip_prefix("NATTER_")
+                .is_some_and(|rest| rest.contains("__"))
+        })
+        .collect()
+}
+
 /// The configuration could not be read.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]
@@ -117,7 +130,8 @@ impl NatterConfig {
                 config::Environment::with_prefix("NATTER")
                     .prefix_separator("_")
                     .separator("__")
-                    .try_parsing(true),
+                    .try_parsing(true)
+                    .source(Some(configuration_variables(std::env::vars()))),
             )
             .build()?;
         Ok(merged.try_deserialize()?)
@@ -157,5 +171,19 @@ mod tests {
         let path = dir.path().join("natter.toml");
         std::fs::write(&path, &printed).unwrap();
         assert_eq!(NatterConfig::load(Some(&path)).unwrap().to_toml(), printed);
+    }
+
+    #[test]
+    fn only_section_variables_configure_natter() {
+        let variables = [
+            ("NATTER_TASK__LOCK_TTL_MS", "500"),
+            ("NATTER_DEPS_DIR", "/tmp/x"),
+            ("NATTER_TEST_REDIS_URL", "redis://x"),
+            ("OTHER__KEY", "1"),
+        ]
+        .map(|(name, value)| (name.to_owned(), value.to_owned()));
+        let kept = configuration_variables(variables.into_iter());
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept["NATTER_TASK__LOCK_TTL_MS"], "500");
     }
 }

@@ -9,9 +9,12 @@
 //! - [`ids`]: snowflake ids, guarded against the clock stepping back.
 //! - [`embedded`]: the one-process adapters: SQLite (WAL) for store and log, memory for
 //!   sessions, a static registry, a local directory for blobs.
+//! - [`cluster`]: the same ports on shared servers (Redis so far; PostgreSQL, MySQL, a
+//!   Kafka-protocol broker and etcd follow).
 //! - `conformance` (feature `conformance`): one test suite per port, run against every adapter.
 
 pub mod blobs;
+pub mod cluster;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod embedded;

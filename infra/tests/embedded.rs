@@ -1,26 +1,35 @@
 //! The port conformance suites against the embedded adapters, plus what only they promise.
 
+use std::path::Path;
+use std::sync::Arc;
+
 use natter_infra::conformance;
 use natter_infra::embedded::{
     DirBlobs, MemorySessions, SqliteLog, SqliteStore, StaticRegistry, open_sqlite,
 };
 use natter_infra::store::User;
-use natter_infra::{MessageLog, Store};
+use natter_infra::{Blobs, MessageLog, Store};
 use natter_proto::ObjectId;
 use natter_proto::v1::Message;
+use sqlx::SqlitePool;
+
+/// A fresh database in `dir`.
+async fn database(dir: &Path) -> SqlitePool {
+    open_sqlite(&dir.join("natter.db"))
+        .await
+        .expect("open the SQLite database")
+}
 
 #[tokio::test]
 async fn sqlite_store_conforms() {
-    let dir = tempfile::tempdir().unwrap();
-    let pool = open_sqlite(&dir.path().join("natter.db")).await.unwrap();
-    conformance::store::run(&SqliteStore::new(pool)).await;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    conformance::store::run(&SqliteStore::new(database(dir.path()).await)).await;
 }
 
 #[tokio::test]
 async fn sqlite_log_conforms() {
-    let dir = tempfile::tempdir().unwrap();
-    let pool = open_sqlite(&dir.path().join("natter.db")).await.unwrap();
-    conformance::log::run(&SqliteLog::new(pool)).await;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    conformance::log::run(&SqliteLog::new(database(dir.path()).await)).await;
 }
 
 #[tokio::test]
@@ -35,57 +44,148 @@ async fn static_registry_conforms() {
 
 #[tokio::test]
 async fn directory_blobs_conform() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("temporary directory");
     conformance::blobs::run(&DirBlobs::new(dir.path().join("blobs"))).await;
 }
 
+/// The suites must hold on a backend that is not empty, as a shared server never is: run each
+/// twice in a row and twice at once against the same adapter.
 #[tokio::test]
-async fn the_database_is_in_wal_mode_and_survives_reopening() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("natter.db");
-    let pool = open_sqlite(&path).await.unwrap();
-    let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
+async fn the_suites_pass_again_on_a_used_backend() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let pool = database(dir.path()).await;
+    let store = SqliteStore::new(pool.clone());
+    let log = SqliteLog::new(pool);
+    let sessions = MemorySessions::new();
+    let registry = StaticRegistry::new(5);
+    let blobs = DirBlobs::new(dir.path().join("blobs"));
+    for _ in 0..2 {
+        conformance::store::run(&store).await;
+        conformance::log::run(&log).await;
+        conformance::sessions::run(&sessions).await;
+        conformance::registry::run(&registry).await;
+        conformance::blobs::run(&blobs).await;
+    }
+    tokio::join!(
+        conformance::store::run(&store),
+        conformance::store::run(&store),
+        conformance::log::run(&log),
+        conformance::log::run(&log),
+        conformance::sessions::run(&sessions),
+        conformance::sessions::run(&sessions),
+        conformance::registry::run(&registry),
+        conformance::blobs::run(&blobs),
+        conformance::blobs::run(&blobs),
+    );
+}
+
+/// Two log handles on one database (as after a handover) still number appends gap-free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn appends_through_two_log_handles_racing_stay_gap_free() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let pool = database(dir.path()).await;
+    let handles = [
+        Arc::new(SqliteLog::new(pool.clone())),
+        Arc::new(SqliteLog::new(pool)),
+    ];
+    let object = ObjectId::Group(77);
+    let mut tasks = Vec::new();
+    for number in 0..50u64 {
+        let log = Arc::clone(&handles[(number % 2) as usize]);
+        tasks.push(tokio::spawn(async move {
+            let message = Message {
+                id: number,
+                body: format!("raced {number}"),
+                ..Message::default()
+            };
+            log.append(&object, &message).await.expect("append")
+        }));
+    }
+    let mut seqs = Vec::new();
+    for task in tasks {
+        seqs.push(task.await.expect("append task"));
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=50).collect::<Vec<u64>>());
+    let read = handles[0].read(&object, 0, 100).await.expect("read");
+    assert_eq!(read.len(), 50);
+    let mut ids: Vec<u64> = read.iter().map(|message| message.id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..50).collect::<Vec<u64>>());
+}
+
+#[tokio::test]
+async fn open_sqlite_puts_the_database_in_wal_mode() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let pool = database(dir.path()).await;
+    let (mode,) = sqlx::query_as::<_, (String,)>("PRAGMA journal_mode")
         .fetch_one(&pool)
         .await
-        .unwrap();
+        .expect("journal mode");
     assert_eq!(mode.to_lowercase(), "wal");
+}
+
+#[tokio::test]
+async fn log_records_and_users_survive_reopening_the_database() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let pool = database(dir.path()).await;
     let object = ObjectId::User(42);
     let log = SqliteLog::new(pool.clone());
-    let message = Message {
-        body: "kept".into(),
-        ..Message::default()
-    };
-    assert_eq!(log.append(&object, &message).await.unwrap(), 1);
+    for body in ["kept one", "kept two"] {
+        let message = Message {
+            id: 9,
+            body: body.into(),
+            ..Message::default()
+        };
+        log.append(&object, &message).await.expect("append");
+    }
     let user = User {
         id: 7,
         username: "kept".into(),
         nickname: "Kept".into(),
-        avatar: None,
+        avatar: Some("avatar-1".into()),
         created_at: 1,
     };
-    SqliteStore::new(pool.clone())
-        .create_user(&user, "h")
+    let store = SqliteStore::new(pool.clone());
+    store.create_user(&user, "h").await.expect("create user");
+    store
+        .advance_ack_cursor(user.id, &object, 2)
         .await
-        .unwrap();
+        .expect("advance");
+    drop((log, store));
     pool.close().await;
 
-    let reopened = open_sqlite(&path).await.unwrap();
-    let read = SqliteLog::new(reopened.clone())
-        .read(&object, 0, 10)
-        .await
-        .unwrap();
-    assert_eq!(read.len(), 1);
-    assert_eq!(read[0].body, "kept");
+    let reopened = database(dir.path()).await;
+    let log = SqliteLog::new(reopened.clone());
+    let read = log.read(&object, 0, 10).await.expect("read");
     assert_eq!(
-        SqliteStore::new(reopened).user(7).await.unwrap(),
-        Some(user)
+        read.iter()
+            .map(|message| (message.seq, message.body.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(1, "kept one"), (2, "kept two")]
     );
+    assert_eq!(log.end(&object).await.expect("end"), 2);
+    assert!(log.objects().await.expect("objects").contains(&object));
+    // Numbering carries on where it stopped.
+    let next = Message {
+        body: "after".into(),
+        ..Message::default()
+    };
+    assert_eq!(log.append(&object, &next).await.expect("append"), 3);
+    let store = SqliteStore::new(reopened);
+    assert_eq!(store.user(7).await.expect("user"), Some(user.clone()));
+    let (found, hash) = store
+        .credentials("kept")
+        .await
+        .expect("credentials")
+        .expect("credentials survive");
+    assert_eq!((found, hash.as_str()), (user, "h"));
+    assert_eq!(store.ack_cursor(7, &object).await.expect("cursor"), 2);
 }
 
 #[tokio::test]
 async fn blob_keys_cannot_leave_their_directory() {
-    use natter_infra::Blobs;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("temporary directory");
     let blobs = DirBlobs::new(dir.path().join("blobs"));
     for key in ["../escape", "a/b", "", ".hidden"] {
         assert!(
@@ -96,4 +196,8 @@ async fn blob_keys_cannot_leave_their_directory() {
             "{key:?}"
         );
     }
+    assert!(
+        !dir.path().join("escape").exists(),
+        "nothing was written outside"
+    );
 }

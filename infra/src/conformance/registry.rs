@@ -25,20 +25,34 @@ pub async fn run(registry: &dyn Registry) {
     let connect = registry.nodes("connect").await.expect("nodes");
     assert!(
         connect.contains(&first) && connect.contains(&second),
-        "{connect:?}"
+        "nodes(\"connect\") lists both registered connect nodes: {connect:?}"
     );
     assert_eq!(
         connect
             .iter()
             .filter(|known| known.node == first.node)
             .count(),
-        1
+        1,
+        "re-registering a node does not list it twice: {connect:?}"
     );
-    assert!(!connect.contains(&task), "layers are kept apart");
-    assert!(registry.nodes("task").await.expect("nodes").contains(&task));
-    let id = registry
-        .allocate_node_id(&first.node)
-        .await
-        .expect("node id");
-    assert!(id <= MAX_NODE_ID);
+    assert!(
+        !connect.iter().any(|known| known.node == task.node),
+        "layers are kept apart: {connect:?}"
+    );
+    let tasks = registry.nodes("task").await.expect("nodes");
+    assert!(tasks.contains(&task), "nodes(\"task\") lists it: {tasks:?}");
+    assert!(
+        tasks.iter().all(|known| known.layer == "task"),
+        "nodes(layer) lists only that layer: {tasks:?}"
+    );
+    for each in [&first, &second] {
+        let id = registry
+            .allocate_node_id(&each.node)
+            .await
+            .expect("node id");
+        assert!(
+            id <= MAX_NODE_ID,
+            "a snowflake node id fits in 10 bits, got {id}"
+        );
+    }
 }

@@ -21,55 +21,122 @@ pub async fn run(sessions: &dyn Sessions) {
 
 async fn user_sessions(sessions: &dyn Sessions) {
     let user = random_id();
+    let other_user = random_id();
     let node_a = format!("conformance-a-{}", random_id());
     let node_b = format!("conformance-b-{}", random_id());
-    assert!(sessions.sessions(user).await.expect("none").is_empty());
+    assert!(
+        sessions.sessions(user).await.expect("none").is_empty(),
+        "a user never seen has no sessions"
+    );
+    for (owner, held) in [
+        (user, session(&node_a, 1)),
+        (user, session(&node_b, 2)),
+        (user, session(&node_a, 3)),
+        (other_user, session(&node_a, 4)),
+        (other_user, session(&node_b, 5)),
+    ] {
+        sessions.add_session(owner, &held).await.expect("add");
+    }
+    // Adding the same connection again changes nothing.
     sessions
         .add_session(user, &session(&node_a, 1))
         .await
-        .expect("add");
-    sessions
-        .add_session(user, &session(&node_b, 2))
-        .await
-        .expect("add");
-    sessions
-        .add_session(user, &session(&node_a, 3))
-        .await
-        .expect("add");
-    let mut held = sessions.sessions(user).await.expect("sessions");
-    held.sort();
+        .expect("add again");
     assert_eq!(
-        held,
+        sorted(sessions.sessions(user).await.expect("sessions")),
         vec![
             session(&node_a, 1),
             session(&node_a, 3),
             session(&node_b, 2)
-        ]
+        ],
+        "sessions() lists each connection of the user once, on every node"
+    );
+    assert_eq!(
+        sorted(sessions.sessions(other_user).await.expect("sessions")),
+        vec![session(&node_a, 4), session(&node_b, 5)],
+        "users' sessions are kept apart"
     );
 
     sessions
         .remove_session(user, &session(&node_a, 1))
         .await
         .expect("remove");
-    assert_eq!(sessions.sessions(user).await.expect("sessions").len(), 2);
     assert_eq!(
-        sessions.remove_node_sessions(&node_a).await.expect("node"),
-        1
+        sorted(sessions.sessions(user).await.expect("sessions")),
+        vec![session(&node_a, 3), session(&node_b, 2)],
+        "remove_session forgets only that connection"
+    );
+    // Removing under the wrong user touches nothing.
+    sessions
+        .remove_session(user, &session(&node_a, 4))
+        .await
+        .expect("remove someone else's");
+    assert_eq!(
+        sessions.sessions(other_user).await.expect("sessions").len(),
+        2,
+        "remove_session is per user"
+    );
+
+    assert_eq!(
+        sessions
+            .remove_node_sessions(&node_a)
+            .await
+            .expect("remove node"),
+        2,
+        "remove_node_sessions returns how many it removed (one of each user)"
     );
     assert_eq!(
         sessions.sessions(user).await.expect("sessions"),
-        vec![session(&node_b, 2)]
+        vec![session(&node_b, 2)],
+        "only the removed node's sessions are gone"
     );
+    assert_eq!(
+        sessions.sessions(other_user).await.expect("sessions"),
+        vec![session(&node_b, 5)],
+        "only the removed node's sessions are gone"
+    );
+    assert_eq!(
+        sessions
+            .remove_node_sessions(&node_a)
+            .await
+            .expect("remove node again"),
+        0,
+        "a node without sessions removes none"
+    );
+
     sessions
         .remove_session(user, &session(&node_b, 2))
         .await
         .expect("remove");
-    assert!(sessions.sessions(user).await.expect("sessions").is_empty());
+    assert!(
+        sessions.sessions(user).await.expect("sessions").is_empty(),
+        "the last session removed leaves none"
+    );
     // Removing what is not there is not an error.
     sessions
         .remove_session(user, &session(&node_b, 2))
         .await
         .expect("remove again");
+    assert_eq!(
+        sessions
+            .remove_node_sessions(&node_b)
+            .await
+            .expect("remove node b"),
+        1,
+        "the other user's session on node b"
+    );
+    assert!(
+        sessions
+            .sessions(other_user)
+            .await
+            .expect("sessions")
+            .is_empty()
+    );
+}
+
+fn sorted(mut held: Vec<SessionRef>) -> Vec<SessionRef> {
+    held.sort();
+    held
 }
 
 async fn locks(sessions: &dyn Sessions) {

@@ -19,7 +19,8 @@ fn user(id: i64) -> User {
 
 fn message(object: &ObjectId, seq: u64, body: &str) -> Message {
     Message {
-        id: seq + 1000,
+        // Random, so a shared backend that keeps message ids unique never sees a repeat.
+        id: random_id() as u64,
         object: object.to_string(),
         seq,
         sender: 1,
@@ -40,6 +41,7 @@ pub async fn run(store: &dyn Store) {
     friendships(store).await;
     messages(store).await;
     cursors(store).await;
+    racing_friend_requests(store).await;
 }
 
 async fn users_and_credentials(store: &dyn Store) {
@@ -50,30 +52,68 @@ async fn users_and_credentials(store: &dyn Store) {
         .expect("create user");
     assert_eq!(
         store.user(alice.id).await.expect("user"),
-        Some(alice.clone())
+        Some(alice.clone()),
+        "user() returns the user as created"
     );
     let (found, hash) = store
         .credentials(&alice.username)
         .await
         .expect("credentials")
-        .expect("credentials exist");
-    assert_eq!((found, hash.as_str()), (alice.clone(), "hash-a"));
+        .expect("credentials of a created user exist");
+    assert_eq!(
+        (found, hash.as_str()),
+        (alice.clone(), "hash-a"),
+        "credentials() returns the user and their password hash"
+    );
+
+    // An avatar, when set, round-trips too.
+    let mut pictured = user(random_id());
+    pictured.avatar = Some(format!("upload-{}", random_id()));
+    store
+        .create_user(&pictured, "hash-p")
+        .await
+        .expect("create user with avatar");
+    assert_eq!(
+        store.user(pictured.id).await.expect("user"),
+        Some(pictured),
+        "the avatar round-trips"
+    );
+
     let mut twin = user(random_id());
     twin.username = alice.username.clone();
+    let duplicate = store.create_user(&twin, "x").await;
     assert!(
-        matches!(
-            store.create_user(&twin, "x").await,
-            Err(InfraError::Conflict(_))
-        ),
-        "a duplicate username must be a conflict"
+        matches!(duplicate, Err(InfraError::Conflict(_))),
+        "a duplicate username must be a Conflict, got {duplicate:?}"
     );
-    assert_eq!(store.user(twin.id).await.expect("user"), None);
+    assert_eq!(
+        store.user(twin.id).await.expect("user"),
+        None,
+        "a rejected user is not stored"
+    );
+    let (kept, kept_hash) = store
+        .credentials(&alice.username)
+        .await
+        .expect("credentials")
+        .expect("still there");
+    assert_eq!(
+        (kept.id, kept_hash.as_str()),
+        (alice.id, "hash-a"),
+        "a rejected duplicate leaves the first user untouched"
+    );
+
+    assert_eq!(
+        store.user(random_id()).await.expect("unknown user"),
+        None,
+        "an unknown id is None"
+    );
     assert_eq!(
         store
-            .credentials("conformance-nobody")
+            .credentials(&format!("conformance-nobody-{}", random_id()))
             .await
             .expect("credentials"),
-        None
+        None,
+        "an unknown username is None"
     );
 }
 
@@ -83,18 +123,27 @@ async fn refresh_tokens(store: &dyn Store) {
         user_id: random_id(),
         expires_at: 1_900_000_000_000,
     };
+    assert_eq!(
+        store
+            .take_refresh_token(&format!("conformance-never-{}", random_id()))
+            .await
+            .expect("take unknown"),
+        None,
+        "an unknown token is None"
+    );
     store
         .put_refresh_token(&hash, &token)
         .await
         .expect("put token");
     assert_eq!(
         store.take_refresh_token(&hash).await.expect("take"),
-        Some(token)
+        Some(token),
+        "a stored token is returned once"
     );
     assert_eq!(
         store.take_refresh_token(&hash).await.expect("take again"),
         None,
-        "single use"
+        "refresh tokens are single use"
     );
 }
 
@@ -110,62 +159,127 @@ async fn friendships(store: &dyn Store) {
         created_at: 1,
     };
     store.add_friend_request(&request).await.expect("request");
-    let (incoming, _) = store.friend_requests(b.id).await.expect("requests of b");
-    assert_eq!(incoming, vec![request.clone()]);
-    let (_, outgoing) = store.friend_requests(a.id).await.expect("requests of a");
-    assert_eq!(outgoing, vec![request.clone()]);
-    assert!(
-        matches!(
-            store.add_friend_request(&request).await,
-            Err(InfraError::Conflict(_))
-        ),
-        "a repeated request must be a conflict"
+    let (incoming, outgoing) = store.friend_requests(b.id).await.expect("requests of b");
+    assert_eq!(
+        incoming,
+        vec![request.clone()],
+        "the request is incoming for `to`"
     );
-    assert!(!store.are_friends(a.id, b.id).await.expect("are friends"));
-
+    assert!(outgoing.is_empty(), "`to` has no outgoing: {outgoing:?}");
+    let (incoming, outgoing) = store.friend_requests(a.id).await.expect("requests of a");
+    assert_eq!(
+        outgoing,
+        vec![request.clone()],
+        "the request is outgoing for `from`"
+    );
+    assert!(incoming.is_empty(), "`from` has no incoming: {incoming:?}");
+    let (incoming, outgoing) = store.friend_requests(c.id).await.expect("requests of c");
     assert!(
-        matches!(
-            store.accept_friend_request(b.id, a.id, 5).await,
-            Err(InfraError::NotFound(_))
-        ),
-        "only the asked side can accept"
+        incoming.is_empty() && outgoing.is_empty(),
+        "a bystander sees no requests"
+    );
+    let repeated = store.add_friend_request(&request).await;
+    assert!(
+        matches!(repeated, Err(InfraError::Conflict(_))),
+        "a repeated request must be a Conflict, got {repeated:?}"
+    );
+    assert!(
+        !store.are_friends(a.id, b.id).await.expect("are friends"),
+        "a request alone is no friendship"
+    );
+
+    let wrong_side = store.accept_friend_request(b.id, a.id, 5).await;
+    assert!(
+        matches!(wrong_side, Err(InfraError::NotFound(_))),
+        "only the asked side can accept, got {wrong_side:?}"
+    );
+    let missing = store.accept_friend_request(a.id, c.id, 5).await;
+    assert!(
+        matches!(missing, Err(InfraError::NotFound(_))),
+        "accepting a request never made must be NotFound, got {missing:?}"
     );
     store
         .accept_friend_request(a.id, b.id, 5)
         .await
         .expect("accept");
-    assert!(store.are_friends(a.id, b.id).await.expect("a-b"));
-    assert!(store.are_friends(b.id, a.id).await.expect("b-a"));
-    assert!(!store.are_friends(a.id, c.id).await.expect("a-c"));
-    let friends_of_a = store.friends(a.id).await.expect("friends");
-    assert_eq!(friends_of_a.len(), 1);
-    assert_eq!((friends_of_a[0].user.id, friends_of_a[0].since), (b.id, 5));
-    assert_eq!(store.friends(b.id).await.expect("friends")[0].user, a);
-    let (incoming, outgoing) = store.friend_requests(b.id).await.expect("requests");
+    assert!(store.are_friends(a.id, b.id).await.expect("a-b"), "a-b");
+    assert!(store.are_friends(b.id, a.id).await.expect("b-a"), "b-a");
+    assert!(!store.are_friends(a.id, c.id).await.expect("a-c"), "a-c");
+    assert!(!store.are_friends(c.id, a.id).await.expect("c-a"), "c-a");
+    let friends_of_a = store.friends(a.id).await.expect("friends of a");
+    assert_eq!(friends_of_a.len(), 1, "{friends_of_a:?}");
+    assert_eq!(friends_of_a[0].user, b, "a's friend is b");
+    assert_eq!(friends_of_a[0].since, 5, "the friendship starts at `now`");
+    let friends_of_b = store.friends(b.id).await.expect("friends of b");
+    assert_eq!(friends_of_b.len(), 1, "{friends_of_b:?}");
+    assert_eq!(friends_of_b[0].user, a, "b's friend is a");
+    assert_eq!(friends_of_b[0].since, 5, "the friendship starts at `now`");
+    assert!(store.friends(c.id).await.expect("friends of c").is_empty());
+    for side in [a.id, b.id] {
+        let (incoming, outgoing) = store.friend_requests(side).await.expect("requests");
+        assert!(
+            incoming.is_empty() && outgoing.is_empty(),
+            "an accepted request is gone: {incoming:?} {outgoing:?}"
+        );
+    }
+    let twice = store.accept_friend_request(a.id, b.id, 6).await;
     assert!(
-        incoming.is_empty() && outgoing.is_empty(),
-        "accepted requests are gone"
+        matches!(twice, Err(InfraError::NotFound(_))),
+        "accepting twice finds nothing, got {twice:?}"
     );
-    assert!(
-        matches!(
-            store.accept_friend_request(a.id, b.id, 6).await,
-            Err(InfraError::NotFound(_))
-        ),
-        "accepting twice finds nothing"
-    );
-    let again = FriendRequest {
-        from: b.id,
-        to: a.id,
-        note: String::new(),
-        created_at: 7,
+    for (from, to) in [(b.id, a.id), (a.id, b.id)] {
+        let again = FriendRequest {
+            from,
+            to,
+            note: String::new(),
+            created_at: 7,
+        };
+        let outcome = store.add_friend_request(&again).await;
+        assert!(
+            matches!(outcome, Err(InfraError::Conflict(_))),
+            "friends cannot ask again ({from} -> {to}), got {outcome:?}"
+        );
+    }
+    let (incoming, _) = store.friend_requests(a.id).await.expect("requests");
+    assert!(incoming.is_empty(), "a refused request is not stored");
+}
+
+/// Requests between different users, made at the same moment, must all succeed: busy
+/// backends wait or retry rather than fail.
+async fn racing_friend_requests(store: &dyn Store) {
+    let (asked, lanes) = (user(random_id()), 4);
+    store.create_user(&asked, "h").await.expect("create user");
+    let mut askers = Vec::new();
+    for _ in 0..lanes * 5 {
+        let asker = user(random_id());
+        store.create_user(&asker, "h").await.expect("create user");
+        askers.push(asker.id);
+    }
+    let lane = |number: usize| {
+        let askers: Vec<i64> = askers.iter().copied().skip(number).step_by(lanes).collect();
+        let asked = asked.id;
+        async move {
+            for from in askers {
+                let request = FriendRequest {
+                    from,
+                    to: asked,
+                    note: String::new(),
+                    created_at: 2,
+                };
+                let outcome = store.add_friend_request(&request).await;
+                assert!(
+                    outcome.is_ok(),
+                    "racing friend requests must all succeed, got {outcome:?}"
+                );
+            }
+        }
     };
-    assert!(
-        matches!(
-            store.add_friend_request(&again).await,
-            Err(InfraError::Conflict(_))
-        ),
-        "friends cannot ask again"
-    );
+    tokio::join!(lane(0), lane(1), lane(2), lane(3));
+    let (incoming, _) = store.friend_requests(asked.id).await.expect("requests");
+    let mut from: Vec<i64> = incoming.iter().map(|request| request.from).collect();
+    from.sort_unstable();
+    askers.sort_unstable();
+    assert_eq!(from, askers, "every racing request is stored");
 }
 
 async fn messages(store: &dyn Store) {
@@ -174,43 +288,90 @@ async fn messages(store: &dyn Store) {
         .map(|seq| message(&object, seq, &format!("m{seq}")))
         .collect();
     store.put_messages(&batch).await.expect("put");
+    // Another object with the same seqs must not mix in.
+    let neighbour = ObjectId::Group(random_id());
+    let theirs: Vec<Message> = (1..=3)
+        .map(|seq| message(&neighbour, seq, &format!("n{seq}")))
+        .collect();
+    store.put_messages(&theirs).await.expect("put neighbour");
     // The same (object, seq) again, with another body: the first stays.
     store
         .put_messages(&[message(&object, 3, "rewritten")])
         .await
-        .expect("put again");
+        .expect("putting a stored (object, seq) again is not an error");
+    // And a whole batch again (a redelivery) changes nothing either.
+    store
+        .put_messages(&batch)
+        .await
+        .expect("putting a stored batch again is not an error");
+
     let newest = store
         .messages_before(&object, u64::MAX, 10)
         .await
         .expect("history");
     assert_eq!(
-        newest.iter().map(|m| m.seq).collect::<Vec<_>>(),
-        vec![5, 4, 3, 2, 1]
+        seqs(&newest),
+        vec![5, 4, 3, 2, 1],
+        "messages_before is newest first, one per (object, seq)"
     );
-    assert_eq!(newest[2].body, "m3");
+    assert_eq!(
+        newest[2].body, "m3",
+        "the first message stored at a seq is kept"
+    );
     assert_eq!(newest[0], batch[4], "every field round-trips");
+    assert_eq!(newest[4], batch[0], "every field round-trips");
     let page = store.messages_before(&object, 4, 2).await.expect("page");
-    assert_eq!(page.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![3, 2]);
+    assert_eq!(
+        seqs(&page),
+        vec![3, 2],
+        "`before` is exclusive, `limit` caps"
+    );
+    let past_end = store.messages_before(&object, 6, 3).await.expect("page");
+    assert_eq!(seqs(&past_end), vec![5, 4, 3], "`before` past the end");
+    assert!(
+        store
+            .messages_before(&object, 1, 10)
+            .await
+            .expect("before the first")
+            .is_empty(),
+        "nothing is before seq 1"
+    );
+    let neighbours = store
+        .messages_before(&neighbour, u64::MAX, 10)
+        .await
+        .expect("neighbour history");
+    assert_eq!(seqs(&neighbours), vec![3, 2, 1], "objects are kept apart");
+    assert_eq!(neighbours[0].body, "n3");
     let other = ObjectId::Group(random_id());
     assert!(
         store
             .messages_before(&other, u64::MAX, 10)
             .await
             .expect("empty")
-            .is_empty()
+            .is_empty(),
+        "an unknown object has no history"
     );
+}
+
+fn seqs(messages: &[Message]) -> Vec<u64> {
+    messages.iter().map(|message| message.seq).collect()
 }
 
 async fn cursors(store: &dyn Store) {
     let user_id = random_id();
-    let object = ObjectId::User(user_id);
-    assert_eq!(store.ack_cursor(user_id, &object).await.expect("cursor"), 0);
+    let object = ObjectId::User(random_id());
+    assert_eq!(
+        store.ack_cursor(user_id, &object).await.expect("cursor"),
+        0,
+        "an unset ack cursor is 0"
+    );
     assert_eq!(
         store
             .advance_ack_cursor(user_id, &object, 4)
             .await
             .expect("advance"),
-        4
+        4,
+        "advancing returns the new value"
     );
     assert_eq!(
         store
@@ -218,19 +379,57 @@ async fn cursors(store: &dyn Store) {
             .await
             .expect("back"),
         4,
+        "the ack cursor never moves back; the stored value is returned"
+    );
+    assert_eq!(
+        store.ack_cursor(user_id, &object).await.expect("cursor"),
+        4,
         "never back"
     );
-    assert_eq!(store.ack_cursor(user_id, &object).await.expect("cursor"), 4);
+    assert_eq!(
+        store
+            .advance_ack_cursor(user_id, &object, 4)
+            .await
+            .expect("same"),
+        4,
+        "advancing to the same value keeps it"
+    );
+    assert_eq!(
+        store
+            .advance_ack_cursor(user_id, &object, 11)
+            .await
+            .expect("forward"),
+        11,
+        "the ack cursor moves forward"
+    );
+    assert_eq!(
+        store.ack_cursor(user_id, &object).await.expect("cursor"),
+        11
+    );
     assert_eq!(
         store
             .ack_cursor(random_id(), &object)
             .await
             .expect("other user"),
-        0
+        0,
+        "ack cursors are per user"
+    );
+    assert_eq!(
+        store
+            .ack_cursor(user_id, &ObjectId::Group(random_id()))
+            .await
+            .expect("other object"),
+        0,
+        "ack cursors are per object"
     );
 
-    assert_eq!(store.delivered_cursor(&object).await.expect("delivered"), 0);
+    assert_eq!(
+        store.delivered_cursor(&object).await.expect("delivered"),
+        0,
+        "an unset delivered cursor is 0"
+    );
     store.set_delivered_cursor(&object, 9).await.expect("set");
+    assert_eq!(store.delivered_cursor(&object).await.expect("delivered"), 9);
     store
         .set_delivered_cursor(&object, 3)
         .await
@@ -238,6 +437,23 @@ async fn cursors(store: &dyn Store) {
     assert_eq!(
         store.delivered_cursor(&object).await.expect("delivered"),
         9,
-        "never back"
+        "the delivered cursor never moves back"
+    );
+    store
+        .set_delivered_cursor(&object, 12)
+        .await
+        .expect("set forward");
+    assert_eq!(
+        store.delivered_cursor(&object).await.expect("delivered"),
+        12,
+        "the delivered cursor moves forward"
+    );
+    assert_eq!(
+        store
+            .delivered_cursor(&ObjectId::Group(random_id()))
+            .await
+            .expect("other object"),
+        0,
+        "delivered cursors are per object"
     );
 }

@@ -159,7 +159,7 @@ impl Store for SqliteStore {
     }
 
     async fn add_friend_request(&self, request: &FriendRequest) -> InfraResult<()> {
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let already: Option<(i64,)> =
             sqlx::query_as("SELECT 1 FROM friendships WHERE user_id = ? AND friend_id = ?")
                 .bind(request.from)
@@ -208,7 +208,7 @@ impl Store for SqliteStore {
     }
 
     async fn accept_friend_request(&self, from: i64, to: i64, now: i64) -> InfraResult<()> {
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let removed = sqlx::query("DELETE FROM friend_requests WHERE from_id = ? AND to_id = ?")
             .bind(from)
             .bind(to)
@@ -269,7 +269,7 @@ impl Store for SqliteStore {
     }
 
     async fn put_messages(&self, messages: &[Message]) -> InfraResult<()> {
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         for message in messages {
             sqlx::query(
                 "INSERT OR IGNORE INTO messages (object, seq, id, sender, peer, kind, body, ts, \
