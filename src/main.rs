@@ -77,7 +77,7 @@ async fn run(command: Command, config: NatterConfig) -> anyhow::Result<()> {
             let path = database_path(&config);
             eprintln!("applying migrations to {}", path.display());
             let pool = natter_infra::embedded::open_sqlite(&path).await?;
-            pool.close().await;
+            pool.pool.close().await;
             eprintln!("the database is up to date");
             Ok(())
         }

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use natter_api::ApiState;
 use natter_connect::{ConnectServer, ConnectService};
-use natter_infra::embedded::{MemorySessions, SqliteLog, SqliteStore, StaticRegistry, open_sqlite};
+use natter_infra::embedded::{MemorySessions, SqliteLog, StaticRegistry, open_sqlite};
 use natter_infra::ids::IdGenerator;
 use natter_infra::registry::ServiceNode;
+use natter_infra::sql::SqlStore;
 use natter_infra::{MessageLog, Registry, Sessions, Store};
 use natter_logic::LogicService;
 use natter_proto::handle::{ConnectHandle, LogicHandle, TaskHandle};
@@ -37,7 +38,7 @@ pub struct RunningSystem {
     stop_api: watch::Sender<bool>,
     api: JoinHandle<()>,
     ws: JoinHandle<()>,
-    pool: sqlx::SqlitePool,
+    pool: natter_infra::sql::SqlDatabase,
 }
 
 /// The signing secret: configured, or generated once and kept in the data directory.
@@ -92,8 +93,8 @@ impl RunningSystem {
         let pool = open_sqlite(&database)
             .await
             .with_context(|| format!("opening {}", database.display()))?;
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::new(pool.clone()));
-        let log: Arc<dyn MessageLog> = Arc::new(SqliteLog::new(pool.clone()));
+        let store: Arc<dyn Store> = Arc::new(SqlStore::new(pool.clone()));
+        let log: Arc<dyn MessageLog> = Arc::new(SqliteLog::new(pool.clone())?);
         let sessions: Arc<dyn Sessions> = Arc::new(MemorySessions::new());
         let registry = StaticRegistry::new(config.node.id);
         let node_id = registry.allocate_node_id(&config.node.name).await?;
@@ -202,7 +203,7 @@ impl RunningSystem {
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
-        self.pool.close().await;
+        self.pool.pool.close().await;
         tracing::info!("natter stopped");
     }
 }

@@ -24,6 +24,9 @@ pub enum InfraError {
     /// A file operation failed.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// An adapter was configured wrongly (a bad URL, say).
+    #[error("configuration: {0}")]
+    Config(String),
     /// The clock stepped back further than the id generator will wait out.
     #[error("the clock stepped back {0} ms; refusing to mint ids")]
     ClockStepBack(u64),

@@ -7,10 +7,11 @@
 //! - [`registry`]: where each layer's processes are (`Registry`).
 //! - [`blobs`]: uploaded bytes (`Blobs`).
 //! - [`ids`]: snowflake ids, guarded against the clock stepping back.
-//! - [`embedded`]: the one-process adapters: SQLite (WAL) for store and log, memory for
-//!   sessions, a static registry, a local directory for blobs.
-//! - [`cluster`]: the same ports on shared servers (Redis so far; PostgreSQL, MySQL, a
-//!   Kafka-protocol broker and etcd follow).
+//! - [`sql`]: `Store` on SQLite, PostgreSQL or MySQL, chosen by the database URL.
+//! - [`embedded`]: the one-process adapters: SQLite (WAL) for the log, memory for sessions, a
+//!   static registry, a local directory for blobs.
+//! - [`cluster`]: the same ports on shared servers: Redis sessions, an etcd registry, a
+//!   Kafka-protocol log.
 //! - `conformance` (feature `conformance`): one test suite per port, run against every adapter.
 
 pub mod blobs;
@@ -23,6 +24,7 @@ pub mod ids;
 pub mod log;
 pub mod registry;
 pub mod sessions;
+pub mod sql;
 pub mod store;
 
 pub use blobs::Blobs;

@@ -5,6 +5,7 @@
 
 use natter_infra::cluster::RedisSessions;
 use natter_infra::conformance;
+use natter_infra::sql::{Dialect, SqlStore, open_database};
 
 /// The URL of a test server, or a failure that says how to start it.
 fn server(variable: &str) -> String {
@@ -43,4 +44,32 @@ async fn an_unreachable_redis_is_an_error_not_a_hang() {
         "connecting to a closed port must fail, took {:?}",
         started.elapsed()
     );
+}
+
+/// The store suite on a real database server, twice in a row and twice at once: a shared
+/// server is never empty, and every run of the suite uses fresh random ids.
+async fn store_conforms_on(variable: &str, dialect: Dialect) {
+    let url = server(variable);
+    let database = open_database(&url, 8)
+        .await
+        .unwrap_or_else(|error| panic!("cannot open {url}: {error}"));
+    assert_eq!(database.dialect, dialect);
+    // Migrations are idempotent: a second process starting on the same database is fine.
+    database.migrate().await.expect("migrating again");
+    let store = SqlStore::new(database);
+    conformance::store::run(&store).await;
+    tokio::join!(
+        conformance::store::run(&store),
+        conformance::store::run(&store)
+    );
+}
+
+#[tokio::test]
+async fn postgres_store_conforms() {
+    store_conforms_on("NATTER_TEST_POSTGRES_URL", Dialect::Postgres).await;
+}
+
+#[tokio::test]
+async fn mysql_store_conforms() {
+    store_conforms_on("NATTER_TEST_MYSQL_URL", Dialect::MySql).await;
 }

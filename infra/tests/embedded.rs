@@ -4,17 +4,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 use natter_infra::conformance;
-use natter_infra::embedded::{
-    DirBlobs, MemorySessions, SqliteLog, SqliteStore, StaticRegistry, open_sqlite,
-};
+use natter_infra::embedded::{DirBlobs, MemorySessions, SqliteLog, StaticRegistry, open_sqlite};
+use natter_infra::sql::{SqlDatabase, SqlStore};
 use natter_infra::store::User;
 use natter_infra::{Blobs, MessageLog, Store};
 use natter_proto::ObjectId;
 use natter_proto::v1::Message;
-use sqlx::SqlitePool;
 
 /// A fresh database in `dir`.
-async fn database(dir: &Path) -> SqlitePool {
+async fn database(dir: &Path) -> SqlDatabase {
     open_sqlite(&dir.join("natter.db"))
         .await
         .expect("open the SQLite database")
@@ -23,13 +21,13 @@ async fn database(dir: &Path) -> SqlitePool {
 #[tokio::test]
 async fn sqlite_store_conforms() {
     let dir = tempfile::tempdir().expect("temporary directory");
-    conformance::store::run(&SqliteStore::new(database(dir.path()).await)).await;
+    conformance::store::run(&SqlStore::new(database(dir.path()).await)).await;
 }
 
 #[tokio::test]
 async fn sqlite_log_conforms() {
     let dir = tempfile::tempdir().expect("temporary directory");
-    conformance::log::run(&SqliteLog::new(database(dir.path()).await)).await;
+    conformance::log::run(&SqliteLog::new(database(dir.path()).await).expect("sqlite log")).await;
 }
 
 #[tokio::test]
@@ -54,8 +52,8 @@ async fn directory_blobs_conform() {
 async fn the_suites_pass_again_on_a_used_backend() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let pool = database(dir.path()).await;
-    let store = SqliteStore::new(pool.clone());
-    let log = SqliteLog::new(pool);
+    let store = SqlStore::new(pool.clone());
+    let log = SqliteLog::new(pool).expect("sqlite log");
     let sessions = MemorySessions::new();
     let registry = StaticRegistry::new(5);
     let blobs = DirBlobs::new(dir.path().join("blobs"));
@@ -85,8 +83,8 @@ async fn appends_through_two_log_handles_racing_stay_gap_free() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let pool = database(dir.path()).await;
     let handles = [
-        Arc::new(SqliteLog::new(pool.clone())),
-        Arc::new(SqliteLog::new(pool)),
+        Arc::new(SqliteLog::new(pool.clone()).expect("sqlite log")),
+        Arc::new(SqliteLog::new(pool).expect("sqlite log")),
     ];
     let object = ObjectId::Group(77);
     let mut tasks = Vec::new();
@@ -119,7 +117,7 @@ async fn open_sqlite_puts_the_database_in_wal_mode() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let pool = database(dir.path()).await;
     let (mode,) = sqlx::query_as::<_, (String,)>("PRAGMA journal_mode")
-        .fetch_one(&pool)
+        .fetch_one(&pool.pool)
         .await
         .expect("journal mode");
     assert_eq!(mode.to_lowercase(), "wal");
@@ -130,7 +128,7 @@ async fn log_records_and_users_survive_reopening_the_database() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let pool = database(dir.path()).await;
     let object = ObjectId::User(42);
-    let log = SqliteLog::new(pool.clone());
+    let log = SqliteLog::new(pool.clone()).expect("sqlite log");
     for body in ["kept one", "kept two"] {
         let message = Message {
             id: 9,
@@ -146,17 +144,17 @@ async fn log_records_and_users_survive_reopening_the_database() {
         avatar: Some("avatar-1".into()),
         created_at: 1,
     };
-    let store = SqliteStore::new(pool.clone());
+    let store = SqlStore::new(pool.clone());
     store.create_user(&user, "h").await.expect("create user");
     store
         .advance_ack_cursor(user.id, &object, 2)
         .await
         .expect("advance");
     drop((log, store));
-    pool.close().await;
+    pool.pool.close().await;
 
     let reopened = database(dir.path()).await;
-    let log = SqliteLog::new(reopened.clone());
+    let log = SqliteLog::new(reopened.clone()).expect("sqlite log");
     let read = log.read(&object, 0, 10).await.expect("read");
     assert_eq!(
         read.iter()
@@ -172,7 +170,7 @@ async fn log_records_and_users_survive_reopening_the_database() {
         ..Message::default()
     };
     assert_eq!(log.append(&object, &next).await.expect("append"), 3);
-    let store = SqliteStore::new(reopened);
+    let store = SqlStore::new(reopened);
     assert_eq!(store.user(7).await.expect("user"), Some(user.clone()));
     let (found, hash) = store
         .credentials("kept")

@@ -4,12 +4,10 @@ mod dir_blobs;
 mod memory_sessions;
 mod sqlite;
 mod sqlite_log;
-mod sqlite_store;
 mod static_registry;
 
 pub use dir_blobs::DirBlobs;
 pub use memory_sessions::MemorySessions;
 pub use sqlite::open_sqlite;
 pub use sqlite_log::SqliteLog;
-pub use sqlite_store::SqliteStore;
 pub use static_registry::StaticRegistry;

@@ -4,28 +4,35 @@ use async_trait::async_trait;
 use natter_proto::ObjectId;
 use natter_proto::v1::Message;
 use prost::Message as _;
-use sqlx::SqlitePool;
 use tokio::sync::Mutex;
 
 use crate::error::{InfraError, InfraResult};
 use crate::log::MessageLog;
+use crate::sql::{Dialect, SqlDatabase};
 
 /// The embedded durable log.
 #[derive(Debug)]
 pub struct SqliteLog {
-    pool: SqlitePool,
+    pool: sqlx::AnyPool,
     /// Appends compute `MAX(seq) + 1`; SQLite has one writer anyway, and taking turns here
     /// avoids busy retries when two appends race to upgrade their read to a write.
     append_turn: Mutex<()>,
 }
 
 impl SqliteLog {
-    /// A log on an opened pool (see [`super::open_sqlite`]).
-    pub fn new(pool: SqlitePool) -> Self {
-        SqliteLog {
-            pool,
-            append_turn: Mutex::new(()),
+    /// A log in an opened SQLite database (see [`super::open_sqlite`]); its statements are
+    /// SQLite's, so another dialect is refused.
+    pub fn new(database: SqlDatabase) -> InfraResult<Self> {
+        if database.dialect != Dialect::Sqlite {
+            return Err(InfraError::Config(format!(
+                "the embedded log needs SQLite, not {:?}",
+                database.dialect
+            )));
         }
+        Ok(SqliteLog {
+            pool: database.pool,
+            append_turn: Mutex::new(()),
+        })
     }
 }
 

@@ -1,0 +1,181 @@
+//! Opening a relational database by URL: the dialect, the pool, and that dialect's migrations.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+use crate::error::{InfraError, InfraResult};
+
+/// The SQL dialects natter's schema exists in; the URL's scheme picks one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    /// The embedded file database (`sqlite://PATH`).
+    Sqlite,
+    /// PostgreSQL (`postgres://…`).
+    Postgres,
+    /// MySQL or MariaDB (`mysql://…`).
+    MySql,
+}
+
+impl Dialect {
+    /// The dialect a database URL names.
+    pub fn of_url(url: &str) -> InfraResult<Dialect> {
+        let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+        match scheme {
+            "sqlite" => Ok(Dialect::Sqlite),
+            "postgres" | "postgresql" => Ok(Dialect::Postgres),
+            "mysql" | "mariadb" => Ok(Dialect::MySql),
+            _ => Err(InfraError::Config(format!(
+                "database URL scheme {scheme:?}: expected sqlite, postgres or mysql"
+            ))),
+        }
+    }
+
+    /// `sql` (written with `?` placeholders) in this dialect's placeholder style.
+    pub fn placeholders(self, sql: &str) -> String {
+        if self != Dialect::Postgres {
+            return sql.to_owned();
+        }
+        // natter's statements never hold a literal `?`, so every one is a parameter.
+        let mut numbered = String::with_capacity(sql.len() + 8);
+        let mut next = 1;
+        for character in sql.chars() {
+            if character == '?' {
+                numbered.push('$');
+                numbered.push_str(&next.to_string());
+                next += 1;
+            } else {
+                numbered.push(character);
+            }
+        }
+        numbered
+    }
+
+    /// An insert (`INTO table (columns) VALUES (…)`) that leaves a row with the same `key` alone.
+    pub fn insert_unless_present(self, into: &str, key: &str) -> String {
+        match self {
+            Dialect::Sqlite | Dialect::Postgres => {
+                format!("INSERT {into} ON CONFLICT ({key}) DO NOTHING")
+            }
+            // A no-op update rather than INSERT IGNORE, which would also hide other errors.
+            Dialect::MySql => {
+                let column = key.split(',').next().unwrap_or(key).trim();
+                format!("INSERT {into} ON DUPLICATE KEY UPDATE {column} = {column}")
+            }
+        }
+    }
+
+    /// An insert (`INTO table (columns) VALUES (…)`) that, on a row with the same `key`, keeps
+    /// the greater of the stored and the new `column` — a cursor that never moves back.
+    pub fn insert_or_raise(self, table: &str, into: &str, key: &str, column: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!(
+                "INSERT {into} ON CONFLICT ({key}) DO UPDATE \
+                 SET {column} = MAX({table}.{column}, excluded.{column})"
+            ),
+            Dialect::Postgres => format!(
+                "INSERT {into} ON CONFLICT ({key}) DO UPDATE \
+                 SET {column} = GREATEST({table}.{column}, EXCLUDED.{column})"
+            ),
+            Dialect::MySql => format!(
+                "INSERT {into} ON DUPLICATE KEY UPDATE {column} = GREATEST({column}, VALUES({column}))"
+            ),
+        }
+    }
+
+    /// The statement that opens a transaction which will write.
+    pub fn begin_write(self) -> &'static str {
+        match self {
+            // A deferred SQLite transaction that reads first fails with SQLITE_BUSY when it
+            // later upgrades to a write beside another writer; IMMEDIATE waits its turn instead.
+            Dialect::Sqlite => "BEGIN IMMEDIATE",
+            Dialect::Postgres | Dialect::MySql => "BEGIN",
+        }
+    }
+}
+
+/// An open pool on one of the dialects, with its migrations applied.
+#[derive(Clone, Debug)]
+pub struct SqlDatabase {
+    /// The connections.
+    pub pool: AnyPool,
+    /// Which SQL they speak.
+    pub dialect: Dialect,
+}
+
+/// The `sqlite://` URL of a database file, created if missing.
+pub fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", path.display())
+}
+
+/// Open the database at `url` (sqlite, postgres or mysql) and apply pending migrations.
+pub async fn open_database(url: &str, max_connections: u32) -> InfraResult<SqlDatabase> {
+    sqlx::any::install_default_drivers();
+    let dialect = Dialect::of_url(url)?;
+    let options: AnyConnectOptions = url.parse()?;
+    let pool = AnyPoolOptions::new()
+        .max_connections(max_connections.max(1))
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(move |connection, _| {
+            Box::pin(async move {
+                if dialect == Dialect::Sqlite {
+                    // In WAL mode NORMAL survives a process crash; only a power loss can drop
+                    // the newest commits, the trade every embedded chat store makes for speed.
+                    connection
+                        .execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                        )
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await?;
+    let database = SqlDatabase { pool, dialect };
+    database.migrate().await?;
+    Ok(database)
+}
+
+impl SqlDatabase {
+    /// Apply this dialect's pending migrations.
+    pub async fn migrate(&self) -> InfraResult<()> {
+        let migrator = match self.dialect {
+            Dialect::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+            Dialect::Postgres => sqlx::migrate!("./migrations/postgres"),
+            Dialect::MySql => sqlx::migrate!("./migrations/mysql"),
+        };
+        migrator.run(&self.pool).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_url_picks_the_dialect() {
+        assert_eq!(Dialect::of_url("sqlite://a.db").unwrap(), Dialect::Sqlite);
+        assert_eq!(
+            Dialect::of_url("postgres://u@h/db").unwrap(),
+            Dialect::Postgres
+        );
+        assert_eq!(Dialect::of_url("mysql://u@h/db").unwrap(), Dialect::MySql);
+        assert!(Dialect::of_url("oracle://x").is_err());
+        assert!(Dialect::of_url("no scheme").is_err());
+    }
+
+    #[test]
+    fn postgres_numbers_its_placeholders() {
+        let sql = "SELECT a FROM t WHERE b = ? AND c < ? LIMIT ?";
+        assert_eq!(
+            Dialect::Postgres.placeholders(sql),
+            "SELECT a FROM t WHERE b = $1 AND c < $2 LIMIT $3"
+        );
+        assert_eq!(Dialect::MySql.placeholders(sql), sql);
+    }
+}

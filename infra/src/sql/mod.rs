@@ -1,0 +1,11 @@
+//! The relational store on SQLite (embedded), PostgreSQL or MySQL (cluster), chosen by URL.
+//!
+//! One implementation serves all three through sqlx's `Any` driver: the few places the dialects
+//! differ (placeholders, insert-unless-present, raising a cursor, how a write transaction
+//! begins) are answered by [`Dialect`], and each dialect has its own migrations folder.
+
+mod database;
+mod store;
+
+pub use database::{Dialect, SqlDatabase, open_database, sqlite_url};
+pub use store::SqlStore;

@@ -1,0 +1,476 @@
+//! `Store` on SQLite, PostgreSQL or MySQL: one implementation, each statement built once per
+//! dialect when the store is made.
+
+use async_trait::async_trait;
+use natter_proto::ObjectId;
+use natter_proto::v1::Message;
+use std::sync::Arc;
+
+use sqlx::any::AnyArguments;
+use sqlx::query::{Query, QueryAs};
+use sqlx::{Any, FromRow};
+use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
+
+use super::database::{Dialect, SqlDatabase};
+use crate::error::{InfraError, InfraResult};
+use crate::store::{Friend, FriendRequest, RefreshToken, Store, User};
+
+/// The relational store on any of natter's SQL dialects.
+#[derive(Debug)]
+pub struct SqlStore {
+    database: SqlDatabase,
+    statements: Statements,
+}
+
+/// The user columns in `UserRow` order, as a literal so statements can be spelled out whole.
+macro_rules! user_columns {
+    () => {
+        "id, username, nickname, avatar, created_at"
+    };
+}
+
+/// The message columns in `MessageRow` order.
+macro_rules! message_columns {
+    () => {
+        "object, seq, id, sender, peer, kind, body, ts, cid, target_kind, target_id"
+    };
+}
+
+/// Every statement the store runs, in its database's dialect.
+#[derive(Debug)]
+struct Statements {
+    create_user: SqlStr,
+    user: SqlStr,
+    credentials: SqlStr,
+    put_refresh_token: SqlStr,
+    find_refresh_token: SqlStr,
+    delete_refresh_token: SqlStr,
+    are_friends: SqlStr,
+    add_friend_request: SqlStr,
+    friend_requests: SqlStr,
+    delete_friend_request: SqlStr,
+    add_friendship: SqlStr,
+    friends: SqlStr,
+    put_message: SqlStr,
+    messages_before: SqlStr,
+    ack_cursor: SqlStr,
+    raise_ack_cursor: SqlStr,
+    delivered_cursor: SqlStr,
+    raise_delivered_cursor: SqlStr,
+}
+
+impl Statements {
+    fn new(dialect: Dialect) -> Statements {
+        let sql =
+            |text: &str| AssertSqlSafe(Arc::<str>::from(dialect.placeholders(text))).into_sql_str();
+        Statements {
+            create_user: sql(
+                "INSERT INTO users (id, username, nickname, avatar, password_hash, created_at) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            ),
+            user: sql(concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users WHERE id = ?"
+            )),
+            credentials: sql(concat!(
+                "SELECT ",
+                user_columns!(),
+                ", password_hash FROM users WHERE username = ?"
+            )),
+            put_refresh_token: sql(
+                "INSERT INTO refresh_tokens (token_hash, user_id, expires_at) VALUES (?, ?, ?)",
+            ),
+            find_refresh_token: sql(
+                "SELECT user_id, expires_at FROM refresh_tokens WHERE token_hash = ?",
+            ),
+            delete_refresh_token: sql("DELETE FROM refresh_tokens WHERE token_hash = ?"),
+            are_friends: sql(
+                "SELECT COUNT(*) FROM friendships WHERE user_id = ? AND friend_id = ?",
+            ),
+            add_friend_request: sql(
+                "INSERT INTO friend_requests (from_id, to_id, note, created_at) VALUES (?, ?, ?, ?)",
+            ),
+            friend_requests: sql(
+                "SELECT from_id, to_id, note, created_at FROM friend_requests \
+                 WHERE to_id = ? OR from_id = ? ORDER BY created_at, from_id",
+            ),
+            delete_friend_request: sql(
+                "DELETE FROM friend_requests WHERE from_id = ? AND to_id = ?",
+            ),
+            add_friendship: sql(&dialect.insert_unless_present(
+                "INTO friendships (user_id, friend_id, created_at) VALUES (?, ?, ?)",
+                "user_id, friend_id",
+            )),
+            friends: sql(
+                "SELECT u.id, u.username, u.nickname, u.avatar, u.created_at, f.created_at \
+                 FROM friendships f JOIN users u ON u.id = f.friend_id \
+                 WHERE f.user_id = ? ORDER BY f.created_at, u.id",
+            ),
+            put_message: sql(&dialect.insert_unless_present(
+                concat!(
+                    "INTO messages (",
+                    message_columns!(),
+                    ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                ),
+                "object, seq",
+            )),
+            messages_before: sql(concat!(
+                "SELECT ",
+                message_columns!(),
+                " FROM messages WHERE object = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
+            )),
+            ack_cursor: sql("SELECT seq FROM ack_cursors WHERE user_id = ? AND object = ?"),
+            raise_ack_cursor: sql(&dialect.insert_or_raise(
+                "ack_cursors",
+                "INTO ack_cursors (user_id, object, seq) VALUES (?, ?, ?)",
+                "user_id, object",
+                "seq",
+            )),
+            delivered_cursor: sql("SELECT seq FROM delivered_cursors WHERE object = ?"),
+            raise_delivered_cursor: sql(&dialect.insert_or_raise(
+                "delivered_cursors",
+                "INTO delivered_cursors (object, seq) VALUES (?, ?)",
+                "object",
+                "seq",
+            )),
+        }
+    }
+}
+
+impl SqlStore {
+    /// A store on an opened database (see [`super::open_database`]).
+    pub fn new(database: SqlDatabase) -> Self {
+        SqlStore {
+            statements: Statements::new(database.dialect),
+            database,
+        }
+    }
+}
+
+/// A statement to execute.
+fn statement<'q>(sql: &SqlStr) -> Query<'q, Any, AnyArguments> {
+    sqlx::query(sql.clone())
+}
+
+/// A statement whose rows become `Row`.
+fn rows<'q, Row>(sql: &SqlStr) -> QueryAs<'q, Any, Row, AnyArguments>
+where
+    Row: for<'row> FromRow<'row, sqlx::any::AnyRow>,
+{
+    sqlx::query_as(sql.clone())
+}
+
+type UserRow = (i64, String, String, Option<String>, i64);
+type MessageRow = (
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    i64,
+);
+
+fn user_from(row: UserRow) -> User {
+    let (id, username, nickname, avatar, created_at) = row;
+    User {
+        id,
+        username,
+        nickname,
+        avatar,
+        created_at,
+    }
+}
+
+fn message_from(row: MessageRow) -> Message {
+    let (object, seq, id, sender, peer, kind, body, ts, cid, target_kind, target_id) = row;
+    Message {
+        id: id as u64,
+        object,
+        seq: seq as u64,
+        sender,
+        peer,
+        kind,
+        body,
+        ts,
+        cid,
+        target_kind,
+        target_id,
+    }
+}
+
+/// Maps a unique-key violation to `Conflict`, everything else to `Database`.
+fn conflict_or(error: sqlx::Error, what: &str) -> InfraError {
+    match &error {
+        sqlx::Error::Database(database) if database.is_unique_violation() => {
+            InfraError::Conflict(what.to_string())
+        }
+        _ => InfraError::Database(error),
+    }
+}
+
+/// A seq as the signed 64-bit integer every dialect stores.
+fn stored_seq(seq: u64) -> i64 {
+    seq.min(i64::MAX as u64) as i64
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn create_user(&self, user: &User, password_hash: &str) -> InfraResult<()> {
+        statement(&self.statements.create_user)
+            .bind(user.id)
+            .bind(&user.username)
+            .bind(&user.nickname)
+            .bind(&user.avatar)
+            .bind(password_hash)
+            .bind(user.created_at)
+            .execute(&self.database.pool)
+            .await
+            .map_err(|error| conflict_or(error, "username"))?;
+        Ok(())
+    }
+
+    async fn user(&self, id: i64) -> InfraResult<Option<User>> {
+        let row: Option<UserRow> = rows(&self.statements.user)
+            .bind(id)
+            .fetch_optional(&self.database.pool)
+            .await?;
+        Ok(row.map(user_from))
+    }
+
+    async fn credentials(&self, username: &str) -> InfraResult<Option<(User, String)>> {
+        let row: Option<(i64, String, String, Option<String>, i64, String)> =
+            rows(&self.statements.credentials)
+                .bind(username)
+                .fetch_optional(&self.database.pool)
+                .await?;
+        Ok(
+            row.map(|(id, username, nickname, avatar, created_at, hash)| {
+                (
+                    user_from((id, username, nickname, avatar, created_at)),
+                    hash,
+                )
+            }),
+        )
+    }
+
+    async fn put_refresh_token(&self, hash: &str, token: &RefreshToken) -> InfraResult<()> {
+        statement(&self.statements.put_refresh_token)
+            .bind(hash)
+            .bind(token.user_id)
+            .bind(token.expires_at)
+            .execute(&self.database.pool)
+            .await
+            .map_err(|error| conflict_or(error, "refresh token"))?;
+        Ok(())
+    }
+
+    async fn take_refresh_token(&self, hash: &str) -> InfraResult<Option<RefreshToken>> {
+        let row: Option<(i64, i64)> = rows(&self.statements.find_refresh_token)
+            .bind(hash)
+            .fetch_optional(&self.database.pool)
+            .await?;
+        let Some((user_id, expires_at)) = row else {
+            return Ok(None);
+        };
+        // Whoever deletes the row owns the token: of two racing refreshes, one gets nothing.
+        let deleted = statement(&self.statements.delete_refresh_token)
+            .bind(hash)
+            .execute(&self.database.pool)
+            .await?
+            .rows_affected();
+        Ok((deleted == 1).then_some(RefreshToken {
+            user_id,
+            expires_at,
+        }))
+    }
+
+    async fn add_friend_request(&self, request: &FriendRequest) -> InfraResult<()> {
+        let mut transaction = self
+            .database
+            .pool
+            .begin_with(self.database.dialect.begin_write())
+            .await?;
+        let (already,): (i64,) = rows(&self.statements.are_friends)
+            .bind(request.from)
+            .bind(request.to)
+            .fetch_one(&mut *transaction)
+            .await?;
+        if already > 0 {
+            return Err(InfraError::Conflict("already friends".into()));
+        }
+        statement(&self.statements.add_friend_request)
+            .bind(request.from)
+            .bind(request.to)
+            .bind(&request.note)
+            .bind(request.created_at)
+            .execute(&mut *transaction)
+            .await
+            .map_err(|error| conflict_or(error, "friend request"))?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    async fn friend_requests(
+        &self,
+        user: i64,
+    ) -> InfraResult<(Vec<FriendRequest>, Vec<FriendRequest>)> {
+        let found: Vec<(i64, i64, String, i64)> = rows(&self.statements.friend_requests)
+            .bind(user)
+            .bind(user)
+            .fetch_all(&self.database.pool)
+            .await?;
+        let (incoming, outgoing) = found
+            .into_iter()
+            .map(|(from, to, note, created_at)| FriendRequest {
+                from,
+                to,
+                note,
+                created_at,
+            })
+            .partition(|request| request.to == user);
+        Ok((incoming, outgoing))
+    }
+
+    async fn accept_friend_request(&self, from: i64, to: i64, now: i64) -> InfraResult<()> {
+        let mut transaction = self
+            .database
+            .pool
+            .begin_with(self.database.dialect.begin_write())
+            .await?;
+        let removed = statement(&self.statements.delete_friend_request)
+            .bind(from)
+            .bind(to)
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected();
+        if removed == 0 {
+            return Err(InfraError::NotFound("friend request".into()));
+        }
+        // A crossing request the other way is answered by this acceptance too.
+        statement(&self.statements.delete_friend_request)
+            .bind(to)
+            .bind(from)
+            .execute(&mut *transaction)
+            .await?;
+        for (user, friend) in [(from, to), (to, from)] {
+            statement(&self.statements.add_friendship)
+                .bind(user)
+                .bind(friend)
+                .bind(now)
+                .execute(&mut *transaction)
+                .await?;
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    async fn friends(&self, user: i64) -> InfraResult<Vec<Friend>> {
+        let found: Vec<(i64, String, String, Option<String>, i64, i64)> =
+            rows(&self.statements.friends)
+                .bind(user)
+                .fetch_all(&self.database.pool)
+                .await?;
+        Ok(found
+            .into_iter()
+            .map(
+                |(id, username, nickname, avatar, created_at, since)| Friend {
+                    user: user_from((id, username, nickname, avatar, created_at)),
+                    since,
+                },
+            )
+            .collect())
+    }
+
+    async fn are_friends(&self, a: i64, b: i64) -> InfraResult<bool> {
+        let (count,): (i64,) = rows(&self.statements.are_friends)
+            .bind(a)
+            .bind(b)
+            .fetch_one(&self.database.pool)
+            .await?;
+        Ok(count > 0)
+    }
+
+    async fn put_messages(&self, messages: &[Message]) -> InfraResult<()> {
+        let mut transaction = self
+            .database
+            .pool
+            .begin_with(self.database.dialect.begin_write())
+            .await?;
+        for message in messages {
+            statement(&self.statements.put_message)
+                .bind(&message.object)
+                .bind(stored_seq(message.seq))
+                .bind(message.id as i64)
+                .bind(message.sender)
+                .bind(message.peer)
+                .bind(&message.kind)
+                .bind(&message.body)
+                .bind(message.ts)
+                .bind(&message.cid)
+                .bind(&message.target_kind)
+                .bind(message.target_id)
+                .execute(&mut *transaction)
+                .await?;
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    async fn messages_before(
+        &self,
+        object: &ObjectId,
+        before: u64,
+        limit: u32,
+    ) -> InfraResult<Vec<Message>> {
+        let found: Vec<MessageRow> = rows(&self.statements.messages_before)
+            .bind(object.to_string())
+            .bind(stored_seq(before))
+            .bind(i64::from(limit))
+            .fetch_all(&self.database.pool)
+            .await?;
+        Ok(found.into_iter().map(message_from).collect())
+    }
+
+    async fn ack_cursor(&self, user: i64, object: &ObjectId) -> InfraResult<u64> {
+        let row: Option<(i64,)> = rows(&self.statements.ack_cursor)
+            .bind(user)
+            .bind(object.to_string())
+            .fetch_optional(&self.database.pool)
+            .await?;
+        Ok(row.map_or(0, |(seq,)| seq as u64))
+    }
+
+    async fn advance_ack_cursor(&self, user: i64, object: &ObjectId, seq: u64) -> InfraResult<u64> {
+        statement(&self.statements.raise_ack_cursor)
+            .bind(user)
+            .bind(object.to_string())
+            .bind(stored_seq(seq))
+            .execute(&self.database.pool)
+            .await?;
+        // The cursor only rises, so what is read now is at least what was just written.
+        self.ack_cursor(user, object).await
+    }
+
+    async fn delivered_cursor(&self, object: &ObjectId) -> InfraResult<u64> {
+        let row: Option<(i64,)> = rows(&self.statements.delivered_cursor)
+            .bind(object.to_string())
+            .fetch_optional(&self.database.pool)
+            .await?;
+        Ok(row.map_or(0, |(seq,)| seq as u64))
+    }
+
+    async fn set_delivered_cursor(&self, object: &ObjectId, seq: u64) -> InfraResult<()> {
+        statement(&self.statements.raise_delivered_cursor)
+            .bind(object.to_string())
+            .bind(stored_seq(seq))
+            .execute(&self.database.pool)
+            .await?;
+        Ok(())
+    }
+}
