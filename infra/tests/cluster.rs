@@ -3,8 +3,12 @@
 //! `scripts/deps.sh up` starts the servers and `scripts/test.sh` exports their URLs. Without
 //! them these tests fail, saying which server is missing; they are never skipped.
 
-use natter_infra::cluster::RedisSessions;
+use std::time::Duration;
+
+use natter_infra::Registry;
+use natter_infra::cluster::{EtcdRegistry, RedisSessions};
 use natter_infra::conformance;
+use natter_infra::registry::ServiceNode;
 use natter_infra::sql::{Dialect, SqlStore, open_database};
 
 /// The URL of a test server, or a failure that says how to start it.
@@ -72,4 +76,94 @@ async fn postgres_store_conforms() {
 #[tokio::test]
 async fn mysql_store_conforms() {
     store_conforms_on("NATTER_TEST_MYSQL_URL", Dialect::MySql).await;
+}
+
+/// An etcd registry for a cluster name no other run shares.
+async fn etcd_registry(cluster: &str, lease: Duration) -> EtcdRegistry {
+    let url = server("NATTER_TEST_ETCD_URL");
+    EtcdRegistry::connect(std::slice::from_ref(&url), cluster, lease)
+        .await
+        .unwrap_or_else(|error| panic!("cannot reach etcd at {url}: {error}"))
+}
+
+#[tokio::test]
+async fn etcd_registry_conforms() {
+    let cluster = format!("test-{}", rand::random::<u32>());
+    let registry = etcd_registry(&cluster, Duration::from_secs(10)).await;
+    conformance::registry::run(&registry).await;
+    conformance::registry::run(&registry).await;
+    registry.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn live_processes_never_share_a_node_id() {
+    let cluster = format!("test-{}", rand::random::<u32>());
+    let mut registries = Vec::new();
+    let mut ids = std::collections::BTreeSet::new();
+    // Same node name every time: a misconfiguration that must still not share ids.
+    for _ in 0..6 {
+        let registry = etcd_registry(&cluster, Duration::from_secs(10)).await;
+        let id = registry.allocate_node_id("same-name").await.expect("id");
+        assert!(ids.insert(id), "node id {id} handed out twice: {ids:?}");
+        registries.push(registry);
+    }
+    // A closed process gives its id back.
+    let freed = ids.first().copied().expect("an id");
+    let mut kept = Vec::new();
+    for registry in registries {
+        if registry.allocate_node_id("same-name").await.expect("id") == freed {
+            registry.close().await.expect("close");
+        } else {
+            kept.push(registry);
+        }
+    }
+    let next = etcd_registry(&cluster, Duration::from_secs(10)).await;
+    assert_eq!(
+        next.allocate_node_id("same-name").await.expect("id"),
+        freed,
+        "the id of a closed process is free again"
+    );
+    for registry in kept.iter().chain([&next]) {
+        registry.close().await.expect("close");
+    }
+}
+
+#[tokio::test]
+async fn a_process_that_stops_renewing_drops_out_of_watches() {
+    let cluster = format!("test-{}", rand::random::<u32>());
+    let observer = etcd_registry(&cluster, Duration::from_secs(10)).await;
+    let mut watcher = observer.watch("task").await.expect("watch");
+    let doomed = etcd_registry(&cluster, Duration::from_secs(2)).await;
+    let node = ServiceNode {
+        layer: "task".into(),
+        node: "doomed".into(),
+        address: "http://127.0.0.1:1".into(),
+    };
+    doomed.register(&node).await.expect("register");
+    let seen = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if watcher.borrow_and_update().contains(&node) {
+                return;
+            }
+            watcher.changed().await.expect("watch open");
+        }
+    })
+    .await;
+    assert!(seen.is_ok(), "the watcher saw the node arrive");
+    // Dropping the last handle stops the keep-alive, as a killed process would.
+    drop(doomed);
+    let gone = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            if !watcher.borrow_and_update().contains(&node) {
+                return;
+            }
+            watcher.changed().await.expect("watch open");
+        }
+    })
+    .await;
+    assert!(
+        gone.is_ok(),
+        "the node left the watch when its lease ran out"
+    );
+    observer.close().await.expect("close");
 }

@@ -1,5 +1,7 @@
 //! The cluster adapters: the same ports on shared servers, for natter run as separate processes.
 
+mod etcd_registry;
 mod redis_sessions;
 
+pub use etcd_registry::EtcdRegistry;
 pub use redis_sessions::RedisSessions;

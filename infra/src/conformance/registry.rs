@@ -45,14 +45,71 @@ pub async fn run(registry: &dyn Registry) {
         tasks.iter().all(|known| known.layer == "task"),
         "nodes(layer) lists only that layer: {tasks:?}"
     );
-    for each in [&first, &second] {
-        let id = registry
-            .allocate_node_id(&each.node)
+    let id = registry
+        .allocate_node_id(&first.node)
+        .await
+        .expect("node id");
+    assert!(
+        id <= MAX_NODE_ID,
+        "a snowflake node id fits in 10 bits, got {id}"
+    );
+    assert_eq!(
+        registry
+            .allocate_node_id(&first.node)
             .await
-            .expect("node id");
-        assert!(
-            id <= MAX_NODE_ID,
-            "a snowflake node id fits in 10 bits, got {id}"
-        );
-    }
+            .expect("node id again"),
+        id,
+        "asking again for the same node keeps its id"
+    );
+    watching(registry, &first, &second).await;
+}
+
+/// Watchers see the current nodes at once and every later change, and a withdrawn node
+/// leaves both the list and the watch.
+async fn watching(registry: &dyn Registry, first: &ServiceNode, second: &ServiceNode) {
+    let mut watcher = registry.watch("connect").await.expect("watch");
+    let now = watcher.borrow_and_update().clone();
+    assert!(
+        now.contains(first) && now.contains(second),
+        "a new watcher sees the nodes registered before it: {now:?}"
+    );
+    let names: Vec<&str> = now.iter().map(|known| known.node.as_str()).collect();
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    assert_eq!(names, sorted, "nodes come ordered by name");
+
+    registry.deregister(second).await.expect("deregister");
+    let listed = registry.nodes("connect").await.expect("nodes");
+    assert!(
+        listed.contains(first) && !listed.contains(second),
+        "a deregistered node leaves nodes(): {listed:?}"
+    );
+    let seen = wait_until(&mut watcher, |nodes| !nodes.contains(second)).await;
+    assert!(seen.contains(first), "the watch keeps the others: {seen:?}");
+
+    let third = node("connect", &format!("conformance-c3-{}", random_id()));
+    registry.register(&third).await.expect("register");
+    wait_until(&mut watcher, |nodes| nodes.contains(&third)).await;
+    registry.deregister(&third).await.expect("deregister");
+    registry.deregister(first).await.expect("deregister");
+    // Deregistering what is not registered is not an error (a repeated clean stop).
+    registry.deregister(&third).await.expect("deregister twice");
+}
+
+/// The watched value once `done` holds, failing after 10 s.
+async fn wait_until(
+    watcher: &mut tokio::sync::watch::Receiver<Vec<ServiceNode>>,
+    done: impl Fn(&Vec<ServiceNode>) -> bool,
+) -> Vec<ServiceNode> {
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            let nodes = watcher.borrow_and_update().clone();
+            if done(&nodes) {
+                return nodes;
+            }
+            watcher.changed().await.expect("the watch stays open");
+        }
+    })
+    .await;
+    waited.unwrap_or_else(|_| panic!("the watch did not show the change within 10 s"))
 }

@@ -1,8 +1,10 @@
-//! `Registry` from configuration: the embedded process knows every service up front.
+//! `Registry` in one process: what this process registered, and a configured node id.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use tokio::sync::watch;
 
 use crate::error::InfraResult;
 use crate::registry::{Registry, ServiceNode};
@@ -11,7 +13,8 @@ use crate::registry::{Registry, ServiceNode};
 #[derive(Debug)]
 pub struct StaticRegistry {
     node_id: u16,
-    nodes: Mutex<Vec<ServiceNode>>,
+    /// One channel per layer, holding that layer's nodes in name order.
+    layers: Mutex<HashMap<String, watch::Sender<Vec<ServiceNode>>>>,
 }
 
 impl StaticRegistry {
@@ -19,33 +22,60 @@ impl StaticRegistry {
     pub fn new(node_id: u16) -> Self {
         StaticRegistry {
             node_id,
-            nodes: Mutex::new(Vec::new()),
+            layers: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Run `change` on a layer's node list and tell its watchers.
+    fn change(&self, layer: &str, change: impl FnOnce(&mut Vec<ServiceNode>)) {
+        let mut layers = self
+            .layers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let sender = layers
+            .entry(layer.to_string())
+            .or_insert_with(|| watch::channel(Vec::new()).0);
+        sender.send_modify(|nodes| {
+            change(nodes);
+            nodes.sort_by(|a, b| a.node.cmp(&b.node));
+        });
+    }
+
+    fn layer(&self, layer: &str) -> watch::Receiver<Vec<ServiceNode>> {
+        let mut layers = self
+            .layers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        layers
+            .entry(layer.to_string())
+            .or_insert_with(|| watch::channel(Vec::new()).0)
+            .subscribe()
     }
 }
 
 #[async_trait]
 impl Registry for StaticRegistry {
     async fn register(&self, node: &ServiceNode) -> InfraResult<()> {
-        let mut nodes = self
-            .nodes
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        nodes.retain(|known| !(known.layer == node.layer && known.node == node.node));
-        nodes.push(node.clone());
+        self.change(&node.layer, |nodes| {
+            nodes.retain(|known| known.node != node.node);
+            nodes.push(node.clone());
+        });
+        Ok(())
+    }
+
+    async fn deregister(&self, node: &ServiceNode) -> InfraResult<()> {
+        self.change(&node.layer, |nodes| {
+            nodes.retain(|known| known.node != node.node)
+        });
         Ok(())
     }
 
     async fn nodes(&self, layer: &str) -> InfraResult<Vec<ServiceNode>> {
-        let nodes = self
-            .nodes
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        Ok(nodes
-            .iter()
-            .filter(|node| node.layer == layer)
-            .cloned()
-            .collect())
+        Ok(self.layer(layer).borrow().clone())
+    }
+
+    async fn watch(&self, layer: &str) -> InfraResult<watch::Receiver<Vec<ServiceNode>>> {
+        Ok(self.layer(layer))
     }
 
     async fn allocate_node_id(&self, _node: &str) -> InfraResult<u16> {
