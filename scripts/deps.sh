@@ -161,11 +161,16 @@ start_kafka() {
     install_tansu
     mkdir -p "$DIR/kafka"
     # tansu opens its SQLite file relative to the working directory.
-    (cd "$DIR/kafka" && nohup "$TANSU_BIN" broker \
-        --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-        --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-        --storage-engine "sqlite://tansu.db" >"$DIR/kafka.log" 2>&1 &
-        echo $! >"$DIR/kafka.pid")
+    # The cd and the launch are separate commands so that `$!` is the broker itself, not a
+    # subshell waiting for it (which would also hold the caller's stdout open).
+    (
+        cd "$DIR/kafka"
+        nohup "$TANSU_BIN" broker \
+            --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+            --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+            --storage-engine "sqlite://tansu.db" </dev/null >"$DIR/kafka.log" 2>&1 &
+        echo $! >"$DIR/kafka.pid"
+    )
     wait_for kafka 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$KAFKA_PORT"
 }
 

@@ -5,11 +5,14 @@
 
 use std::time::Duration;
 
+use natter_infra::MessageLog;
 use natter_infra::Registry;
-use natter_infra::cluster::{EtcdRegistry, RedisSessions};
+use natter_infra::cluster::{EtcdRegistry, KafkaLog, KafkaLogConfig, RedisSessions};
 use natter_infra::conformance;
 use natter_infra::registry::ServiceNode;
 use natter_infra::sql::{Dialect, SqlStore, open_database};
+use natter_proto::ObjectId;
+use natter_proto::v1::Message;
 
 /// The URL of a test server, or a failure that says how to start it.
 fn server(variable: &str) -> String {
@@ -166,4 +169,125 @@ async fn a_process_that_stops_renewing_drops_out_of_watches() {
         "the node left the watch when its lease ran out"
     );
     observer.close().await.expect("close");
+}
+
+/// A Kafka log whose topics no other run shares (tansu 0.6 deletes every topic on
+/// DeleteTopics, so runs are kept apart by prefix, never by cleaning up).
+async fn kafka_log(prefix: &str) -> KafkaLog {
+    let url = server("NATTER_TEST_KAFKA_URL");
+    KafkaLog::connect(KafkaLogConfig {
+        bootstrap: vec![url.clone()],
+        topic_prefix: prefix.into(),
+        ..KafkaLogConfig::default()
+    })
+    .await
+    .unwrap_or_else(|error| panic!("cannot reach the Kafka broker at {url}: {error}"))
+}
+
+fn kafka_prefix() -> String {
+    format!("natter-test-{}", rand::random::<u32>())
+}
+
+#[tokio::test]
+async fn kafka_log_conforms() {
+    let log = kafka_log(&kafka_prefix()).await;
+    conformance::log::run(&log).await;
+    conformance::log::run(&log).await;
+    tokio::join!(conformance::log::run(&log), conformance::log::run(&log));
+}
+
+fn numbered(number: u64) -> Message {
+    Message {
+        id: number,
+        sender: 1,
+        peer: 2,
+        kind: "text".into(),
+        body: format!("message {number}"),
+        ts: 1_700_000_000_000,
+        ..Message::default()
+    }
+}
+
+#[tokio::test]
+async fn kafka_appends_racing_from_two_clients_get_every_seq_once() {
+    let prefix = kafka_prefix();
+    // Two clients, as two task processes would be, racing on one fresh topic.
+    let (first, second) = tokio::join!(kafka_log(&prefix), kafka_log(&prefix));
+    let object = ObjectId::User(rand::random::<u32>() as i64 + 1);
+    let appends = (1..=50u64).map(|number| {
+        let log = if number % 2 == 0 { &first } else { &second };
+        let object = &object;
+        async move { log.append(object, &numbered(number)).await }
+    });
+    let mut seqs: Vec<u64> = futures_util::future::join_all(appends)
+        .await
+        .into_iter()
+        .map(|appended| appended.expect("append"))
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(
+        seqs,
+        (1..=50).collect::<Vec<u64>>(),
+        "every seq exactly once"
+    );
+    assert_eq!(first.end(&object).await.expect("end"), 50);
+    let read = second.read(&object, 0, 100).await.expect("read");
+    let mut ids: Vec<u64> = read.iter().map(|message| message.id).collect();
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        (1..=50).collect::<Vec<u64>>(),
+        "every message stored once"
+    );
+}
+
+#[tokio::test]
+async fn kafka_records_outlive_the_client_that_wrote_them() {
+    let prefix = kafka_prefix();
+    let object = ObjectId::Group(rand::random::<u32>() as i64 + 1);
+    {
+        let writer = kafka_log(&prefix).await;
+        for number in 1..=3 {
+            assert_eq!(
+                writer
+                    .append(&object, &numbered(number))
+                    .await
+                    .expect("append"),
+                number
+            );
+        }
+    }
+    let reader = kafka_log(&prefix).await;
+    assert_eq!(reader.end(&object).await.expect("end"), 3);
+    let read = reader.read(&object, 1, 10).await.expect("read");
+    let bodies: Vec<&str> = read.iter().map(|message| message.body.as_str()).collect();
+    assert_eq!(bodies, ["message 2", "message 3"]);
+    assert!(
+        reader.objects().await.expect("objects").contains(&object),
+        "a new client lists the objects an old one wrote"
+    );
+    let other = kafka_log(&kafka_prefix()).await;
+    assert!(
+        !other.objects().await.expect("objects").contains(&object),
+        "another prefix does not see this prefix's objects"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_broker_is_an_error_not_a_hang() {
+    let started = std::time::Instant::now();
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(20),
+        KafkaLog::connect(KafkaLogConfig {
+            bootstrap: vec!["127.0.0.1:1".into()],
+            request_deadline_ms: 3_000,
+            ..KafkaLogConfig::default()
+        }),
+    )
+    .await;
+    assert!(
+        matches!(outcome, Ok(Err(_))),
+        "connecting to a closed port must fail, took {:?}",
+        started.elapsed()
+    );
 }

@@ -1,7 +1,9 @@
 //! The cluster adapters: the same ports on shared servers, for natter run as separate processes.
 
 mod etcd_registry;
+mod kafka_log;
 mod redis_sessions;
 
 pub use etcd_registry::EtcdRegistry;
+pub use kafka_log::{KafkaLog, KafkaLogConfig};
 pub use redis_sessions::RedisSessions;

@@ -1,0 +1,386 @@
+//! `MessageLog` on a Kafka-protocol broker (Apache Kafka, Redpanda, tansu) through rskafka.
+//!
+//! Each object is one single-partition topic, `<prefix>.user.<id>` or `<prefix>.group.<id>`,
+//! created on its first append. A message's seq is its offset plus one, so the log's own
+//! numbering is the only numbering: nothing else has to agree with it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use natter_proto::ObjectId;
+use natter_proto::v1::Message;
+use prost::Message as _;
+use rskafka::BackoffConfig;
+use rskafka::chrono::{TimeZone, Utc};
+use rskafka::client::error::{Error as KafkaError, ProtocolError};
+use rskafka::client::partition::{Compression, OffsetAt, PartitionClient, UnknownTopicHandling};
+use rskafka::client::{Client, ClientBuilder};
+use rskafka::record::Record;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Mutex, OnceCell};
+
+use crate::error::{InfraError, InfraResult};
+use crate::log::MessageLog;
+
+/// How natter reaches its broker and names its topics.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaLogConfig {
+    /// `host:port` of one or more brokers; the rest of the cluster is found from them.
+    pub bootstrap: Vec<String>,
+    /// The first part of every topic name, so several natter clusters (or test runs) can share
+    /// one broker.
+    pub topic_prefix: String,
+    /// Replicas per topic: 3 on a production Kafka cluster, 1 on a single broker.
+    pub replication_factor: i16,
+    /// How long the broker may take to create a topic, in milliseconds.
+    pub create_timeout_ms: i32,
+    /// How long one operation keeps retrying an unreachable broker before it fails, in ms.
+    pub request_deadline_ms: u64,
+    /// The most topics whose partition clients stay cached (each holds a little state).
+    pub cached_partitions: usize,
+}
+
+impl Default for KafkaLogConfig {
+    fn default() -> Self {
+        KafkaLogConfig {
+            bootstrap: vec!["127.0.0.1:9092".into()],
+            topic_prefix: "natter".into(),
+            replication_factor: 1,
+            create_timeout_ms: 5_000,
+            request_deadline_ms: 15_000,
+            cached_partitions: 10_000,
+        }
+    }
+}
+
+/// The longest a fetch may wait on the broker. Readers are woken when there is something to
+/// read, so a fetch never needs to long-poll; some brokers (tansu 0.6) wait the whole
+/// `max_wait` even when data is there, which makes this a latency floor.
+const FETCH_MAX_WAIT_MS: i32 = 5;
+/// The most bytes one fetch asks for; a record larger than this still comes back whole.
+const FETCH_MAX_BYTES: i32 = 1 << 20;
+
+/// One partition client per topic, created once even when many callers race for it.
+type PartitionSlot = Arc<OnceCell<Arc<PartitionClient>>>;
+
+/// The durable log on a Kafka-protocol broker.
+pub struct KafkaLog {
+    client: Client,
+    config: KafkaLogConfig,
+    partitions: Mutex<HashMap<String, PartitionSlot>>,
+}
+
+impl std::fmt::Debug for KafkaLog {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("KafkaLog")
+            .field("bootstrap", &self.config.bootstrap)
+            .field("topic_prefix", &self.config.topic_prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a partition client could not be had.
+enum PartitionError {
+    /// The topic does not exist (and was not to be created).
+    Missing,
+    /// Anything else.
+    Failed(InfraError),
+}
+
+impl KafkaLog {
+    /// Connects to the brokers; fails (after `request_deadline_ms`) when none answers.
+    pub async fn connect(config: KafkaLogConfig) -> InfraResult<KafkaLog> {
+        if config.bootstrap.is_empty() {
+            return Err(InfraError::Config("kafka.bootstrap lists no broker".into()));
+        }
+        if config.topic_prefix.is_empty()
+            || !config
+                .topic_prefix
+                .chars()
+                .all(|character| character.is_ascii_alphanumeric() || "._-".contains(character))
+        {
+            return Err(InfraError::Config(format!(
+                "kafka.topic_prefix {:?} must be letters, digits, '.', '_' or '-'",
+                config.topic_prefix
+            )));
+        }
+        let backoff = BackoffConfig {
+            init_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(1),
+            base: 2.0,
+            deadline: Some(Duration::from_millis(config.request_deadline_ms)),
+        };
+        let client = ClientBuilder::new(config.bootstrap.clone())
+            .client_id("natter")
+            .backoff_config(backoff)
+            .build()
+            .await
+            .map_err(unavailable)?;
+        Ok(KafkaLog {
+            client,
+            config,
+            partitions: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The topic that holds `object`'s log.
+    fn topic(&self, object: &ObjectId) -> String {
+        match object {
+            ObjectId::User(id) => format!("{}.user.{id}", self.config.topic_prefix),
+            ObjectId::Group(id) => format!("{}.group.{id}", self.config.topic_prefix),
+        }
+    }
+
+    /// The object a topic of ours holds, or None for someone else's topic.
+    fn object_of(&self, topic: &str) -> Option<ObjectId> {
+        let rest = topic
+            .strip_prefix(self.config.topic_prefix.as_str())?
+            .strip_prefix('.')?;
+        let (kind, id) = rest.split_once('.')?;
+        format!("{kind}:{id}").parse().ok()
+    }
+
+    /// The partition client of `topic`; with `create`, the topic is created when missing.
+    async fn partition(
+        &self,
+        topic: &str,
+        create: bool,
+    ) -> Result<Arc<PartitionClient>, PartitionError> {
+        let slot = {
+            let mut partitions = self.partitions.lock().await;
+            if let Some(slot) = partitions.get(topic) {
+                Arc::clone(slot)
+            } else {
+                // Bounded: when full, forget one entry; it is rebuilt on its next use.
+                if partitions.len() >= self.config.cached_partitions.max(1)
+                    && let Some(evicted) = partitions.keys().next().cloned()
+                {
+                    partitions.remove(&evicted);
+                }
+                let slot = PartitionSlot::default();
+                partitions.insert(topic.to_owned(), Arc::clone(&slot));
+                slot
+            }
+        };
+        slot.get_or_try_init(|| self.open_partition(topic, create))
+            .await
+            .map(Arc::clone)
+    }
+
+    async fn open_partition(
+        &self,
+        topic: &str,
+        create: bool,
+    ) -> Result<Arc<PartitionClient>, PartitionError> {
+        match self
+            .client
+            .partition_client(topic, 0, UnknownTopicHandling::Error)
+            .await
+        {
+            Ok(partition) => return Ok(Arc::new(partition)),
+            Err(error) if is_protocol(&error, ProtocolError::UnknownTopicOrPartition) => {
+                if !create {
+                    return Err(PartitionError::Missing);
+                }
+            }
+            Err(error) => return Err(PartitionError::Failed(unavailable(error))),
+        }
+        let controller = self
+            .client
+            .controller_client()
+            .map_err(|error| PartitionError::Failed(unavailable(error)))?;
+        match controller
+            .create_topic(
+                topic,
+                1,
+                self.config.replication_factor,
+                self.config.create_timeout_ms,
+            )
+            .await
+        {
+            Ok(()) => {
+                metrics::counter!("natter_log_topics_created_total").increment(1);
+                tracing::debug!(topic, "created log topic");
+            }
+            // Another process created it first: that is just as good.
+            Err(error) if is_protocol(&error, ProtocolError::TopicAlreadyExists) => {}
+            Err(error) => return Err(PartitionError::Failed(unavailable(error))),
+        }
+        // Brokers may take a moment before a new topic is known everywhere; wait it out (up
+        // to the request deadline).
+        self.client
+            .partition_client(topic, 0, UnknownTopicHandling::Retry)
+            .await
+            .map(Arc::new)
+            .map_err(|error| PartitionError::Failed(unavailable(error)))
+    }
+
+    /// The partition client of an existing topic, or None when it has never been written.
+    async fn existing_partition(&self, topic: &str) -> InfraResult<Option<Arc<PartitionClient>>> {
+        match self.partition(topic, false).await {
+            Ok(partition) => Ok(Some(partition)),
+            Err(PartitionError::Missing) => Ok(None),
+            Err(PartitionError::Failed(error)) => Err(error),
+        }
+    }
+
+    /// Forget a cached client after it failed, so the next call starts afresh.
+    async fn forget(&self, topic: &str) {
+        self.partitions.lock().await.remove(topic);
+    }
+}
+
+#[async_trait]
+impl MessageLog for KafkaLog {
+    async fn append(&self, object: &ObjectId, message: &Message) -> InfraResult<u64> {
+        let topic = self.topic(object);
+        let partition = match self.partition(&topic, true).await {
+            Ok(partition) => partition,
+            Err(PartitionError::Missing) => {
+                return Err(InfraError::Unavailable(format!("{topic} was not created")));
+            }
+            Err(PartitionError::Failed(error)) => return Err(error),
+        };
+        let mut record = message.clone();
+        record.object = String::new();
+        record.seq = 0;
+        // The record's time is the message's; a nonsense value becomes the epoch rather than
+        // an error, since brokers only use it for retention.
+        let timestamp = Utc
+            .timestamp_millis_opt(message.ts)
+            .single()
+            .unwrap_or_default();
+        let produced = partition
+            .produce(
+                vec![Record {
+                    key: None,
+                    value: Some(record.encode_to_vec()),
+                    headers: Default::default(),
+                    timestamp,
+                }],
+                Compression::NoCompression,
+            )
+            .await;
+        let offsets = match produced {
+            Ok(offsets) => offsets,
+            Err(error) => {
+                self.forget(&topic).await;
+                return Err(unavailable(error));
+            }
+        };
+        let offset = offsets.first().copied().ok_or_else(|| {
+            InfraError::Unavailable(format!("{topic}: the broker returned no offset"))
+        })?;
+        Ok(seq_of_offset(offset))
+    }
+
+    async fn read(&self, object: &ObjectId, after: u64, max: usize) -> InfraResult<Vec<Message>> {
+        let topic = self.topic(object);
+        let Some(partition) = self.existing_partition(&topic).await? else {
+            return Ok(Vec::new());
+        };
+        let name = object.to_string();
+        let mut messages = Vec::new();
+        // The message with seq `after + 1` sits at offset `after`.
+        let mut next_offset = i64::try_from(after).unwrap_or(i64::MAX);
+        while messages.len() < max {
+            let (records, high_watermark) = match partition
+                .fetch_records(next_offset, 1..FETCH_MAX_BYTES, FETCH_MAX_WAIT_MS)
+                .await
+            {
+                Ok(fetched) => fetched,
+                // Reading past the end is reading nothing.
+                Err(error) if is_protocol(&error, ProtocolError::OffsetOutOfRange) => break,
+                Err(error) => {
+                    self.forget(&topic).await;
+                    return Err(unavailable(error));
+                }
+            };
+            let before = messages.len();
+            for record in records {
+                if record.offset < next_offset || messages.len() >= max {
+                    continue;
+                }
+                let payload = record.record.value.unwrap_or_default();
+                let seq = seq_of_offset(record.offset);
+                let mut message = Message::decode(payload.as_slice())
+                    .map_err(|error| InfraError::Corrupt(format!("{name}@{seq}: {error}")))?;
+                message.object = name.clone();
+                message.seq = seq;
+                messages.push(message);
+                next_offset = record.offset + 1;
+            }
+            if messages.len() == before || next_offset >= high_watermark {
+                break;
+            }
+        }
+        Ok(messages)
+    }
+
+    async fn end(&self, object: &ObjectId) -> InfraResult<u64> {
+        let topic = self.topic(object);
+        let Some(partition) = self.existing_partition(&topic).await? else {
+            return Ok(0);
+        };
+        // The high watermark of a fetch response, not ListOffsets(Latest): some brokers
+        // answer the latter wrongly, and every broker gets the former right because
+        // consumers depend on it.
+        match partition.fetch_records(0, 1..1, FETCH_MAX_WAIT_MS).await {
+            Ok((_, high_watermark)) => Ok(u64::try_from(high_watermark).unwrap_or(0)),
+            // Offset 0 is gone only where retention deleted old records; then ListOffsets is
+            // the one way left to ask.
+            Err(error) if is_protocol(&error, ProtocolError::OffsetOutOfRange) => partition
+                .get_offset(OffsetAt::Latest)
+                .await
+                .map(|latest| u64::try_from(latest).unwrap_or(0))
+                .map_err(unavailable),
+            Err(error) => {
+                self.forget(&topic).await;
+                Err(unavailable(error))
+            }
+        }
+    }
+
+    async fn objects(&self) -> InfraResult<Vec<ObjectId>> {
+        let topics = self.client.list_topics().await.map_err(unavailable)?;
+        let mut objects: Vec<ObjectId> = topics
+            .iter()
+            .filter_map(|topic| self.object_of(&topic.name))
+            .collect();
+        objects.sort_unstable();
+        objects.dedup();
+        Ok(objects)
+    }
+}
+
+/// Offsets count from 0, seqs from 1.
+fn seq_of_offset(offset: i64) -> u64 {
+    u64::try_from(offset).unwrap_or(0) + 1
+}
+
+fn is_protocol(error: &KafkaError, expected: ProtocolError) -> bool {
+    match error {
+        KafkaError::ServerError { protocol_error, .. } => *protocol_error == expected,
+        _ => false,
+    }
+}
+
+fn unavailable(error: KafkaError) -> InfraError {
+    InfraError::Unavailable(format!("kafka: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seqs_are_offsets_plus_one() {
+        assert_eq!(seq_of_offset(0), 1);
+        assert_eq!(seq_of_offset(41), 42);
+        assert_eq!(seq_of_offset(-1), 1, "a nonsense offset never yields seq 0");
+    }
+}
