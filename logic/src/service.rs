@@ -46,21 +46,53 @@ fn dedup_key(sender: i64, cid: &str) -> String {
     format!("send:{sender}:{cid}")
 }
 
-/// A finished send as remembered for retries: `id object seq ts`.
-fn encode_reply(reply: &SendReply) -> String {
-    format!("{} {} {} {}", reply.id, reply.object, reply.seq, reply.ts)
+/// What a send's de-duplication record remembers, so a retry with the same cid neither
+/// writes the message twice nor loses it.
+#[derive(Debug, PartialEq)]
+enum Remembered {
+    /// Finished: the retry gets the same reply. Stored as `id object seq ts`.
+    Sent(SendReply),
+    /// The recipient's copy is in the log but the sender's is not (the log failed between
+    /// the two appends): a retry writes only the sender's copy, with the same id and time.
+    /// Stored as `partial id ts`.
+    RecipientWritten { id: u64, ts: i64 },
 }
 
-fn decode_reply(cid: &str, text: &str) -> Option<SendReply> {
-    let mut parts = text.split(' ');
-    let reply = SendReply {
-        cid: cid.to_string(),
-        id: parts.next()?.parse().ok()?,
-        object: parts.next()?.to_string(),
-        seq: parts.next()?.parse().ok()?,
-        ts: parts.next()?.parse().ok()?,
-    };
-    Some(reply)
+impl Remembered {
+    fn encode(&self) -> String {
+        match self {
+            Remembered::Sent(reply) => {
+                format!("{} {} {} {}", reply.id, reply.object, reply.seq, reply.ts)
+            }
+            Remembered::RecipientWritten { id, ts } => format!("partial {id} {ts}"),
+        }
+    }
+
+    fn decode(cid: &str, text: &str) -> Option<Remembered> {
+        let mut parts = text.split(' ');
+        let first = parts.next()?;
+        if first == "partial" {
+            return Some(Remembered::RecipientWritten {
+                id: parts.next()?.parse().ok()?,
+                ts: parts.next()?.parse().ok()?,
+            });
+        }
+        Some(Remembered::Sent(SendReply {
+            cid: cid.to_string(),
+            id: first.parse().ok()?,
+            object: parts.next()?.to_string(),
+            seq: parts.next()?.parse().ok()?,
+            ts: parts.next()?.parse().ok()?,
+        }))
+    }
+}
+
+/// How far a failed send got.
+enum SendFailure {
+    /// Nothing was written: a retry starts afresh.
+    NothingWritten(Status),
+    /// The recipient's copy was written; a retry must finish with the same id.
+    RecipientWritten { status: Status, id: u64, ts: i64 },
 }
 
 impl LogicService {
@@ -131,9 +163,22 @@ impl LogicService {
     }
 
     /// Logs, stores and announces an accepted one-to-one message; returns the sender's reply.
-    async fn deliver_direct(&self, request: &SendRequest, peer: i64) -> Result<SendReply, Status> {
-        let id = self.ids.next_id().map_err(status)?;
-        let ts = now_millis();
+    /// `resume` is the id and time of an earlier attempt that wrote the recipient's copy.
+    async fn deliver_direct(
+        &self,
+        request: &SendRequest,
+        peer: i64,
+        resume: Option<(u64, i64)>,
+    ) -> Result<SendReply, SendFailure> {
+        let (id, ts) = match resume {
+            Some(earlier) => earlier,
+            None => (
+                self.ids
+                    .next_id()
+                    .map_err(|error| SendFailure::NothingWritten(status(error)))?,
+                now_millis(),
+            ),
+        };
         let base = Message {
             id,
             sender: request.sender,
@@ -148,25 +193,46 @@ impl LogicService {
         // The recipient's copy first: once the sender hears "sent", the recipient must have it.
         let recipient_object = ObjectId::User(peer);
         let sender_object = ObjectId::User(request.sender);
-        let mut copies = Vec::with_capacity(2);
-        for (object, other) in [(recipient_object, request.sender), (sender_object, peer)] {
-            let mut copy = base.clone();
-            copy.peer = other;
-            copy.seq = self.log.append(&object, &copy).await.map_err(status)?;
-            copy.object = object.to_string();
-            copies.push(copy);
+        let mut recipient_copy = Message {
+            peer: request.sender,
+            ..base.clone()
+        };
+        if resume.is_none() {
+            recipient_copy.seq = self
+                .log
+                .append(&recipient_object, &recipient_copy)
+                .await
+                .map_err(|error| SendFailure::NothingWritten(status(error)))?;
+            recipient_copy.object = recipient_object.to_string();
         }
+        let mut sender_copy = Message { peer, ..base };
+        sender_copy.seq = self
+            .log
+            .append(&sender_object, &sender_copy)
+            .await
+            .map_err(|error| SendFailure::RecipientWritten {
+                status: status(error),
+                id,
+                ts,
+            })?;
+        sender_copy.object = sender_object.to_string();
         let reply = SendReply {
             cid: request.cid.clone(),
             id,
             object: sender_object.to_string(),
-            seq: copies[1].seq,
+            seq: sender_copy.seq,
             ts,
         };
         self.wake(vec![recipient_object, sender_object]);
         metrics::counter!("natter_messages_accepted_total").increment(1);
         // The log is the durable record; the store copy makes it visible to history. If the
-        // store fails the message still goes out (task repairs the store as it delivers).
+        // store fails the message still goes out (task repairs the store as it delivers). A
+        // resumed send stored nothing yet for the recipient, and task repairs that too.
+        let copies: Vec<Message> = if resume.is_none() {
+            vec![recipient_copy, sender_copy]
+        } else {
+            vec![sender_copy]
+        };
         if let Err(error) = self.store.put_messages(&copies).await {
             tracing::warn!(%error, id, "storing an accepted message failed; task will repair it");
         }
@@ -193,44 +259,55 @@ impl Logic for LogicService {
         let request = request.into_inner();
         let target = self.check_send(&request).await?;
         let key = dedup_key(request.sender, &request.cid);
-        match self
+        let resume = match self
             .sessions
             .claim(&key, self.config.dedup_ttl())
             .await
             .map_err(status)?
         {
-            Claim::New => {}
+            Claim::New => None,
             Claim::Pending => {
                 return Err(ErrorCode::InProgress
                     .status("a message with this cid is still being processed"));
             }
-            Claim::Done(text) => {
-                return decode_reply(&request.cid, &text)
-                    .map(Response::new)
-                    .ok_or_else(|| ErrorCode::Internal.status("unreadable de-duplication record"));
-            }
-        }
-        let outcome = match target {
-            Target::User(peer) => self.deliver_direct(&request, peer).await,
-            Target::Group(_) => Err(ErrorCode::NotMember.status("groups are not available")),
-        };
-        match &outcome {
-            Ok(reply) => {
-                let remembered = self
-                    .sessions
-                    .complete_claim(&key, &encode_reply(reply), self.config.dedup_ttl())
-                    .await;
-                if let Err(error) = remembered {
-                    tracing::warn!(%error, "remembering a send for de-duplication failed");
+            Claim::Done(text) => match Remembered::decode(&request.cid, &text) {
+                Some(Remembered::Sent(reply)) => return Ok(Response::new(reply)),
+                Some(Remembered::RecipientWritten { id, ts }) => Some((id, ts)),
+                None => {
+                    return Err(ErrorCode::Internal.status("unreadable de-duplication record"));
                 }
+            },
+        };
+        let outcome = match target {
+            Target::User(peer) => self.deliver_direct(&request, peer, resume).await,
+            Target::Group(_) => Err(SendFailure::NothingWritten(
+                ErrorCode::NotMember.status("groups are not available"),
+            )),
+        };
+        let (remembered, result) = match outcome {
+            Ok(reply) => (Some(Remembered::Sent(reply.clone())), Ok(reply)),
+            Err(SendFailure::RecipientWritten { status, id, ts }) => {
+                (Some(Remembered::RecipientWritten { id, ts }), Err(status))
             }
-            Err(_) => {
+            // A resumed send keeps its record: the recipient's copy is still written.
+            Err(SendFailure::NothingWritten(status)) if resume.is_some() => (None, Err(status)),
+            Err(SendFailure::NothingWritten(status)) => {
                 if let Err(error) = self.sessions.abandon_claim(&key).await {
                     tracing::warn!(%error, "releasing a de-duplication claim failed");
                 }
+                (None, Err(status))
+            }
+        };
+        if let Some(remembered) = remembered {
+            let stored = self
+                .sessions
+                .complete_claim(&key, &remembered.encode(), self.config.dedup_ttl())
+                .await;
+            if let Err(error) = stored {
+                tracing::warn!(%error, "remembering a send for de-duplication failed");
             }
         }
-        outcome.map(Response::new)
+        result.map(Response::new)
     }
 
     async fn sync(&self, request: Request<SyncRequest>) -> Result<Response<SyncReply>, Status> {
@@ -332,7 +409,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn remembered_replies_round_trip() {
+    fn remembered_sends_round_trip() {
         let reply = SendReply {
             cid: "c1".into(),
             id: 77,
@@ -340,7 +417,16 @@ mod tests {
             seq: 9,
             ts: 1234,
         };
-        assert_eq!(decode_reply("c1", &encode_reply(&reply)), Some(reply));
-        assert_eq!(decode_reply("c1", "garbage"), None);
+        for remembered in [
+            Remembered::Sent(reply),
+            Remembered::RecipientWritten { id: 77, ts: 1234 },
+        ] {
+            assert_eq!(
+                Remembered::decode("c1", &remembered.encode()),
+                Some(remembered)
+            );
+        }
+        assert_eq!(Remembered::decode("c1", "garbage"), None);
+        assert_eq!(Remembered::decode("c1", "partial 1"), None);
     }
 }

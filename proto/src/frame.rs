@@ -102,7 +102,7 @@ pub enum ServerFrame {
 pub struct MessageFrame {
     /// The object this copy belongs to.
     pub object: String,
-    /// Seq within `object`; de-duplicate by (object, seq).
+    /// Seq within `object`; de-duplicate by (object, seq), then by `id`.
     pub seq: u64,
     /// Message id (a snowflake, as a string: JavaScript numbers lose precision above 2^53).
     pub id: String,

@@ -1,0 +1,162 @@
+//! A send that fails half-way (the recipient's copy logged, the sender's not) and is retried
+//! with the same cid: the message must exist once, under one id, in each log.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use async_trait::async_trait;
+use natter_infra::embedded::{MemorySessions, SqliteLog, open_sqlite};
+use natter_infra::error::{InfraError, InfraResult};
+use natter_infra::ids::IdGenerator;
+use natter_infra::sql::SqlStore;
+use natter_infra::store::{FriendRequest, User};
+use natter_infra::{MessageLog, Store};
+use natter_logic::{LogicConfig, LogicService};
+use natter_proto::ObjectId;
+use natter_proto::handle::TaskHandle;
+use natter_proto::v1::logic_server::Logic;
+use natter_proto::v1::task_server::Task;
+use natter_proto::v1::{Empty, Message, SendRequest, WakeRequest};
+use tonic::{Request, Response, Status};
+
+/// A log that fails the next append to one user's inbox when armed.
+struct FlakyLog {
+    inner: SqliteLog,
+    fail_next_append_to: AtomicI64,
+}
+
+#[async_trait]
+impl MessageLog for FlakyLog {
+    async fn append(&self, object: &ObjectId, message: &Message) -> InfraResult<u64> {
+        if let ObjectId::User(user) = object
+            && self
+                .fail_next_append_to
+                .compare_exchange(*user, 0, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        {
+            return Err(InfraError::Unavailable("the broker is restarting".into()));
+        }
+        self.inner.append(object, message).await
+    }
+    async fn read(&self, object: &ObjectId, after: u64, max: usize) -> InfraResult<Vec<Message>> {
+        self.inner.read(object, after, max).await
+    }
+    async fn end(&self, object: &ObjectId) -> InfraResult<u64> {
+        self.inner.end(object).await
+    }
+    async fn objects(&self) -> InfraResult<Vec<ObjectId>> {
+        self.inner.objects().await
+    }
+}
+
+/// Task that ignores wakes: this test reads the log directly.
+struct NoTask;
+
+#[tonic::async_trait]
+impl Task for NoTask {
+    async fn wake(&self, _request: Request<WakeRequest>) -> Result<Response<Empty>, Status> {
+        Ok(Response::new(Empty {}))
+    }
+}
+
+fn user(id: i64) -> User {
+    User {
+        id,
+        username: format!("user{id}"),
+        nickname: format!("user{id}"),
+        avatar: None,
+        created_at: 1,
+    }
+}
+
+#[tokio::test]
+async fn a_send_retried_after_a_half_written_failure_is_logged_once() {
+    let folder = tempfile::tempdir().expect("temporary folder");
+    let database = open_sqlite(&folder.path().join("natter.db"))
+        .await
+        .expect("database");
+    let store = Arc::new(SqlStore::new(database.clone()));
+    let log = Arc::new(FlakyLog {
+        inner: SqliteLog::new(database).expect("log"),
+        fail_next_append_to: AtomicI64::new(0),
+    });
+    let (alice, bob) = (11, 12);
+    for id in [alice, bob] {
+        store.create_user(&user(id), "hash").await.expect("user");
+    }
+    store
+        .add_friend_request(&FriendRequest {
+            from: alice,
+            to: bob,
+            note: String::new(),
+            created_at: 1,
+        })
+        .await
+        .expect("request");
+    store
+        .accept_friend_request(alice, bob, 2)
+        .await
+        .expect("accept");
+    let logic = LogicService::new(
+        LogicConfig::default(),
+        store,
+        Arc::clone(&log) as Arc<dyn MessageLog>,
+        Arc::new(MemorySessions::new()),
+        Arc::new(IdGenerator::new(1).expect("ids")),
+        TaskHandle::Local(Arc::new(NoTask)),
+    );
+    let send = || SendRequest {
+        sender: alice,
+        cid: "c1".into(),
+        target_kind: "user".into(),
+        target_id: bob,
+        kind: "text".into(),
+        body: "hello".into(),
+    };
+
+    // The recipient's copy is written, then the log fails on the sender's.
+    log.fail_next_append_to.store(alice, Ordering::SeqCst);
+    assert!(
+        logic.send(Request::new(send())).await.is_err(),
+        "the half-written send fails"
+    );
+    let reply = logic
+        .send(Request::new(send()))
+        .await
+        .expect("the retry succeeds")
+        .into_inner();
+    let again = logic
+        .send(Request::new(send()))
+        .await
+        .expect("a second retry succeeds")
+        .into_inner();
+    assert_eq!(again, reply, "later retries get the same reply");
+
+    let bob_inbox = log.read(&ObjectId::User(bob), 0, 10).await.expect("read");
+    let alice_inbox = log.read(&ObjectId::User(alice), 0, 10).await.expect("read");
+    assert_eq!(bob_inbox.len(), 1, "the recipient's copy is logged once");
+    assert_eq!(alice_inbox.len(), 1, "the sender's copy is logged once");
+    assert_eq!(
+        bob_inbox[0].id, reply.id,
+        "both copies carry the reply's id"
+    );
+    assert_eq!(alice_inbox[0].id, reply.id);
+    assert_eq!(bob_inbox[0].ts, alice_inbox[0].ts);
+    assert_eq!((reply.object.as_str(), reply.seq), ("user:11", 1));
+
+    // A failure before anything is written leaves nothing behind: the retry starts afresh.
+    log.fail_next_append_to.store(bob, Ordering::SeqCst);
+    let fresh = SendRequest {
+        cid: "c2".into(),
+        ..send()
+    };
+    assert!(logic.send(Request::new(fresh.clone())).await.is_err());
+    let retried = logic
+        .send(Request::new(fresh))
+        .await
+        .expect("retry")
+        .into_inner();
+    assert_eq!(log.end(&ObjectId::User(bob)).await.expect("end"), 2);
+    assert_eq!(log.end(&ObjectId::User(alice)).await.expect("end"), 2);
+    assert_ne!(retried.id, reply.id);
+}
