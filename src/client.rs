@@ -234,6 +234,12 @@ impl WsClient {
         }
     }
 
+    /// The underlying WebSocket, for callers that read and write at once (the load
+    /// generator splits it into a sink and a stream).
+    pub fn into_inner(self) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+        self.stream
+    }
+
     /// Close politely.
     pub async fn close(mut self) {
         let _ = self.stream.close(None).await;

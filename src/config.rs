@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use natter_api::ApiConfig;
 use natter_connect::ConnectConfig;
+use natter_infra::cluster::KafkaLogConfig;
 use natter_logic::LogicConfig;
 use natter_task::TaskConfig;
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,43 @@ pub struct NatterConfig {
     pub task: TaskConfig,
     /// The connect layer.
     pub connect: ConnectConfig,
+    /// The shared servers of a cluster deployment (`natter serve <layer>`).
+    pub cluster: ClusterConfig,
+}
+
+/// Where a cluster's shared servers are; the embedded deployment reads none of this.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The cluster's name: its etcd keys live under `/natter/<name>/`, its Redis keys start
+    /// with `<name>:`.
+    pub name: String,
+    /// etcd endpoints.
+    pub etcd: Vec<String>,
+    /// How long a process stays registered after it stops renewing its etcd lease.
+    pub lease_ttl_ms: u64,
+    /// The relational store: `postgres://…` or `mysql://…`.
+    pub database_url: String,
+    /// Connections each process keeps to the database.
+    pub database_connections: u32,
+    /// Redis, for sessions, locks and de-duplication.
+    pub redis_url: String,
+    /// The Kafka-protocol broker holding the message log.
+    pub kafka: KafkaLogConfig,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            name: "natter".into(),
+            etcd: vec!["http://127.0.0.1:2379".into()],
+            lease_ttl_ms: 10_000,
+            database_url: "postgres://natter@127.0.0.1:5432/natter".into(),
+            database_connections: 16,
+            redis_url: "redis://127.0.0.1:6379".into(),
+            kafka: KafkaLogConfig::default(),
+        }
+    }
 }
 
 /// This process's identity and data.
@@ -56,10 +94,14 @@ impl Default for NodeConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ListenConfig {
-    /// REST API, `/metrics` and `/healthz`.
+    /// HTTP: the REST API (api layer), `/metrics` and `/healthz` (every process).
     pub api: String,
-    /// WebSocket endpoint (`/ws`).
+    /// WebSocket endpoint (`/ws`, connect layer).
     pub ws: String,
+    /// gRPC, where a cluster's logic, task and connect processes are called.
+    pub grpc: String,
+    /// The gRPC URL other processes dial, if not `http://<grpc>` (behind NAT or in a pod).
+    pub grpc_advertise: String,
 }
 
 impl Default for ListenConfig {
@@ -67,6 +109,8 @@ impl Default for ListenConfig {
         ListenConfig {
             api: "127.0.0.1:8080".into(),
             ws: "127.0.0.1:8090".into(),
+            grpc: "127.0.0.1:9090".into(),
+            grpc_advertise: String::new(),
         }
     }
 }
@@ -131,6 +175,10 @@ impl NatterConfig {
                     .prefix_separator("_")
                     .separator("__")
                     .try_parsing(true)
+                    // Lists come comma-separated: NATTER_CLUSTER__ETCD=http://a:2379,http://b:2379
+                    .list_separator(",")
+                    .with_list_parse_key("cluster.etcd")
+                    .with_list_parse_key("cluster.kafka.bootstrap")
                     .source(Some(configuration_variables(std::env::vars()))),
             )
             .build()?;

@@ -2,10 +2,14 @@
 //!
 //! - [`config`]: the one configuration file (TOML) with `NATTER_…` environment overrides.
 //! - [`system`]: the embedded deployment — every layer in one process on the embedded ports.
+//! - [`cluster`]: the cluster deployment — one layer per process on shared servers.
+//! - [`peers`]: a layer's live processes from the registry; the logic and task routers.
 //! - [`telemetry`]: tracing output and the Prometheus recorder behind `/metrics`.
 //! - [`client`]: a minimal natter client (REST + WebSocket) for `natter client` and the tests.
 
 pub mod client;
+pub mod cluster;
 pub mod config;
+pub mod peers;
 pub mod system;
 pub mod telemetry;

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
+use natter::cluster::{Layer, RunningLayer};
 use natter::config::NatterConfig;
 use natter::system::{RunningSystem, database_path};
 use natter::telemetry;
@@ -36,14 +37,6 @@ enum Command {
     Client(interactive::ClientArgs),
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum Layer {
-    Api,
-    Logic,
-    Task,
-    Connect,
-}
-
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = NatterConfig::load(cli.config.as_deref())?;
@@ -66,13 +59,32 @@ async fn run(command: Command, config: NatterConfig) -> anyhow::Result<()> {
             system.shutdown().await;
             Ok(())
         }
-        Command::Serve { layer: Some(layer) } => anyhow::bail!(
-            "`natter serve {}` runs one layer of a cluster, which needs the cluster adapters \
-             (Store on PostgreSQL/MySQL, MessageLog on a Kafka-protocol broker, Sessions on \
-             Redis, Registry on etcd); they are not built yet. Run `natter serve` for the \
-             embedded deployment.",
-            format!("{layer:?}").to_lowercase()
-        ),
+        Command::Serve { layer: Some(layer) } => {
+            let running = RunningLayer::start(layer, &config).await?;
+            println!(
+                "natter {} is serving: HTTP http://{}{}{}",
+                layer.name(),
+                running.http_addr,
+                running
+                    .grpc_addr
+                    .map(|addr| format!(" · gRPC {addr}"))
+                    .unwrap_or_default(),
+                running
+                    .ws_addr
+                    .map(|addr| format!(" · WebSocket ws://{addr}/ws"))
+                    .unwrap_or_default(),
+            );
+            let fenced = running.fenced();
+            let outcome = tokio::select! {
+                () = shutdown_signal() => Ok(()),
+                () = fenced => Err(anyhow::anyhow!(
+                    "another process took this process's snowflake node id while etcd was \
+                     unreachable; stopping so no id is minted twice"
+                )),
+            };
+            running.shutdown().await;
+            outcome
+        }
         Command::Migrate => {
             let path = database_path(&config);
             eprintln!("applying migrations to {}", path.display());

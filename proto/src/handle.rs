@@ -37,8 +37,10 @@ macro_rules! service_handle {
             /// A handle to a remote service at `url` (e.g. `http://127.0.0.1:9001`); the
             /// connection is made on first use and re-made after failures.
             pub fn remote(url: &str) -> Result<Self, tonic::transport::Error> {
+                // Every rpc is short; a bound keeps a dead peer from holding its caller.
                 let channel = Endpoint::from_shared(url.to_string())?
                     .connect_timeout(std::time::Duration::from_secs(3))
+                    .timeout(std::time::Duration::from_secs(10))
                     .connect_lazy();
                 Ok(Self::Remote($client::new(channel)))
             }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod frame;
 pub mod handle;
 pub mod object;
+pub mod ownership;
 pub mod token;
 
 /// Generated gRPC types and services (package `natter.v1`).

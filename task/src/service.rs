@@ -47,9 +47,21 @@ impl TaskService {
 
     /// Schedule every object whose delivered cursor is behind its log end (after a restart).
     pub async fn recover(&self) -> Result<usize, InfraError> {
+        self.recover_owned(|_| true).await
+    }
+
+    /// Schedule the objects for which `owned` holds and whose delivered cursor is behind
+    /// their log end: a cluster task node recovers the objects it has just come to own.
+    pub async fn recover_owned(
+        &self,
+        owned: impl Fn(&ObjectId) -> bool,
+    ) -> Result<usize, InfraError> {
         let deliverer = &self.inner.deliverer;
         let mut lagging = 0;
         for object in deliverer.log.objects().await? {
+            if !owned(&object) {
+                continue;
+            }
             if deliverer.log.end(&object).await? > deliverer.store.delivered_cursor(&object).await?
             {
                 lagging += 1;

@@ -1,0 +1,464 @@
+//! The cluster deployment: one layer per process (`natter serve api|logic|task|connect`), on
+//! the shared servers (PostgreSQL or MySQL, a Kafka-protocol broker, Redis), found through etcd.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use natter_api::ApiState;
+use natter_connect::{ConnectServer, ConnectService};
+use natter_infra::cluster::{EtcdRegistry, KafkaLog, RedisSessions};
+use natter_infra::ids::IdGenerator;
+use natter_infra::registry::ServiceNode;
+use natter_infra::sql::{SqlStore, open_database};
+use natter_infra::{MessageLog, Registry, Sessions, Store};
+use natter_logic::LogicService;
+use natter_proto::ObjectId;
+use natter_proto::handle::{ConnectHandle, LogicHandle, TaskHandle};
+use natter_proto::token::TokenKeys;
+use natter_proto::v1::connect_server::ConnectServer as ConnectGrpc;
+use natter_proto::v1::logic_server::LogicServer as LogicGrpc;
+use natter_proto::v1::task_server::TaskServer as TaskGrpc;
+use natter_task::delivery::Deliverer;
+use natter_task::{ConnectDirectory, TaskService};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::NatterConfig;
+use crate::peers::{LogicBalancer, Peers, TaskRouter};
+use crate::telemetry;
+
+/// A layer of natter, run as its own process in a cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Layer {
+    /// The REST API.
+    Api,
+    /// Validation, authorisation, de-duplication, appends to the log.
+    Logic,
+    /// Delivery from the log to the connect nodes.
+    Task,
+    /// The WebSocket servers.
+    Connect,
+}
+
+impl Layer {
+    /// The layer's name in the registry and in logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Layer::Api => "api",
+            Layer::Logic => "logic",
+            Layer::Task => "task",
+            Layer::Connect => "connect",
+        }
+    }
+}
+
+/// A running cluster process.
+#[derive(Debug)]
+pub struct RunningLayer {
+    /// Which layer it runs.
+    pub layer: Layer,
+    /// HTTP: the REST API (api) or just `/metrics` and `/healthz`.
+    pub http_addr: SocketAddr,
+    /// gRPC (logic, task, connect).
+    pub grpc_addr: Option<SocketAddr>,
+    /// WebSocket (connect).
+    pub ws_addr: Option<SocketAddr>,
+    registry: EtcdRegistry,
+    stop: watch::Sender<bool>,
+    servers: Vec<JoinHandle<()>>,
+    connect: Option<Arc<ConnectServer>>,
+    task: Option<TaskService>,
+}
+
+/// How often a task process looks for lagging objects it owns even without a change of
+/// members: a safety net for wakes lost on the way (the owner unreachable for a moment).
+const RECOVERY_INTERVAL: Duration = Duration::from_secs(30);
+
+/// The shared signing secret: every api and connect process must hold the same one.
+fn cluster_tokens(config: &NatterConfig) -> anyhow::Result<TokenKeys> {
+    anyhow::ensure!(
+        config.auth.jwt_secret.len() >= 32,
+        "a cluster process needs auth.jwt_secret (at least 32 characters, the same in every \
+         process), e.g. NATTER_AUTH__JWT_SECRET"
+    );
+    Ok(TokenKeys::new(config.auth.jwt_secret.as_bytes()))
+}
+
+async fn cluster_store(config: &NatterConfig) -> anyhow::Result<Arc<dyn Store>> {
+    let url = &config.cluster.database_url;
+    let database = open_database(url, config.cluster.database_connections)
+        .await
+        .with_context(|| format!("opening the database at {}", redact(url)))?;
+    Ok(Arc::new(SqlStore::new(database)))
+}
+
+async fn cluster_log(config: &NatterConfig) -> anyhow::Result<Arc<dyn MessageLog>> {
+    let log = KafkaLog::connect(config.cluster.kafka.clone())
+        .await
+        .with_context(|| {
+            format!(
+                "reaching the broker at {:?}",
+                config.cluster.kafka.bootstrap
+            )
+        })?;
+    Ok(Arc::new(log))
+}
+
+async fn cluster_sessions(config: &NatterConfig) -> anyhow::Result<Arc<dyn Sessions>> {
+    let prefix = format!("{}:", config.cluster.name);
+    let sessions = RedisSessions::connect(&config.cluster.redis_url, &prefix)
+        .await
+        .with_context(|| format!("reaching Redis at {}", redact(&config.cluster.redis_url)))?;
+    Ok(Arc::new(sessions))
+}
+
+/// A URL with its password, if any, replaced, for messages.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+/// Binds `address`, saying what for when it fails.
+async fn bind(address: &str, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address)
+        .await
+        .with_context(|| format!("binding {what} to {address}"))
+}
+
+/// Serves `/metrics` and `/healthz` (and, for the api layer, the REST API) until stopped.
+fn serve_http(
+    listener: TcpListener,
+    router: axum::Router,
+    mut stopping: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let router = router.route(
+        "/metrics",
+        axum::routing::get(|| async { telemetry::render_metrics() }),
+    );
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        };
+        if let Err(error) = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!(%error, "the HTTP server stopped");
+        }
+    })
+}
+
+/// Serves a gRPC router until stopped.
+fn serve_grpc(
+    listener: TcpListener,
+    router: tonic::transport::server::Router,
+    mut stopping: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        };
+        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        if let Err(error) = router
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await
+        {
+            tracing::error!(%error, "the gRPC server stopped");
+        }
+    })
+}
+
+fn grpc_router() -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+}
+
+/// The gRPC URL other processes dial for this one.
+fn advertised(config: &NatterConfig, bound: SocketAddr) -> String {
+    if config.listen.grpc_advertise.is_empty() {
+        format!("http://{bound}")
+    } else {
+        config.listen.grpc_advertise.clone()
+    }
+}
+
+/// Logic calls spread over the live logic processes.
+async fn logic_handle(registry: &EtcdRegistry) -> anyhow::Result<LogicHandle> {
+    let peers = Peers::follow(registry, "logic", LogicHandle::remote).await?;
+    Ok(LogicHandle::Local(Arc::new(LogicBalancer::new(peers))))
+}
+
+impl RunningLayer {
+    /// Start one layer of a cluster.
+    pub async fn start(layer: Layer, config: &NatterConfig) -> anyhow::Result<RunningLayer> {
+        telemetry::describe_metrics();
+        let cluster = &config.cluster;
+        let registry = EtcdRegistry::connect(
+            &cluster.etcd,
+            &cluster.name,
+            Duration::from_millis(cluster.lease_ttl_ms),
+        )
+        .await
+        .with_context(|| format!("reaching etcd at {:?}", cluster.etcd))?;
+        let node = config.node.name.clone();
+        let node_id = registry.allocate_node_id(&node).await?;
+        let ids =
+            Arc::new(IdGenerator::new(node_id).context("etcd handed out a node id beyond 1023")?);
+        tracing::info!(layer = layer.name(), node, node_id, "starting");
+        let (stop, stopping) = watch::channel(false);
+        let http_listener = bind(&config.listen.api, "HTTP").await?;
+        let http_addr = http_listener.local_addr()?;
+        let mut running = RunningLayer {
+            layer,
+            http_addr,
+            grpc_addr: None,
+            ws_addr: None,
+            registry,
+            stop,
+            servers: Vec::new(),
+            connect: None,
+            task: None,
+        };
+        let registry = running.registry.clone();
+        let mut http_router =
+            axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" }));
+        let mut grpc = None;
+        match layer {
+            Layer::Api => {
+                http_router = natter_api::router(ApiState {
+                    config: config.api.clone(),
+                    store: cluster_store(config).await?,
+                    logic: logic_handle(&registry).await?,
+                    tokens: cluster_tokens(config)?,
+                    ids,
+                });
+            }
+            Layer::Logic => {
+                let tasks = Peers::follow(&registry, "task", TaskHandle::remote).await?;
+                let service = LogicService::new(
+                    config.logic.clone(),
+                    cluster_store(config).await?,
+                    cluster_log(config).await?,
+                    cluster_sessions(config).await?,
+                    ids,
+                    TaskHandle::Local(Arc::new(TaskRouter::new(tasks))),
+                );
+                grpc = Some(grpc_router().add_service(LogicGrpc::new(service)));
+            }
+            Layer::Task => {
+                let sessions = cluster_sessions(config).await?;
+                let directory = Arc::new(ConnectDirectory::new());
+                follow_connect_nodes(&registry, Arc::clone(&directory), Arc::clone(&sessions))
+                    .await?;
+                let task = TaskService::new(Deliverer::new(
+                    config.task.clone(),
+                    cluster_store(config).await?,
+                    cluster_log(config).await?,
+                    sessions,
+                    directory,
+                ));
+                grpc = Some(grpc_router().add_service(TaskGrpc::new(task.clone())));
+                running.task = Some(task);
+            }
+            Layer::Connect => {
+                let sessions = cluster_sessions(config).await?;
+                // Sessions left by an earlier run of this node under the same name are stale.
+                let stale = sessions.remove_node_sessions(&node).await?;
+                if stale > 0 {
+                    tracing::info!(stale, "removed sessions of this node's previous run");
+                }
+                let connect = ConnectServer::new(
+                    config.connect.clone(),
+                    node.clone(),
+                    logic_handle(&registry).await?,
+                    sessions,
+                    cluster_tokens(config)?,
+                );
+                let ws_listener = bind(&config.listen.ws, "the WebSocket endpoint").await?;
+                running.ws_addr = Some(ws_listener.local_addr()?);
+                running
+                    .servers
+                    .push(tokio::spawn(Arc::clone(&connect).serve(ws_listener)));
+                grpc = Some(
+                    grpc_router()
+                        .add_service(ConnectGrpc::new(ConnectService::new(Arc::clone(&connect)))),
+                );
+                running.connect = Some(connect);
+            }
+        }
+        running
+            .servers
+            .push(serve_http(http_listener, http_router, stopping.clone()));
+        let address = match grpc {
+            Some(router) => {
+                let listener = bind(&config.listen.grpc, "gRPC").await?;
+                let bound = listener.local_addr()?;
+                running.grpc_addr = Some(bound);
+                running
+                    .servers
+                    .push(serve_grpc(listener, router, stopping.clone()));
+                advertised(config, bound)
+            }
+            None => format!("http://{http_addr}"),
+        };
+        let me = ServiceNode {
+            layer: layer.name().into(),
+            node: node.clone(),
+            address,
+        };
+        registry.register(&me).await?;
+        if let Some(task) = running.task.clone() {
+            running.servers.push(tokio::spawn(recover_owned_objects(
+                registry.clone(),
+                task,
+                node.clone(),
+                stopping,
+            )));
+        }
+        tracing::info!(layer = layer.name(), node, %http_addr, grpc = ?running.grpc_addr, ws = ?running.ws_addr, "natter is up");
+        Ok(running)
+    }
+
+    /// Resolves when this process must stop because it lost its snowflake node id.
+    pub fn fenced(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut fenced = self.registry.fenced();
+        async move {
+            let _ = fenced.wait_for(|fenced| *fenced).await;
+        }
+    }
+
+    /// Withdraw from the registry, stop serving, close connections.
+    pub async fn shutdown(self) {
+        if let Err(error) = self.registry.close().await {
+            tracing::warn!(%error, "withdrawing from etcd failed; the lease will run out");
+        }
+        if let Some(connect) = &self.connect {
+            connect.shutdown();
+        }
+        if let Some(task) = &self.task {
+            task.stop();
+        }
+        self.stop.send_replace(true);
+        for server in self.servers {
+            server.abort();
+            let _ = server.await;
+        }
+        tracing::info!(layer = self.layer.name(), "natter stopped");
+    }
+}
+
+/// Keeps `directory` equal to the live connect processes; a process that leaves (stopped or
+/// dead) takes its sessions with it, so nothing is pushed to it any more.
+async fn follow_connect_nodes(
+    registry: &EtcdRegistry,
+    directory: Arc<ConnectDirectory>,
+    sessions: Arc<dyn Sessions>,
+) -> anyhow::Result<()> {
+    let peers = Peers::follow(registry, "connect", ConnectHandle::remote).await?;
+    let mut changes = peers.changes();
+    let mut known: Vec<String> = Vec::new();
+    let mut apply = {
+        let directory = Arc::clone(&directory);
+        move |peers: &Peers<ConnectHandle>| {
+            let live = peers.all();
+            let gone: Vec<String> = known
+                .iter()
+                .filter(|name| !live.iter().any(|peer| &peer.node == *name))
+                .cloned()
+                .collect();
+            for name in &gone {
+                directory.remove(name);
+            }
+            for peer in &live {
+                directory.insert(&peer.node, peer.client.clone());
+            }
+            known = live.into_iter().map(|peer| peer.node).collect();
+            gone
+        }
+    };
+    apply(&peers);
+    tokio::spawn(async move {
+        while changes.changed().await.is_ok() {
+            // Peers rebuilds on the same change; let it run first.
+            tokio::task::yield_now().await;
+            for node in apply(&peers) {
+                match sessions.remove_node_sessions(&node).await {
+                    Ok(removed) => tracing::info!(node, removed, "a connect process left"),
+                    Err(error) => {
+                        tracing::warn!(node, %error, "removing a departed node's sessions failed")
+                    }
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Recovers the lagging objects this task process owns: at start, whenever the task
+/// processes change (a departed owner's objects move here), and every [`RECOVERY_INTERVAL`].
+async fn recover_owned_objects(
+    registry: EtcdRegistry,
+    task: TaskService,
+    node: String,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let mut members = match registry.watch("task").await {
+        Ok(members) => members,
+        Err(error) => {
+            tracing::error!(%error, "cannot watch the task processes; recovery only on a timer");
+            watch::channel(Vec::new()).1
+        }
+    };
+    loop {
+        let names: Vec<String> = members
+            .borrow_and_update()
+            .iter()
+            .map(|member| member.node.clone())
+            .collect();
+        if names.contains(&node) {
+            let owned = |object: &ObjectId| {
+                natter_proto::ownership::owner(&object.to_string(), &names)
+                    .is_some_and(|owner| *owner == node)
+            };
+            match task.recover_owned(owned).await {
+                Ok(lagging) => {
+                    tracing::debug!(lagging, members = names.len(), "recovered owned objects")
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "recovering owned objects failed; retrying later")
+                }
+            }
+        }
+        tokio::select! {
+            changed = members.changed() => if changed.is_err() { return },
+            () = tokio::time::sleep(RECOVERY_INTERVAL) => {}
+            _ = stopping.wait_for(|stop| *stop) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(
+            redact("postgres://natter:secret@db:5432/natter"),
+            "postgres://natter:***@db:5432/natter"
+        );
+        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(redact("mysql://user@host/db"), "mysql://user@host/db");
+    }
+}

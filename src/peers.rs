@@ -1,0 +1,235 @@
+//! The live processes of one layer, each with a client, kept in step with the registry; and the
+//! two routers built on them: logic calls spread round-robin, task wakes sent to each object's
+//! owner (rendezvous hashing, [`natter_proto::ownership`]).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+
+use natter_infra::Registry;
+use natter_infra::registry::ServiceNode;
+use natter_proto::handle::{LogicHandle, TaskHandle};
+use natter_proto::v1::logic_server::Logic;
+use natter_proto::v1::task_server::Task;
+use natter_proto::v1::{
+    AckReply, AckRequest, ConnectionEvent, Empty, SendReply, SendRequest, SyncReply, SyncRequest,
+    WakeRequest,
+};
+use tokio::sync::watch;
+use tonic::{Request, Response, Status};
+
+/// One live process of a layer and the client that calls it.
+#[derive(Clone, Debug)]
+pub struct Peer<Client> {
+    /// Its node name.
+    pub node: String,
+    /// Its gRPC address.
+    pub address: String,
+    /// The client calling it.
+    pub client: Client,
+}
+
+/// A layer's live processes, in node-name order.
+pub struct Peers<Client> {
+    current: Arc<RwLock<Vec<Peer<Client>>>>,
+    changes: watch::Receiver<Vec<ServiceNode>>,
+    next: AtomicUsize,
+}
+
+impl<Client> std::fmt::Debug for Peers<Client> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peers").finish_non_exhaustive()
+    }
+}
+
+impl<Client: Clone + Send + Sync + 'static> Peers<Client> {
+    /// Follow `layer` in `registry`, making a client for each process with `connect`; a
+    /// process whose client cannot be made (a malformed address) is left out and logged.
+    pub async fn follow<Connect, Error>(
+        registry: &dyn Registry,
+        layer: &str,
+        connect: Connect,
+    ) -> natter_infra::error::InfraResult<Arc<Self>>
+    where
+        Connect: Fn(&str) -> Result<Client, Error> + Send + Sync + 'static,
+        Error: std::fmt::Display,
+    {
+        let mut changes = registry.watch(layer).await?;
+        let current = Arc::new(RwLock::new(Vec::new()));
+        let peers = Arc::new(Peers {
+            current: Arc::clone(&current),
+            changes: changes.clone(),
+            next: AtomicUsize::new(0),
+        });
+        let rebuild = move |nodes: &[ServiceNode]| {
+            let mut current = current
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            // Keep the clients of processes that stayed, so their connections stay warm.
+            let mut kept: BTreeMap<(String, String), Client> = current
+                .drain(..)
+                .map(|peer| ((peer.node, peer.address), peer.client))
+                .collect();
+            for node in nodes {
+                let key = (node.node.clone(), node.address.clone());
+                let client = match kept.remove(&key) {
+                    Some(client) => client,
+                    None => match connect(&node.address) {
+                        Ok(client) => client,
+                        Err(error) => {
+                            tracing::warn!(node = node.node, address = node.address, %error, "leaving out a process with a bad address");
+                            continue;
+                        }
+                    },
+                };
+                current.push(Peer {
+                    node: node.node.clone(),
+                    address: node.address.clone(),
+                    client,
+                });
+            }
+        };
+        rebuild(&changes.borrow_and_update());
+        tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                let nodes = changes.borrow_and_update().clone();
+                rebuild(&nodes);
+            }
+        });
+        Ok(peers)
+    }
+
+    /// Every live process now.
+    pub fn all(&self) -> Vec<Peer<Client>> {
+        self.current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// The next process in turn, if any is live.
+    pub fn round_robin(&self) -> Option<Peer<Client>> {
+        let current = self
+            .current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if current.is_empty() {
+            return None;
+        }
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) % current.len();
+        current.get(turn).cloned()
+    }
+
+    /// The process owning `object`, if any is live.
+    pub fn owner(&self, object: &str) -> Option<Peer<Client>> {
+        let current = self
+            .current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let names: Vec<&str> = current.iter().map(|peer| peer.node.as_str()).collect();
+        let owner = natter_proto::ownership::owner(object, &names)?;
+        current.iter().find(|peer| peer.node == *owner).cloned()
+    }
+
+    /// The registry's view of the layer, to wait for changes.
+    pub fn changes(&self) -> watch::Receiver<Vec<ServiceNode>> {
+        self.changes.clone()
+    }
+}
+
+fn no_process(layer: &str) -> Status {
+    Status::unavailable(format!("no live {layer} process"))
+}
+
+/// Logic calls spread round-robin over the live logic processes.
+#[derive(Debug)]
+pub struct LogicBalancer {
+    peers: Arc<Peers<LogicHandle>>,
+}
+
+impl LogicBalancer {
+    /// A balancer over the live logic processes.
+    pub fn new(peers: Arc<Peers<LogicHandle>>) -> Self {
+        LogicBalancer { peers }
+    }
+
+    fn pick(&self) -> Result<LogicHandle, Status> {
+        self.peers
+            .round_robin()
+            .map(|peer| peer.client)
+            .ok_or_else(|| no_process("logic"))
+    }
+}
+
+#[tonic::async_trait]
+impl Logic for LogicBalancer {
+    async fn send(&self, request: Request<SendRequest>) -> Result<Response<SendReply>, Status> {
+        let reply = self.pick()?.send(request.into_inner()).await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn sync(&self, request: Request<SyncRequest>) -> Result<Response<SyncReply>, Status> {
+        let reply = self.pick()?.sync(request.into_inner()).await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn ack(&self, request: Request<AckRequest>) -> Result<Response<AckReply>, Status> {
+        let reply = self.pick()?.ack(request.into_inner()).await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn connected(
+        &self,
+        request: Request<ConnectionEvent>,
+    ) -> Result<Response<Empty>, Status> {
+        let reply = self.pick()?.connected(request.into_inner()).await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn disconnected(
+        &self,
+        request: Request<ConnectionEvent>,
+    ) -> Result<Response<Empty>, Status> {
+        let reply = self.pick()?.disconnected(request.into_inner()).await?;
+        Ok(Response::new(reply))
+    }
+}
+
+/// Task wakes, each object's sent to the task process owning it.
+#[derive(Debug)]
+pub struct TaskRouter {
+    peers: Arc<Peers<TaskHandle>>,
+}
+
+impl TaskRouter {
+    /// A router over the live task processes.
+    pub fn new(peers: Arc<Peers<TaskHandle>>) -> Self {
+        TaskRouter { peers }
+    }
+}
+
+#[tonic::async_trait]
+impl Task for TaskRouter {
+    async fn wake(&self, request: Request<WakeRequest>) -> Result<Response<Empty>, Status> {
+        let mut by_owner: BTreeMap<String, (TaskHandle, Vec<String>)> = BTreeMap::new();
+        for object in request.into_inner().objects {
+            let owner = self
+                .peers
+                .owner(&object)
+                .ok_or_else(|| no_process("task"))?;
+            by_owner
+                .entry(owner.node)
+                .or_insert_with(|| (owner.client, Vec::new()))
+                .1
+                .push(object);
+        }
+        for (node, (task, objects)) in by_owner {
+            if let Err(error) = task.wake(WakeRequest { objects }).await {
+                // The owner recovers its lagging objects when it (or its successor) starts.
+                tracing::warn!(node, %error, "waking a task process failed");
+                return Err(error);
+            }
+        }
+        Ok(Response::new(Empty {}))
+    }
+}

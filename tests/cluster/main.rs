@@ -1,0 +1,526 @@
+//! The cluster test: six natter processes (1 api, 1 logic, 2 task, 2 connect, from
+//! `deployments/local/`) on the real servers `scripts/deps.sh` starts. Clients on both connect
+//! nodes chat under steady load while a connect node and a task node are killed with SIGKILL
+//! and the broker restarts; every recipient must end with every acknowledged message exactly
+//! once, in order.
+//!
+//! Needs the `NATTER_TEST_*` variables of `scripts/deps.sh env` and `NATTER_DEPS_DIR` (to
+//! restart the broker); without them it fails saying so.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use natter::client::{ApiClient, Session};
+use natter_proto::frame::{ClientFrame, MessageFrame, ServerFrame};
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+const PASSWORD: &str = "correct horse battery";
+const API: &str = "http://127.0.0.1:8080";
+const CONNECT_URLS: [&str; 2] = ["ws://127.0.0.1:8391/ws", "ws://127.0.0.1:8392/ws"];
+/// The processes of `deployments/local/`, by config file name, with their layer and HTTP port.
+const PROCESSES: [(&str, &str, u16); 6] = [
+    ("logic-1", "logic", 8181),
+    ("task-1", "task", 8281),
+    ("task-2", "task", 8282),
+    ("connect-1", "connect", 8381),
+    ("connect-2", "connect", 8382),
+    ("api-1", "api", 8080),
+];
+
+fn required(variable: &str) -> String {
+    std::env::var(variable).unwrap_or_else(|_| {
+        panic!(
+            "{variable} is not set: the cluster test needs the real servers. Run \
+             `scripts/deps.sh up && eval \"$(scripts/deps.sh env)\"`, or scripts/test.sh"
+        )
+    })
+}
+
+/// The six processes, each its own `natter serve <layer>`.
+struct Cluster {
+    children: HashMap<&'static str, Child>,
+    environment: Vec<(String, String)>,
+    logs: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn new() -> Cluster {
+        let run = rand::random::<u32>();
+        let environment = vec![
+            ("NATTER_CLUSTER__NAME", format!("test-{run}")),
+            ("NATTER_CLUSTER__ETCD", required("NATTER_TEST_ETCD_URL")),
+            (
+                "NATTER_CLUSTER__DATABASE_URL",
+                required("NATTER_TEST_POSTGRES_URL"),
+            ),
+            (
+                "NATTER_CLUSTER__REDIS_URL",
+                required("NATTER_TEST_REDIS_URL"),
+            ),
+            (
+                "NATTER_CLUSTER__KAFKA__BOOTSTRAP",
+                required("NATTER_TEST_KAFKA_URL"),
+            ),
+            // Runs share the broker; tansu cannot delete topics safely, so each run has its own.
+            ("NATTER_CLUSTER__KAFKA__TOPIC_PREFIX", format!("test-{run}")),
+            // Short enough that a dead process's lease and locks run out within the test.
+            ("NATTER_CLUSTER__LEASE_TTL_MS", "2000".to_string()),
+            ("NATTER_TASK__LOCK_TTL_MS", "2000".to_string()),
+            ("RUST_LOG", "info".to_string()),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value))
+        .collect();
+        Cluster {
+            children: HashMap::new(),
+            environment,
+            logs: tempfile::tempdir().expect("log folder"),
+        }
+    }
+
+    fn log_path(&self, name: &str) -> PathBuf {
+        self.logs.path().join(format!("{name}.log"))
+    }
+
+    fn start(&mut self, name: &'static str) {
+        let (_, layer, _) = PROCESSES
+            .iter()
+            .find(|(known, _, _)| *known == name)
+            .expect("a known process");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path(name))
+            .expect("log file");
+        let config = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("deployments/local")
+            .join(format!("{name}.toml"));
+        let child = Command::new(env!("CARGO_BIN_EXE_natter"))
+            .args(["serve", layer, "--config"])
+            .arg(config)
+            .envs(self.environment.iter().map(|(name, value)| (name, value)))
+            .stdout(Stdio::from(log.try_clone().expect("log file")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start natter");
+        self.children.insert(name, child);
+    }
+
+    /// SIGKILL: no goodbye, no deregistration, locks left held.
+    fn kill(&mut self, name: &str) {
+        let mut child = self.children.remove(name).expect("a running process");
+        child.kill().expect("kill -9");
+        let _ = child.wait();
+    }
+
+    async fn wait_healthy(&mut self, name: &str) {
+        let port = PROCESSES
+            .iter()
+            .find(|(known, _, _)| *known == name)
+            .map(|(_, _, port)| *port)
+            .expect("a known process");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let url = format!("http://127.0.0.1:{port}/healthz");
+        loop {
+            if let Ok(reply) = reqwest::get(&url).await
+                && reply.status().is_success()
+            {
+                return;
+            }
+            if let Some(child) = self.children.get_mut(name)
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("{name} exited with {status}:\n{}", self.log_tail(name));
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} not healthy in 60 s:\n{}",
+                self.log_tail(name)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn log_tail(&self, name: &str) -> String {
+        let text = std::fs::read_to_string(self.log_path(name)).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    fn all_logs(&self) -> String {
+        PROCESSES
+            .iter()
+            .map(|(name, _, _)| format!("==> {name}\n{}", self.log_tail(name)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for child in self.children.values_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// What one chatting user has seen and had acknowledged.
+#[derive(Default)]
+struct Ledger {
+    /// Every message received, by (object, seq): duplicates collapse here.
+    received: BTreeMap<(String, u64), MessageFrame>,
+    /// How many message frames arrived in all: the user's own sends (their inbox holds
+    /// them too) and duplicates included.
+    frames: usize,
+    /// Reconnections after the first connection.
+    reconnects: usize,
+}
+
+/// A send waiting for its `sent`.
+struct Outgoing {
+    cid: String,
+    to: String,
+    body: String,
+    done: oneshot::Sender<()>,
+}
+
+/// A user that stays connected: on a broken connection it reconnects to the other connect
+/// node, syncs from where it was, and resends unanswered sends with the same cid.
+struct Chatter {
+    session: Session,
+    ledger: Arc<Mutex<Ledger>>,
+    outgoing: mpsc::Sender<Outgoing>,
+}
+
+impl Chatter {
+    fn spawn(session: Session, first_node: usize) -> Chatter {
+        let ledger = Arc::new(Mutex::new(Ledger::default()));
+        let (outgoing, commands) = mpsc::channel(16);
+        tokio::spawn(stay_connected(
+            session.access_token.clone(),
+            first_node,
+            Arc::clone(&ledger),
+            commands,
+        ));
+        Chatter {
+            session,
+            ledger,
+            outgoing,
+        }
+    }
+
+    /// Send and wait until the server acknowledged it (however many reconnections it takes).
+    async fn send(&self, to: i64, cid: String, body: String) -> bool {
+        let (done, acknowledged) = oneshot::channel();
+        let outgoing = Outgoing {
+            cid,
+            to: format!("user:{to}"),
+            body,
+            done,
+        };
+        if self.outgoing.send(outgoing).await.is_err() {
+            return false;
+        }
+        tokio::time::timeout(Duration::from_secs(60), acknowledged)
+            .await
+            .is_ok_and(|answer| answer.is_ok())
+    }
+
+    /// The bodies received from `sender`, in seq order, after de-duplication: by (object,
+    /// seq) for a frame delivered twice, and by message id for a message the log holds twice
+    /// (a produce retried after a lost answer is stored again under a new seq).
+    fn received_from(&self, sender: i64) -> Vec<String> {
+        let ledger = self.ledger.lock().expect("ledger");
+        let mut seen = std::collections::HashSet::new();
+        ledger
+            .received
+            .values()
+            .filter(|message| message.from == sender.to_string())
+            .filter(|message| seen.insert(message.id.clone()))
+            .map(|message| message.body.clone())
+            .collect()
+    }
+}
+
+async fn stay_connected(
+    token: String,
+    mut node: usize,
+    ledger: Arc<Mutex<Ledger>>,
+    mut commands: mpsc::Receiver<Outgoing>,
+) {
+    let mut unanswered: Vec<Outgoing> = Vec::new();
+    let mut first = true;
+    loop {
+        let Ok(mut request) = CONNECT_URLS[node].into_client_request() else {
+            return;
+        };
+        if let Ok(value) = format!("Bearer {token}").parse() {
+            request.headers_mut().insert("authorization", value);
+        }
+        let Ok(Ok((socket, _))) = tokio::time::timeout(
+            Duration::from_secs(3),
+            tokio_tungstenite::connect_async(request),
+        )
+        .await
+        else {
+            node = 1 - node;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        if !first {
+            ledger.lock().expect("ledger").reconnects += 1;
+        }
+        first = false;
+        let (mut sink, mut stream) = socket.split();
+        // Sync from the highest contiguous seq held per object.
+        let cursors: BTreeMap<String, u64> = {
+            let ledger = ledger.lock().expect("ledger");
+            let mut cursors = BTreeMap::new();
+            for (object, seq) in ledger.received.keys() {
+                let cursor = cursors.entry(object.clone()).or_insert(0);
+                if *seq == *cursor + 1 {
+                    *cursor = *seq;
+                }
+            }
+            cursors
+        };
+        let frame =
+            |frame: &ClientFrame| WsMessage::text(serde_json::to_string(frame).unwrap_or_default());
+        if sink
+            .send(frame(&ClientFrame::Sync { cursors }))
+            .await
+            .is_err()
+        {
+            continue;
+        }
+        for pending in &unanswered {
+            let resend = ClientFrame::Send {
+                cid: pending.cid.clone(),
+                to: pending.to.clone(),
+                kind: "text".into(),
+                body: pending.body.clone(),
+            };
+            let _ = sink.send(frame(&resend)).await;
+        }
+        loop {
+            tokio::select! {
+                command = commands.recv() => {
+                    let Some(command) = command else { return };
+                    let send = ClientFrame::Send {
+                        cid: command.cid.clone(),
+                        to: command.to.clone(),
+                        kind: "text".into(),
+                        body: command.body.clone(),
+                    };
+                    unanswered.push(command);
+                    if sink.send(frame(&send)).await.is_err() {
+                        break;
+                    }
+                }
+                incoming = tokio::time::timeout(Duration::from_secs(5), stream.next()) => {
+                    let Ok(Some(Ok(message))) = incoming else { break };
+                    let WsMessage::Text(text) = message else {
+                        if matches!(message, WsMessage::Close(_)) { break; }
+                        continue;
+                    };
+                    let Ok(server_frame) = serde_json::from_str::<ServerFrame>(text.as_str()) else {
+                        continue;
+                    };
+                    match server_frame {
+                        ServerFrame::Msg(message) => {
+                            let ack = ClientFrame::Ack { object: message.object.clone(), seq: message.seq };
+                            {
+                                let mut ledger = ledger.lock().expect("ledger");
+                                ledger.frames += 1;
+                                ledger.received.insert((message.object.clone(), message.seq), message);
+                            }
+                            if sink.send(frame(&ack)).await.is_err() {
+                                break;
+                            }
+                        }
+                        ServerFrame::Sent { cid, .. } => {
+                            if let Some(position) = unanswered.iter().position(|pending| pending.cid == cid) {
+                                let _ = unanswered.swap_remove(position).done.send(());
+                            }
+                        }
+                        // An error (the broker restarting, say): send again after a pause.
+                        ServerFrame::Error { cid: Some(cid), .. } => {
+                            if let Some(pending) = unanswered.iter().find(|pending| pending.cid == cid) {
+                                tokio::time::sleep(Duration::from_millis(200)).await;
+                                let resend = ClientFrame::Send {
+                                    cid: pending.cid.clone(),
+                                    to: pending.to.clone(),
+                                    kind: "text".into(),
+                                    body: pending.body.clone(),
+                                };
+                                if sink.send(frame(&resend)).await.is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        // Broken: try the other node next.
+        node = 1 - node;
+    }
+}
+
+/// `sender` sends numbered messages to `recipient` one after another until `stop`; returns
+/// the bodies the server acknowledged, in order.
+async fn steady_load(
+    sender: Arc<Chatter>,
+    recipient: i64,
+    label: &'static str,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Vec<String> {
+    let mut acknowledged = Vec::new();
+    let mut number = 0u32;
+    while !*stop.borrow() {
+        number += 1;
+        let body = format!("{label} {number:05}");
+        if sender
+            .send(recipient, format!("{label}-{number}"), body.clone())
+            .await
+        {
+            acknowledged.push(body);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    acknowledged
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_cluster_survives_killed_processes_and_a_broker_restart() {
+    let deps_dir = required("NATTER_DEPS_DIR");
+    let mut cluster = Cluster::new();
+    for (name, _, _) in PROCESSES {
+        cluster.start(name);
+    }
+    for (name, _, _) in PROCESSES {
+        cluster.wait_healthy(name).await;
+    }
+
+    let api = ApiClient::new(API);
+    let run = rand::random::<u32>();
+    let alice = api
+        .register(&format!("alice{run}"), PASSWORD)
+        .await
+        .expect("register alice");
+    let bob = api
+        .register(&format!("bob{run}"), PASSWORD)
+        .await
+        .expect("register bob");
+    api.befriend(&alice, &bob).await.expect("befriend");
+
+    // Alice on connect-1, Bob on connect-2.
+    let alice = Arc::new(Chatter::spawn(alice, 0));
+    let bob = Arc::new(Chatter::spawn(bob, 1));
+    let (alice_id, bob_id) = (alice.session.user_id, bob.session.user_id);
+    assert!(
+        alice
+            .send(bob_id, "hello-1".into(), "hello bob".into())
+            .await,
+        "the first message is acknowledged:\n{}",
+        cluster.all_logs()
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while bob.received_from(alice_id).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "bob on connect-2 never got alice's message from connect-1:\n{}",
+            cluster.all_logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let alice_load = tokio::spawn(steady_load(
+        Arc::clone(&alice),
+        bob_id,
+        "a2b",
+        stopping.clone(),
+    ));
+    let bob_load = tokio::spawn(steady_load(Arc::clone(&bob), alice_id, "b2a", stopping));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    cluster.kill("connect-2");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    cluster.kill("task-1");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let restarted = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/deps.sh"))
+        .args(["restart", "kafka"])
+        .env("NATTER_DEPS_DIR", &deps_dir)
+        .status()
+        .expect("run scripts/deps.sh restart kafka");
+    assert!(restarted.success(), "the broker restarted");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    stop.send_replace(true);
+    let alice_sent = alice_load.await.expect("alice's load");
+    let bob_sent = bob_load.await.expect("bob's load");
+    assert!(
+        alice_sent.len() > 50 && bob_sent.len() > 50,
+        "the load kept going through the failures: {} and {} acknowledged",
+        alice_sent.len(),
+        bob_sent.len()
+    );
+
+    // Everything acknowledged arrives, once, in order.
+    let mut expected_bob = vec!["hello bob".to_string()];
+    expected_bob.extend(alice_sent);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let bob_has = bob.received_from(alice_id);
+        let alice_has = alice.received_from(bob_id);
+        if bob_has == expected_bob && alice_has == bob_sent {
+            break;
+        }
+        if Instant::now() > deadline {
+            let missing = |expected: &[String], has: &[String]| -> Vec<String> {
+                expected
+                    .iter()
+                    .filter(|body| !has.contains(body))
+                    .take(10)
+                    .cloned()
+                    .collect()
+            };
+            panic!(
+                "after 60 s: bob has {} of {} (missing e.g. {:?}; in order: {}), alice has {} \
+                 of {} (missing e.g. {:?}; in order: {})\n{}",
+                bob_has.len(),
+                expected_bob.len(),
+                missing(&expected_bob, &bob_has),
+                bob_has.is_sorted(),
+                alice_has.len(),
+                bob_sent.len(),
+                missing(&bob_sent, &alice_has),
+                alice_has.is_sorted(),
+                cluster.all_logs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let bob_ledger = bob.ledger.lock().expect("ledger");
+    assert!(
+        bob_ledger.reconnects >= 1,
+        "bob's node was killed, so bob reconnected to the other one"
+    );
+    eprintln!(
+        "cluster test: bob got {} messages from alice ({} frames in all, {} reconnects); alice \
+         got {} from bob",
+        expected_bob.len(),
+        bob_ledger.frames,
+        bob_ledger.reconnects,
+        bob_sent.len()
+    );
+}
