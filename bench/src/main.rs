@@ -1,9 +1,81 @@
-//! natter-bench: natter's load generator. Its scenarios (connect, fanout, direct, broadcast)
-//! arrive with the connect-layer work; until then it says so instead of pretending to measure.
+//! natter-bench: natter's load generator. It speaks natter's real protocol (REST to set up,
+//! WebSocket to chat), runs bounded in count and time against loopback only, shows progress,
+//! and writes JSON results, a markdown summary and a latency plot.
 
-fn main() {
-    eprintln!(
-        "natter-bench: no scenarios yet; the load generator arrives with the connect-layer work"
-    );
-    std::process::exit(2);
+mod cpu;
+mod direct;
+mod report;
+mod setup;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+/// Command line.
+#[derive(Debug, Parser)]
+#[command(name = "natter-bench", about = "natter's load generator")]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+/// What to measure.
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// Pairs of friends chat one-to-one: throughput and end-to-end latency.
+    Direct(direct::DirectOptions),
+}
+
+/// Where the server is and where results go; shared by every scenario.
+#[derive(Debug, clap::Args)]
+pub struct Target {
+    /// The REST API base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    api: String,
+    /// WebSocket URLs; clients are spread over them in turn (several connect nodes).
+    #[arg(
+        long = "ws",
+        default_value = "ws://127.0.0.1:8090/ws",
+        value_delimiter = ','
+    )]
+    ws: Vec<String>,
+    /// Server process ids whose CPU time the run reports (e.g. every cluster process).
+    #[arg(long = "server-pid", value_delimiter = ',')]
+    server_pids: Vec<u32>,
+    /// Folder for results.json, summary.md and latency.svg.
+    #[arg(long, default_value = "bench-results")]
+    out: PathBuf,
+}
+
+impl Target {
+    /// Refuses anything but loopback: the generator is a load tool, not a weapon.
+    fn check_loopback(&self) -> anyhow::Result<()> {
+        for url in std::iter::once(&self.api).chain(&self.ws) {
+            let host = url
+                .split("://")
+                .nth(1)
+                .and_then(|rest| rest.split(['/', ':']).next())
+                .with_context(|| format!("{url} is not a URL"))?;
+            if !(host == "localhost" || host.starts_with("127.") || host == "[::1]") {
+                bail!("{url}: natter-bench targets loopback only");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.scenario {
+        Scenario::Direct(options) => {
+            options.target.check_loopback()?;
+            let results = direct::run(&options).await?;
+            report::write(&options.target.out, &results)?;
+            println!("{}", report::markdown(&results));
+            eprintln!("results in {}", options.target.out.display());
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,266 @@
+//! Results: JSON for machines, a markdown table for people, and an SVG latency plot.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Serialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Slowest.
+    pub max: f64,
+}
+
+impl Percentiles {
+    /// The percentiles of a histogram in microseconds.
+    pub fn of(histogram: &Histogram<u64>) -> Percentiles {
+        let at = |quantile: f64| histogram.value_at_quantile(quantile) as f64 / 1000.0;
+        Percentiles {
+            p50: at(0.5),
+            p90: at(0.9),
+            p99: at(0.99),
+            p999: at(0.999),
+            max: histogram.max() as f64 / 1000.0,
+        }
+    }
+}
+
+/// (percentile, latency ms) points from p0 to p99.99, spaced for a log-scale tail.
+pub fn curve(histogram: &Histogram<u64>) -> Vec<(f64, f64)> {
+    if histogram.is_empty() {
+        return Vec::new();
+    }
+    let mut points = Vec::new();
+    for step in 0..=80 {
+        // 0, 0.5, 0.75, ... approaching 1: each step halves what is left.
+        let quantile = 1.0 - 0.5f64.powf(step as f64 / 6.0);
+        let quantile = quantile.min(0.9999);
+        points.push((
+            quantile * 100.0,
+            histogram.value_at_quantile(quantile) as f64 / 1000.0,
+        ));
+    }
+    points.dedup_by(|later, earlier| later.0 == earlier.0);
+    points
+}
+
+/// One run's results.
+#[derive(Debug, Serialize)]
+pub struct Results {
+    /// Which scenario.
+    pub scenario: String,
+    /// Users taking part.
+    pub users: u64,
+    /// Messages per second each user sent.
+    pub rate_per_user: f64,
+    /// Seconds of sending.
+    pub seconds: u64,
+    /// Send frames written.
+    pub sent: u64,
+    /// `sent` acknowledgements received.
+    pub acknowledged: u64,
+    /// Error frames and broken connections.
+    pub errors: u64,
+    /// Distinct messages received from the other party.
+    pub delivered: u64,
+    /// Messages received more than once.
+    pub duplicates: u64,
+    /// `delivered` over the sending time.
+    pub deliveries_per_second: f64,
+    /// End-to-end latency.
+    pub latency_ms: Percentiles,
+    /// The latency by percentile, for the plot.
+    pub latency_curve_ms: Vec<(f64, f64)>,
+    /// Server CPU seconds during the run (when server pids were given).
+    pub server_cpu_seconds: Option<f64>,
+    /// Server CPU per delivered message, in microseconds.
+    pub server_cpu_us_per_delivery: Option<f64>,
+    /// Resident memory of the server processes at the end, summed.
+    pub server_rss_bytes: Option<u64>,
+}
+
+/// Writes results.json, summary.md and latency.svg into `folder`.
+pub fn write(folder: &Path, results: &Results) -> anyhow::Result<()> {
+    std::fs::create_dir_all(folder).with_context(|| format!("creating {}", folder.display()))?;
+    std::fs::write(
+        folder.join("results.json"),
+        serde_json::to_string_pretty(results)?,
+    )?;
+    std::fs::write(folder.join("summary.md"), markdown(results))?;
+    std::fs::write(folder.join("latency.svg"), latency_svg(results))?;
+    Ok(())
+}
+
+/// The results as a markdown table.
+pub fn markdown(results: &Results) -> String {
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "| scenario | users | msg/s per user | seconds | sent | acknowledged | delivered | \
+         duplicates | errors | deliveries/s | p50 ms | p99 ms | max ms | server CPU µs/delivery |"
+    );
+    let _ = writeln!(text, "|{}", "---|".repeat(14));
+    let cpu = results
+        .server_cpu_us_per_delivery
+        .map_or("–".to_string(), |micros| format!("{micros:.1}"));
+    let _ = writeln!(
+        text,
+        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} |",
+        results.scenario,
+        results.users,
+        results.rate_per_user,
+        results.seconds,
+        results.sent,
+        results.acknowledged,
+        results.delivered,
+        results.duplicates,
+        results.errors,
+        results.deliveries_per_second,
+        results.latency_ms.p50,
+        results.latency_ms.p99,
+        results.latency_ms.max,
+        cpu
+    );
+    text
+}
+
+/// Latency by percentile, the tail stretched out (x: log of 1/(1-p)), as a standalone SVG.
+pub fn latency_svg(results: &Results) -> String {
+    const WIDTH: f64 = 640.0;
+    const HEIGHT: f64 = 360.0;
+    const MARGIN: f64 = 50.0;
+    let points = &results.latency_curve_ms;
+    let tail = |percentile: f64| -(1.0 - percentile / 100.0).max(1e-4).log10();
+    let max_x = tail(99.99);
+    let max_y = points
+        .iter()
+        .map(|(_, latency)| *latency)
+        .fold(1.0, f64::max);
+    let x = |percentile: f64| MARGIN + tail(percentile) / max_x * (WIDTH - 2.0 * MARGIN);
+    let y = |latency: f64| HEIGHT - MARGIN - latency / max_y * (HEIGHT - 2.0 * MARGIN);
+    let mut svg = String::new();
+    let _ = writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(
+        svg,
+        r#"<rect width="100%" height="100%" fill="white"/><text x="{MARGIN}" y="24" font-size="14">natter-bench {}: end-to-end latency by percentile ({} users, {} msg/s each)</text>"#,
+        results.scenario, results.users, results.rate_per_user
+    );
+    // Axes with percentile ticks.
+    let _ = writeln!(
+        svg,
+        r#"<path d="M{MARGIN} {top} V{bottom} H{right}" stroke="black" fill="none"/>"#,
+        top = MARGIN,
+        bottom = HEIGHT - MARGIN,
+        right = WIDTH - MARGIN
+    );
+    for tick in [0.0, 50.0, 90.0, 99.0, 99.9, 99.99] {
+        let _ = writeln!(
+            svg,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">p{tick}</text>"#,
+            x(tick),
+            HEIGHT - MARGIN + 18.0
+        );
+    }
+    for step in 0..=4 {
+        let latency = max_y * step as f64 / 4.0;
+        let _ = writeln!(
+            svg,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{latency:.1}</text>"#,
+            MARGIN - 6.0,
+            y(latency) + 4.0
+        );
+    }
+    let _ = writeln!(
+        svg,
+        r#"<text x="14" y="{:.1}" transform="rotate(-90 14 {:.1})" text-anchor="middle">ms</text>"#,
+        HEIGHT / 2.0,
+        HEIGHT / 2.0
+    );
+    let path: Vec<String> = points
+        .iter()
+        .map(|(percentile, latency)| format!("{:.1},{:.1}", x(*percentile), y(*latency)))
+        .collect();
+    let _ = writeln!(
+        svg,
+        r#"<polyline points="{}" stroke="steelblue" stroke-width="2" fill="none"/>"#,
+        path.join(" ")
+    );
+    svg.push_str("</svg>\n");
+    svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Results {
+        let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+        for micros in 1..=10_000u64 {
+            histogram.record(micros * 10).expect("record");
+        }
+        Results {
+            scenario: "direct".into(),
+            users: 10,
+            rate_per_user: 5.0,
+            seconds: 10,
+            sent: 500,
+            acknowledged: 500,
+            errors: 0,
+            delivered: 500,
+            duplicates: 0,
+            deliveries_per_second: 50.0,
+            latency_ms: Percentiles::of(&histogram),
+            latency_curve_ms: curve(&histogram),
+            server_cpu_seconds: None,
+            server_cpu_us_per_delivery: None,
+            server_rss_bytes: None,
+        }
+    }
+
+    #[test]
+    fn percentiles_and_curve_follow_the_histogram() {
+        let results = sample();
+        assert!(
+            (results.latency_ms.p50 - 50.0).abs() < 0.5,
+            "{:?}",
+            results.latency_ms
+        );
+        assert!((results.latency_ms.max - 100.0).abs() < 0.5);
+        let curve = &results.latency_curve_ms;
+        assert!(
+            curve
+                .windows(2)
+                .all(|pair| pair[0].0 < pair[1].0 && pair[0].1 <= pair[1].1)
+        );
+        assert!(
+            curve
+                .last()
+                .is_some_and(|(percentile, _)| *percentile > 99.9)
+        );
+    }
+
+    #[test]
+    fn the_summary_and_plot_carry_the_figures() {
+        let results = sample();
+        let table = markdown(&results);
+        assert!(table.contains("| direct | 10 | 5 | 10 | 500 |"), "{table}");
+        let svg = latency_svg(&results);
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert!(svg.contains("<polyline points=\""));
+        assert_eq!(svg.matches("p99.9<").count(), 1);
+    }
+}
