@@ -184,13 +184,36 @@ fn grpc_router() -> tonic::transport::Server {
     tonic::transport::Server::builder()
 }
 
-/// The gRPC URL other processes dial for this one.
+/// The gRPC URL other processes dial for this one: the configured one, else the bound
+/// address; a wildcard bind (0.0.0.0 in a container) is replaced by the address this host
+/// uses to reach etcd, which its peers can reach too.
 fn advertised(config: &NatterConfig, bound: SocketAddr) -> String {
-    if config.listen.grpc_advertise.is_empty() {
-        format!("http://{bound}")
-    } else {
-        config.listen.grpc_advertise.clone()
+    if !config.listen.grpc_advertise.is_empty() {
+        return config.listen.grpc_advertise.clone();
     }
+    if bound.ip().is_unspecified()
+        && let Some(ip) = config.cluster.etcd.first().and_then(|etcd| route_ip(etcd))
+    {
+        return format!("http://{}", SocketAddr::new(ip, bound.port()));
+    }
+    format!("http://{bound}")
+}
+
+/// The local address of the route to `url`'s host (no packet is sent: connecting a UDP
+/// socket only picks the route).
+fn route_ip(url: &str) -> Option<std::net::IpAddr> {
+    let authority = url.split("://").last()?.split('/').next()?;
+    let target = std::net::ToSocketAddrs::to_socket_addrs(authority)
+        .ok()?
+        .next()?;
+    let unspecified: SocketAddr = if target.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = std::net::UdpSocket::bind(unspecified).ok()?;
+    socket.connect(target).ok()?;
+    Some(socket.local_addr().ok()?.ip())
 }
 
 /// Logic calls spread over the live logic processes.
@@ -460,5 +483,17 @@ mod tests {
         );
         assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
         assert_eq!(redact("mysql://user@host/db"), "mysql://user@host/db");
+    }
+
+    #[test]
+    fn a_wildcard_bind_advertises_the_route_to_etcd() {
+        let mut config = NatterConfig::default();
+        config.cluster.etcd = vec!["http://127.0.0.1:2379".into()];
+        let wildcard: SocketAddr = "0.0.0.0:9090".parse().expect("address");
+        assert_eq!(advertised(&config, wildcard), "http://127.0.0.1:9090");
+        let bound: SocketAddr = "127.0.0.5:9191".parse().expect("address");
+        assert_eq!(advertised(&config, bound), "http://127.0.0.5:9191");
+        config.listen.grpc_advertise = "http://task-1.natter:9090".into();
+        assert_eq!(advertised(&config, wildcard), "http://task-1.natter:9090");
     }
 }

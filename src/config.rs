@@ -72,7 +72,8 @@ impl Default for ClusterConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NodeConfig {
-    /// The node's name (connect nodes are found by it).
+    /// The node's name (connect nodes are found by it); unique in a cluster. `{hostname}` in
+    /// it becomes the machine's host name, so container replicas can share one config.
     pub name: String,
     /// The snowflake node id (0–1023) in the embedded deployment.
     pub id: u16,
@@ -182,13 +183,27 @@ impl NatterConfig {
                     .source(Some(configuration_variables(std::env::vars()))),
             )
             .build()?;
-        Ok(merged.try_deserialize()?)
+        let mut loaded: NatterConfig = merged.try_deserialize()?;
+        if loaded.node.name.contains("{hostname}") {
+            loaded.node.name = loaded.node.name.replace("{hostname}", &host_name());
+        }
+        Ok(loaded)
     }
 
     /// The configuration as TOML.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|error| format!("# unprintable: {error}\n"))
     }
+}
+
+/// This machine's host name (a container's id under Docker, the pod name on Kubernetes).
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "unnamed".into())
 }
 
 #[cfg(test)]
@@ -233,5 +248,16 @@ mod tests {
         let kept = configuration_variables(variables.into_iter());
         assert_eq!(kept.len(), 1);
         assert_eq!(kept["NATTER_TASK__LOCK_TTL_MS"], "500");
+    }
+
+    #[test]
+    fn the_host_name_fills_a_node_name_placeholder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("natter.toml");
+        std::fs::write(&path, "[node]\nname = \"connect-{hostname}\"\n").unwrap();
+        let config = NatterConfig::load(Some(&path)).unwrap();
+        assert!(config.node.name.starts_with("connect-"));
+        assert!(!config.node.name.contains('{'), "{}", config.node.name);
+        assert_eq!(config.node.name, format!("connect-{}", host_name()));
     }
 }
