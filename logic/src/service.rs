@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use natter_infra::ids::IdGenerator;
 use natter_infra::sessions::{Claim, SessionRef};
@@ -19,6 +20,7 @@ use crate::config::LogicConfig;
 use crate::validate::{self, Target};
 
 /// The logic layer's service implementation.
+#[derive(Clone)]
 pub struct LogicService {
     config: LogicConfig,
     store: Arc<dyn Store>,
@@ -40,6 +42,10 @@ impl std::fmt::Debug for LogicService {
 fn status(error: InfraError) -> Status {
     error.into_status()
 }
+
+/// How long a send may hold its cid's claim before a retry may take over: longer than any
+/// send takes (two appends, each bounded by the log's own deadline).
+const PENDING_CLAIM_TTL: Duration = Duration::from_secs(60);
 
 /// The de-duplication key of a send.
 fn dedup_key(sender: i64, cid: &str) -> String {
@@ -239,29 +245,16 @@ impl LogicService {
         Ok(reply)
     }
 
-    /// Marks objects dirty at task; best effort (task also recovers lagging objects on start).
-    fn wake(&self, objects: Vec<ObjectId>) {
-        let task = self.task.clone();
-        let request = WakeRequest {
-            objects: objects.iter().map(ToString::to_string).collect(),
-        };
-        tokio::spawn(async move {
-            if let Err(error) = task.wake(request).await {
-                tracing::warn!(%error, "waking task failed; delivery waits for its recovery");
-            }
-        });
-    }
-}
-
-#[tonic::async_trait]
-impl Logic for LogicService {
-    async fn send(&self, request: Request<SendRequest>) -> Result<Response<SendReply>, Status> {
-        let request = request.into_inner();
+    /// One send: claim its cid, write it (or finish a half-written earlier attempt), and
+    /// remember the outcome for retries.
+    async fn send_once(&self, request: SendRequest) -> Result<SendReply, Status> {
         let target = self.check_send(&request).await?;
         let key = dedup_key(request.sender, &request.cid);
+        // A claim in progress expires soon, in case this process dies mid-send; a finished
+        // one is kept for the whole de-duplication window.
         let resume = match self
             .sessions
-            .claim(&key, self.config.dedup_ttl())
+            .claim(&key, PENDING_CLAIM_TTL)
             .await
             .map_err(status)?
         {
@@ -271,7 +264,7 @@ impl Logic for LogicService {
                     .status("a message with this cid is still being processed"));
             }
             Claim::Done(text) => match Remembered::decode(&request.cid, &text) {
-                Some(Remembered::Sent(reply)) => return Ok(Response::new(reply)),
+                Some(Remembered::Sent(reply)) => return Ok(reply),
                 Some(Remembered::RecipientWritten { id, ts }) => Some((id, ts)),
                 None => {
                     return Err(ErrorCode::Internal.status("unreadable de-duplication record"));
@@ -307,7 +300,35 @@ impl Logic for LogicService {
                 tracing::warn!(%error, "remembering a send for de-duplication failed");
             }
         }
-        result.map(Response::new)
+        result
+    }
+
+    /// Marks objects dirty at task; best effort (task also recovers lagging objects on start).
+    fn wake(&self, objects: Vec<ObjectId>) {
+        let task = self.task.clone();
+        let request = WakeRequest {
+            objects: objects.iter().map(ToString::to_string).collect(),
+        };
+        tokio::spawn(async move {
+            if let Err(error) = task.wake(request).await {
+                tracing::warn!(%error, "waking task failed; delivery waits for its recovery");
+            }
+        });
+    }
+}
+
+#[tonic::async_trait]
+impl Logic for LogicService {
+    async fn send(&self, request: Request<SendRequest>) -> Result<Response<SendReply>, Status> {
+        // The work runs in a task of its own: a caller that goes away (its connect node
+        // killed) must not cancel a send between its claim and the claim's completion, which
+        // would leave the cid stuck "in progress".
+        let service = self.clone();
+        let request = request.into_inner();
+        tokio::spawn(async move { service.send_once(request).await })
+            .await
+            .map_err(|error| ErrorCode::Internal.status(format!("send failed: {error}")))?
+            .map(Response::new)
     }
 
     async fn sync(&self, request: Request<SyncRequest>) -> Result<Response<SyncReply>, Status> {

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use natter_infra::embedded::{MemorySessions, SqliteLog, open_sqlite};
@@ -19,10 +20,11 @@ use natter_proto::v1::task_server::Task;
 use natter_proto::v1::{Empty, Message, SendRequest, WakeRequest};
 use tonic::{Request, Response, Status};
 
-/// A log that fails the next append to one user's inbox when armed.
+/// A log that fails the next append to one user's inbox when armed, and can be slow.
 struct FlakyLog {
     inner: SqliteLog,
     fail_next_append_to: AtomicI64,
+    append_delay_ms: AtomicI64,
 }
 
 #[async_trait]
@@ -35,6 +37,10 @@ impl MessageLog for FlakyLog {
                 .is_ok()
         {
             return Err(InfraError::Unavailable("the broker is restarting".into()));
+        }
+        let delay = self.append_delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay as u64)).await;
         }
         self.inner.append(object, message).await
     }
@@ -69,18 +75,18 @@ fn user(id: i64) -> User {
     }
 }
 
-#[tokio::test]
-async fn a_send_retried_after_a_half_written_failure_is_logged_once() {
-    let folder = tempfile::tempdir().expect("temporary folder");
-    let database = open_sqlite(&folder.path().join("natter.db"))
+/// Alice and Bob, friends, and a logic service over a flaky log.
+async fn friends_and_logic(folder: &std::path::Path) -> (LogicService, Arc<FlakyLog>) {
+    let database = open_sqlite(&folder.join("natter.db"))
         .await
         .expect("database");
     let store = Arc::new(SqlStore::new(database.clone()));
     let log = Arc::new(FlakyLog {
         inner: SqliteLog::new(database).expect("log"),
         fail_next_append_to: AtomicI64::new(0),
+        append_delay_ms: AtomicI64::new(0),
     });
-    let (alice, bob) = (11, 12);
+    let (alice, bob) = (ALICE, BOB);
     for id in [alice, bob] {
         store.create_user(&user(id), "hash").await.expect("user");
     }
@@ -105,15 +111,28 @@ async fn a_send_retried_after_a_half_written_failure_is_logged_once() {
         Arc::new(IdGenerator::new(1).expect("ids")),
         TaskHandle::Local(Arc::new(NoTask)),
     );
-    let send = || SendRequest {
-        sender: alice,
+    (logic, log)
+}
+
+const ALICE: i64 = 11;
+const BOB: i64 = 12;
+
+fn send() -> SendRequest {
+    SendRequest {
+        sender: ALICE,
         cid: "c1".into(),
         target_kind: "user".into(),
-        target_id: bob,
+        target_id: BOB,
         kind: "text".into(),
         body: "hello".into(),
-    };
+    }
+}
 
+#[tokio::test]
+async fn a_send_retried_after_a_half_written_failure_is_logged_once() {
+    let folder = tempfile::tempdir().expect("temporary folder");
+    let (logic, log) = friends_and_logic(folder.path()).await;
+    let (alice, bob) = (ALICE, BOB);
     // The recipient's copy is written, then the log fails on the sender's.
     log.fail_next_append_to.store(alice, Ordering::SeqCst);
     assert!(
@@ -159,4 +178,24 @@ async fn a_send_retried_after_a_half_written_failure_is_logged_once() {
     assert_eq!(log.end(&ObjectId::User(bob)).await.expect("end"), 2);
     assert_eq!(log.end(&ObjectId::User(alice)).await.expect("end"), 2);
     assert_ne!(retried.id, reply.id);
+}
+
+#[tokio::test]
+async fn a_send_whose_caller_goes_away_still_finishes() {
+    let folder = tempfile::tempdir().expect("temporary folder");
+    let (logic, log) = friends_and_logic(folder.path()).await;
+    log.append_delay_ms.store(200, Ordering::SeqCst);
+    // The caller gives up mid-send, as a killed connect node's call is dropped.
+    let abandoned =
+        tokio::time::timeout(Duration::from_millis(50), logic.send(Request::new(send()))).await;
+    assert!(abandoned.is_err(), "the caller went away first");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let reply = logic
+        .send(Request::new(send()))
+        .await
+        .expect("the retry gets the finished send, not in_progress")
+        .into_inner();
+    let bob_inbox = log.read(&ObjectId::User(BOB), 0, 10).await.expect("read");
+    assert_eq!(bob_inbox.len(), 1, "written once");
+    assert_eq!(bob_inbox[0].id, reply.id);
 }

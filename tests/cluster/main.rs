@@ -470,9 +470,10 @@ async fn the_cluster_survives_killed_processes_and_a_broker_restart() {
     let bob_sent = bob_load.await.expect("bob's load");
     assert!(
         alice_sent.len() > 50 && bob_sent.len() > 50,
-        "the load kept going through the failures: {} and {} acknowledged",
+        "the load kept going through the failures: {} and {} acknowledged\n{}",
         alice_sent.len(),
-        bob_sent.len()
+        bob_sent.len(),
+        cluster.all_logs()
     );
 
     // Everything acknowledged arrives, once, in order.
