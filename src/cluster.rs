@@ -137,8 +137,8 @@ async fn bind(address: &str, what: &str) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("binding {what} to {address}"))
 }
 
-/// Serves `/metrics` and `/healthz` (and, for the api layer, the REST API) until stopped.
-fn serve_http(
+/// Serves `router` plus `/metrics` over HTTP until `stopping` turns true.
+pub(crate) fn serve_http(
     listener: TcpListener,
     router: axum::Router,
     mut stopping: watch::Receiver<bool>,

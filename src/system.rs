@@ -158,23 +158,9 @@ impl RunningSystem {
             logic,
             tokens: tokens.clone(),
             ids,
-        })
-        .route(
-            "/metrics",
-            axum::routing::get(|| async { telemetry::render_metrics() }),
-        );
-        let (stop_api, mut stopping) = watch::channel(false);
-        let api = tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stopping.wait_for(|stop| *stop).await;
-            };
-            if let Err(error) = axum::serve(api_listener, router)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                tracing::error!(%error, "the API server stopped");
-            }
         });
+        let (stop_api, stopping) = watch::channel(false);
+        let api = crate::cluster::serve_http(api_listener, router, stopping);
         tracing::info!(%api_addr, %ws_addr, data = %config.node.data_dir.display(), "natter is up");
         Ok(RunningSystem {
             api_addr,
