@@ -173,6 +173,16 @@ async fn chat(
     tally: Arc<Tally>,
 ) {
     let (mut sink, mut stream) = socket.into_inner().split();
+    // Live messages flow only after the first sync (docs/protocol.md).
+    let sync = ClientFrame::Sync {
+        cursors: Default::default(),
+    };
+    if let Ok(text) = serde_json::to_string(&sync)
+        && sink.send(WsMessage::text(text)).await.is_err()
+    {
+        tally.errors.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
     let mut sending = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
     sending.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     // Start the users out of step so their sends do not land in lockstep bursts.
