@@ -98,4 +98,14 @@ pub fn describe_metrics() {
         Unit::Seconds,
         "From logic accepting a message to its frame being queued to a connection."
     );
+    describe_histogram!(
+        "natter_log_append_seconds",
+        Unit::Seconds,
+        "One append to the Kafka-protocol log, acknowledged by every replica."
+    );
+    describe_histogram!(
+        "natter_log_read_seconds",
+        Unit::Seconds,
+        "One read from the Kafka-protocol log."
+    );
 }

@@ -86,7 +86,7 @@ impl Deliverer {
         }
     }
 
-    /// Deliver one batch; false when there was nothing to deliver.
+    /// Deliver one batch; false when the log has (as far as this read saw) nothing more.
     async fn deliver_step(&self, object: &ObjectId) -> Result<bool, InfraError> {
         let delivered = self.store.delivered_cursor(object).await?;
         let batch = self
@@ -101,7 +101,10 @@ impl Deliverer {
         self.push(object, &batch).await?;
         self.store.set_delivered_cursor(object, last).await?;
         metrics::counter!("natter_task_delivered_messages_total").increment(batch.len() as u64);
-        Ok(true)
+        // A short batch reached the end of the log as it was when read. Anything appended
+        // since came with a wake, which marked the object dirty for another pass, so there is
+        // no need to spend a read on finding the end again.
+        Ok(batch.len() >= self.config.batch_max)
     }
 
     /// The recipients' connect nodes and the users to push to on each.

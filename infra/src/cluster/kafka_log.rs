@@ -56,10 +56,10 @@ impl Default for KafkaLogConfig {
     }
 }
 
-/// The longest a fetch may wait on the broker. Readers are woken when there is something to
-/// read, so a fetch never needs to long-poll; some brokers (tansu 0.6) wait the whole
-/// `max_wait` even when data is there, which makes this a latency floor.
-const FETCH_MAX_WAIT_MS: i32 = 5;
+/// How long a fetch may wait on the broker for data: not at all. Readers are woken when
+/// there is something to read, so a fetch never needs to long-poll, and some brokers (tansu
+/// 0.6) wait the whole `max_wait` even when data is there, which would add it to every read.
+const FETCH_MAX_WAIT_MS: i32 = 0;
 /// The most bytes one fetch asks for; a record larger than this still comes back whole.
 const FETCH_MAX_BYTES: i32 = 1 << 20;
 
@@ -254,6 +254,7 @@ impl MessageLog for KafkaLog {
             .timestamp_millis_opt(message.ts)
             .single()
             .unwrap_or_default();
+        let started = std::time::Instant::now();
         let produced = partition
             .produce(
                 vec![Record {
@@ -272,6 +273,7 @@ impl MessageLog for KafkaLog {
                 return Err(unavailable(error));
             }
         };
+        metrics::histogram!("natter_log_append_seconds").record(started.elapsed().as_secs_f64());
         let offset = offsets.first().copied().ok_or_else(|| {
             InfraError::Unavailable(format!("{topic}: the broker returned no offset"))
         })?;
@@ -287,6 +289,7 @@ impl MessageLog for KafkaLog {
         let mut messages = Vec::new();
         // The message with seq `after + 1` sits at offset `after`.
         let mut next_offset = i64::try_from(after).unwrap_or(i64::MAX);
+        let started = std::time::Instant::now();
         while messages.len() < max {
             let (records, high_watermark) = match partition
                 .fetch_records(next_offset, 1..FETCH_MAX_BYTES, FETCH_MAX_WAIT_MS)
@@ -318,6 +321,7 @@ impl MessageLog for KafkaLog {
                 break;
             }
         }
+        metrics::histogram!("natter_log_read_seconds").record(started.elapsed().as_secs_f64());
         Ok(messages)
     }
 
