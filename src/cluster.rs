@@ -226,6 +226,8 @@ impl RunningLayer {
     /// Start one layer of a cluster.
     pub async fn start(layer: Layer, config: &NatterConfig) -> anyhow::Result<RunningLayer> {
         telemetry::describe_metrics();
+        // Configuration mistakes first, before anything is reached over the network.
+        let tokens = cluster_tokens(config)?;
         let cluster = &config.cluster;
         let registry = EtcdRegistry::connect(
             &cluster.etcd,
@@ -263,7 +265,7 @@ impl RunningLayer {
                     config: config.api.clone(),
                     store: cluster_store(config).await?,
                     logic: logic_handle(&registry).await?,
-                    tokens: cluster_tokens(config)?,
+                    tokens: tokens.clone(),
                     ids,
                 });
             }
@@ -306,7 +308,7 @@ impl RunningLayer {
                     node.clone(),
                     logic_handle(&registry).await?,
                     sessions,
-                    cluster_tokens(config)?,
+                    tokens.clone(),
                 );
                 let ws_listener = bind(&config.listen.ws, "the WebSocket endpoint").await?;
                 running.ws_addr = Some(ws_listener.local_addr()?);

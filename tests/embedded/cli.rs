@@ -30,19 +30,28 @@ fn config_prints_the_effective_configuration_with_overrides() {
 }
 
 #[test]
-fn serving_one_layer_names_the_missing_cluster_adapters() {
+fn serving_one_layer_says_what_it_lacks() {
     let data = tempfile::tempdir().unwrap();
     for layer in ["api", "logic", "task", "connect"] {
         let output = natter(&["serve", layer], data.path());
-        assert!(
-            !output.status.success(),
-            "serve {layer} should fail for now"
-        );
+        assert!(!output.status.success(), "serve {layer} needs a secret");
         let error = String::from_utf8_lossy(&output.stderr);
-        for adapter in ["PostgreSQL", "Kafka", "Redis", "etcd"] {
-            assert!(error.contains(adapter), "serve {layer}: {error}");
-        }
+        assert!(error.contains("auth.jwt_secret"), "serve {layer}: {error}");
     }
+    // With a secret but no etcd to register in, it stops and names etcd.
+    let output = Command::new(env!("CARGO_BIN_EXE_natter"))
+        .args(["serve", "task"])
+        .env("NATTER_NODE__DATA_DIR", data.path())
+        .env(
+            "NATTER_AUTH__JWT_SECRET",
+            "a-test-secret-of-at-least-32-characters",
+        )
+        .env("NATTER_CLUSTER__ETCD", "http://127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(error.contains("etcd"), "{error}");
 }
 
 #[test]
