@@ -1,4 +1,5 @@
-//! The `Sessions` port: who is connected where, object locks, and de-duplication claims.
+//! The `Sessions` port: who is connected where, object locks, de-duplication claims, per-node
+//! group online counts and the presence-event queue.
 
 use std::time::Duration;
 
@@ -26,6 +27,19 @@ pub enum Claim {
     Done(String),
 }
 
+/// A user came online (first connection) or went offline (last connection).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PresenceEvent {
+    /// The user whose presence changed.
+    pub user: i64,
+    /// True if the user came online, false if they went offline.
+    pub online: bool,
+    /// The connect node that saw the change.
+    pub node: String,
+    /// When it happened, in milliseconds since the Unix epoch.
+    pub at_ms: i64,
+}
+
 /// Shared, expiring, fast state.
 #[async_trait]
 pub trait Sessions: Send + Sync + 'static {
@@ -51,4 +65,20 @@ pub trait Sessions: Send + Sync + 'static {
     async fn complete_claim(&self, key: &str, value: &str, ttl: Duration) -> InfraResult<()>;
     /// Give a claim up (the work failed), so a retry can claim it anew.
     async fn abandon_claim(&self, key: &str) -> InfraResult<()>;
+
+    /// Set `node`'s count of online members of `group`, valid for `ttl` (a dead node's counts expire); a count of 0 removes it.
+    async fn set_group_online(
+        &self,
+        node: &str,
+        group: i64,
+        count: u64,
+        ttl: Duration,
+    ) -> InfraResult<()>;
+    /// Online members of `group`: the sum over nodes of their unexpired counts.
+    async fn group_online(&self, group: i64) -> InfraResult<u64>;
+
+    /// Append a presence event to the shared queue.
+    async fn push_presence(&self, event: &PresenceEvent) -> InfraResult<()>;
+    /// Take up to `max` presence events, oldest first; each event is taken by exactly one caller.
+    async fn take_presence(&self, max: usize) -> InfraResult<Vec<PresenceEvent>>;
 }

@@ -5,7 +5,11 @@
 //! - `node-sessions:<node>`: a set of `<user>:<connection id>`, so a dead node's sessions can
 //!   be removed without a scan;
 //! - `lock:<key>`: `SET NX PX` with a token, released by compare-and-delete in Lua;
-//! - `claim:<key>`: a de-duplication claim, [`PENDING`] until completed with its value.
+//! - `claim:<key>`: a de-duplication claim, [`PENDING`] until completed with its value;
+//! - `group-online:<group>`: a hash of node → `<count>:<expires at, ms>`, each node's count
+//!   of the group's online members, on Redis's clock (see [`SET_GROUP_ONLINE_SCRIPT`]);
+//! - `presence`: a list of presence events, oldest first (see [`encode_presence`]); taking
+//!   uses `LPOP key count`, so Redis 6.2 or newer is needed.
 
 use std::time::Duration;
 
@@ -13,13 +17,53 @@ use async_trait::async_trait;
 use fred::prelude::*;
 
 use crate::error::{InfraError, InfraResult};
-use crate::sessions::{Claim, SessionRef, Sessions};
+use crate::sessions::{Claim, PresenceEvent, SessionRef, Sessions};
 
 /// A claim taken but not completed. Completed values are never this (it holds a NUL).
 const PENDING: &str = "\u{0}pending";
 
 /// Deletes a key only if it still holds the caller's token.
 const RELEASE_SCRIPT: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+
+/// Sets (count > 0) or removes (count 0) one node's field of a group's online-count hash.
+/// KEYS[1] is the hash; ARGV is node, count, ttl in ms. The expiry is reckoned on Redis's clock,
+/// and the whole hash lives at least as long as its newest field, so abandoned groups vanish.
+const SET_GROUP_ONLINE_SCRIPT: &str = r#"
+if ARGV[2] == '0' then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  return 0
+end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local ttl = tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ':' .. string.format('%d', now + ttl))
+if redis.call('PTTL', KEYS[1]) < ttl then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+end
+return 1
+"#;
+
+/// Sums the unexpired counts of a group's online-count hash, deleting expired fields (and any
+/// field not in the `<count>:<expires at>` form, which can never be counted). KEYS[1] is the hash.
+const GROUP_ONLINE_SCRIPT: &str = r#"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local fields = redis.call('HGETALL', KEYS[1])
+local total = 0
+for i = 1, #fields, 2 do
+  local count, expires = string.match(fields[i + 1], '^(%d+):(%d+)$')
+  if count and tonumber(expires) > now then
+    total = total + tonumber(count)
+  else
+    redis.call('HDEL', KEYS[1], fields[i])
+  end
+end
+return total
+"#;
+
+/// The longest ttl handed to the scripts (about 35,000 years), so the Lua arithmetic on
+/// milliseconds stays exact.
+const MAX_SCRIPT_TTL_MS: i64 = 1 << 50;
 
 /// Connections kept open to Redis per process.
 const POOL_SIZE: usize = 4;
@@ -73,6 +117,41 @@ impl RedisSessions {
     fn key(&self, kind: &str, name: impl std::fmt::Display) -> String {
         format!("{}{kind}:{name}", self.prefix)
     }
+
+    fn presence_key(&self) -> String {
+        format!("{}presence", self.prefix)
+    }
+}
+
+/// A presence event as a list entry: `<user> <online 0|1> <at ms> <node>`, the node last so
+/// that whatever it holds (spaces included) comes back intact.
+fn encode_presence(event: &PresenceEvent) -> String {
+    format!(
+        "{} {} {} {}",
+        event.user,
+        u8::from(event.online),
+        event.at_ms,
+        event.node
+    )
+}
+
+/// The inverse of [`encode_presence`]; `None` for anything it could not have written.
+fn decode_presence(entry: &str) -> Option<PresenceEvent> {
+    let mut parts = entry.splitn(4, ' ');
+    let user = parts.next()?.parse().ok()?;
+    let online = match parts.next()? {
+        "1" => true,
+        "0" => false,
+        _ => return None,
+    };
+    let at_ms = parts.next()?.parse().ok()?;
+    let node = parts.next()?.to_string();
+    Some(PresenceEvent {
+        user,
+        online,
+        node,
+        at_ms,
+    })
 }
 
 #[async_trait]
@@ -198,5 +277,95 @@ impl Sessions for RedisSessions {
     async fn abandon_claim(&self, key: &str) -> InfraResult<()> {
         let _: i64 = self.pool.del(self.key("claim", key)).await?;
         Ok(())
+    }
+
+    async fn set_group_online(
+        &self,
+        node: &str,
+        group: i64,
+        count: u64,
+        ttl: Duration,
+    ) -> InfraResult<()> {
+        let ttl_ms = millis(ttl).min(MAX_SCRIPT_TTL_MS);
+        let _: i64 = self
+            .pool
+            .eval(
+                SET_GROUP_ONLINE_SCRIPT,
+                vec![self.key("group-online", group)],
+                vec![node.to_string(), count.to_string(), ttl_ms.to_string()],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn group_online(&self, group: i64) -> InfraResult<u64> {
+        let total: i64 = self
+            .pool
+            .eval(
+                GROUP_ONLINE_SCRIPT,
+                vec![self.key("group-online", group)],
+                Vec::<String>::new(),
+            )
+            .await?;
+        u64::try_from(total)
+            .map_err(|_| InfraError::Corrupt(format!("group {group} online count {total}")))
+    }
+
+    async fn push_presence(&self, event: &PresenceEvent) -> InfraResult<()> {
+        let _: i64 = self
+            .pool
+            .rpush(self.presence_key(), encode_presence(event))
+            .await?;
+        Ok(())
+    }
+
+    async fn take_presence(&self, max: usize) -> InfraResult<Vec<PresenceEvent>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let entries: Vec<Value> = self.pool.lpop(self.presence_key(), Some(max)).await?;
+        // The entries are off the list once popped: an undecodable one (written by something
+        // else) is logged and dropped, so it cannot take the good events of its batch with it.
+        let events = entries
+            .into_iter()
+            .filter_map(|entry| {
+                let decoded = entry.as_string().and_then(|text| decode_presence(&text));
+                if decoded.is_none() {
+                    metrics::counter!("natter_presence_events_corrupt_total").increment(1);
+                    tracing::warn!(?entry, "dropping an undecodable presence event");
+                }
+                decoded
+            })
+            .collect();
+        Ok(events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presence_entries_decode_and_junk_is_refused() {
+        let event = decode_presence("42 1 1700000000000 connect 1").expect("decodes");
+        assert_eq!(
+            event,
+            PresenceEvent {
+                user: 42,
+                online: true,
+                node: "connect 1".into(),
+                at_ms: 1_700_000_000_000,
+            }
+        );
+        for junk in [
+            "",
+            "42",
+            "42 2 1 node",
+            "x 1 1 node",
+            "42 0 y node",
+            "42 0 1",
+        ] {
+            assert!(decode_presence(junk).is_none(), "{junk:?} decoded");
+        }
     }
 }

@@ -1,9 +1,11 @@
 //! The `Sessions` conformance suite.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use super::random_id;
-use crate::sessions::{Claim, SessionRef, Sessions};
+use crate::sessions::{Claim, PresenceEvent, SessionRef, Sessions};
 
 fn session(node: &str, connection_id: u64) -> SessionRef {
     SessionRef {
@@ -17,6 +19,8 @@ pub async fn run(sessions: &dyn Sessions) {
     user_sessions(sessions).await;
     locks(sessions).await;
     claims(sessions).await;
+    group_online(sessions).await;
+    presence(sessions).await;
 }
 
 async fn user_sessions(sessions: &dyn Sessions) {
@@ -223,5 +227,196 @@ async fn claims(sessions: &dyn Sessions) {
     assert_eq!(
         sessions.claim(&abandoned, ttl).await.expect("claim"),
         Claim::New
+    );
+}
+
+async fn group_online(sessions: &dyn Sessions) {
+    let group = random_id();
+    let node_a = format!("conformance-a-{}", random_id());
+    let node_b = format!("conformance-b-{}", random_id());
+    let long = Duration::from_secs(60);
+    assert_eq!(
+        sessions.group_online(group).await.expect("count"),
+        0,
+        "a group never counted has no one online"
+    );
+    sessions
+        .set_group_online(&node_a, group, 3, long)
+        .await
+        .expect("set a");
+    sessions
+        .set_group_online(&node_b, group, 4, long)
+        .await
+        .expect("set b");
+    assert_eq!(
+        sessions.group_online(group).await.expect("count"),
+        7,
+        "the nodes' counts are summed"
+    );
+    sessions
+        .set_group_online(&node_a, group, 5, long)
+        .await
+        .expect("set a again");
+    assert_eq!(
+        sessions.group_online(group).await.expect("count"),
+        9,
+        "setting a node's count again replaces it"
+    );
+    let other_group = random_id();
+    sessions
+        .set_group_online(&node_a, other_group, 11, long)
+        .await
+        .expect("set other group");
+    assert_eq!(
+        sessions.group_online(group).await.expect("count"),
+        9,
+        "groups are counted apart"
+    );
+    sessions
+        .set_group_online(&node_a, group, 0, long)
+        .await
+        .expect("clear a");
+    assert_eq!(
+        sessions.group_online(group).await.expect("count"),
+        4,
+        "a count of 0 removes the node's count"
+    );
+    // Clearing what is not there is not an error.
+    sessions
+        .set_group_online(&node_a, group, 0, long)
+        .await
+        .expect("clear a again");
+
+    // A node that stops refreshing its count (it died) drops out of the sum.
+    sessions
+        .set_group_online(&node_a, group, 2, Duration::from_millis(300))
+        .await
+        .expect("set short");
+    assert_eq!(
+        sessions.group_online(group).await.expect("count"),
+        6,
+        "a short-lived count counts until it expires"
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        sessions.group_online(group).await.expect("count"),
+        4,
+        "an expired count is no longer summed"
+    );
+    // A node whose only count expires leaves its group at 0.
+    let lone = random_id();
+    sessions
+        .set_group_online(&node_b, lone, 8, Duration::from_millis(300))
+        .await
+        .expect("set lone");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(sessions.group_online(lone).await.expect("count"), 0);
+
+    for (node, group) in [(&node_b, group), (&node_a, other_group)] {
+        sessions
+            .set_group_online(node, group, 0, long)
+            .await
+            .expect("clean up");
+    }
+    assert_eq!(sessions.group_online(group).await.expect("count"), 0);
+    assert_eq!(sessions.group_online(other_group).await.expect("count"), 0);
+}
+
+/// Every event any run of this suite in this process has taken, by node, with how often.
+/// The presence queue is shared, so a run racing this one may take this run's events; the
+/// ledger lets each run check that all of its events were taken, each exactly once.
+static TAKEN: Mutex<Option<HashMap<String, Vec<PresenceEvent>>>> = Mutex::new(None);
+
+/// Take up to `max` events and enter them in [`TAKEN`], failing on any taken before.
+async fn take_and_record(sessions: &dyn Sessions, max: usize) -> Vec<PresenceEvent> {
+    let taken = sessions.take_presence(max).await.expect("take presence");
+    assert!(
+        taken.len() <= max,
+        "take_presence({max}) returned {} events",
+        taken.len()
+    );
+    let mut ledger = TAKEN
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let ledger = ledger.get_or_insert_with(HashMap::new);
+    for event in &taken {
+        let seen = ledger.entry(event.node.clone()).or_default();
+        assert!(!seen.contains(event), "{event:?} was taken twice");
+        seen.push(event.clone());
+    }
+    taken
+}
+
+/// How many of `mine` (all on one node) are in the ledger.
+fn recorded(node: &str, mine: &[PresenceEvent]) -> usize {
+    let ledger = TAKEN
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let seen = ledger.as_ref().and_then(|ledger| ledger.get(node));
+    mine.iter()
+        .filter(|event| seen.is_some_and(|seen| seen.contains(event)))
+        .count()
+}
+
+async fn presence(sessions: &dyn Sessions) {
+    // A node name of this run's own makes its events unique: nothing else pushes them.
+    let node = format!("conformance-presence {}", random_id());
+    let user = random_id();
+    let mine: Vec<PresenceEvent> = (0..7)
+        .map(|index| PresenceEvent {
+            user,
+            online: index % 2 == 0,
+            node: node.clone(),
+            at_ms: 1_700_000_000_000 + index,
+        })
+        .collect();
+    for event in &mine {
+        sessions.push_presence(event).await.expect("push presence");
+    }
+    assert!(
+        sessions
+            .take_presence(0)
+            .await
+            .expect("take none")
+            .is_empty(),
+        "take_presence(0) takes nothing"
+    );
+
+    // Two takers at once, as two task processes would be. The queue may hold other runs'
+    // events before and among this run's, and other runs may take some of this run's.
+    let taker = || async {
+        let mut took = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while recorded(&node, &mine) < mine.len() {
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {} pushed presence events were ever taken",
+                recorded(&node, &mine),
+                mine.len()
+            );
+            let taken = take_and_record(sessions, 2).await;
+            if taken.is_empty() {
+                // Another taker may hold some it has popped but not yet recorded.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            took.extend(taken.into_iter().filter(|event| event.node == node));
+        }
+        took
+    };
+    let (first, second) = tokio::join!(taker(), taker());
+    for took in [&first, &second] {
+        let order: Vec<i64> = took.iter().map(|event| event.at_ms).collect();
+        assert!(
+            order.is_sorted(),
+            "one taker gets the events oldest first: {order:?}"
+        );
+        for event in took.iter() {
+            assert!(mine.contains(event), "{event:?} comes back as pushed");
+        }
+    }
+    assert_eq!(
+        recorded(&node, &mine),
+        mine.len(),
+        "every pushed event is taken exactly once"
     );
 }

@@ -1,13 +1,13 @@
 //! `Sessions` in process memory: maps under one mutex, expiry checked on read.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
 use crate::error::InfraResult;
-use crate::sessions::{Claim, SessionRef, Sessions};
+use crate::sessions::{Claim, PresenceEvent, SessionRef, Sessions};
 
 /// Everything the memory sessions hold.
 #[derive(Debug, Default)]
@@ -18,6 +18,10 @@ struct State {
     locks: HashMap<String, (String, Instant)>,
     /// Claim key → (value once completed, expiry).
     claims: HashMap<String, (Option<String>, Instant)>,
+    /// Group → node → (online members counted there, expiry).
+    group_online: HashMap<i64, HashMap<String, (u64, Instant)>>,
+    /// Presence events not yet taken, oldest first.
+    presence: VecDeque<PresenceEvent>,
 }
 
 /// Sessions for the embedded, single-process deployment.
@@ -151,4 +155,64 @@ impl Sessions for MemorySessions {
         self.state().claims.remove(key);
         Ok(())
     }
+
+    async fn set_group_online(
+        &self,
+        node: &str,
+        group: i64,
+        count: u64,
+        ttl: Duration,
+    ) -> InfraResult<()> {
+        let mut state = self.state();
+        if count == 0 {
+            if let Some(nodes) = state.group_online.get_mut(&group) {
+                nodes.remove(node);
+                if nodes.is_empty() {
+                    state.group_online.remove(&group);
+                }
+            }
+        } else {
+            let expiry = Instant::now().checked_add(ttl).unwrap_or_else(far_future);
+            state
+                .group_online
+                .entry(group)
+                .or_default()
+                .insert(node.to_string(), (count, expiry));
+        }
+        Ok(())
+    }
+
+    async fn group_online(&self, group: i64) -> InfraResult<u64> {
+        let mut state = self.state();
+        let now = Instant::now();
+        let Some(nodes) = state.group_online.get_mut(&group) else {
+            return Ok(0);
+        };
+        nodes.retain(|_, (_, expiry)| *expiry > now);
+        let total = nodes
+            .values()
+            .fold(0u64, |total, (count, _)| total.saturating_add(*count));
+        if nodes.is_empty() {
+            state.group_online.remove(&group);
+        }
+        Ok(total)
+    }
+
+    async fn push_presence(&self, event: &PresenceEvent) -> InfraResult<()> {
+        self.state().presence.push_back(event.clone());
+        Ok(())
+    }
+
+    async fn take_presence(&self, max: usize) -> InfraResult<Vec<PresenceEvent>> {
+        let mut state = self.state();
+        let take = max.min(state.presence.len());
+        Ok(state.presence.drain(..take).collect())
+    }
+}
+
+/// An expiry for a ttl too long to add to now: about a century away.
+fn far_future() -> Instant {
+    let now = Instant::now();
+    now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600))
+        .unwrap_or(now)
 }
