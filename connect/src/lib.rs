@@ -4,6 +4,7 @@
 //! - [`server`]: accepts sockets, authenticates the upgrade, owns the buckets, routes pushes.
 //! - [`bucket`]: a CityHash32 shard of the users on this node: their connections, its routine
 //!   workers and its push limiter.
+//! - [`group_list`]: a group's online connections in a bucket, as an O(1) linked list.
 //! - [`routine`]: a bucket's worker — takes push jobs, passes the limiter, queues frames.
 //! - [`connection`]: one connection's shared handle: its bounded outbound queue and the
 //!   sync/live state that keeps the seam between sync and live pushes exact.
@@ -14,6 +15,7 @@
 pub mod bucket;
 pub mod config;
 pub mod connection;
+pub mod group_list;
 pub mod limiter;
 pub mod routine;
 pub mod server;
