@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 
 use crate::config::ConnectConfig;
 use crate::connection::Connection;
+use crate::group_list::{GroupList, ListHandle};
 use crate::limiter::{Limiter, limiter};
 use crate::routine::{PushJob, run_routine};
 
@@ -22,6 +23,9 @@ pub fn bucket_index(user_id: i64, buckets: usize) -> usize {
 pub struct Bucket {
     /// Every connection of each user in this bucket (a user may have several devices).
     connections: RwLock<HashMap<i64, Vec<Arc<Connection>>>>,
+    /// Each group's online connections in this bucket. Lock order: this, then a
+    /// connection's own group handles.
+    groups: RwLock<HashMap<i64, GroupList<Arc<Connection>>>>,
     /// Queues of this bucket's routine workers.
     routines: Vec<mpsc::Sender<PushJob>>,
     /// Which routine gets the next job (round-robin).
@@ -42,6 +46,7 @@ impl Bucket {
         }
         Arc::new(Bucket {
             connections: RwLock::new(HashMap::new()),
+            groups: RwLock::new(HashMap::new()),
             routines,
             next_routine: AtomicUsize::new(0),
             limiter,
@@ -58,8 +63,80 @@ impl Bucket {
             .push(connection);
     }
 
-    /// Remove a connection; the user's other connections stay.
+    /// Put a connection in a group's list (a no-op if it is there already).
+    pub fn join_group(&self, group: i64, connection: &Arc<Connection>) {
+        let mut groups = self
+            .groups
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut handles = connection.group_handles();
+        if handles.contains_key(&group) {
+            return;
+        }
+        let handle = groups
+            .entry(group)
+            .or_default()
+            .push_back(Arc::clone(connection));
+        handles.insert(group, handle);
+    }
+
+    /// Take a connection out of a group's list.
+    pub fn leave_group(&self, group: i64, connection: &Connection) {
+        let mut groups = self
+            .groups
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(handle) = connection.group_handles().remove(&group) {
+            Self::unlink(&mut groups, group, handle);
+        }
+    }
+
+    fn unlink(
+        groups: &mut HashMap<i64, GroupList<Arc<Connection>>>,
+        group: i64,
+        handle: ListHandle,
+    ) {
+        if let Some(list) = groups.get_mut(&group) {
+            list.remove(handle);
+            if list.is_empty() {
+                groups.remove(&group);
+            }
+        }
+    }
+
+    /// Calls `visit` with each online connection of `group` in this bucket, under the read
+    /// lock and without copying the list.
+    pub fn for_each_in_group(&self, group: i64, mut visit: impl FnMut(&Arc<Connection>)) {
+        let groups = self
+            .groups
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(list) = groups.get(&group) {
+            list.iter().for_each(&mut visit);
+        }
+    }
+
+    /// Online connections of `group` in this bucket.
+    pub fn group_connection_count(&self, group: i64) -> usize {
+        self.groups
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&group)
+            .map_or(0, GroupList::len)
+    }
+
+    /// Remove a connection from its user's list and from every group it was in; the user's
+    /// other connections stay.
     pub fn remove(&self, connection: &Connection) {
+        {
+            let mut groups = self
+                .groups
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            for (group, handle) in connection.group_handles().drain() {
+                Self::unlink(&mut groups, group, handle);
+            }
+        }
         let mut connections = self
             .connections
             .write()
@@ -156,5 +233,41 @@ mod tests {
         assert_eq!(left[0].id, 2);
         bucket.remove(&second);
         assert_eq!(bucket.connection_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn group_lists_follow_joins_leaves_and_disconnects() {
+        let bucket = Bucket::new(0, &ConnectConfig::default());
+        let (phone, _, _) = Connection::new(1, 7, 4, 10, 10);
+        let (laptop, _, _) = Connection::new(2, 7, 4, 10, 10);
+        let (other, _, _) = Connection::new(3, 8, 4, 10, 10);
+        for connection in [&phone, &laptop, &other] {
+            bucket.add(Arc::clone(connection));
+        }
+        for connection in [&phone, &laptop, &other] {
+            bucket.join_group(100, connection);
+        }
+        bucket.join_group(100, &phone);
+        bucket.join_group(200, &phone);
+        let members = |group: i64| {
+            let mut ids = Vec::new();
+            bucket.for_each_in_group(group, |connection| ids.push(connection.id));
+            ids
+        };
+        assert_eq!(members(100), [1, 2, 3], "joining twice adds nothing");
+        assert_eq!(members(200), [1]);
+        bucket.leave_group(100, &laptop);
+        assert_eq!(members(100), [1, 3]);
+        // A disconnect leaves every group at once.
+        bucket.remove(&phone);
+        assert_eq!(members(100), [3]);
+        assert_eq!(members(200), Vec::<u64>::new());
+        assert_eq!(bucket.group_connection_count(200), 0);
+        bucket.leave_group(100, &laptop);
+        assert_eq!(
+            bucket.group_connection_count(100),
+            1,
+            "leaving twice is a no-op"
+        );
     }
 }

@@ -18,6 +18,7 @@ use natter_proto::v1::Message;
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+use crate::group_list::ListHandle;
 use crate::limiter::{Limiter, limiter};
 
 /// A message ready for the wire: serialised once, shared by every recipient connection.
@@ -123,6 +124,9 @@ pub struct Connection {
     /// Inbound frame limiter.
     pub inbound: Limiter,
     state: Mutex<State>,
+    /// The groups this connection is in, with its place in each group's list in its bucket,
+    /// so leaving (or disconnecting) is O(1) per group.
+    groups: Mutex<HashMap<i64, ListHandle>>,
 }
 
 impl Connection {
@@ -152,8 +156,16 @@ impl Connection {
                 phase: Phase::AwaitingSync,
                 sent: HashMap::new(),
             }),
+            groups: Mutex::new(HashMap::new()),
         });
         (connection, frames, closed)
+    }
+
+    /// The connection's group handles (see [`crate::bucket::Bucket::join_group`]).
+    pub(crate) fn group_handles(&self) -> MutexGuard<'_, HashMap<i64, ListHandle>> {
+        self.groups
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn state(&self) -> MutexGuard<'_, State> {

@@ -164,7 +164,11 @@ mod tests {
         assert_eq!(list.iter().copied().collect::<Vec<_>>(), [1, 3]);
         assert_eq!(list.remove(handles[2]), None, "removing twice is a no-op");
         let reused = list.push_back(9);
-        assert_eq!(list.remove(handles[4]), None, "a stale handle cannot remove a new entry");
+        assert_eq!(
+            list.remove(handles[4]),
+            None,
+            "a stale handle cannot remove a new entry"
+        );
         assert_eq!(list.iter().copied().collect::<Vec<_>>(), [1, 3, 9]);
         assert_eq!(list.remove(reused), Some(9));
         assert_eq!(list.len(), 2);
