@@ -2,6 +2,7 @@
 //! WebSocket to chat), runs bounded in count and time against loopback only, shows progress,
 //! and writes JSON results, a markdown summary and a latency plot.
 
+mod connect;
 mod cpu;
 mod direct;
 mod report;
@@ -25,6 +26,8 @@ struct Cli {
 enum Scenario {
     /// Pairs of friends chat one-to-one: throughput and end-to-end latency.
     Direct(direct::DirectOptions),
+    /// Open N idle connections: accept rate, handshake latency, server RSS per connection.
+    Connect(connect::ConnectOptions),
 }
 
 /// Where the server is and where results go; shared by every scenario.
@@ -74,6 +77,13 @@ async fn main() -> anyhow::Result<()> {
             let results = direct::run(&options).await?;
             report::write(&options.target.out, &results)?;
             println!("{}", report::markdown(&results));
+            eprintln!("results in {}", options.target.out.display());
+        }
+        Scenario::Connect(options) => {
+            options.target.check_loopback()?;
+            let results = connect::run(&options).await?;
+            connect::write(&options.target.out, &results)?;
+            println!("{}", connect::markdown(&results));
             eprintln!("results in {}", options.target.out.display());
         }
     }

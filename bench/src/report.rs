@@ -98,7 +98,14 @@ pub fn write(folder: &Path, results: &Results) -> anyhow::Result<()> {
         serde_json::to_string_pretty(results)?,
     )?;
     std::fs::write(folder.join("summary.md"), markdown(results))?;
-    std::fs::write(folder.join("latency.svg"), latency_svg(results))?;
+    let title = format!(
+        "natter-bench {}: end-to-end latency by percentile ({} users, {} msg/s each)",
+        results.scenario, results.users, results.rate_per_user
+    );
+    std::fs::write(
+        folder.join("latency.svg"),
+        latency_svg(&title, &results.latency_curve_ms),
+    )?;
     Ok(())
 }
 
@@ -136,11 +143,10 @@ pub fn markdown(results: &Results) -> String {
 }
 
 /// Latency by percentile, the tail stretched out (x: log of 1/(1-p)), as a standalone SVG.
-pub fn latency_svg(results: &Results) -> String {
+pub fn latency_svg(title: &str, points: &[(f64, f64)]) -> String {
     const WIDTH: f64 = 640.0;
     const HEIGHT: f64 = 360.0;
     const MARGIN: f64 = 50.0;
-    let points = &results.latency_curve_ms;
     let tail = |percentile: f64| -(1.0 - percentile / 100.0).max(1e-4).log10();
     let max_x = tail(99.99);
     let max_y = points
@@ -156,8 +162,7 @@ pub fn latency_svg(results: &Results) -> String {
     );
     let _ = writeln!(
         svg,
-        r#"<rect width="100%" height="100%" fill="white"/><text x="{MARGIN}" y="24" font-size="14">natter-bench {}: end-to-end latency by percentile ({} users, {} msg/s each)</text>"#,
-        results.scenario, results.users, results.rate_per_user
+        r#"<rect width="100%" height="100%" fill="white"/><text x="{MARGIN}" y="24" font-size="14">{title}</text>"#
     );
     // Axes with percentile ticks.
     let _ = writeln!(
@@ -258,7 +263,7 @@ mod tests {
         let results = sample();
         let table = markdown(&results);
         assert!(table.contains("| direct | 10 | 5 | 10 | 500 |"), "{table}");
-        let svg = latency_svg(&results);
+        let svg = latency_svg("title", &results.latency_curve_ms);
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
         assert!(svg.contains("<polyline points=\""));
         assert_eq!(svg.matches("p99.9<").count(), 1);
