@@ -196,11 +196,14 @@ impl ConnectServer {
                 )),
             }
         };
-        let socket = match tokio_tungstenite::accept_hdr_async_with_config(
+        // Futures that finish early are boxed: an async fn's state is as large as its largest
+        // await, and this one lives as long as the connection, so an unboxed handshake or
+        // gRPC call would cost every idle connection its size for hours.
+        let socket = match Box::pin(tokio_tungstenite::accept_hdr_async_with_config(
             stream,
             authenticate,
             Some(self.socket_config()),
-        )
+        ))
         .await
         {
             Ok(socket) => socket,
@@ -234,7 +237,7 @@ impl ConnectServer {
             connection_id: id,
         };
         // The session must exist before any frame is read: the sync/live seam relies on it.
-        if let Err(status) = self.logic.connected(event.clone()).await {
+        if let Err(status) = Box::pin(self.logic.connected(event.clone())).await {
             tracing::warn!(%status, "registering a session failed; closing");
             connection.send_frame(&ServerFrame::error(
                 ErrorCode::Unavailable,
@@ -267,7 +270,7 @@ impl ConnectServer {
         connection.close(CloseReason::ShuttingDown);
         bucket.remove(&connection);
         metrics::gauge!("natter_connections_open").decrement(1.0);
-        if let Err(status) = self.logic.disconnected(event).await {
+        if let Err(status) = Box::pin(self.logic.disconnected(event)).await {
             tracing::warn!(%status, "unregistering a session failed");
         }
         let _ = writer.await;

@@ -161,7 +161,8 @@ impl Reader {
                 continue;
             }
             match ClientFrame::parse(text.as_str()) {
-                Ok(frame) => self.handle(frame).await,
+                // Boxed so the reader's idle state does not include a gRPC call's.
+                Ok(frame) => Box::pin(self.handle(frame)).await,
                 Err(error) => self.refuse(error.code(), error.to_string(), None),
             }
         }
