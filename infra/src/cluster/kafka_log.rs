@@ -255,17 +255,19 @@ impl MessageLog for KafkaLog {
             .single()
             .unwrap_or_default();
         let started = std::time::Instant::now();
-        let produced = partition
-            .produce(
+        let value = record.encode_to_vec();
+        let produced = retry_transient(|| {
+            partition.produce(
                 vec![Record {
                     key: None,
-                    value: Some(record.encode_to_vec()),
+                    value: Some(value.clone()),
                     headers: Default::default(),
                     timestamp,
                 }],
                 Compression::NoCompression,
             )
-            .await;
+        })
+        .await;
         let offsets = match produced {
             Ok(offsets) => offsets,
             Err(error) => {
@@ -291,9 +293,10 @@ impl MessageLog for KafkaLog {
         let mut next_offset = i64::try_from(after).unwrap_or(i64::MAX);
         let started = std::time::Instant::now();
         while messages.len() < max {
-            let (records, high_watermark) = match partition
-                .fetch_records(next_offset, 1..FETCH_MAX_BYTES, FETCH_MAX_WAIT_MS)
-                .await
+            let (records, high_watermark) = match retry_transient(|| {
+                partition.fetch_records(next_offset, 1..FETCH_MAX_BYTES, FETCH_MAX_WAIT_MS)
+            })
+            .await
             {
                 Ok(fetched) => fetched,
                 // Reading past the end is reading nothing.
@@ -358,6 +361,49 @@ impl MessageLog for KafkaLog {
         objects.sort_unstable();
         objects.dedup();
         Ok(objects)
+    }
+}
+
+/// Attempts at an operation the broker failed in a way that may pass (see [`is_transient`]).
+const TRANSIENT_ATTEMPTS: u32 = 5;
+
+/// Runs `operation` again, with a short growing pause, while the broker answers with an error
+/// that says "not now" rather than "no". A retried produce the broker had in fact stored is
+/// stored twice under one message id, which clients already tolerate (docs/protocol.md).
+async fn retry_transient<T, F, Operation>(mut operation: Operation) -> Result<T, KafkaError>
+where
+    Operation: FnMut() -> F,
+    F: std::future::Future<Output = Result<T, KafkaError>>,
+{
+    let mut pause = Duration::from_millis(20);
+    let mut attempt = 1;
+    loop {
+        match operation().await {
+            Err(error) if attempt < TRANSIENT_ATTEMPTS && is_transient(&error) => {
+                metrics::counter!("natter_log_transient_errors_total").increment(1);
+                tracing::debug!(%error, attempt, "the broker failed transiently; retrying");
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+                attempt += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// Broker errors that a retry may get past: a broker busy (tansu's SQLite engine answers
+/// UnknownServerError when its database is locked), short of replicas, or slow.
+fn is_transient(error: &KafkaError) -> bool {
+    match error {
+        KafkaError::ServerError { protocol_error, .. } => matches!(
+            protocol_error,
+            ProtocolError::UnknownServerError
+                | ProtocolError::NotEnoughReplicas
+                | ProtocolError::NotEnoughReplicasAfterAppend
+                | ProtocolError::RequestTimedOut
+                | ProtocolError::KafkaStorageError
+        ),
+        _ => false,
     }
 }
 
