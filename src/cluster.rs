@@ -28,6 +28,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::NatterConfig;
+use crate::listener::bind;
 use crate::peers::{LogicBalancer, Peers, TaskRouter};
 use crate::telemetry;
 
@@ -128,13 +129,6 @@ fn redact(url: &str) -> String {
         Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
         None => url.to_string(),
     }
-}
-
-/// Binds `address`, saying what for when it fails.
-async fn bind(address: &str, what: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(address)
-        .await
-        .with_context(|| format!("binding {what} to {address}"))
 }
 
 /// Serves `router` plus `/metrics` over HTTP until `stopping` turns true.

@@ -10,6 +10,7 @@
 pub mod client;
 pub mod cluster;
 pub mod config;
+mod listener;
 pub mod peers;
 pub mod system;
 pub mod telemetry;

@@ -17,11 +17,11 @@ use natter_proto::handle::{ConnectHandle, LogicHandle, TaskHandle};
 use natter_proto::token::TokenKeys;
 use natter_task::delivery::Deliverer;
 use natter_task::{ConnectDirectory, TaskService};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::NatterConfig;
+use crate::listener::bind;
 use crate::telemetry;
 
 /// A running embedded natter.
@@ -142,15 +142,11 @@ impl RunningSystem {
         }
         task.recover().await?;
 
-        let ws_listener = TcpListener::bind(&config.listen.ws)
-            .await
-            .with_context(|| format!("binding the WebSocket endpoint to {}", config.listen.ws))?;
+        let ws_listener = bind(&config.listen.ws, "the WebSocket endpoint").await?;
         let ws_addr = ws_listener.local_addr()?;
         let ws = tokio::spawn(Arc::clone(&connect).serve(ws_listener));
 
-        let api_listener = TcpListener::bind(&config.listen.api)
-            .await
-            .with_context(|| format!("binding the API to {}", config.listen.api))?;
+        let api_listener = bind(&config.listen.api, "the API").await?;
         let api_addr = api_listener.local_addr()?;
         let router = natter_api::router(ApiState {
             config: config.api.clone(),
