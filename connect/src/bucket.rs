@@ -222,8 +222,8 @@ mod tests {
     #[tokio::test]
     async fn a_user_keeps_every_connection_until_each_is_removed() {
         let bucket = Bucket::new(0, &ConnectConfig::default());
-        let (first, _, _) = Connection::new(1, 7, 4, 10, 10);
-        let (second, _, _) = Connection::new(2, 7, 4, 10, 10);
+        let first = Connection::new(1, 7, 4, 10, 10);
+        let second = Connection::new(2, 7, 4, 10, 10);
         bucket.add(Arc::clone(&first));
         bucket.add(Arc::clone(&second));
         assert_eq!(bucket.user_connections(7).len(), 2);
@@ -238,9 +238,9 @@ mod tests {
     #[tokio::test]
     async fn group_lists_follow_joins_leaves_and_disconnects() {
         let bucket = Bucket::new(0, &ConnectConfig::default());
-        let (phone, _, _) = Connection::new(1, 7, 4, 10, 10);
-        let (laptop, _, _) = Connection::new(2, 7, 4, 10, 10);
-        let (other, _, _) = Connection::new(3, 8, 4, 10, 10);
+        let phone = Connection::new(1, 7, 4, 10, 10);
+        let laptop = Connection::new(2, 7, 4, 10, 10);
+        let other = Connection::new(3, 8, 4, 10, 10);
         for connection in [&phone, &laptop, &other] {
             bucket.add(Arc::clone(connection));
         }

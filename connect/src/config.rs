@@ -24,7 +24,8 @@ pub struct ConnectConfig {
     pub max_frame_bytes: usize,
     /// Larger than this the socket itself refuses the frame and closes (1009), in bytes.
     pub hard_max_frame_bytes: usize,
-    /// The socket's read buffer, in bytes (small: every connection has one).
+    /// The socket's read buffer, in bytes. Every connection holds one for its whole life, so
+    /// it is small; a larger frame grows it for that frame only.
     pub read_buffer_bytes: usize,
     /// The socket's write buffer target, in bytes.
     pub write_buffer_bytes: usize,
@@ -53,7 +54,7 @@ impl Default for ConnectConfig {
             outbound_queue: 512,
             max_frame_bytes: 64 * 1024,
             hard_max_frame_bytes: 1024 * 1024,
-            read_buffer_bytes: 4096,
+            read_buffer_bytes: 512,
             write_buffer_bytes: 4096,
             heartbeat_interval_ms: 25_000,
             heartbeat_timeout_ms: 75_000,

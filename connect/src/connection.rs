@@ -1,4 +1,8 @@
-//! One connection's shared handle: its outbound queue and its sync state.
+//! One connection's shared handle: its outbound queue, its close request and its sync state.
+//!
+//! The queue is a plain deque under the connection's lock rather than a channel: an idle
+//! connection then holds no queue memory at all, and the connection's task takes everything
+//! queued in one go and writes it in one flush.
 //!
 //! The seam between sync and live pushes is kept exact here. A message reaches a connection
 //! only after it is in the log, and a connection's session is registered before it reads any
@@ -10,12 +14,15 @@
 //! - once live, a push is sent only if its seq is beyond what this connection already sent for
 //!   its object, so redeliveries and sync overlaps never reach the client twice.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Waker;
+
+use futures_util::task::AtomicWaker;
 
 use natter_proto::frame::{MessageFrame, ServerFrame};
 use natter_proto::v1::Message;
-use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::group_list::ListHandle;
@@ -88,6 +95,29 @@ impl CloseReason {
             CloseReason::ShuttingDown => "shutting_down",
         }
     }
+
+    const ALL: [CloseReason; 6] = [
+        CloseReason::SlowConsumer,
+        CloseReason::Kicked,
+        CloseReason::HeartbeatTimeout,
+        CloseReason::RateLimited,
+        CloseReason::FrameTooLarge,
+        CloseReason::ShuttingDown,
+    ];
+
+    /// Stored in an atomic as its place in [`CloseReason::ALL`] plus one (0: no close).
+    fn to_u8(self) -> u8 {
+        CloseReason::ALL
+            .iter()
+            .position(|reason| *reason == self)
+            .map_or(0, |index| index as u8 + 1)
+    }
+
+    fn from_u8(value: u8) -> Option<CloseReason> {
+        CloseReason::ALL
+            .get(usize::from(value).checked_sub(1)?)
+            .copied()
+    }
 }
 
 /// Where a connection stands with sync.
@@ -103,6 +133,8 @@ enum Phase {
 
 #[derive(Debug)]
 struct State {
+    /// Frames waiting for the connection's task to write them.
+    queue: VecDeque<Utf8Bytes>,
     phase: Phase,
     /// The highest seq sent on this connection per object.
     sent: HashMap<Arc<str>, u64>,
@@ -115,12 +147,12 @@ pub struct Connection {
     pub id: u64,
     /// The authenticated user.
     pub user_id: i64,
-    /// Frames for the writer task.
-    outbound: mpsc::Sender<Utf8Bytes>,
-    /// Capacity of `outbound`, also the bound on pushes held during a sync.
+    /// Most frames the queue may hold, also the bound on pushes held during a sync.
     queue_capacity: usize,
-    /// Set once to close the connection with a reason.
-    close: watch::Sender<Option<CloseReason>>,
+    /// Wakes the connection's task when frames are queued or a close is asked for.
+    wake: AtomicWaker,
+    /// The close asked for, set once (see [`CloseReason::to_u8`]).
+    close_reason: AtomicU8,
     /// Inbound frame limiter.
     pub inbound: Limiter,
     state: Mutex<State>,
@@ -130,35 +162,28 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// A new connection and the receiving ends for its writer (frames, close signal).
+    /// A new connection whose queue holds at most `queue_capacity` frames.
     pub fn new(
         id: u64,
         user_id: i64,
         queue_capacity: usize,
         inbound_rate: u32,
         inbound_burst: u32,
-    ) -> (
-        Arc<Connection>,
-        mpsc::Receiver<Utf8Bytes>,
-        watch::Receiver<Option<CloseReason>>,
-    ) {
-        let queue_capacity = queue_capacity.max(1);
-        let (outbound, frames) = mpsc::channel(queue_capacity);
-        let (close, closed) = watch::channel(None);
-        let connection = Arc::new(Connection {
+    ) -> Arc<Connection> {
+        Arc::new(Connection {
             id,
             user_id,
-            outbound,
-            queue_capacity,
-            close,
+            queue_capacity: queue_capacity.max(1),
+            wake: AtomicWaker::new(),
+            close_reason: AtomicU8::new(0),
             inbound: limiter(inbound_rate, inbound_burst),
             state: Mutex::new(State {
+                queue: VecDeque::new(),
                 phase: Phase::AwaitingSync,
                 sent: HashMap::new(),
             }),
             groups: Mutex::new(HashMap::new()),
-        });
-        (connection, frames, closed)
+        })
     }
 
     /// The connection's group handles (see [`crate::bucket::Bucket::join_group`]).
@@ -174,39 +199,58 @@ impl Connection {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Ask the writer to close with `reason` (the first reason wins).
+    /// Ask the connection's task to close with `reason` (the first reason wins).
     pub fn close(&self, reason: CloseReason) {
-        self.close.send_if_modified(|current| {
-            if current.is_none() {
-                *current = Some(reason);
-                true
-            } else {
-                false
-            }
-        });
-    }
-
-    /// A receiver that sees the close request.
-    pub fn closed(&self) -> watch::Receiver<Option<CloseReason>> {
-        self.close.subscribe()
-    }
-
-    /// Queue a frame the reader produced (answers, errors); false if the queue is full.
-    pub fn send_frame(&self, frame: &ServerFrame) -> bool {
-        self.enqueue(Utf8Bytes::from(frame.to_json()))
-    }
-
-    fn enqueue(&self, text: Utf8Bytes) -> bool {
-        match self.outbound.try_send(text) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                metrics::counter!("natter_connections_closed_slow_total").increment(1);
-                self.close(CloseReason::SlowConsumer);
-                false
-            }
-            // The writer is gone: the connection is closing anyway.
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        let asked = self.close_reason.compare_exchange(
+            0,
+            reason.to_u8(),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        if asked.is_ok() {
+            self.wake.wake();
         }
+    }
+
+    /// The close asked for, if any.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        CloseReason::from_u8(self.close_reason.load(Ordering::Acquire))
+    }
+
+    /// The connection's task waits here for frames or a close; register before taking.
+    pub fn register_waker(&self, waker: &Waker) {
+        self.wake.register(waker);
+    }
+
+    /// Everything queued, in order, leaving the queue empty (and its memory freed).
+    pub fn take_queued(&self) -> VecDeque<Utf8Bytes> {
+        std::mem::take(&mut self.state().queue)
+    }
+
+    /// Queue a frame the connection's own handling produced (answers, errors); false if the
+    /// queue is full.
+    pub fn send_frame(&self, frame: &ServerFrame) -> bool {
+        let text = Utf8Bytes::from(frame.to_json());
+        let mut state = self.state();
+        self.enqueue(&mut state, text)
+    }
+
+    fn enqueue(&self, state: &mut State, text: Utf8Bytes) -> bool {
+        if self.close_reason().is_some() {
+            // Closing: nothing more goes out but what is already queued.
+            return false;
+        }
+        if state.queue.len() >= self.queue_capacity {
+            metrics::counter!("natter_connections_closed_slow_total").increment(1);
+            self.close(CloseReason::SlowConsumer);
+            return false;
+        }
+        state.queue.push_back(text);
+        // A queue that was not empty has a wake pending already.
+        if state.queue.len() == 1 {
+            self.wake.wake();
+        }
+        true
     }
 
     /// Send the messages with a seq beyond what was sent; returns how many went out.
@@ -221,7 +265,7 @@ impl Connection {
                 // Cannot happen while pushes are in order; clients fill gaps with a sync.
                 tracing::warn!(object = %message.object, last, seq = message.seq, "gap in live pushes");
             }
-            if !self.enqueue(message.text.clone()) {
+            if !self.enqueue(state, message.text.clone()) {
                 return sent;
             }
             state.sent.insert(Arc::clone(&message.object), message.seq);
@@ -284,7 +328,7 @@ impl Connection {
             _ => Vec::new(),
         };
         let synced = ServerFrame::Synced { cursors };
-        if self.enqueue(Utf8Bytes::from(synced.to_json())) {
+        if self.enqueue(&mut state, Utf8Bytes::from(synced.to_json())) {
             self.send_new(&mut state, &held);
         }
     }
@@ -325,9 +369,9 @@ mod tests {
             .collect()
     }
 
-    fn drain(frames: &mut mpsc::Receiver<Utf8Bytes>) -> Vec<String> {
+    fn drain(connection: &Connection) -> Vec<String> {
         let mut out = Vec::new();
-        while let Ok(frame) = frames.try_recv() {
+        for frame in connection.take_queued() {
             let value: serde_json::Value = serde_json::from_str(frame.as_str()).unwrap();
             out.push(match value["type"].as_str().unwrap() {
                 "msg" => format!("msg{}", value["seq"]),
@@ -339,7 +383,7 @@ mod tests {
 
     #[test]
     fn the_seam_between_sync_and_live_has_no_gap_and_no_duplicate() {
-        let (connection, mut frames, _closed) = Connection::new(1, 1, 64, 10, 10);
+        let connection = Connection::new(1, 1, 64, 10, 10);
         // Before any sync, live pushes are dropped: the sync will read them.
         assert_eq!(connection.push(&outgoing([1])), 0);
         connection.begin_sync(&BTreeMap::new());
@@ -349,14 +393,14 @@ mod tests {
         connection.finish_sync(BTreeMap::from([("user:1".to_string(), 2)]));
         connection.push(&outgoing([3, 4]));
         assert_eq!(
-            drain(&mut frames),
+            drain(&connection),
             ["msg1", "msg2", "synced", "msg3", "msg4"]
         );
     }
 
     #[test]
     fn a_resync_resends_what_the_client_says_it_lacks() {
-        let (connection, mut frames, _closed) = Connection::new(1, 1, 64, 10, 10);
+        let connection = Connection::new(1, 1, 64, 10, 10);
         connection.begin_sync(&BTreeMap::new());
         connection.finish_sync(BTreeMap::from([("user:1".to_string(), 0)]));
         connection.push(&outgoing([1, 2]));
@@ -364,17 +408,20 @@ mod tests {
         connection.sync_page(&[message(2)]);
         connection.finish_sync(BTreeMap::from([("user:1".to_string(), 2)]));
         assert_eq!(
-            drain(&mut frames),
+            drain(&connection),
             ["synced", "msg1", "msg2", "msg2", "synced"]
         );
     }
 
     #[test]
     fn a_full_queue_closes_the_connection_as_slow() {
-        let (connection, _frames, closed) = Connection::new(1, 1, 2, 10, 10);
+        let connection = Connection::new(1, 1, 2, 10, 10);
         connection.begin_sync(&BTreeMap::new());
         connection.finish_sync(BTreeMap::new());
         connection.push(&outgoing([1, 2, 3]));
-        assert_eq!(*closed.borrow(), Some(CloseReason::SlowConsumer));
+        assert_eq!(connection.close_reason(), Some(CloseReason::SlowConsumer));
+        // The first close reason stays.
+        connection.close(CloseReason::Kicked);
+        assert_eq!(connection.close_reason(), Some(CloseReason::SlowConsumer));
     }
 }

@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use futures_util::StreamExt;
 use natter_infra::Sessions;
 use natter_proto::ErrorCode;
 use natter_proto::frame::ServerFrame;
@@ -21,7 +20,7 @@ use crate::bucket::{Bucket, bucket_index};
 use crate::config::ConnectConfig;
 use crate::connection::{CloseReason, Connection, Outgoing};
 use crate::routine::{Completion, PushJob};
-use crate::socket::{Reader, run_writer};
+use crate::socket::{Socket, drive};
 
 /// One connect node.
 pub struct ConnectServer {
@@ -206,7 +205,8 @@ impl ConnectServer {
         ))
         .await
         {
-            Ok(socket) => socket,
+            // Boxed: moved through three futures, it would otherwise take room in each.
+            Ok(socket) => Box::new(socket),
             Err(error) => {
                 tracing::debug!(%error, "upgrade refused or failed");
                 return;
@@ -216,28 +216,17 @@ impl ConnectServer {
         self.run_connection(socket, user_id).await;
     }
 
-    async fn run_connection(
-        &self,
-        socket: tokio_tungstenite::WebSocketStream<TcpStream>,
-        user_id: i64,
-    ) {
+    async fn run_connection(&self, socket: Box<Socket>, user_id: i64) {
         let id = self.next_connection_id.fetch_add(1, Ordering::Relaxed);
-        let (connection, frames, closed) = Connection::new(
+        let connection = Connection::new(
             id,
             user_id,
             self.config.outbound_queue,
             self.config.inbound_rate,
             self.config.inbound_burst,
         );
-        let (sink, source) = socket.split();
-        let writer = tokio::spawn(run_writer(sink, frames, closed, self.config.clone()));
-        let event = ConnectionEvent {
-            user_id,
-            node: self.node.clone(),
-            connection_id: id,
-        };
         // The session must exist before any frame is read: the sync/live seam relies on it.
-        if let Err(status) = Box::pin(self.logic.connected(event.clone())).await {
+        if let Err(status) = Box::pin(self.logic.connected(self.event(user_id, id))).await {
             tracing::warn!(%status, "registering a session failed; closing");
             connection.send_frame(&ServerFrame::error(
                 ErrorCode::Unavailable,
@@ -245,7 +234,7 @@ impl ConnectServer {
                 None,
             ));
             connection.close(CloseReason::ShuttingDown);
-            let _ = writer.await;
+            drive(socket, &connection, &self.logic, &self.config).await;
             return;
         }
         let bucket = Arc::clone(self.bucket(user_id));
@@ -260,20 +249,22 @@ impl ConnectServer {
         if *self.shutdown.borrow() {
             connection.close(CloseReason::ShuttingDown);
         }
-        let reader = Reader {
-            connection: Arc::clone(&connection),
-            logic: self.logic.clone(),
-            config: self.config.clone(),
-        };
-        reader.run(source).await;
-        // The reader ended (client gone or close requested): let the writer say goodbye.
-        connection.close(CloseReason::ShuttingDown);
+        drive(socket, &connection, &self.logic, &self.config).await;
         bucket.remove(&connection);
         metrics::gauge!("natter_connections_open").decrement(1.0);
-        if let Err(status) = Box::pin(self.logic.disconnected(event)).await {
+        if let Err(status) = Box::pin(self.logic.disconnected(self.event(user_id, id))).await {
             tracing::warn!(%status, "unregistering a session failed");
         }
-        let _ = writer.await;
+    }
+
+    /// The session event of a connection (built when needed, so idle connections do not
+    /// each keep a copy of the node's name).
+    fn event(&self, user_id: i64, connection_id: u64) -> ConnectionEvent {
+        ConnectionEvent {
+            user_id,
+            node: self.node.clone(),
+            connection_id,
+        }
     }
 
     /// Queue a batch to every connection of `users` on this node; the lock is released once

@@ -1,19 +1,26 @@
-//! One connection's two tasks: the reader (frames in, answered through logic) and the writer
-//! (queued frames out in one flush, pings, the close frame).
+//! One connection's task: it reads frames, writes what is queued, keeps the heartbeat and
+//! says goodbye, all from a single future.
+//!
+//! One task per connection (rather than a reader and a writer) halves the per-connection task
+//! memory and needs no channel or lock between the halves. The socket is polled by hand so
+//! that reading, writing and the frame being handled all make progress side by side: a client
+//! that stops reading stalls only its own writes, and a slow `send` through logic stalls only
+//! that client's next frame, never its pushes.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{SinkExt, Stream};
 use natter_proto::ErrorCode;
 use natter_proto::ObjectId;
 use natter_proto::frame::{ClientFrame, ServerFrame};
 use natter_proto::handle::LogicHandle;
 use natter_proto::v1::{AckRequest, Cursor, SendRequest, SyncRequest};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -22,152 +29,291 @@ use tokio_tungstenite::tungstenite::{self, Message as WsMessage, Utf8Bytes};
 use crate::config::ConnectConfig;
 use crate::connection::{CloseReason, Connection};
 
-/// The write half of a socket.
-pub type WsSink = SplitSink<WebSocketStream<TcpStream>, WsMessage>;
-/// The read half of a socket.
-pub type WsSource = SplitStream<WebSocketStream<TcpStream>>;
+/// An upgraded WebSocket.
+pub type Socket = WebSocketStream<TcpStream>;
 
-/// How long the writer may take to send its last frames and the close frame.
+/// How long the goodbye (what is queued, then the close frame) may take.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Send what is already queued (the error frames explaining the close, say), except to a
-/// client too slow to take it, then the close frame.
-async fn say_goodbye(
-    sink: &mut WsSink,
-    frames: &mut mpsc::Receiver<Utf8Bytes>,
-    reason: CloseReason,
-) -> Result<(), tungstenite::Error> {
-    if reason != CloseReason::SlowConsumer {
-        while let Ok(frame) = frames.try_recv() {
-            sink.feed(WsMessage::Text(frame)).await?;
-        }
-    }
-    let frame = CloseFrame {
-        code: CloseCode::from(reason.code()),
-        reason: reason.reason().into(),
+/// How a connection's task ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// The server closes it for this reason; a goodbye is due.
+    Closed(CloseReason),
+    /// The client closed it or the socket failed.
+    ClientGone,
+}
+
+/// A frame being answered through logic.
+type Handling<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// Runs one connection until it ends, then says goodbye when the server closed it.
+pub async fn drive(
+    socket: Box<Socket>,
+    connection: &Connection,
+    logic: &LogicHandle,
+    config: &ConnectConfig,
+) -> Ending {
+    let mut driver = Driver {
+        socket,
+        connection,
+        answers: Answers { connection, logic },
+        config,
+        handling: None,
+        writing: VecDeque::new(),
+        ping_due: false,
+        unflushed: false,
+        heartbeat: Box::pin(tokio::time::sleep(config.heartbeat_interval())),
+        last_heard: Instant::now(),
+        strikes: 0,
     };
-    sink.send(WsMessage::Close(Some(frame))).await
+    let ending = std::future::poll_fn(|context| driver.poll_connection(context)).await;
+    // Boxed: an idle connection's task should not carry room for its goodbye.
+    Box::pin(driver.finish(ending)).await;
+    ending
 }
 
-/// Write queued frames (everything queued goes out in one flush), pings, and finally the
-/// close frame.
-pub async fn run_writer(
-    mut sink: WsSink,
-    mut frames: mpsc::Receiver<Utf8Bytes>,
-    mut closed: watch::Receiver<Option<CloseReason>>,
-    config: ConnectConfig,
-) {
-    let mut ping = tokio::time::interval(config.heartbeat_interval());
-    ping.tick().await;
-    let result: Result<(), tungstenite::Error> = async {
-        loop {
-            tokio::select! {
-                biased;
-                changed = closed.changed() => {
-                    let reason = *closed.borrow();
-                    if let (Ok(()), Some(reason)) = (changed, reason) {
-                        let goodbye = say_goodbye(&mut sink, &mut frames, reason);
-                        // A client that stopped reading must not hold the writer forever.
-                        if tokio::time::timeout(GOODBYE_TIMEOUT, goodbye).await.is_err() {
-                            tracing::debug!(reason = reason.reason(), "close frame timed out");
-                        }
+/// The state of one connection's task.
+struct Driver<'a> {
+    socket: Box<Socket>,
+    connection: &'a Connection,
+    answers: Answers<'a>,
+    config: &'a ConnectConfig,
+    /// The frame being answered; reading waits until it is (one frame at a time per client).
+    handling: Option<Handling<'a>>,
+    /// Frames taken from the queue and not yet handed to the socket.
+    writing: VecDeque<Utf8Bytes>,
+    /// A ping should go out.
+    ping_due: bool,
+    /// Frames were handed to the socket since the last flush.
+    unflushed: bool,
+    /// Fires at the next ping, or when the client's silence runs out.
+    heartbeat: Pin<Box<Sleep>>,
+    /// When the client last sent anything.
+    last_heard: Instant,
+    /// Frames refused for rate in a row.
+    strikes: u32,
+}
+
+impl Driver<'_> {
+    /// Says goodbye when the server closed the connection, or sends the close reply
+    /// tungstenite queued when the client did.
+    async fn finish(&mut self, ending: Ending) {
+        let goodbye = async {
+            match ending {
+                Ending::Closed(reason) => {
+                    if let Err(error) = self.say_goodbye(reason).await {
+                        tracing::debug!(%error, reason = reason.reason(), "goodbye failed");
                     }
-                    return Ok(());
                 }
-                frame = frames.recv() => {
-                    let Some(frame) = frame else { return Ok(()) };
-                    sink.feed(WsMessage::Text(frame)).await?;
-                    while let Ok(frame) = frames.try_recv() {
-                        sink.feed(WsMessage::Text(frame)).await?;
-                    }
-                    sink.flush().await?;
-                }
-                _ = ping.tick() => {
-                    sink.send(WsMessage::Ping(Default::default())).await?;
+                Ending::ClientGone => {
+                    let _ = self.socket.flush().await;
                 }
             }
+        };
+        // A client that stopped reading must not hold the task.
+        if tokio::time::timeout(GOODBYE_TIMEOUT, goodbye)
+            .await
+            .is_err()
+        {
+            tracing::debug!(?ending, "goodbye timed out");
         }
     }
-    .await;
-    if let Err(error) = result {
-        tracing::debug!(%error, "writer stopped");
-    }
-}
 
-/// Reads and answers one connection's frames until it closes.
-pub struct Reader {
-    /// The connection.
-    pub connection: Arc<Connection>,
-    /// Where frames are answered.
-    pub logic: LogicHandle,
-    /// Limits and timings.
-    pub config: ConnectConfig,
-}
-
-impl Reader {
-    /// Read until the client leaves, the heartbeat times out, or a close is requested.
-    pub async fn run(&self, mut source: WsSource) {
-        let mut closed = self.connection.closed();
-        let mut strikes = 0u32;
+    /// Polls every part until none makes progress; ready when the connection ends.
+    fn poll_connection(&mut self, context: &mut Context<'_>) -> Poll<Ending> {
         loop {
-            let next = tokio::select! {
-                _ = closed.changed() => return,
-                next = tokio::time::timeout(self.config.heartbeat_timeout(), source.next()) => next,
-            };
-            let message = match next {
-                Err(_) => {
-                    self.connection.close(CloseReason::HeartbeatTimeout);
-                    return;
-                }
-                Ok(None) => return,
-                Ok(Some(Err(tungstenite::Error::Capacity(_)))) => {
-                    self.connection.close(CloseReason::FrameTooLarge);
-                    return;
-                }
-                Ok(Some(Err(error))) => {
-                    tracing::debug!(%error, "socket read failed");
-                    return;
-                }
-                Ok(Some(Ok(message))) => message,
-            };
-            let text = match message {
-                WsMessage::Text(text) => text,
-                WsMessage::Binary(_) => {
-                    self.refuse(ErrorCode::BadFrame, "binary frames are not supported", None);
-                    continue;
-                }
-                WsMessage::Close(_) => return,
-                // Pings are answered by the socket itself; any frame counts as a heartbeat.
-                WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => continue,
-            };
-            metrics::counter!("natter_frames_received_total").increment(1);
-            if self.connection.inbound.check().is_err() {
-                strikes += 1;
-                if strikes > self.config.inbound_strikes {
-                    self.connection.close(CloseReason::RateLimited);
-                    return;
-                }
-                self.refuse(ErrorCode::RateLimited, "too many frames; slow down", None);
-                continue;
+            if let Some(reason) = self.connection.close_reason() {
+                return Poll::Ready(Ending::Closed(reason));
             }
-            strikes = 0;
-            if text.len() > self.config.max_frame_bytes {
-                let message = format!(
-                    "the frame has {} bytes; at most {} are allowed",
-                    text.len(),
-                    self.config.max_frame_bytes
-                );
-                self.refuse(ErrorCode::FrameTooLarge, message, None);
-                continue;
+            let mut progressed = self.poll_heartbeat(context);
+            if let Some(handling) = &mut self.handling
+                && handling.as_mut().poll(context).is_ready()
+            {
+                self.handling = None;
+                progressed = true;
             }
-            match ClientFrame::parse(text.as_str()) {
-                // Boxed so the reader's idle state does not include a gRPC call's.
-                Ok(frame) => Box::pin(self.handle(frame)).await,
-                Err(error) => self.refuse(error.code(), error.to_string(), None),
+            match self.poll_read(context) {
+                Poll::Ready(Some(ending)) => return Poll::Ready(ending),
+                Poll::Ready(None) => progressed = true,
+                Poll::Pending => {}
+            }
+            match self.poll_write(context) {
+                Poll::Ready(Some(ending)) => return Poll::Ready(ending),
+                Poll::Ready(None) => progressed = true,
+                Poll::Pending => {}
+            }
+            if !progressed {
+                return Poll::Pending;
             }
         }
     }
 
+    /// Pings on schedule; closes a client silent for longer than the timeout.
+    fn poll_heartbeat(&mut self, context: &mut Context<'_>) -> bool {
+        if self.heartbeat.as_mut().poll(context).is_pending() {
+            return false;
+        }
+        let now = Instant::now();
+        let silent_until = self.last_heard + self.config.heartbeat_timeout();
+        if now >= silent_until {
+            self.connection.close(CloseReason::HeartbeatTimeout);
+        } else {
+            self.ping_due = true;
+            let next_ping = now + self.config.heartbeat_interval();
+            self.heartbeat.as_mut().reset(next_ping.min(silent_until));
+        }
+        true
+    }
+
+    /// Reads and dispatches frames while no frame is being answered. `Ready(None)`: progress.
+    fn poll_read(&mut self, context: &mut Context<'_>) -> Poll<Option<Ending>> {
+        if self.handling.is_some() {
+            return Poll::Pending;
+        }
+        let message = match Pin::new(&mut *self.socket).poll_next(context) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(None) => return Poll::Ready(Some(Ending::ClientGone)),
+            Poll::Ready(Some(Err(tungstenite::Error::Capacity(_)))) => {
+                self.connection.close(CloseReason::FrameTooLarge);
+                return Poll::Ready(None);
+            }
+            Poll::Ready(Some(Err(error))) => {
+                tracing::debug!(%error, "socket read failed");
+                return Poll::Ready(Some(Ending::ClientGone));
+            }
+            Poll::Ready(Some(Ok(message))) => message,
+        };
+        // Any frame, pongs included, shows the client is alive.
+        self.last_heard = Instant::now();
+        match message {
+            WsMessage::Text(text) => self.on_text(text),
+            WsMessage::Binary(_) => {
+                self.answers
+                    .refuse(ErrorCode::BadFrame, "binary frames are not supported", None);
+            }
+            WsMessage::Close(_) => return Poll::Ready(Some(Ending::ClientGone)),
+            // Pings are answered by the socket itself.
+            WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => {}
+        }
+        Poll::Ready(None)
+    }
+
+    /// Checks a text frame's rate and size, answers pings at once, and starts the handling of
+    /// anything that needs logic.
+    fn on_text(&mut self, text: Utf8Bytes) {
+        metrics::counter!("natter_frames_received_total").increment(1);
+        if self.connection.inbound.check().is_err() {
+            self.strikes += 1;
+            if self.strikes > self.config.inbound_strikes {
+                self.connection.close(CloseReason::RateLimited);
+            } else {
+                self.answers
+                    .refuse(ErrorCode::RateLimited, "too many frames; slow down", None);
+            }
+            return;
+        }
+        self.strikes = 0;
+        if text.len() > self.config.max_frame_bytes {
+            let message = format!(
+                "the frame has {} bytes; at most {} are allowed",
+                text.len(),
+                self.config.max_frame_bytes
+            );
+            self.answers.refuse(ErrorCode::FrameTooLarge, message, None);
+            return;
+        }
+        match ClientFrame::parse(text.as_str()) {
+            Ok(ClientFrame::Ping) => {
+                self.connection.send_frame(&ServerFrame::Pong);
+            }
+            // Boxed: only a frame in flight costs the memory of a logic call.
+            Ok(frame) => self.handling = Some(Box::pin(self.answers.answer(frame))),
+            Err(error) => self.answers.refuse(error.code(), error.to_string(), None),
+        }
+    }
+
+    /// Hands queued frames (and a due ping) to the socket and flushes them in one go.
+    /// `Ready(None)`: progress.
+    fn poll_write(&mut self, context: &mut Context<'_>) -> Poll<Option<Ending>> {
+        // Register before taking, so a frame queued after the take wakes this task.
+        self.connection.register_waker(context.waker());
+        if self.writing.is_empty() {
+            self.writing = self.connection.take_queued();
+        }
+        let mut progressed = false;
+        while self.ping_due || !self.writing.is_empty() {
+            match self.socket.poll_ready_unpin(context) {
+                Poll::Pending => break,
+                Poll::Ready(Err(error)) => return Poll::Ready(Some(write_failed(error))),
+                Poll::Ready(Ok(())) => {}
+            }
+            let message = if self.ping_due {
+                self.ping_due = false;
+                WsMessage::Ping(Default::default())
+            } else if let Some(frame) = self.writing.pop_front() {
+                WsMessage::Text(frame)
+            } else {
+                break;
+            };
+            if let Err(error) = self.socket.start_send_unpin(message) {
+                return Poll::Ready(Some(write_failed(error)));
+            }
+            self.unflushed = true;
+            progressed = true;
+        }
+        if self.unflushed {
+            match self.socket.poll_flush_unpin(context) {
+                Poll::Ready(Ok(())) => {
+                    self.unflushed = false;
+                    // Let the next burst start from an empty deque rather than keep this one's.
+                    if self.writing.is_empty() {
+                        self.writing = VecDeque::new();
+                    }
+                }
+                Poll::Ready(Err(error)) => return Poll::Ready(Some(write_failed(error))),
+                Poll::Pending => {}
+            }
+        }
+        if progressed {
+            Poll::Ready(None)
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// Sends what is queued (the error frames explaining the close, say), except to a client
+    /// too slow to take it, then the close frame.
+    async fn say_goodbye(&mut self, reason: CloseReason) -> Result<(), tungstenite::Error> {
+        if reason != CloseReason::SlowConsumer {
+            let mut frames = std::mem::take(&mut self.writing);
+            frames.extend(self.connection.take_queued());
+            for frame in frames {
+                self.socket.feed(WsMessage::Text(frame)).await?;
+            }
+        }
+        let frame = CloseFrame {
+            code: CloseCode::from(reason.code()),
+            reason: reason.reason().into(),
+        };
+        self.socket.send(WsMessage::Close(Some(frame))).await
+    }
+}
+
+/// A write error ends the connection: the client is gone or unreachable.
+fn write_failed(error: tungstenite::Error) -> Ending {
+    tracing::debug!(%error, "socket write failed");
+    Ending::ClientGone
+}
+
+/// Answers a connection's frames through logic.
+#[derive(Clone, Copy)]
+struct Answers<'a> {
+    connection: &'a Connection,
+    logic: &'a LogicHandle,
+}
+
+impl<'a> Answers<'a> {
     fn refuse(&self, code: ErrorCode, message: impl Into<String>, cid: Option<String>) {
         self.connection
             .send_frame(&ServerFrame::error(code, message, cid));
@@ -183,7 +329,9 @@ impl Reader {
         self.refuse(code, message, cid);
     }
 
-    async fn handle(&self, frame: ClientFrame) {
+    /// Answers one frame; takes a copy of the references so the future borrows nothing of
+    /// the task that holds it.
+    async fn answer(self, frame: ClientFrame) {
         let user_id = self.connection.user_id;
         match frame {
             ClientFrame::Ping => {
