@@ -11,6 +11,10 @@ use natter::telemetry;
 
 mod interactive;
 
+/// Every allocation of the process goes through mimalloc (see docs/decisions.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// natter: an instant-messaging and push server.
 #[derive(Debug, Parser)]
 #[command(version, about)]
