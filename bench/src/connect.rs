@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
-use natter::client::ApiClient;
+use indicatif::ProgressBar;
+use natter::client::{ApiClient, Session};
 use natter_proto::frame::ClientFrame;
 use serde::Serialize;
 use tokio::net::TcpSocket;
@@ -66,13 +67,21 @@ pub struct ConnectResults {
     pub handshake_curve_ms: Vec<(f64, f64)>,
     /// Server RSS before opening, in bytes (summed over the given pids).
     pub server_rss_before: Option<u64>,
+    /// Server RSS with the first half of the connections open.
+    pub server_rss_half: Option<u64>,
     /// Server RSS while holding every connection idle.
     pub server_rss_holding: Option<u64>,
-    /// (holding - before) / opened.
+    /// (holding - half) / connections opened in the second half: what a connection costs.
     pub server_rss_per_connection: Option<f64>,
+    /// (holding - before) / opened: the same, plus whatever else the server grew by.
+    pub server_rss_per_connection_from_start: Option<f64>,
     /// Server CPU seconds spent accepting.
     pub server_cpu_seconds: Option<f64>,
 }
+
+/// The pause between registering users and the first RSS reading: longer than tokio's
+/// blocking threads live idle (10 s), so the argon2 memory they held has been given back.
+const SETTLE: Duration = Duration::from_secs(12);
 
 /// The most files this process may open (its soft limit), read from /proc.
 fn open_file_limit() -> Option<u64> {
@@ -114,6 +123,9 @@ pub async fn run(options: &ConnectOptions) -> anyhow::Result<ConnectResults> {
     }
     let api = ApiClient::new(&options.target.api);
     let users = register_users(&api, options.users).await?;
+    // Registration hashes passwords with argon2 (19 MiB each); let the server hand that
+    // memory back first, or it would count against (or for) the connections.
+    tokio::time::sleep(SETTLE).await;
     let pids = &options.target.server_pids;
     let rss_before = server_rss(pids);
     let cpu_before = cpu::cpu_seconds(pids);
@@ -121,46 +133,30 @@ pub async fn run(options: &ConnectOptions) -> anyhow::Result<ConnectResults> {
     let handshakes = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
         1, 60_000_000, 3,
     )?));
-    let limit = Arc::new(Semaphore::new(options.concurrency.max(1)));
     let bar = progress_bar(options.connections as u64, "connections");
-    let started = Instant::now();
-    let mut attempts = Vec::with_capacity(options.connections);
-    for number in 0..options.connections {
-        let permit = Arc::clone(&limit).acquire_owned().await?;
-        let ws_url = options.target.ws[number % options.target.ws.len()].clone();
-        let token = users[number % users.len()].access_token.clone();
-        let source = Ipv4Addr::new(127, 0, 0, (number % SOURCE_ADDRESSES as usize) as u8 + 1);
-        let handshakes = Arc::clone(&handshakes);
-        let bar = bar.clone();
-        attempts.push(tokio::spawn(async move {
-            let began = Instant::now();
-            let opened = open(&ws_url, &token, source).await;
-            drop(permit);
-            bar.inc(1);
-            if opened.is_ok() {
-                let micros = began.elapsed().as_micros() as u64;
-                let _ = handshakes.lock().await.record(micros.max(1));
-            }
-            opened
-        }));
-    }
-    let mut sockets = Vec::with_capacity(options.connections);
-    let mut failures = 0u64;
-    let mut first_error = None;
-    for attempt in attempts {
-        match attempt.await.context("a connect task failed")? {
-            Ok(socket) => sockets.push(socket),
-            Err(error) => {
-                failures += 1;
-                first_error.get_or_insert(error);
-            }
-        }
-    }
-    let opening = started.elapsed();
+    let opener = Opener {
+        options,
+        users: &users,
+        handshakes: Arc::clone(&handshakes),
+        limit: Arc::new(Semaphore::new(options.concurrency.max(1))),
+        bar: bar.clone(),
+    };
+    // Two halves with a reading in between: the growth over the second half is what the
+    // connections themselves cost, whatever the allocator kept from earlier work.
+    let half = options.connections / 2;
+    let mut first = opener.open(0..half).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_half = server_rss(pids);
+    let second = opener.open(half..options.connections).await?;
     bar.finish();
-    if let Some(error) = first_error {
+    let opened_in_second_half = second.sockets.len() as u64;
+    let opening = first.took + second.took;
+    let failures = first.failures + second.failures;
+    if let Some(error) = first.first_error.or(second.first_error) {
         eprintln!("{failures} connections failed; the first: {error:#}");
     }
+    first.sockets.extend(second.sockets);
+    let sockets = first.sockets;
     tokio::time::sleep(Duration::from_secs(options.hold_seconds)).await;
     let rss_holding = server_rss(pids);
     let cpu_used = cpu::cpu_seconds(pids) - cpu_before;
@@ -177,15 +173,84 @@ pub async fn run(options: &ConnectOptions) -> anyhow::Result<ConnectResults> {
         handshake_ms: Percentiles::of(&handshakes),
         handshake_curve_ms: curve(&handshakes),
         server_rss_before: rss_before,
+        server_rss_half: rss_half,
         server_rss_holding: rss_holding,
-        server_rss_per_connection: match (rss_before, rss_holding) {
-            (Some(before), Some(holding)) if opened > 0 => {
-                Some((holding as f64 - before as f64) / opened as f64)
-            }
-            _ => None,
-        },
+        server_rss_per_connection: per_connection(rss_half, rss_holding, opened_in_second_half),
+        server_rss_per_connection_from_start: per_connection(rss_before, rss_holding, opened),
         server_cpu_seconds: (!pids.is_empty()).then_some(cpu_used),
     })
+}
+
+/// RSS growth between two readings over the connections opened between them.
+fn per_connection(before: Option<u64>, after: Option<u64>, connections: u64) -> Option<f64> {
+    match (before, after) {
+        (Some(before), Some(after)) if connections > 0 => {
+            Some((after as f64 - before as f64) / connections as f64)
+        }
+        _ => None,
+    }
+}
+
+/// Opens connections with a bounded number of handshakes in flight.
+struct Opener<'a> {
+    options: &'a ConnectOptions,
+    users: &'a [Session],
+    handshakes: Arc<Mutex<Histogram<u64>>>,
+    limit: Arc<Semaphore>,
+    bar: ProgressBar,
+}
+
+/// What opening a range of connections gave.
+struct Opened {
+    sockets: Vec<Socket>,
+    failures: u64,
+    first_error: Option<anyhow::Error>,
+    took: Duration,
+}
+
+impl Opener<'_> {
+    /// Opens connections numbered `numbers` (the number picks the user, node and source).
+    async fn open(&self, numbers: std::ops::Range<usize>) -> anyhow::Result<Opened> {
+        let started = Instant::now();
+        let mut attempts = Vec::with_capacity(numbers.len());
+        for number in numbers {
+            let permit = Arc::clone(&self.limit).acquire_owned().await?;
+            let ws = &self.options.target.ws;
+            let ws_url = ws[number % ws.len()].clone();
+            let token = self.users[number % self.users.len()].access_token.clone();
+            let source = Ipv4Addr::new(127, 0, 0, (number % SOURCE_ADDRESSES as usize) as u8 + 1);
+            let handshakes = Arc::clone(&self.handshakes);
+            let bar = self.bar.clone();
+            attempts.push(tokio::spawn(async move {
+                let began = Instant::now();
+                let opened = open(&ws_url, &token, source).await;
+                drop(permit);
+                bar.inc(1);
+                if opened.is_ok() {
+                    let micros = began.elapsed().as_micros() as u64;
+                    let _ = handshakes.lock().await.record(micros.max(1));
+                }
+                opened
+            }));
+        }
+        let mut opened = Opened {
+            sockets: Vec::with_capacity(attempts.len()),
+            failures: 0,
+            first_error: None,
+            took: Duration::ZERO,
+        };
+        for attempt in attempts {
+            match attempt.await.context("a connect task failed")? {
+                Ok(socket) => opened.sockets.push(socket),
+                Err(error) => {
+                    opened.failures += 1;
+                    opened.first_error.get_or_insert(error);
+                }
+            }
+        }
+        opened.took = started.elapsed();
+        Ok(opened)
+    }
 }
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
@@ -225,12 +290,13 @@ pub fn markdown(results: &ConnectResults) -> String {
     let _ = writeln!(
         text,
         "| connections | opened | failed | connections/s | handshake p50 ms | p99 ms | max ms | \
-         server RSS per connection | server CPU s |"
+         server RSS per connection | from start | server CPU s |"
     );
-    let _ = writeln!(text, "|{}", "---|".repeat(9));
+    let _ = writeln!(text, "|{}", "---|".repeat(10));
+    let bytes = |value: Option<f64>| value.map_or("–".into(), |bytes| format!("{bytes:.0} B"));
     let _ = writeln!(
         text,
-        "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} |",
+        "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {} |",
         results.connections,
         results.opened,
         results.failed,
@@ -238,9 +304,8 @@ pub fn markdown(results: &ConnectResults) -> String {
         results.handshake_ms.p50,
         results.handshake_ms.p99,
         results.handshake_ms.max,
-        results
-            .server_rss_per_connection
-            .map_or("–".into(), |bytes| format!("{:.0} B", bytes)),
+        bytes(results.server_rss_per_connection),
+        bytes(results.server_rss_per_connection_from_start),
         results
             .server_cpu_seconds
             .map_or("–".into(), |seconds| format!("{seconds:.2}")),
@@ -288,12 +353,14 @@ mod tests {
             handshake_ms: Percentiles::of(&histogram),
             handshake_curve_ms: curve(&histogram),
             server_rss_before: Some(1_000),
+            server_rss_half: Some(19_000),
             server_rss_holding: Some(37_000),
             server_rss_per_connection: Some(4_000.0),
+            server_rss_per_connection_from_start: Some(3_600.0),
             server_cpu_seconds: None,
         };
         let table = markdown(&results);
         assert!(table.contains("| 10 | 9 | 1 | 1234 | 2.00 |"), "{table}");
-        assert!(table.contains("| 4000 B | – |"), "{table}");
+        assert!(table.contains("| 4000 B | 3600 B | – |"), "{table}");
     }
 }
