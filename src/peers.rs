@@ -12,8 +12,8 @@ use natter_proto::handle::{LogicHandle, TaskHandle};
 use natter_proto::v1::logic_server::Logic;
 use natter_proto::v1::task_server::Task;
 use natter_proto::v1::{
-    AckReply, AckRequest, ConnectionEvent, Empty, SendReply, SendRequest, SyncReply, SyncRequest,
-    WakeRequest,
+    AckReply, AckRequest, ConnectedReply, ConnectionEvent, Empty, SendReply, SendRequest,
+    SyncReply, SyncRequest, WakeRequest,
 };
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
@@ -181,7 +181,7 @@ impl Logic for LogicBalancer {
     async fn connected(
         &self,
         request: Request<ConnectionEvent>,
-    ) -> Result<Response<Empty>, Status> {
+    ) -> Result<Response<ConnectedReply>, Status> {
         let reply = self.pick()?.connected(request.into_inner()).await?;
         Ok(Response::new(reply))
     }

@@ -38,18 +38,22 @@ impl Bucket {
     /// A bucket with its routine workers running (needs a tokio runtime).
     pub fn new(index: usize, config: &ConnectConfig) -> Arc<Bucket> {
         let limiter = Arc::new(limiter(config.push_rate, config.push_burst));
-        let mut routines = Vec::with_capacity(config.routines_per_bucket.max(1));
-        for _ in 0..config.routines_per_bucket.max(1) {
-            let (sender, receiver) = mpsc::channel(config.routine_queue.max(1));
-            routines.push(sender);
-            tokio::spawn(run_routine(index, receiver, Arc::clone(&limiter)));
-        }
-        Arc::new(Bucket {
-            connections: RwLock::new(HashMap::new()),
-            groups: RwLock::new(HashMap::new()),
-            routines,
-            next_routine: AtomicUsize::new(0),
-            limiter,
+        // The routines hold the bucket weakly: they walk its lists, and stop with it.
+        Arc::new_cyclic(|bucket| {
+            let mut routines = Vec::with_capacity(config.routines_per_bucket.max(1));
+            for _ in 0..config.routines_per_bucket.max(1) {
+                let (sender, receiver) = mpsc::channel(config.routine_queue.max(1));
+                routines.push(sender);
+                let routine = run_routine(index, bucket.clone(), receiver, Arc::clone(&limiter));
+                tokio::spawn(routine);
+            }
+            Bucket {
+                connections: RwLock::new(HashMap::new()),
+                groups: RwLock::new(HashMap::new()),
+                routines,
+                next_routine: AtomicUsize::new(0),
+                limiter,
+            }
         })
     }
 
@@ -159,15 +163,13 @@ impl Bucket {
             .unwrap_or_default()
     }
 
-    /// Every connection in this bucket.
-    pub fn all_connections(&self) -> Vec<Arc<Connection>> {
-        self.connections
+    /// Calls `visit` with every connection in this bucket, under the read lock.
+    pub fn for_each_connection(&self, mut visit: impl FnMut(&Arc<Connection>)) {
+        let connections = self
+            .connections
             .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .values()
-            .flatten()
-            .cloned()
-            .collect()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        connections.values().flatten().for_each(&mut visit);
     }
 
     /// Number of connections in this bucket.

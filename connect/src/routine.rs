@@ -1,12 +1,13 @@
 //! A bucket's routine worker: takes push jobs in order, passes the limiter, queues the frames.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 
 use natter_infra::{Sessions, now_millis};
 use natter_proto::v1::PushLock;
 use tokio::sync::mpsc;
 
+use crate::bucket::Bucket;
 use crate::connection::{Connection, Outgoing};
 use crate::limiter::Limiter;
 
@@ -61,11 +62,22 @@ impl Completion {
     }
 }
 
+/// Whom a push job is for, within its bucket.
+#[derive(Debug)]
+pub enum Recipients {
+    /// These connections (the devices of the users pushed to).
+    Connections(Vec<Arc<Connection>>),
+    /// The online connections of a group: the routine walks the bucket's list for it.
+    Group(i64),
+    /// Every connection in the bucket (a system broadcast).
+    Everyone,
+}
+
 /// One bucket's share of a push.
 #[derive(Debug)]
 pub struct PushJob {
-    /// The bucket's connections the frames go to.
-    pub connections: Vec<Arc<Connection>>,
+    /// Whom the frames go to.
+    pub recipients: Recipients,
     /// The frames, serialised once for every recipient.
     pub messages: Arc<[Outgoing]>,
     /// Told when this share is queued, if the push was made under a lock.
@@ -73,8 +85,13 @@ pub struct PushJob {
 }
 
 /// Run one routine until its bucket is dropped.
-pub async fn run_routine(bucket: usize, mut jobs: mpsc::Receiver<PushJob>, limiter: Arc<Limiter>) {
-    let bucket_label = bucket.to_string();
+pub async fn run_routine(
+    index: usize,
+    bucket: Weak<Bucket>,
+    mut jobs: mpsc::Receiver<PushJob>,
+    limiter: Arc<Limiter>,
+) {
+    let bucket_label = index.to_string();
     while let Some(job) = jobs.recv().await {
         if limiter.check().is_err() {
             metrics::counter!("natter_bucket_limiter_waits_total", "bucket" => bucket_label.clone())
@@ -82,8 +99,21 @@ pub async fn run_routine(bucket: usize, mut jobs: mpsc::Receiver<PushJob>, limit
             limiter.until_ready().await;
         }
         let mut queued = 0u64;
-        for connection in &job.connections {
+        let mut push = |connection: &Arc<Connection>| {
             queued += connection.push(&job.messages) as u64;
+        };
+        match &job.recipients {
+            Recipients::Connections(connections) => connections.iter().for_each(&mut push),
+            Recipients::Group(group) => {
+                if let Some(bucket) = bucket.upgrade() {
+                    bucket.for_each_in_group(*group, &mut push);
+                }
+            }
+            Recipients::Everyone => {
+                if let Some(bucket) = bucket.upgrade() {
+                    bucket.for_each_connection(&mut push);
+                }
+            }
         }
         if queued > 0 {
             metrics::counter!("natter_frames_pushed_total").increment(queued);

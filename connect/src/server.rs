@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use crate::bucket::{Bucket, bucket_index};
 use crate::config::ConnectConfig;
 use crate::connection::{CloseReason, Connection, Outgoing};
-use crate::routine::{Completion, PushJob};
+use crate::routine::{Completion, PushJob, Recipients};
 use crate::socket::{Socket, drive};
 
 /// One connect node.
@@ -144,9 +144,7 @@ impl ConnectServer {
     pub fn shutdown(&self) {
         self.shutdown.send_replace(true);
         for bucket in &self.buckets {
-            for connection in bucket.all_connections() {
-                connection.close(CloseReason::ShuttingDown);
-            }
+            bucket.for_each_connection(|connection| connection.close(CloseReason::ShuttingDown));
         }
     }
 
@@ -225,20 +223,30 @@ impl ConnectServer {
             self.config.inbound_rate,
             self.config.inbound_burst,
         );
-        // The session must exist before any frame is read: the sync/live seam relies on it.
-        if let Err(status) = Box::pin(self.logic.connected(self.event(user_id, id))).await {
-            tracing::warn!(%status, "registering a session failed; closing");
-            connection.send_frame(&ServerFrame::error(
-                ErrorCode::Unavailable,
-                "the server cannot take connections right now",
-                None,
-            ));
-            connection.close(CloseReason::ShuttingDown);
-            drive(socket, &connection, &self.logic, &self.config).await;
-            return;
-        }
+        // In the bucket before the session exists, so a membership change logic announces
+        // while this connection registers finds it; pushes before the first sync are dropped
+        // anyway (see `Connection`).
         let bucket = Arc::clone(self.bucket(user_id));
         bucket.add(Arc::clone(&connection));
+        // The session must exist before any frame is read: the sync/live seam relies on it.
+        let groups = match Box::pin(self.logic.connected(self.event(user_id, id))).await {
+            Ok(reply) => reply.group_ids,
+            Err(status) => {
+                tracing::warn!(%status, "registering a session failed; closing");
+                bucket.remove(&connection);
+                connection.send_frame(&ServerFrame::error(
+                    ErrorCode::Unavailable,
+                    "the server cannot take connections right now",
+                    None,
+                ));
+                connection.close(CloseReason::ShuttingDown);
+                drive(socket, &connection, &self.logic, &self.config).await;
+                return;
+            }
+        };
+        for group in groups {
+            bucket.join_group(group, &connection);
+        }
         metrics::gauge!("natter_connections_open").increment(1.0);
         metrics::counter!("natter_connections_total").increment(1);
         connection.send_frame(&ServerFrame::Welcome {
@@ -285,24 +293,76 @@ impl ConnectServer {
                 per_bucket.entry(index).or_default().extend(connections);
             }
         }
+        let shares = per_bucket
+            .into_iter()
+            .map(|(index, connections)| (index, Recipients::Connections(connections)))
+            .collect();
+        self.dispatch(shares, messages, lock).await;
+        reached
+    }
+
+    /// Queue a batch to every online connection of a group on this node: each bucket with
+    /// members gets one job, and its routine walks the bucket's list for the group. The lock is
+    /// released once every bucket has queued it. Returns how many connections it went to.
+    pub async fn push_group(
+        &self,
+        group: i64,
+        messages: &[Message],
+        lock: Option<PushLock>,
+    ) -> usize {
+        let mut reached = 0;
+        let mut shares = Vec::new();
+        for (index, bucket) in self.buckets.iter().enumerate() {
+            let members = bucket.group_connection_count(group);
+            if members > 0 {
+                reached += members;
+                shares.push((index, Recipients::Group(group)));
+            }
+        }
+        self.dispatch(shares, messages, lock).await;
+        reached
+    }
+
+    /// Queue a batch to every connection on this node (system broadcast); returns how many.
+    pub async fn push_all(&self, messages: &[Message]) -> usize {
+        let mut reached = 0;
+        let mut shares = Vec::new();
+        for (index, bucket) in self.buckets.iter().enumerate() {
+            let connections = bucket.connection_count();
+            if connections > 0 {
+                reached += connections;
+                shares.push((index, Recipients::Everyone));
+            }
+        }
+        self.dispatch(shares, messages, None).await;
+        reached
+    }
+
+    /// Serialises the batch once and hands each bucket its share; the lock, if any, is
+    /// released when the last share is queued (at once when there are none).
+    async fn dispatch(
+        &self,
+        shares: Vec<(usize, Recipients)>,
+        messages: &[Message],
+        lock: Option<PushLock>,
+    ) {
         let messages: Arc<[Outgoing]> = messages.iter().map(Outgoing::new).collect();
         let completion = lock.map(|lock| {
             Completion::new(
-                per_bucket.len().max(1),
+                shares.len().max(1),
                 lock,
                 Arc::clone(&self.sessions),
                 self.config.hold_push_locks,
             )
         });
-        if per_bucket.is_empty() {
-            // Nobody here to push to: the push is complete at once.
-            if let Some(completion) = &completion {
-                completion.part_done().await;
-            }
+        if shares.is_empty()
+            && let Some(completion) = &completion
+        {
+            completion.part_done().await;
         }
-        for (index, connections) in per_bucket {
+        for (index, recipients) in shares {
             let job = PushJob {
-                connections,
+                recipients,
                 messages: Arc::clone(&messages),
                 completion: completion.clone(),
             };
@@ -310,27 +370,22 @@ impl ConnectServer {
                 tracing::warn!(bucket = index, "bucket routines are gone; push dropped");
             }
         }
-        reached
     }
 
-    /// Queue a batch to every connection on this node (system broadcast).
-    pub async fn push_all(&self, messages: &[Message]) -> usize {
-        let messages: Arc<[Outgoing]> = messages.iter().map(Outgoing::new).collect();
-        let mut reached = 0;
-        for bucket in &self.buckets {
-            let connections = bucket.all_connections();
-            if connections.is_empty() {
-                continue;
+    /// A user joined and left groups: every connection of theirs on this node joins and
+    /// leaves the groups' lists at once. Returns how many connections it changed.
+    pub fn update_groups(&self, user_id: i64, joined: &[i64], left: &[i64]) -> usize {
+        let bucket = self.bucket(user_id);
+        let connections = bucket.user_connections(user_id);
+        for connection in &connections {
+            for group in joined {
+                bucket.join_group(*group, connection);
             }
-            reached += connections.len();
-            let job = PushJob {
-                connections,
-                messages: Arc::clone(&messages),
-                completion: None,
-            };
-            bucket.dispatch(job).await;
+            for group in left {
+                bucket.leave_group(*group, connection);
+            }
         }
-        reached
+        connections.len()
     }
 
     /// Close every connection of a user; returns how many.
@@ -340,5 +395,233 @@ impl ConnectServer {
             connection.close(CloseReason::Kicked);
         }
         connections.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use natter_infra::embedded::MemorySessions;
+    use natter_proto::v1::logic_server::Logic;
+    use natter_proto::v1::{
+        AckReply, AckRequest, ConnectedReply, Empty, SendReply, SendRequest, SyncReply, SyncRequest,
+    };
+    use tokio_tungstenite::tungstenite::Utf8Bytes;
+    use tonic::{Request, Response, Status};
+
+    use super::*;
+
+    /// Logic is not reached by these tests: pushes and group lists live in connect alone.
+    struct NoLogic;
+
+    #[tonic::async_trait]
+    impl Logic for NoLogic {
+        async fn send(&self, _: Request<SendRequest>) -> Result<Response<SendReply>, Status> {
+            Err(Status::unimplemented("not in this test"))
+        }
+        async fn sync(&self, _: Request<SyncRequest>) -> Result<Response<SyncReply>, Status> {
+            Err(Status::unimplemented("not in this test"))
+        }
+        async fn ack(&self, _: Request<AckRequest>) -> Result<Response<AckReply>, Status> {
+            Err(Status::unimplemented("not in this test"))
+        }
+        async fn connected(
+            &self,
+            _: Request<ConnectionEvent>,
+        ) -> Result<Response<ConnectedReply>, Status> {
+            Err(Status::unimplemented("not in this test"))
+        }
+        async fn disconnected(
+            &self,
+            _: Request<ConnectionEvent>,
+        ) -> Result<Response<Empty>, Status> {
+            Err(Status::unimplemented("not in this test"))
+        }
+    }
+
+    struct Node {
+        server: Arc<ConnectServer>,
+        sessions: Arc<MemorySessions>,
+        /// One live connection per user, users 1..=USERS.
+        connections: Vec<Arc<Connection>>,
+    }
+
+    const USERS: i64 = 40;
+    const GROUP: i64 = 7;
+
+    fn node() -> Node {
+        let sessions = Arc::new(MemorySessions::new());
+        let config = ConnectConfig {
+            buckets: 8,
+            ..ConnectConfig::default()
+        };
+        let server = ConnectServer::new(
+            config,
+            "test".into(),
+            LogicHandle::Local(Arc::new(NoLogic)),
+            Arc::clone(&sessions) as Arc<dyn Sessions>,
+            TokenKeys::new(b"test secret"),
+        );
+        let connections = (1..=USERS)
+            .map(|user| {
+                let connection = Connection::new(user as u64, user, 64, 10, 10);
+                connection.begin_sync(&BTreeMap::new());
+                connection.finish_sync(BTreeMap::new());
+                connection.take_queued(); // the `synced` frame
+                server.bucket(user).add(Arc::clone(&connection));
+                connection
+            })
+            .collect();
+        Node {
+            server,
+            sessions,
+            connections,
+        }
+    }
+
+    fn message(seq: u64) -> Message {
+        Message {
+            object: format!("group:{GROUP}"),
+            seq,
+            id: seq,
+            ..Message::default()
+        }
+    }
+
+    /// Frames queued on each connection, by user, once `expected` frames have been queued in
+    /// all (the routines run on the runtime), plus any that arrive just after.
+    async fn received(node: &Node, expected: usize) -> Vec<(i64, Vec<Utf8Bytes>)> {
+        let mut got: Vec<(i64, Vec<Utf8Bytes>)> = node
+            .connections
+            .iter()
+            .map(|connection| (connection.user_id, Vec::new()))
+            .collect();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut settled = false;
+        loop {
+            for ((_, frames), connection) in got.iter_mut().zip(&node.connections) {
+                frames.extend(connection.take_queued());
+            }
+            let total: usize = got.iter().map(|(_, frames)| frames.len()).sum();
+            if settled {
+                return got;
+            }
+            if total >= expected {
+                // One more look, so a frame too many would show.
+                settled = true;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "only {total} of {expected} frames arrived"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits (boundedly) for a push's lock to be released.
+    async fn assert_released(node: &Node, key: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while node.sessions.lock_holder(key).await.unwrap().is_some() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{key} was never released"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_group_push_reaches_exactly_the_online_members_through_one_shared_buffer() {
+        let node = node();
+        let members: Vec<i64> = (1..=USERS).filter(|user| user % 3 == 0).collect();
+        for user in &members {
+            assert_eq!(node.server.update_groups(*user, &[GROUP], &[]), 1);
+        }
+        let lock = PushLock {
+            key: "lock:group:7".into(),
+            token: "t1".into(),
+        };
+        assert!(
+            node.sessions
+                .try_lock(&lock.key, &lock.token, Duration::from_secs(30))
+                .await
+                .unwrap()
+        );
+        let reached = node
+            .server
+            .push_group(GROUP, &[message(1)], Some(lock.clone()))
+            .await;
+        assert_eq!(reached, members.len());
+        let got = received(&node, members.len()).await;
+        let mut buffers = Vec::new();
+        for (user, frames) in &got {
+            if members.contains(user) {
+                assert_eq!(frames.len(), 1, "member {user} gets the message once");
+                buffers.push(frames[0].as_str().as_ptr());
+            } else {
+                assert!(frames.is_empty(), "non-member {user} gets nothing");
+            }
+        }
+        // Serialised once: every member's frame is the same bytes in memory.
+        assert!(buffers.windows(2).all(|pair| pair[0] == pair[1]));
+        // Every bucket queued its share, so the lock is free again.
+        assert_released(&node, &lock.key).await;
+    }
+
+    #[tokio::test]
+    async fn joins_leaves_and_disconnects_change_who_a_group_push_reaches_at_once() {
+        let node = node();
+        for user in 1..=10 {
+            node.server.update_groups(user, &[GROUP], &[]);
+        }
+        // One leaves, one disconnects, one joins; nobody reconnects.
+        node.server.update_groups(3, &[], &[GROUP]);
+        let gone = &node.connections[4]; // user 5
+        node.server.bucket(5).remove(gone);
+        node.server.update_groups(25, &[GROUP], &[]);
+        let reached = node.server.push_group(GROUP, &[message(1)], None).await;
+        assert_eq!(reached, 9);
+        let got = received(&node, 9).await;
+        let reached_users: Vec<i64> = got
+            .iter()
+            .filter(|(_, frames)| !frames.is_empty())
+            .map(|(user, _)| *user)
+            .collect();
+        assert_eq!(reached_users, [1, 2, 4, 6, 7, 8, 9, 10, 25]);
+    }
+
+    #[tokio::test]
+    async fn a_broadcast_reaches_everyone_and_a_kick_closes_only_its_user() {
+        let node = node();
+        let reached = node.server.push_all(&[message(1)]).await;
+        assert_eq!(reached, USERS as usize);
+        let got = received(&node, USERS as usize).await;
+        assert!(got.iter().all(|(_, frames)| frames.len() == 1));
+        assert_eq!(node.server.kick(12), 1);
+        for connection in &node.connections {
+            let expected = (connection.user_id == 12).then_some(CloseReason::Kicked);
+            assert_eq!(connection.close_reason(), expected);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_group_push_with_nobody_online_releases_its_lock_at_once() {
+        let node = node();
+        let lock = PushLock {
+            key: "lock:group:8".into(),
+            token: "t2".into(),
+        };
+        node.sessions
+            .try_lock(&lock.key, &lock.token, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(
+            node.server
+                .push_group(8, &[message(1)], Some(lock.clone()))
+                .await,
+            0
+        );
+        assert_released(&node, &lock.key).await;
     }
 }

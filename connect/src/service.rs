@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use natter_proto::v1::connect_server::Connect;
 use natter_proto::v1::{
-    KickReply, KickRequest, PushAllRequest, PushGroupRequest, PushReply, PushUsersRequest,
+    GroupMembershipReply, GroupMembershipRequest, KickReply, KickRequest, PushAllRequest,
+    PushGroupRequest, PushReply, PushUsersRequest,
 };
 use tonic::{Request, Response, Status};
 
@@ -45,9 +46,16 @@ impl Connect for ConnectService {
 
     async fn push_group(
         &self,
-        _request: Request<PushGroupRequest>,
+        request: Request<PushGroupRequest>,
     ) -> Result<Response<PushReply>, Status> {
-        Err(Status::unimplemented("group pushes arrive with groups"))
+        let request = request.into_inner();
+        let reached = self
+            .server
+            .push_group(request.group_id, &request.messages, request.lock)
+            .await;
+        Ok(Response::new(PushReply {
+            connections: count(reached),
+        }))
     }
 
     async fn push_all(
@@ -57,6 +65,19 @@ impl Connect for ConnectService {
         let reached = self.server.push_all(&request.into_inner().messages).await;
         Ok(Response::new(PushReply {
             connections: count(reached),
+        }))
+    }
+
+    async fn update_groups(
+        &self,
+        request: Request<GroupMembershipRequest>,
+    ) -> Result<Response<GroupMembershipReply>, Status> {
+        let request = request.into_inner();
+        let updated = self
+            .server
+            .update_groups(request.user_id, &request.joined, &request.left);
+        Ok(Response::new(GroupMembershipReply {
+            connections: count(updated),
         }))
     }
 

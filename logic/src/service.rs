@@ -10,8 +10,8 @@ use natter_infra::{InfraError, MessageLog, Sessions, Store, now_millis};
 use natter_proto::handle::TaskHandle;
 use natter_proto::v1::logic_server::Logic;
 use natter_proto::v1::{
-    AckReply, AckRequest, ConnectionEvent, Cursor, Empty, Message, SendReply, SendRequest,
-    SyncReply, SyncRequest, WakeRequest,
+    AckReply, AckRequest, ConnectedReply, ConnectionEvent, Cursor, Empty, Message, SendReply,
+    SendRequest, SyncReply, SyncRequest, WakeRequest,
 };
 use natter_proto::{ErrorCode, ObjectId};
 use tonic::{Request, Response, Status};
@@ -394,13 +394,16 @@ impl Logic for LogicService {
     async fn connected(
         &self,
         request: Request<ConnectionEvent>,
-    ) -> Result<Response<Empty>, Status> {
+    ) -> Result<Response<ConnectedReply>, Status> {
         let (user, session) = session_of(request.into_inner());
         self.sessions
             .add_session(user, &session)
             .await
             .map_err(status)?;
-        Ok(Response::new(Empty {}))
+        // Group membership arrives with groups (issue 5); until then nobody is in one.
+        Ok(Response::new(ConnectedReply {
+            group_ids: Vec::new(),
+        }))
     }
 
     async fn disconnected(

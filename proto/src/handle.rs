@@ -76,7 +76,7 @@ service_handle! {
         send(v1::SendRequest) -> v1::SendReply;
         sync(v1::SyncRequest) -> v1::SyncReply;
         ack(v1::AckRequest) -> v1::AckReply;
-        connected(v1::ConnectionEvent) -> v1::Empty;
+        connected(v1::ConnectionEvent) -> v1::ConnectedReply;
         disconnected(v1::ConnectionEvent) -> v1::Empty;
     }
 }
@@ -89,6 +89,7 @@ service_handle! {
         push_group(v1::PushGroupRequest) -> v1::PushReply;
         push_all(v1::PushAllRequest) -> v1::PushReply;
         kick(v1::KickRequest) -> v1::KickReply;
+        update_groups(v1::GroupMembershipRequest) -> v1::GroupMembershipReply;
     }
 }
 
