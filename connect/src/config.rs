@@ -29,6 +29,10 @@ pub struct ConnectConfig {
     pub read_buffer_bytes: usize,
     /// The socket's write buffer target, in bytes.
     pub write_buffer_bytes: usize,
+    /// The kernel's send buffer per connection, in bytes (`SO_SNDBUF`; 0 keeps the system's
+    /// autotuning). A cap bounds kernel memory per connection and makes a client that stops
+    /// reading show up as a slow consumer sooner.
+    pub send_buffer_bytes: usize,
     /// Interval between server pings, in milliseconds.
     pub heartbeat_interval_ms: u64,
     /// A connection silent for this long is closed, in milliseconds.
@@ -56,6 +60,7 @@ impl Default for ConnectConfig {
             hard_max_frame_bytes: 1024 * 1024,
             read_buffer_bytes: 512,
             write_buffer_bytes: 4096,
+            send_buffer_bytes: 0,
             heartbeat_interval_ms: 25_000,
             heartbeat_timeout_ms: 75_000,
             inbound_rate: 50,

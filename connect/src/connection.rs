@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
 use futures_util::task::AtomicWaker;
+use tokio::sync::Notify;
 
 use natter_proto::frame::{MessageFrame, ServerFrame};
 use natter_proto::v1::Message;
@@ -153,6 +154,9 @@ pub struct Connection {
     wake: AtomicWaker,
     /// The close asked for, set once (see [`CloseReason::to_u8`]).
     close_reason: AtomicU8,
+    /// Told each time the connection's task takes the queue, so a sync can pace its pages
+    /// to the client's reading instead of overflowing the queue.
+    taken: Notify,
     /// Inbound frame limiter.
     pub inbound: Limiter,
     state: Mutex<State>,
@@ -176,6 +180,7 @@ impl Connection {
             queue_capacity: queue_capacity.max(1),
             wake: AtomicWaker::new(),
             close_reason: AtomicU8::new(0),
+            taken: Notify::new(),
             inbound: limiter(inbound_rate, inbound_burst),
             state: Mutex::new(State {
                 queue: VecDeque::new(),
@@ -224,7 +229,30 @@ impl Connection {
 
     /// Everything queued, in order, leaving the queue empty (and its memory freed).
     pub fn take_queued(&self) -> VecDeque<Utf8Bytes> {
-        std::mem::take(&mut self.state().queue)
+        let taken = std::mem::take(&mut self.state().queue);
+        if !taken.is_empty() {
+            self.taken.notify_waiters();
+        }
+        taken
+    }
+
+    /// Most frames the queue holds.
+    pub fn queue_capacity(&self) -> usize {
+        self.queue_capacity
+    }
+
+    /// Waits until the queue has room for `frames` more (a sync page), or the connection is
+    /// closing.
+    pub async fn room_for(&self, frames: usize) {
+        loop {
+            // Made before the check, so a take between the check and the wait still wakes it.
+            let taken = self.taken.notified();
+            let queued = self.state().queue.len();
+            if queued + frames <= self.queue_capacity || self.close_reason().is_some() {
+                return;
+            }
+            taken.await;
+        }
     }
 
     /// Queue a frame the connection's own handling produced (answers, errors); false if the

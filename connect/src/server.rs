@@ -165,6 +165,12 @@ impl ConnectServer {
     #[allow(clippy::result_large_err)]
     async fn handle_socket(self: Arc<Self>, stream: TcpStream) {
         let _ = stream.set_nodelay(true);
+        if self.config.send_buffer_bytes > 0
+            && let Err(error) =
+                socket2::SockRef::from(&stream).set_send_buffer_size(self.config.send_buffer_bytes)
+        {
+            tracing::debug!(%error, "setting the send buffer failed");
+        }
         let mut user_id = None;
         let authenticate = |request: &Request, response: Response| {
             if request.uri().path() != "/ws" {

@@ -399,11 +399,15 @@ impl<'a> Answers<'a> {
             .into_iter()
             .map(|(object, seq)| Cursor { object, seq })
             .collect();
+        // Pages of at most half the queue, each asked for once the queue has room for it:
+        // a client far behind is paced by its own reading rather than cut off as slow.
+        let page = (self.connection.queue_capacity() / 2).max(1);
         loop {
+            self.connection.room_for(page).await;
             let request = SyncRequest {
                 user_id: self.connection.user_id,
                 cursors: cursors.clone(),
-                limit: 0,
+                limit: u32::try_from(page).unwrap_or(u32::MAX),
             };
             match self.logic.sync(request).await {
                 Ok(page) => {
@@ -424,6 +428,10 @@ impl<'a> Answers<'a> {
             .into_iter()
             .map(|cursor| (cursor.object, cursor.seq))
             .collect();
+        // The pushes held during the sync go out behind `synced`: let the last page drain.
+        self.connection
+            .room_for(self.connection.queue_capacity())
+            .await;
         self.connection.finish_sync(positions);
     }
 }

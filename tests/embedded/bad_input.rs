@@ -7,7 +7,7 @@ use natter::client::WsClient;
 use natter_proto::frame::{ClientFrame, ServerFrame};
 use tokio_tungstenite::tungstenite;
 
-use crate::harness::{Harness, WAIT, expect_silence, next_error, next_message, send_text};
+use crate::harness::{Harness, WAIT, expect_silence, metric, next_error, next_message, send_text};
 
 async fn ping(socket: &mut WsClient) {
     socket.send(&ClientFrame::Ping).await.unwrap();
@@ -229,4 +229,58 @@ async fn a_silent_connection_is_closed_after_the_heartbeat_timeout() {
     let mut socket = harness.connect(&erin).await;
     let (code, reason) = socket.next_close(WAIT).await.unwrap();
     assert_eq!((code, reason.as_str()), (4002, "heartbeat_timeout"));
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_closed_as_slow_and_others_carry_on() {
+    let harness = Harness::start_with(|config| {
+        config.connect.outbound_queue = 8;
+        config.connect.send_buffer_bytes = 4096;
+        config.connect.inbound_rate = 10_000;
+        config.connect.inbound_burst = 10_000;
+    })
+    .await;
+    let (alice, bob) = harness.friends("alice", "bob").await;
+    let carol = harness.user("carol").await;
+    harness
+        .api
+        .befriend(&alice, &carol)
+        .await
+        .expect("befriend");
+    // Bob syncs, then never reads again.
+    let (mut stalled, _) = harness.connect_synced(&bob).await;
+    let (mut carol_socket, _) = harness.connect_synced(&carol).await;
+    let (mut alice_socket, _) = harness.connect_synced(&alice).await;
+    let body = "x".repeat(4000);
+    let mut sent = 0;
+    while metric(
+        &harness.metrics().await,
+        "natter_connections_closed_slow_total",
+    ) < 1.0
+    {
+        assert!(sent < 2_000, "bob's node never gave up on him");
+        for _ in 0..20 {
+            send_text(&mut alice_socket, &format!("b{sent}"), bob.user_id, &body).await;
+            sent += 1;
+        }
+    }
+    // Nobody else waits on bob: carol gets hers at once, alice's sends are still answered.
+    send_text(&mut alice_socket, "c1", carol.user_id, "still here").await;
+    assert_eq!(next_message(&mut carol_socket).await.body, "still here");
+    // Bob, reading at last, finds what the kernel held, then the end of the connection (a
+    // 4000 close frame if it fit, or the socket cut after the goodbye timed out).
+    let mut frames = 0;
+    loop {
+        match stalled.next(WAIT).await {
+            Ok(Some(_)) => frames += 1,
+            Ok(None) | Err(_) => break,
+        }
+    }
+    assert!(
+        frames < sent,
+        "bob got all {sent} messages; he was not cut off"
+    );
+    // His messages are not lost: a new connection syncs every one of them.
+    let (_, synced) = harness.connect_synced(&bob).await;
+    assert_eq!(synced.len(), sent);
 }
