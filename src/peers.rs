@@ -8,12 +8,14 @@ use std::sync::{Arc, RwLock};
 
 use natter_infra::Registry;
 use natter_infra::registry::ServiceNode;
+use natter_proto::ObjectId;
 use natter_proto::handle::{LogicHandle, TaskHandle};
 use natter_proto::v1::logic_server::Logic;
 use natter_proto::v1::task_server::Task;
 use natter_proto::v1::{
-    AckReply, AckRequest, ConnectedReply, ConnectionEvent, Empty, SendReply, SendRequest,
-    SyncReply, SyncRequest, WakeRequest,
+    AckReply, AckRequest, ConnectedReply, ConnectionEvent, CreateGroupRequest, Empty,
+    GroupMemberRequest, GroupMembershipRequest, GroupReply, SendReply, SendRequest, SyncReply,
+    SyncRequest, WakeRequest,
 };
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
@@ -193,6 +195,30 @@ impl Logic for LogicBalancer {
         let reply = self.pick()?.disconnected(request.into_inner()).await?;
         Ok(Response::new(reply))
     }
+
+    async fn create_group(
+        &self,
+        request: Request<CreateGroupRequest>,
+    ) -> Result<Response<GroupReply>, Status> {
+        let reply = self.pick()?.create_group(request.into_inner()).await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn join_group(
+        &self,
+        request: Request<GroupMemberRequest>,
+    ) -> Result<Response<GroupReply>, Status> {
+        let reply = self.pick()?.join_group(request.into_inner()).await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn leave_group(
+        &self,
+        request: Request<GroupMemberRequest>,
+    ) -> Result<Response<GroupReply>, Status> {
+        let reply = self.pick()?.leave_group(request.into_inner()).await?;
+        Ok(Response::new(reply))
+    }
 }
 
 /// Task wakes, each object's sent to the task process owning it.
@@ -230,6 +256,20 @@ impl Task for TaskRouter {
                 return Err(error);
             }
         }
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn update_groups(
+        &self,
+        request: Request<GroupMembershipRequest>,
+    ) -> Result<Response<Empty>, Status> {
+        let request = request.into_inner();
+        // Any task process can pass it on; the owner of the user's inbox is as good as any.
+        let owner = self
+            .peers
+            .owner(&ObjectId::User(request.user_id).to_string())
+            .ok_or_else(|| no_process("task"))?;
+        owner.client.update_groups(request).await?;
         Ok(Response::new(Empty {}))
     }
 }

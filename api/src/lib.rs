@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod friends;
+pub mod groups;
 pub mod messages;
 pub mod problem;
 pub mod state;
@@ -37,6 +38,9 @@ pub fn router(state: ApiState) -> Router {
             post(friends::accept),
         )
         .route("/api/v1/messages", post(messages::send))
+        .route("/api/v1/groups", get(groups::mine).post(groups::create))
+        .route("/api/v1/groups/{id}/join", post(groups::join))
+        .route("/api/v1/groups/{id}/leave", post(groups::leave))
         .fallback(problem::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(state)

@@ -411,7 +411,8 @@ mod tests {
     use natter_infra::embedded::MemorySessions;
     use natter_proto::v1::logic_server::Logic;
     use natter_proto::v1::{
-        AckReply, AckRequest, ConnectedReply, Empty, SendReply, SendRequest, SyncReply, SyncRequest,
+        AckReply, AckRequest, ConnectedReply, CreateGroupRequest, Empty, GroupMemberRequest,
+        GroupReply, SendReply, SendRequest, SyncReply, SyncRequest,
     };
     use tokio_tungstenite::tungstenite::Utf8Bytes;
     use tonic::{Request, Response, Status};
@@ -442,6 +443,24 @@ mod tests {
             &self,
             _: Request<ConnectionEvent>,
         ) -> Result<Response<Empty>, Status> {
+            Err(Status::unimplemented("not in this test"))
+        }
+        async fn create_group(
+            &self,
+            _: Request<CreateGroupRequest>,
+        ) -> Result<Response<GroupReply>, Status> {
+            Err(Status::unimplemented("not in this test"))
+        }
+        async fn join_group(
+            &self,
+            _: Request<GroupMemberRequest>,
+        ) -> Result<Response<GroupReply>, Status> {
+            Err(Status::unimplemented("not in this test"))
+        }
+        async fn leave_group(
+            &self,
+            _: Request<GroupMemberRequest>,
+        ) -> Result<Response<GroupReply>, Status> {
             Err(Status::unimplemented("not in this test"))
         }
     }

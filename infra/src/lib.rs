@@ -1,7 +1,7 @@
 //! natter's ports to the outside world, each a trait with an embedded implementation
 //! (cluster implementations follow behind the same traits).
 //!
-//! - [`store`]: users, credentials, friends, stored messages and cursors (`Store`).
+//! - [`store`]: users, credentials, friends, groups, stored messages and cursors (`Store`).
 //! - [`log`]: the durable ordered log, one stream per object (`MessageLog`).
 //! - [`sessions`]: who is connected where, object locks, de-duplication claims (`Sessions`).
 //! - [`registry`]: where each layer's processes are (`Registry`).

@@ -1,4 +1,4 @@
-//! The `Store` port: users, credentials, friendships, stored messages and cursors.
+//! The `Store` port: users, credentials, friendships, groups, stored messages and cursors.
 
 use async_trait::async_trait;
 use natter_proto::ObjectId;
@@ -43,6 +43,21 @@ pub struct Friend {
     pub since: i64,
 }
 
+/// A group chat.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Group {
+    /// Snowflake id.
+    pub id: i64,
+    /// Display name.
+    pub name: String,
+    /// The user who created it (and may rename it, remove members, disband it).
+    pub owner: i64,
+    /// Upload id of the avatar image, if set.
+    pub avatar: Option<String>,
+    /// Creation time, ms since the Unix epoch.
+    pub created_at: i64,
+}
+
 /// A stored refresh token (only its hash is kept).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RefreshToken {
@@ -55,6 +70,21 @@ pub struct RefreshToken {
 /// Durable relational state.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Create a group with its owner as its first member (one transaction); `Conflict` if the
+    /// id exists.
+    async fn create_group(&self, group: &Group) -> InfraResult<()>;
+    /// A group by id.
+    async fn group(&self, id: i64) -> InfraResult<Option<Group>>;
+    /// Add a member (joined at `now`); false if they were one already, `NotFound` if the group
+    /// does not exist.
+    async fn add_group_member(&self, group: i64, user: i64, now: i64) -> InfraResult<bool>;
+    /// Remove a member; false if they were not one (or the group does not exist).
+    async fn remove_group_member(&self, group: i64, user: i64) -> InfraResult<bool>;
+    /// Whether a user is a member of a group.
+    async fn is_group_member(&self, group: i64, user: i64) -> InfraResult<bool>;
+    /// The ids of the groups a user is a member of, ascending.
+    async fn user_groups(&self, user: i64) -> InfraResult<Vec<i64>>;
+
     /// Register a user; `Conflict` if the username exists.
     async fn create_user(&self, user: &User, password_hash: &str) -> InfraResult<()>;
     /// A user by id.

@@ -6,12 +6,14 @@ use std::time::Duration;
 
 use natter_infra::ids::IdGenerator;
 use natter_infra::sessions::{Claim, SessionRef};
+use natter_infra::store::Group;
 use natter_infra::{InfraError, MessageLog, Sessions, Store, now_millis};
 use natter_proto::handle::TaskHandle;
 use natter_proto::v1::logic_server::Logic;
 use natter_proto::v1::{
-    AckReply, AckRequest, ConnectedReply, ConnectionEvent, Cursor, Empty, Message, SendReply,
-    SendRequest, SyncReply, SyncRequest, WakeRequest,
+    AckReply, AckRequest, ConnectedReply, ConnectionEvent, CreateGroupRequest, Cursor, Empty,
+    GroupMemberRequest, GroupMembershipRequest, GroupReply, Message, SendReply, SendRequest,
+    SyncReply, SyncRequest, WakeRequest,
 };
 use natter_proto::{ErrorCode, ObjectId};
 use tonic::{Request, Response, Status};
@@ -121,19 +123,46 @@ impl LogicService {
         }
     }
 
-    /// The objects a user follows: their inbox (groups join this list with group support).
-    fn followed(&self, user: i64) -> Vec<ObjectId> {
-        vec![ObjectId::User(user)]
+    /// The objects a user follows: their inbox, then the logs of their groups.
+    async fn followed(&self, user: i64) -> Result<Vec<ObjectId>, Status> {
+        let groups = self.store.user_groups(user).await.map_err(status)?;
+        Ok(std::iter::once(ObjectId::User(user))
+            .chain(groups.into_iter().map(ObjectId::Group))
+            .collect())
     }
 
-    fn parse_followed(&self, user: i64, object: &str) -> Result<ObjectId, Status> {
+    fn parse_followed(&self, followed: &[ObjectId], object: &str) -> Result<ObjectId, Status> {
         let object: ObjectId = object
             .parse()
             .map_err(|error| ErrorCode::InvalidInput.status(format!("{error}")))?;
-        if !self.followed(user).contains(&object) {
+        if !followed.contains(&object) {
             return Err(ErrorCode::Forbidden.status(format!("{object} is not yours to read")));
         }
         Ok(object)
+    }
+
+    /// Tells the connect nodes holding a user's connections about joins and leaves, through
+    /// task, before the change is answered, so a message sent right after reaches the
+    /// user's connections live. A failure is logged, not returned: the membership is stored,
+    /// and the user's connections pick it up when they reconnect.
+    async fn announce_membership(&self, user_id: i64, joined: Vec<i64>, left: Vec<i64>) {
+        let request = GroupMembershipRequest {
+            user_id,
+            joined,
+            left,
+        };
+        if let Err(error) = self.task.update_groups(request).await {
+            tracing::warn!(%error, "announcing a group membership change failed");
+        }
+    }
+
+    /// The group, or `not_found`.
+    async fn existing_group(&self, group_id: i64) -> Result<Group, Status> {
+        self.store
+            .group(group_id)
+            .await
+            .map_err(status)?
+            .ok_or_else(|| ErrorCode::NotFound.status(format!("there is no group {group_id}")))
     }
 
     /// Checks a send and returns its target; authorisation included.
@@ -160,12 +189,56 @@ impl LogicService {
                 }
             }
             Target::Group(group) => {
-                return Err(
-                    ErrorCode::NotMember.status(format!("you are not a member of group {group}"))
-                );
+                let member = self
+                    .store
+                    .is_group_member(group, request.sender)
+                    .await
+                    .map_err(status)?;
+                if !member {
+                    return Err(ErrorCode::NotMember
+                        .status(format!("you are not a member of group {group}")));
+                }
             }
         }
         Ok(target)
+    }
+
+    /// Logs, stores and announces an accepted group message: one copy, in the group's log,
+    /// which every member follows (the sender's devices get it from there too).
+    async fn deliver_group(&self, request: &SendRequest, group: i64) -> Result<SendReply, Status> {
+        let object = ObjectId::Group(group);
+        let mut message = Message {
+            id: self.ids.next_id().map_err(status)?,
+            sender: request.sender,
+            peer: group,
+            kind: request.kind.clone(),
+            body: request.body.clone(),
+            ts: now_millis(),
+            cid: request.cid.clone(),
+            target_kind: "group".into(),
+            target_id: group,
+            ..Message::default()
+        };
+        message.seq = self.log.append(&object, &message).await.map_err(status)?;
+        message.object = object.to_string();
+        let reply = SendReply {
+            cid: request.cid.clone(),
+            id: message.id,
+            object: message.object.clone(),
+            seq: message.seq,
+            ts: message.ts,
+        };
+        self.wake(vec![object]);
+        metrics::counter!("natter_messages_accepted_total").increment(1);
+        if let Err(error) = self
+            .store
+            .put_messages(std::slice::from_ref(&message))
+            .await
+        {
+            let id = message.id;
+            tracing::warn!(%error, id, "storing an accepted message failed; task will repair it");
+        }
+        Ok(reply)
     }
 
     /// Logs, stores and announces an accepted one-to-one message; returns the sender's reply.
@@ -273,9 +346,11 @@ impl LogicService {
         };
         let outcome = match target {
             Target::User(peer) => self.deliver_direct(&request, peer, resume).await,
-            Target::Group(_) => Err(SendFailure::NothingWritten(
-                ErrorCode::NotMember.status("groups are not available"),
-            )),
+            // One append: it either happened (and the claim records the reply) or not.
+            Target::Group(group) => self
+                .deliver_group(&request, group)
+                .await
+                .map_err(SendFailure::NothingWritten),
         };
         let (remembered, result) = match outcome {
             Ok(reply) => (Some(Remembered::Sent(reply.clone())), Ok(reply)),
@@ -334,16 +409,24 @@ impl Logic for LogicService {
     async fn sync(&self, request: Request<SyncRequest>) -> Result<Response<SyncReply>, Status> {
         let request = request.into_inner();
         let user = request.user_id;
+        let followed = self.followed(user).await?;
         let mut given = HashMap::new();
         for cursor in &request.cursors {
-            given.insert(self.parse_followed(user, &cursor.object)?, cursor.seq);
+            match self.parse_followed(&followed, &cursor.object) {
+                Ok(object) => {
+                    given.insert(object, cursor.seq);
+                }
+                // A group the client still remembers but the user has left: nothing to send.
+                Err(_) if cursor.object.starts_with("group:") => {}
+                Err(refused) => return Err(refused),
+            }
         }
         let limit = match request.limit {
             0 => self.config.sync_page_max,
             asked => asked.min(self.config.sync_page_max),
         } as usize;
         let mut reply = SyncReply::default();
-        for object in self.followed(user) {
+        for object in followed {
             let after = match given.get(&object) {
                 Some(seq) => *seq,
                 None => self.store.ack_cursor(user, &object).await.map_err(status)?,
@@ -375,7 +458,8 @@ impl Logic for LogicService {
 
     async fn ack(&self, request: Request<AckRequest>) -> Result<Response<AckReply>, Status> {
         let request = request.into_inner();
-        let object = self.parse_followed(request.user_id, &request.object)?;
+        let followed = self.followed(request.user_id).await?;
+        let object = self.parse_followed(&followed, &request.object)?;
         let end = self.log.end(&object).await.map_err(status)?;
         if request.seq > end {
             return Err(ErrorCode::BadCursor.status(format!(
@@ -400,10 +484,8 @@ impl Logic for LogicService {
             .add_session(user, &session)
             .await
             .map_err(status)?;
-        // Group membership arrives with groups (issue 5); until then nobody is in one.
-        Ok(Response::new(ConnectedReply {
-            group_ids: Vec::new(),
-        }))
+        let group_ids = self.store.user_groups(user).await.map_err(status)?;
+        Ok(Response::new(ConnectedReply { group_ids }))
     }
 
     async fn disconnected(
@@ -416,6 +498,86 @@ impl Logic for LogicService {
             .await
             .map_err(status)?;
         Ok(Response::new(Empty {}))
+    }
+
+    async fn create_group(
+        &self,
+        request: Request<CreateGroupRequest>,
+    ) -> Result<Response<GroupReply>, Status> {
+        let request = request.into_inner();
+        if request.owner <= 0 {
+            return Err(ErrorCode::Unauthorized.status("no owner"));
+        }
+        let name = validate::group_name(&request.name)?;
+        let group = Group {
+            id: self.ids.next_id().map_err(status)? as i64,
+            name,
+            owner: request.owner,
+            avatar: None,
+            created_at: now_millis(),
+        };
+        self.store.create_group(&group).await.map_err(status)?;
+        self.announce_membership(group.owner, vec![group.id], Vec::new())
+            .await;
+        Ok(Response::new(group_reply(&group, true)))
+    }
+
+    async fn join_group(
+        &self,
+        request: Request<GroupMemberRequest>,
+    ) -> Result<Response<GroupReply>, Status> {
+        let request = request.into_inner();
+        let group = self.existing_group(request.group_id).await?;
+        let object = ObjectId::Group(group.id);
+        // A new member reads from the group's present on; older messages are history.
+        let end = self.log.end(&object).await.map_err(status)?;
+        let joined = self
+            .store
+            .add_group_member(group.id, request.user_id, now_millis())
+            .await
+            .map_err(status)?;
+        if joined {
+            self.store
+                .advance_ack_cursor(request.user_id, &object, end)
+                .await
+                .map_err(status)?;
+            self.announce_membership(request.user_id, vec![group.id], Vec::new())
+                .await;
+        }
+        Ok(Response::new(group_reply(&group, joined)))
+    }
+
+    async fn leave_group(
+        &self,
+        request: Request<GroupMemberRequest>,
+    ) -> Result<Response<GroupReply>, Status> {
+        let request = request.into_inner();
+        let group = self.existing_group(request.group_id).await?;
+        if group.owner == request.user_id {
+            return Err(ErrorCode::Forbidden
+                .status("the owner cannot leave the group; hand it over or disband it"));
+        }
+        let left = self
+            .store
+            .remove_group_member(group.id, request.user_id)
+            .await
+            .map_err(status)?;
+        if left {
+            self.announce_membership(request.user_id, Vec::new(), vec![group.id])
+                .await;
+        }
+        Ok(Response::new(group_reply(&group, left)))
+    }
+}
+
+/// A group as the rpc answers it.
+fn group_reply(group: &Group, changed: bool) -> GroupReply {
+    GroupReply {
+        group_id: group.id,
+        name: group.name.clone(),
+        owner: group.owner,
+        created_at: group.created_at,
+        changed,
     }
 }
 

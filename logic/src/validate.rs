@@ -65,6 +65,22 @@ pub fn target(kind: &str, id: i64) -> Result<Target, Status> {
     }
 }
 
+/// Longest group name, in characters.
+pub const MAX_GROUP_NAME_CHARS: usize = 64;
+
+/// A group name: trimmed, not blank, at most [`MAX_GROUP_NAME_CHARS`] characters, no control
+/// characters. Returns the trimmed name.
+pub fn group_name(name: &str) -> Result<String, Status> {
+    let name = name.trim();
+    let chars = name.chars().count();
+    if chars == 0 || chars > MAX_GROUP_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(ErrorCode::InvalidInput.status(format!(
+            "a group name has 1 to {MAX_GROUP_NAME_CHARS} characters and no control characters"
+        )));
+    }
+    Ok(name.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,5 +104,15 @@ mod tests {
         assert_eq!(target("user", 3).unwrap(), Target::User(3));
         assert_eq!(code(target("user", 0)), ErrorCode::InvalidInput);
         assert_eq!(code(target("room", 3)), ErrorCode::InvalidInput);
+    }
+
+    #[test]
+    fn group_names_are_trimmed_and_bounded() {
+        assert_eq!(group_name("  climbers ").unwrap(), "climbers");
+        assert!(group_name(&"x".repeat(MAX_GROUP_NAME_CHARS)).is_ok());
+        for bad in ["", "   ", "tab\there"] {
+            assert!(group_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(group_name(&"x".repeat(MAX_GROUP_NAME_CHARS + 1)).is_err());
     }
 }

@@ -17,7 +17,7 @@ use natter_proto::ObjectId;
 use natter_proto::handle::TaskHandle;
 use natter_proto::v1::logic_server::Logic;
 use natter_proto::v1::task_server::Task;
-use natter_proto::v1::{Empty, Message, SendRequest, WakeRequest};
+use natter_proto::v1::{Empty, GroupMembershipRequest, Message, SendRequest, WakeRequest};
 use tonic::{Request, Response, Status};
 
 /// A log that fails the next append to one user's inbox when armed, and can be slow.
@@ -61,6 +61,13 @@ struct NoTask;
 #[tonic::async_trait]
 impl Task for NoTask {
     async fn wake(&self, _request: Request<WakeRequest>) -> Result<Response<Empty>, Status> {
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn update_groups(
+        &self,
+        _request: Request<GroupMembershipRequest>,
+    ) -> Result<Response<Empty>, Status> {
         Ok(Response::new(Empty {}))
     }
 }

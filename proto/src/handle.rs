@@ -78,6 +78,9 @@ service_handle! {
         ack(v1::AckRequest) -> v1::AckReply;
         connected(v1::ConnectionEvent) -> v1::ConnectedReply;
         disconnected(v1::ConnectionEvent) -> v1::Empty;
+        create_group(v1::CreateGroupRequest) -> v1::GroupReply;
+        join_group(v1::GroupMemberRequest) -> v1::GroupReply;
+        leave_group(v1::GroupMemberRequest) -> v1::GroupReply;
     }
 }
 
@@ -98,5 +101,6 @@ service_handle! {
     TaskHandle, v1::task_server::Task, TaskClient,
     {
         wake(v1::WakeRequest) -> v1::Empty;
+        update_groups(v1::GroupMembershipRequest) -> v1::Empty;
     }
 }

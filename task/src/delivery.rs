@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use natter_infra::{InfraError, MessageLog, Sessions, Store};
 use natter_proto::ObjectId;
-use natter_proto::v1::{Message, PushLock, PushUsersRequest};
+use natter_proto::v1::{
+    GroupMembershipRequest, Message, PushGroupRequest, PushLock, PushUsersRequest,
+};
 
 use crate::config::TaskConfig;
 use crate::directory::ConnectDirectory;
@@ -119,10 +121,40 @@ impl Deliverer {
                     }
                 }
             }
-            // Group fan-out arrives with groups.
-            ObjectId::Group(_) => {}
+            // Any connect node may hold members online; each walks its own lists.
+            ObjectId::Group(_) => {
+                for node in self.directory.names() {
+                    targets.insert(node, Vec::new());
+                }
+            }
         }
         Ok(targets)
+    }
+
+    /// Passes a user's group joins and leaves to every connect node holding their sessions.
+    pub async fn announce_membership(
+        &self,
+        request: GroupMembershipRequest,
+    ) -> Result<(), InfraError> {
+        let mut nodes: Vec<String> = self
+            .sessions
+            .sessions(request.user_id)
+            .await?
+            .into_iter()
+            .map(|session| session.node)
+            .collect();
+        nodes.sort();
+        nodes.dedup();
+        for node in nodes {
+            let Some(connect) = self.directory.get(&node) else {
+                continue;
+            };
+            if let Err(error) = connect.update_groups(request.clone()).await {
+                // Its connections pick the change up when they reconnect.
+                tracing::warn!(%node, %error, "passing a membership change to connect failed");
+            }
+        }
+        Ok(())
     }
 
     /// Push a batch to every node holding a recipient; push again to nodes that have not
@@ -147,16 +179,30 @@ impl Deliverer {
                     self.sessions.release_lock(&key, &token).await?;
                     continue;
                 };
-                let request = PushUsersRequest {
-                    user_ids: users.clone(),
-                    messages: batch.to_vec(),
-                    lock: Some(PushLock {
-                        key: key.clone(),
-                        token: token.clone(),
-                    }),
-                };
+                let lock = Some(PushLock {
+                    key: key.clone(),
+                    token: token.clone(),
+                });
                 metrics::counter!("natter_pushes_total").increment(1);
-                if let Err(error) = connect.push_users(request).await {
+                let pushed = match object {
+                    ObjectId::User(_) => connect
+                        .push_users(PushUsersRequest {
+                            user_ids: users.clone(),
+                            messages: batch.to_vec(),
+                            lock,
+                        })
+                        .await
+                        .map(|_| ()),
+                    ObjectId::Group(group) => connect
+                        .push_group(PushGroupRequest {
+                            group_id: *group,
+                            messages: batch.to_vec(),
+                            lock,
+                        })
+                        .await
+                        .map(|_| ()),
+                };
+                if let Err(error) = pushed {
                     // The lock stays: the push is retried when it expires, as any lost push.
                     tracing::warn!(%node, %error, "push to connect failed");
                 }

@@ -34,6 +34,16 @@ impl ConnectDirectory {
             .remove(node);
     }
 
+    /// The names of every known node.
+    pub fn names(&self) -> Vec<String> {
+        self.nodes
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
     /// The handle of a node, if known.
     pub fn get(&self, node: &str) -> Option<ConnectHandle> {
         self.nodes

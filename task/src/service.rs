@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use natter_infra::InfraError;
 use natter_proto::ObjectId;
 use natter_proto::v1::task_server::Task;
-use natter_proto::v1::{Empty, WakeRequest};
+use natter_proto::v1::{Empty, GroupMembershipRequest, WakeRequest};
 use tonic::{Request, Response, Status};
 
 use crate::delivery::Deliverer;
@@ -119,6 +119,18 @@ impl Task for TaskService {
                 Err(error) => tracing::warn!(%error, "ignoring a wake for a malformed object"),
             }
         }
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn update_groups(
+        &self,
+        request: Request<GroupMembershipRequest>,
+    ) -> Result<Response<Empty>, Status> {
+        self.inner
+            .deliverer
+            .announce_membership(request.into_inner())
+            .await
+            .map_err(InfraError::into_status)?;
         Ok(Response::new(Empty {}))
     }
 }

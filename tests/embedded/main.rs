@@ -6,4 +6,5 @@ mod chat;
 mod cli;
 mod delivery;
 mod docs;
+mod groups;
 mod harness;
