@@ -50,6 +50,11 @@ const MAX_HOLD_SECONDS: u64 = 300;
 /// Source addresses 127.0.0.1 ..= 127.0.0.250 take turns.
 const SOURCE_ADDRESSES: u8 = 250;
 
+/// The source address of connection `number`.
+pub fn source_address(number: usize) -> Ipv4Addr {
+    Ipv4Addr::new(127, 0, 0, (number % SOURCE_ADDRESSES as usize) as u8 + 1)
+}
+
 /// One run's results.
 #[derive(Debug, Serialize)]
 pub struct ConnectResults {
@@ -84,7 +89,7 @@ pub struct ConnectResults {
 const SETTLE: Duration = Duration::from_secs(12);
 
 /// The most files this process may open (its soft limit), read from /proc.
-fn open_file_limit() -> Option<u64> {
+pub fn open_file_limit() -> Option<u64> {
     let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
     let line = limits
         .lines()
@@ -218,12 +223,15 @@ impl Opener<'_> {
             let ws = &self.options.target.ws;
             let ws_url = ws[number % ws.len()].clone();
             let token = self.users[number % self.users.len()].access_token.clone();
-            let source = Ipv4Addr::new(127, 0, 0, (number % SOURCE_ADDRESSES as usize) as u8 + 1);
+            let source = source_address(number);
             let handshakes = Arc::clone(&self.handshakes);
             let bar = self.bar.clone();
             attempts.push(tokio::spawn(async move {
                 let began = Instant::now();
-                let opened = open(&ws_url, &token, source).await;
+                let opened = match open(&ws_url, &token, source).await {
+                    Ok(socket) => sync(socket).await,
+                    Err(error) => Err(error),
+                };
                 drop(permit);
                 bar.inc(1);
                 if opened.is_ok() {
@@ -253,11 +261,11 @@ impl Opener<'_> {
     }
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+/// A generator-side connection.
+pub type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
-/// One connection from `source`, through the upgrade and the `welcome`, with an empty sync
-/// sent so it is a fully live client.
-async fn open(ws_url: &str, token: &str, source: Ipv4Addr) -> anyhow::Result<Socket> {
+/// One connection from `source`, through the upgrade and the `welcome`.
+pub async fn open(ws_url: &str, token: &str, source: Ipv4Addr) -> anyhow::Result<Socket> {
     let mut request = ws_url.into_client_request()?;
     request
         .headers_mut()
@@ -277,6 +285,11 @@ async fn open(ws_url: &str, token: &str, source: Ipv4Addr) -> anyhow::Result<Soc
     if !matches!(welcome, Some(Ok(WsMessage::Text(_)))) {
         bail!("expected a welcome frame, got {welcome:?}");
     }
+    Ok(socket)
+}
+
+/// Sends an empty sync, which makes the connection a fully live client.
+async fn sync(mut socket: Socket) -> anyhow::Result<Socket> {
     let sync = serde_json::to_string(&ClientFrame::Sync {
         cursors: Default::default(),
     })?;

@@ -2,23 +2,24 @@
 //! Every body carries its send time, so the receiver measures end-to-end latency (send frame
 //! written → message frame read) on the same clock.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
-use hdrhistogram::Histogram;
 use natter::client::{ApiClient, Session, WsClient};
 use natter_proto::frame::{ClientFrame, ServerFrame};
-use tokio::sync::Mutex;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::Target;
 use crate::cpu;
 use crate::report::Results;
 use crate::setup::{befriend_pairs, progress_bar, register_users};
+use crate::tally::{Tally, timed_body};
 
 /// Options of `natter-bench direct`.
 #[derive(Debug, clap::Args)]
@@ -45,23 +46,6 @@ const MAX_USERS: usize = 10_000;
 const MAX_SECONDS: u64 = 600;
 const MAX_RATE: f64 = 1_000.0;
 
-/// What every receiver adds to.
-struct Tally {
-    sent: AtomicU64,
-    acknowledged: AtomicU64,
-    errors: AtomicU64,
-    delivered: AtomicU64,
-    duplicates: AtomicU64,
-    latency_us: Mutex<Histogram<u64>>,
-}
-
-fn now_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|since| since.as_micros() as u64)
-        .unwrap_or(0)
-}
-
 /// Runs the scenario and returns its results.
 pub async fn run(options: &DirectOptions) -> anyhow::Result<Results> {
     if options.users < 2 || !options.users.is_multiple_of(2) || options.users > MAX_USERS {
@@ -77,15 +61,7 @@ pub async fn run(options: &DirectOptions) -> anyhow::Result<Results> {
     let users = register_users(&api, options.users).await?;
     befriend_pairs(&api, &users).await?;
 
-    let tally = Arc::new(Tally {
-        sent: AtomicU64::new(0),
-        acknowledged: AtomicU64::new(0),
-        errors: AtomicU64::new(0),
-        delivered: AtomicU64::new(0),
-        duplicates: AtomicU64::new(0),
-        // 1 µs to 60 s at 3 significant digits.
-        latency_us: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?),
-    });
+    let tally = Arc::new(Tally::new()?);
     let bar = progress_bar(users.len() as u64, "connections");
     let mut sockets = Vec::with_capacity(users.len());
     for (number, user) in users.iter().enumerate() {
@@ -105,13 +81,17 @@ pub async fn run(options: &DirectOptions) -> anyhow::Result<Results> {
     let mut workers = Vec::with_capacity(users.len());
     for (number, socket) in sockets.into_iter().enumerate() {
         let friend = &users[number ^ 1];
-        workers.push(tokio::spawn(chat(
-            socket,
-            users[number].clone(),
-            friend.user_id,
-            options.rate,
+        let plan = Plan {
+            to: format!("user:{}", friend.user_id),
+            rate: options.rate,
+            ack: AckPolicy::Each,
             send_until,
             stop_at,
+        };
+        workers.push(tokio::spawn(chat(
+            socket.into_inner(),
+            users[number].clone(),
+            plan,
             Arc::clone(&tally),
         )));
     }
@@ -133,46 +113,49 @@ pub async fn run(options: &DirectOptions) -> anyhow::Result<Results> {
         worker.await.context("a chat worker failed")?;
     }
     let cpu_used = cpu::cpu_seconds(&options.target.server_pids) - cpu_before;
-    let latency = tally.latency_us.lock().await;
-    let delivered = tally.delivered.load(Ordering::Relaxed);
-    Ok(Results {
-        scenario: "direct".into(),
-        users: options.users as u64,
-        rate_per_user: options.rate,
-        seconds: options.seconds,
-        sent: tally.sent.load(Ordering::Relaxed),
-        acknowledged: tally.acknowledged.load(Ordering::Relaxed),
-        errors: tally.errors.load(Ordering::Relaxed),
-        delivered,
-        duplicates: tally.duplicates.load(Ordering::Relaxed),
-        deliveries_per_second: delivered as f64 / options.seconds as f64,
-        latency_ms: crate::report::Percentiles::of(&latency),
-        latency_curve_ms: crate::report::curve(&latency),
-        server_cpu_seconds: (!options.target.server_pids.is_empty()).then_some(cpu_used),
-        server_cpu_us_per_delivery: (!options.target.server_pids.is_empty() && delivered > 0)
-            .then(|| cpu_used * 1e6 / delivered as f64),
-        server_rss_bytes: (!options.target.server_pids.is_empty()).then(|| {
-            options
-                .target
-                .server_pids
-                .iter()
-                .filter_map(|pid| cpu::resident_bytes(*pid))
-                .sum()
-        }),
-    })
+    Ok(Results::from_tally(
+        "direct",
+        options.users as u64,
+        options.rate,
+        options.seconds,
+        &tally,
+        &options.target.server_pids,
+        cpu_used,
+    )
+    .await)
 }
 
-/// One user: sends to `friend` at `rate` until `send_until`, reads (and acks) until `stop_at`.
-async fn chat(
-    socket: WsClient,
-    me: Session,
-    friend: i64,
-    rate: f64,
-    send_until: Instant,
-    stop_at: Instant,
-    tally: Arc<Tally>,
-) {
-    let (mut sink, mut stream) = socket.into_inner().split();
+/// When a client acknowledges what it read.
+#[derive(Clone, Copy, Debug)]
+pub enum AckPolicy {
+    /// Every message as it arrives (a chat open on screen).
+    Each,
+    /// The newest message of each object, at most once per interval (a busy group).
+    Every(Duration),
+}
+
+/// What one client does during a run.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Where its sends go (`user:<id>` or `group:<id>`).
+    pub to: String,
+    /// Sends per second (0: it only reads).
+    pub rate: f64,
+    /// When it acknowledges.
+    pub ack: AckPolicy,
+    /// When it stops sending.
+    pub send_until: Instant,
+    /// When it stops reading.
+    pub stop_at: Instant,
+}
+
+/// One client: syncs, sends to `plan.to` at `plan.rate` until `send_until`, and reads (and
+/// acknowledges) until `stop_at`.
+pub async fn chat<S>(socket: WebSocketStream<S>, me: Session, plan: Plan, tally: Arc<Tally>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sink, mut stream) = socket.split();
     // Live messages flow only after the first sync (docs/protocol.md).
     let sync = ClientFrame::Sync {
         cursors: Default::default(),
@@ -183,25 +166,36 @@ async fn chat(
         tally.errors.fetch_add(1, Ordering::Relaxed);
         return;
     }
-    let mut sending = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    let sends = plan.rate > 0.0;
+    let period = Duration::from_secs_f64(if sends { 1.0 / plan.rate } else { 3600.0 });
+    let mut sending = tokio::time::interval(period);
     sending.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     // Start the users out of step so their sends do not land in lockstep bursts.
-    tokio::time::sleep(Duration::from_secs_f64(rand::random::<f64>() / rate)).await;
+    if sends {
+        tokio::time::sleep(period.mul_f64(rand::random::<f64>())).await;
+    }
+    let ack_period = match plan.ack {
+        AckPolicy::Each => Duration::from_secs(3600),
+        AckPolicy::Every(period) => period,
+    };
+    let mut acking = tokio::time::interval(ack_period);
+    acking.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut unacked: BTreeMap<String, u64> = BTreeMap::new();
     let mut number = 0u64;
     let mut seen = HashSet::new();
     let me_text = me.user_id.to_string();
-    let stop = tokio::time::sleep_until(stop_at.into());
+    let stop = tokio::time::sleep_until(plan.stop_at.into());
     tokio::pin!(stop);
     loop {
         tokio::select! {
             _ = &mut stop => break,
-            _ = sending.tick(), if Instant::now() < send_until => {
+            _ = sending.tick(), if sends && Instant::now() < plan.send_until => {
                 number += 1;
                 let frame = ClientFrame::Send {
                     cid: format!("{}-{number}", me.user_id),
-                    to: format!("user:{friend}"),
+                    to: plan.to.clone(),
                     kind: "text".into(),
-                    body: format!("t={} n={number}", now_micros()),
+                    body: timed_body(number),
                 };
                 let Ok(text) = serde_json::to_string(&frame) else { continue };
                 if sink.send(WsMessage::text(text)).await.is_err() {
@@ -209,6 +203,12 @@ async fn chat(
                     break;
                 }
                 tally.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            _ = acking.tick(), if !unacked.is_empty() => {
+                for (object, seq) in std::mem::take(&mut unacked) {
+                    let Ok(text) = serde_json::to_string(&ClientFrame::Ack { object, seq }) else { continue };
+                    let _ = sink.send(WsMessage::text(text)).await;
+                }
             }
             incoming = stream.next() => {
                 let Some(Ok(WsMessage::Text(text))) = incoming else {
@@ -223,28 +223,20 @@ async fn chat(
                         tally.acknowledged.fetch_add(1, Ordering::Relaxed);
                     }
                     Ok(ServerFrame::Msg(message)) => {
-                        let ack = ClientFrame::Ack { object: message.object.clone(), seq: message.seq };
-                        if let Ok(text) = serde_json::to_string(&ack) {
-                            let _ = sink.send(WsMessage::text(text)).await;
+                        match plan.ack {
+                            AckPolicy::Each => {
+                                let ack = ClientFrame::Ack { object: message.object.clone(), seq: message.seq };
+                                if let Ok(text) = serde_json::to_string(&ack) {
+                                    let _ = sink.send(WsMessage::text(text)).await;
+                                }
+                            }
+                            AckPolicy::Every(_) => {
+                                let newest = unacked.entry(message.object.clone()).or_default();
+                                *newest = (*newest).max(message.seq);
+                            }
                         }
                         // My own sends come back on my inbox too (for my other devices).
-                        if message.from == me_text {
-                            continue;
-                        }
-                        if !seen.insert(message.id.clone()) {
-                            tally.duplicates.fetch_add(1, Ordering::Relaxed);
-                            continue;
-                        }
-                        tally.delivered.fetch_add(1, Ordering::Relaxed);
-                        if let Some(sent_at) = message
-                            .body
-                            .strip_prefix("t=")
-                            .and_then(|rest| rest.split(' ').next())
-                            .and_then(|micros| micros.parse::<u64>().ok())
-                        {
-                            let latency = now_micros().saturating_sub(sent_at).max(1);
-                            let _ = tally.latency_us.lock().await.record(latency);
-                        }
+                        tally.received(&me_text, &message, &mut seen).await;
                     }
                     Ok(ServerFrame::Error { .. }) | Err(_) => {
                         tally.errors.fetch_add(1, Ordering::Relaxed);

@@ -5,8 +5,10 @@
 mod connect;
 mod cpu;
 mod direct;
+mod fanout;
 mod report;
 mod setup;
+mod tally;
 
 use std::path::PathBuf;
 
@@ -28,6 +30,8 @@ enum Scenario {
     Direct(direct::DirectOptions),
     /// Open N idle connections: accept rate, handshake latency, server RSS per connection.
     Connect(connect::ConnectOptions),
+    /// One group with M online members and S messages/s: deliveries/s, latency, CPU.
+    Fanout(fanout::FanoutOptions),
 }
 
 /// Where the server is and where results go; shared by every scenario.
@@ -75,6 +79,13 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Direct(options) => {
             options.target.check_loopback()?;
             let results = direct::run(&options).await?;
+            report::write(&options.target.out, &results)?;
+            println!("{}", report::markdown(&results));
+            eprintln!("results in {}", options.target.out.display());
+        }
+        Scenario::Fanout(options) => {
+            options.target.check_loopback()?;
+            let results = fanout::run(&options).await?;
             report::write(&options.target.out, &results)?;
             println!("{}", report::markdown(&results));
             eprintln!("results in {}", options.target.out.display());

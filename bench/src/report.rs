@@ -2,10 +2,14 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::atomic::Ordering;
 
 use anyhow::Context;
 use hdrhistogram::Histogram;
 use serde::Serialize;
+
+use crate::cpu;
+use crate::tally::Tally;
 
 /// Latency percentiles in milliseconds.
 #[derive(Debug, Serialize)]
@@ -90,6 +94,45 @@ pub struct Results {
     pub server_rss_bytes: Option<u64>,
 }
 
+impl Results {
+    /// The results of a run from its tally and the server CPU it used.
+    pub async fn from_tally(
+        scenario: &str,
+        users: u64,
+        rate: f64,
+        seconds: u64,
+        tally: &Tally,
+        server_pids: &[u32],
+        cpu_used: f64,
+    ) -> Results {
+        let latency = tally.latency_us.lock().await;
+        let delivered = tally.delivered.load(Ordering::Relaxed);
+        let measured = !server_pids.is_empty();
+        Results {
+            scenario: scenario.into(),
+            users,
+            rate_per_user: rate,
+            seconds,
+            sent: tally.sent.load(Ordering::Relaxed),
+            acknowledged: tally.acknowledged.load(Ordering::Relaxed),
+            errors: tally.errors.load(Ordering::Relaxed),
+            delivered,
+            duplicates: tally.duplicates.load(Ordering::Relaxed),
+            deliveries_per_second: delivered as f64 / seconds.max(1) as f64,
+            latency_ms: Percentiles::of(&latency),
+            latency_curve_ms: curve(&latency),
+            server_cpu_seconds: measured.then_some(cpu_used),
+            server_cpu_us_per_delivery: (measured && delivered > 0)
+                .then(|| cpu_used * 1e6 / delivered as f64),
+            server_rss_bytes: measured.then(|| {
+                server_pids
+                    .iter()
+                    .filter_map(|pid| cpu::resident_bytes(*pid))
+                    .sum()
+            }),
+        }
+    }
+}
 /// Writes results.json, summary.md and latency.svg into `folder`.
 pub fn write(folder: &Path, results: &Results) -> anyhow::Result<()> {
     std::fs::create_dir_all(folder).with_context(|| format!("creating {}", folder.display()))?;

@@ -7,6 +7,7 @@ use anyhow::Context;
 use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use natter::client::{ApiClient, Session};
+use tokio_tungstenite::tungstenite::http::Method;
 
 /// Requests in flight while seeding.
 const SEED_CONCURRENCY: usize = 16;
@@ -69,4 +70,46 @@ pub async fn befriend_pairs(api: &ApiClient, users: &[Session]) -> anyhow::Resul
         .await;
     bar.finish();
     results.into_iter().collect()
+}
+
+/// Creates a group owned by the first user and has every other user join it; returns its id.
+pub async fn seed_group(api: &ApiClient, users: &[Session]) -> anyhow::Result<String> {
+    let owner = users.first().context("a group needs an owner")?;
+    let created = api
+        .call(
+            Method::POST,
+            "/api/v1/groups",
+            Some(&owner.access_token),
+            Some(serde_json::json!({ "name": "natter-bench" })),
+        )
+        .await?;
+    if created.status != 201 {
+        anyhow::bail!("creating the group: {} {}", created.status, created.body);
+    }
+    let group = created.body["id"]
+        .as_str()
+        .context("the created group has no id")?
+        .to_string();
+    let path = format!("/api/v1/groups/{group}/join");
+    let bar = progress_bar(users.len().saturating_sub(1) as u64, "joins");
+    let results: Vec<anyhow::Result<()>> = futures_util::stream::iter(&users[1..])
+        .map(|member| {
+            let (bar, path) = (bar.clone(), &path);
+            async move {
+                let reply = api
+                    .call(Method::POST, path, Some(&member.access_token), None)
+                    .await?;
+                bar.inc(1);
+                if reply.status != 200 {
+                    anyhow::bail!("joining the group: {} {}", reply.status, reply.body);
+                }
+                Ok(())
+            }
+        })
+        .buffer_unordered(SEED_CONCURRENCY)
+        .collect()
+        .await;
+    bar.finish();
+    results.into_iter().collect::<anyhow::Result<()>>()?;
+    Ok(group)
 }

@@ -1,0 +1,183 @@
+//! The `fanout` scenario: one group with M online members, a few of whom send to it at a
+//! fixed total rate. Every other member receives every message, so deliveries per second are
+//! M - 1 times the send rate. Members acknowledge once a second, as a client showing a busy
+//! group would, so the figures are those of the fan-out and not of per-message cursor writes.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use natter::client::ApiClient;
+use tokio::sync::Semaphore;
+
+use crate::Target;
+use crate::connect::{open, open_file_limit, source_address};
+use crate::cpu;
+use crate::direct::{AckPolicy, Plan, chat};
+use crate::report::Results;
+use crate::setup::{progress_bar, register_users, seed_group};
+use crate::tally::Tally;
+
+/// Options of `natter-bench fanout`.
+#[derive(Debug, clap::Args)]
+pub struct FanoutOptions {
+    /// Server and output.
+    #[command(flatten)]
+    pub target: Target,
+    /// Online members of the group (each one connection).
+    #[arg(long, default_value_t = 2000)]
+    pub members: usize,
+    /// Messages per second sent to the group, in all.
+    #[arg(long, default_value_t = 25.0)]
+    pub rate: f64,
+    /// Members who send (the rate is split between them).
+    #[arg(long, default_value_t = 1)]
+    pub senders: usize,
+    /// Seconds of sending.
+    #[arg(long, default_value_t = 20)]
+    pub seconds: u64,
+    /// Seconds to wait after sending stops for deliveries still on their way.
+    #[arg(long, default_value_t = 5)]
+    pub drain_seconds: u64,
+}
+
+/// Upper bounds that keep every run small enough for a shared machine.
+const MAX_MEMBERS: usize = 19_000;
+const MAX_RATE: f64 = 10_000.0;
+const MAX_SECONDS: u64 = 600;
+/// Handshakes in flight while connecting the members.
+const CONNECT_CONCURRENCY: usize = 128;
+
+/// Runs the scenario and returns its results.
+pub async fn run(options: &FanoutOptions) -> anyhow::Result<Results> {
+    if options.members < 2 || options.members > MAX_MEMBERS {
+        bail!("--members must be between 2 and {MAX_MEMBERS}");
+    }
+    if options.senders == 0 || options.senders > options.members {
+        bail!("--senders must be between 1 and --members");
+    }
+    if !(options.rate > 0.0 && options.rate <= MAX_RATE) {
+        bail!("--rate must be above 0 and at most {MAX_RATE}");
+    }
+    if options.seconds == 0 || options.seconds > MAX_SECONDS {
+        bail!("--seconds must be between 1 and {MAX_SECONDS}");
+    }
+    if let Some(limit) = open_file_limit()
+        && limit < options.members as u64 + 64
+    {
+        bail!("this process may open {limit} files; run `ulimit -n` higher first");
+    }
+    let api = ApiClient::new(&options.target.api);
+    let users = register_users(&api, options.members).await?;
+    let group = seed_group(&api, &users).await?;
+
+    let bar = progress_bar(users.len() as u64, "connections");
+    let limit = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
+    let mut opening = Vec::with_capacity(users.len());
+    for (number, user) in users.iter().enumerate() {
+        let permit = Arc::clone(&limit).acquire_owned().await?;
+        let ws = &options.target.ws;
+        let ws_url = ws[number % ws.len()].clone();
+        let token = user.access_token.clone();
+        let bar = bar.clone();
+        opening.push(tokio::spawn(async move {
+            let socket = open(&ws_url, &token, source_address(number)).await;
+            drop(permit);
+            bar.inc(1);
+            socket
+        }));
+    }
+    let mut sockets = Vec::with_capacity(users.len());
+    for (number, socket) in opening.into_iter().enumerate() {
+        let socket = socket.await.context("a connect task failed")?;
+        sockets.push(socket.with_context(|| format!("member {number} connecting"))?);
+    }
+    bar.finish();
+
+    let tally = Arc::new(Tally::new()?);
+    let cpu_before = cpu::cpu_seconds(&options.target.server_pids);
+    let started = Instant::now();
+    let send_until = started + Duration::from_secs(options.seconds);
+    let stop_at = send_until + Duration::from_secs(options.drain_seconds);
+    let per_sender = options.rate / options.senders as f64;
+    let workers: Vec<_> = sockets
+        .into_iter()
+        .zip(&users)
+        .enumerate()
+        .map(|(number, (socket, user))| {
+            let plan = Plan {
+                to: format!("group:{group}"),
+                rate: if number < options.senders {
+                    per_sender
+                } else {
+                    0.0
+                },
+                ack: AckPolicy::Every(Duration::from_secs(1)),
+                send_until,
+                stop_at,
+            };
+            tokio::spawn(chat(socket, user.clone(), plan, Arc::clone(&tally)))
+        })
+        .collect();
+
+    let total = options.seconds + options.drain_seconds;
+    let bar = progress_bar(total, "seconds");
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.tick().await;
+    for _ in 0..total {
+        ticker.tick().await;
+        bar.inc(1);
+        bar.set_message(format!(
+            "{} delivered",
+            tally.delivered.load(Ordering::Relaxed)
+        ));
+    }
+    bar.finish();
+    let cpu_used = cpu::cpu_seconds(&options.target.server_pids) - cpu_before;
+    futures_util::future::join_all(workers).await;
+    Ok(Results::from_tally(
+        "fanout",
+        options.members as u64,
+        options.rate,
+        options.seconds,
+        &tally,
+        &options.target.server_pids,
+        cpu_used,
+    )
+    .await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(members: usize, senders: usize, rate: f64) -> FanoutOptions {
+        FanoutOptions {
+            target: Target {
+                api: "http://127.0.0.1:1".into(),
+                ws: vec!["ws://127.0.0.1:1/ws".into()],
+                server_pids: Vec::new(),
+                out: "bench-results".into(),
+            },
+            members,
+            rate,
+            senders,
+            seconds: 1,
+            drain_seconds: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn runs_out_of_bounds_are_refused_before_any_work() {
+        for (members, senders, rate) in [(1, 1, 1.0), (10, 0, 1.0), (10, 11, 1.0), (10, 1, 0.0)] {
+            let refused = run(&options(members, senders, rate)).await;
+            assert!(
+                refused.is_err(),
+                "{members} members, {senders} senders, {rate}/s"
+            );
+        }
+        let too_many = run(&options(MAX_MEMBERS + 1, 1, 1.0)).await;
+        assert!(format!("{:#}", too_many.unwrap_err()).contains("--members"));
+    }
+}
