@@ -1,8 +1,8 @@
 //! The cluster test: six natter processes (1 api, 1 logic, 2 task, 2 connect, from
 //! `deployments/local/`) on the real servers `scripts/deps.sh` starts. Clients on both connect
-//! nodes chat under steady load while a connect node and a task node are killed with SIGKILL
-//! and the broker restarts; every recipient must end with every acknowledged message exactly
-//! once, in order.
+//! nodes chat one-to-one and in a group under steady load while a connect node and a task node
+//! are killed with SIGKILL and the broker restarts; every recipient must end with every
+//! acknowledged message exactly once, in order.
 //!
 //! Needs the `NATTER_TEST_*` variables of `scripts/deps.sh env` and `NATTER_DEPS_DIR` (to
 //! restart the broker); without them it fails saying so.
@@ -19,6 +19,7 @@ use natter_proto::frame::{ClientFrame, MessageFrame, ServerFrame};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::Method;
 
 const PASSWORD: &str = "correct horse battery";
 const API: &str = "http://127.0.0.1:8080";
@@ -216,12 +217,13 @@ impl Chatter {
         }
     }
 
-    /// Send and wait until the server acknowledged it (however many reconnections it takes).
-    async fn send(&self, to: i64, cid: String, body: String) -> bool {
+    /// Send to `to` (`user:<id>` or `group:<id>`) and wait until the server acknowledged it
+    /// (however many reconnections it takes).
+    async fn send(&self, to: String, cid: String, body: String) -> bool {
         let (done, acknowledged) = oneshot::channel();
         let outgoing = Outgoing {
             cid,
-            to: format!("user:{to}"),
+            to,
             body,
             done,
         };
@@ -375,11 +377,11 @@ async fn stay_connected(
     }
 }
 
-/// `sender` sends numbered messages to `recipient` one after another until `stop`; returns
-/// the bodies the server acknowledged, in order.
+/// `sender` sends numbered messages to `recipient` (an object) one after another until `stop`;
+/// returns the bodies the server acknowledged, in order.
 async fn steady_load(
     sender: Arc<Chatter>,
-    recipient: i64,
+    recipient: String,
     label: &'static str,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<String> {
@@ -389,7 +391,7 @@ async fn steady_load(
         number += 1;
         let body = format!("{label} {number:05}");
         if sender
-            .send(recipient, format!("{label}-{number}"), body.clone())
+            .send(recipient.clone(), format!("{label}-{number}"), body.clone())
             .await
         {
             acknowledged.push(body);
@@ -397,6 +399,30 @@ async fn steady_load(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     acknowledged
+}
+
+/// Creates a group owned by `owner` and has `members` join it; returns its id.
+async fn create_group(api: &ApiClient, owner: &Session, members: &[&Session]) -> String {
+    let created = api
+        .call(
+            Method::POST,
+            "/api/v1/groups",
+            Some(&owner.access_token),
+            Some(serde_json::json!({ "name": "cluster test" })),
+        )
+        .await
+        .expect("create a group");
+    assert_eq!(created.status, 201, "{}", created.body);
+    let group = created.body["id"].as_str().expect("a group id").to_string();
+    for member in members {
+        let path = format!("/api/v1/groups/{group}/join");
+        let joined = api
+            .call(Method::POST, &path, Some(&member.access_token), None)
+            .await
+            .expect("join the group");
+        assert_eq!(joined.status, 200, "{}", joined.body);
+    }
+    group
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -420,15 +446,27 @@ async fn the_cluster_survives_killed_processes_and_a_broker_restart() {
         .register(&format!("bob{run}"), PASSWORD)
         .await
         .expect("register bob");
+    let carol = api
+        .register(&format!("carol{run}"), PASSWORD)
+        .await
+        .expect("register carol");
     api.befriend(&alice, &bob).await.expect("befriend");
+    // A group of all three: Alice owns it, Bob and Carol join.
+    let group = create_group(&api, &alice, &[&bob, &carol]).await;
 
-    // Alice on connect-1, Bob on connect-2.
+    // Alice on connect-1, Bob and Carol on connect-2, so the group spans both nodes.
     let alice = Arc::new(Chatter::spawn(alice, 0));
     let bob = Arc::new(Chatter::spawn(bob, 1));
+    let carol = Arc::new(Chatter::spawn(carol, 1));
     let (alice_id, bob_id) = (alice.session.user_id, bob.session.user_id);
+    let carol_id = carol.session.user_id;
     assert!(
         alice
-            .send(bob_id, "hello-1".into(), "hello bob".into())
+            .send(
+                format!("user:{bob_id}"),
+                "hello-1".into(),
+                "hello bob".into()
+            )
             .await,
         "the first message is acknowledged:\n{}",
         cluster.all_logs()
@@ -446,11 +484,22 @@ async fn the_cluster_survives_killed_processes_and_a_broker_restart() {
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let alice_load = tokio::spawn(steady_load(
         Arc::clone(&alice),
-        bob_id,
+        format!("user:{bob_id}"),
         "a2b",
         stopping.clone(),
     ));
-    let bob_load = tokio::spawn(steady_load(Arc::clone(&bob), alice_id, "b2a", stopping));
+    let bob_load = tokio::spawn(steady_load(
+        Arc::clone(&bob),
+        format!("user:{alice_id}"),
+        "b2a",
+        stopping.clone(),
+    ));
+    let carol_load = tokio::spawn(steady_load(
+        Arc::clone(&carol),
+        format!("group:{group}"),
+        "c2g",
+        stopping,
+    ));
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     cluster.kill("connect-2");
@@ -468,11 +517,13 @@ async fn the_cluster_survives_killed_processes_and_a_broker_restart() {
     stop.send_replace(true);
     let alice_sent = alice_load.await.expect("alice's load");
     let bob_sent = bob_load.await.expect("bob's load");
+    let carol_sent = carol_load.await.expect("carol's load");
     assert!(
-        alice_sent.len() > 50 && bob_sent.len() > 50,
-        "the load kept going through the failures: {} and {} acknowledged\n{}",
+        alice_sent.len() > 50 && bob_sent.len() > 50 && carol_sent.len() > 50,
+        "the load kept going through the failures: {}, {} and {} acknowledged\n{}",
         alice_sent.len(),
         bob_sent.len(),
+        carol_sent.len(),
         cluster.all_logs()
     );
 
@@ -483,7 +534,14 @@ async fn the_cluster_survives_killed_processes_and_a_broker_restart() {
     loop {
         let bob_has = bob.received_from(alice_id);
         let alice_has = alice.received_from(bob_id);
-        if bob_has == expected_bob && alice_has == bob_sent {
+        // Carol's group messages, as each other member received them.
+        let group_alice = alice.received_from(carol_id);
+        let group_bob = bob.received_from(carol_id);
+        if bob_has == expected_bob
+            && alice_has == bob_sent
+            && group_alice == carol_sent
+            && group_bob == carol_sent
+        {
             break;
         }
         if Instant::now() > deadline {
@@ -497,7 +555,8 @@ async fn the_cluster_survives_killed_processes_and_a_broker_restart() {
             };
             panic!(
                 "after 60 s: bob has {} of {} (missing e.g. {:?}; in order: {}), alice has {} \
-                 of {} (missing e.g. {:?}; in order: {})\n{}",
+                 of {} (missing e.g. {:?}; in order: {}); of carol's {} group messages alice \
+                 has {} (missing e.g. {:?}) and bob {} (missing e.g. {:?})\n{}",
                 bob_has.len(),
                 expected_bob.len(),
                 missing(&expected_bob, &bob_has),
@@ -506,6 +565,11 @@ async fn the_cluster_survives_killed_processes_and_a_broker_restart() {
                 bob_sent.len(),
                 missing(&bob_sent, &alice_has),
                 alice_has.is_sorted(),
+                carol_sent.len(),
+                group_alice.len(),
+                missing(&carol_sent, &group_alice),
+                group_bob.len(),
+                missing(&carol_sent, &group_bob),
                 cluster.all_logs()
             );
         }
@@ -518,10 +582,11 @@ async fn the_cluster_survives_killed_processes_and_a_broker_restart() {
     );
     eprintln!(
         "cluster test: bob got {} messages from alice ({} frames in all, {} reconnects); alice \
-         got {} from bob",
+         got {} from bob; alice and bob each got carol's {} group messages",
         expected_bob.len(),
         bob_ledger.frames,
         bob_ledger.reconnects,
-        bob_sent.len()
+        bob_sent.len(),
+        carol_sent.len()
     );
 }
