@@ -132,6 +132,8 @@ pub enum AckPolicy {
     Each,
     /// The newest message of each object, at most once per interval (a busy group).
     Every(Duration),
+    /// Never (a client that only watches).
+    Never,
 }
 
 /// What one client does during a run.
@@ -175,7 +177,7 @@ where
         tokio::time::sleep(period.mul_f64(rand::random::<f64>())).await;
     }
     let ack_period = match plan.ack {
-        AckPolicy::Each => Duration::from_secs(3600),
+        AckPolicy::Each | AckPolicy::Never => Duration::from_secs(3600),
         AckPolicy::Every(period) => period,
     };
     let mut acking = tokio::time::interval(ack_period);
@@ -234,6 +236,7 @@ where
                                 let newest = unacked.entry(message.object.clone()).or_default();
                                 *newest = (*newest).max(message.seq);
                             }
+                            AckPolicy::Never => {}
                         }
                         // My own sends come back on my inbox too (for my other devices).
                         tally.received(&me_text, &message, &mut seen).await;
