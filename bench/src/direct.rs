@@ -74,7 +74,7 @@ pub async fn run(options: &DirectOptions) -> anyhow::Result<Results> {
     }
     bar.finish();
 
-    let cpu_before = cpu::cpu_seconds(&options.target.server_pids);
+    let cpu_before = cpu::cpu_times(&options.target.server_pids);
     let started = Instant::now();
     let send_until = started + Duration::from_secs(options.seconds);
     let stop_at = send_until + Duration::from_secs(options.drain_seconds);
@@ -112,7 +112,7 @@ pub async fn run(options: &DirectOptions) -> anyhow::Result<Results> {
     for worker in workers {
         worker.await.context("a chat worker failed")?;
     }
-    let cpu_used = cpu::cpu_seconds(&options.target.server_pids) - cpu_before;
+    let cpu_used = cpu::cpu_times(&options.target.server_pids).since(cpu_before);
     Ok(Results::from_tally(
         "direct",
         options.users as u64,

@@ -101,7 +101,7 @@ pub async fn run(options: &FanoutOptions) -> anyhow::Result<Results> {
     bar.finish();
 
     let tally = Arc::new(Tally::new()?);
-    let cpu_before = cpu::cpu_seconds(&options.target.server_pids);
+    let cpu_before = cpu::cpu_times(&options.target.server_pids);
     let started = Instant::now();
     let send_until = started + Duration::from_secs(options.seconds);
     let stop_at = send_until + Duration::from_secs(options.drain_seconds);
@@ -142,12 +142,12 @@ pub async fn run(options: &FanoutOptions) -> anyhow::Result<Results> {
         ));
     }
     bar.finish();
-    let cpu_used = cpu::cpu_seconds(&options.target.server_pids) - cpu_before;
+    let cpu_used = cpu::cpu_times(&options.target.server_pids).since(cpu_before);
     futures_util::future::join_all(workers).await;
     Ok(Results::from_tally(
         "fanout",
         options.members as u64,
-        options.rate,
+        per_sender,
         options.seconds,
         &tally,
         &options.target.server_pids,

@@ -8,7 +8,7 @@ use anyhow::Context;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::cpu;
+use crate::cpu::{self, CpuTimes};
 use crate::tally::Tally;
 
 /// Latency percentiles in milliseconds.
@@ -66,7 +66,7 @@ pub struct Results {
     pub scenario: String,
     /// Users taking part.
     pub users: u64,
-    /// Messages per second each user sent.
+    /// Messages per second each sender sent.
     pub rate_per_user: f64,
     /// Seconds of sending.
     pub seconds: u64,
@@ -90,6 +90,9 @@ pub struct Results {
     pub server_cpu_seconds: Option<f64>,
     /// Server CPU per delivered message, in microseconds.
     pub server_cpu_us_per_delivery: Option<f64>,
+    /// The part of it spent in user space (the rest is the kernel's: system calls and, on
+    /// loopback, the TCP work of the receiving end too).
+    pub server_user_cpu_us_per_delivery: Option<f64>,
     /// Resident memory of the server processes at the end, summed.
     pub server_rss_bytes: Option<u64>,
 }
@@ -103,7 +106,7 @@ impl Results {
         seconds: u64,
         tally: &Tally,
         server_pids: &[u32],
-        cpu_used: f64,
+        cpu_used: CpuTimes,
     ) -> Results {
         let latency = tally.latency_us.lock().await;
         let delivered = tally.delivered.load(Ordering::Relaxed);
@@ -121,9 +124,11 @@ impl Results {
             deliveries_per_second: delivered as f64 / seconds.max(1) as f64,
             latency_ms: Percentiles::of(&latency),
             latency_curve_ms: curve(&latency),
-            server_cpu_seconds: measured.then_some(cpu_used),
+            server_cpu_seconds: measured.then_some(cpu_used.total()),
             server_cpu_us_per_delivery: (measured && delivered > 0)
-                .then(|| cpu_used * 1e6 / delivered as f64),
+                .then(|| cpu_used.total() * 1e6 / delivered as f64),
+            server_user_cpu_us_per_delivery: (measured && delivered > 0)
+                .then(|| cpu_used.user * 1e6 / delivered as f64),
             server_rss_bytes: measured.then(|| {
                 server_pids
                     .iter()
@@ -157,16 +162,18 @@ pub fn markdown(results: &Results) -> String {
     let mut text = String::new();
     let _ = writeln!(
         text,
-        "| scenario | users | msg/s per user | seconds | sent | acknowledged | delivered | \
-         duplicates | errors | deliveries/s | p50 ms | p99 ms | max ms | server CPU µs/delivery |"
+        "| scenario | users | msg/s per sender | seconds | sent | acknowledged | delivered | \
+         duplicates | errors | deliveries/s | p50 ms | p99 ms | max ms | server CPU µs/delivery \
+         | of it user space |"
     );
-    let _ = writeln!(text, "|{}", "---|".repeat(14));
-    let cpu = results
-        .server_cpu_us_per_delivery
-        .map_or("–".to_string(), |micros| format!("{micros:.1}"));
+    let _ = writeln!(text, "|{}", "---|".repeat(15));
+    let micros =
+        |value: Option<f64>| value.map_or("–".to_string(), |micros| format!("{micros:.1}"));
+    let cpu = micros(results.server_cpu_us_per_delivery);
+    let user_cpu = micros(results.server_user_cpu_us_per_delivery);
     let _ = writeln!(
         text,
-        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} |",
+        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} |",
         results.scenario,
         results.users,
         results.rate_per_user,
@@ -180,7 +187,8 @@ pub fn markdown(results: &Results) -> String {
         results.latency_ms.p50,
         results.latency_ms.p99,
         results.latency_ms.max,
-        cpu
+        cpu,
+        user_cpu
     );
     text
 }
@@ -275,6 +283,7 @@ mod tests {
             latency_curve_ms: curve(&histogram),
             server_cpu_seconds: None,
             server_cpu_us_per_delivery: None,
+            server_user_cpu_us_per_delivery: None,
             server_rss_bytes: None,
         }
     }
