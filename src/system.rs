@@ -93,7 +93,8 @@ impl RunningSystem {
         let pool = open_sqlite(&database)
             .await
             .with_context(|| format!("opening {}", database.display()))?;
-        let store: Arc<dyn Store> = Arc::new(SqlStore::new(pool.clone()));
+        // This process is the database's only writer, so the store may remember memberships.
+        let store: Arc<dyn Store> = Arc::new(SqlStore::sole_writer(pool.clone()));
         let log: Arc<dyn MessageLog> = Arc::new(SqliteLog::new(pool.clone())?);
         let sessions: Arc<dyn Sessions> = Arc::new(MemorySessions::new());
         let registry = StaticRegistry::new(config.node.id);

@@ -22,6 +22,9 @@ async fn database(dir: &Path) -> SqlDatabase {
 async fn sqlite_store_conforms() {
     let dir = tempfile::tempdir().expect("temporary directory");
     conformance::store::run(&SqlStore::new(database(dir.path()).await)).await;
+    // The embedded deployment's store remembers memberships; it must answer the same.
+    let again = tempfile::tempdir().expect("temporary folder");
+    conformance::store::run(&SqlStore::sole_writer(database(again.path()).await)).await;
 }
 
 #[tokio::test]

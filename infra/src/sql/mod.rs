@@ -5,6 +5,7 @@
 //! begins) are answered by [`Dialect`], and each dialect has its own migrations folder.
 
 mod database;
+mod membership_cache;
 mod store;
 
 pub use database::{Dialect, SqlDatabase, open_database, sqlite_url};

@@ -12,6 +12,7 @@ use sqlx::{Any, FromRow};
 use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
 
 use super::database::{Dialect, SqlDatabase};
+use super::membership_cache::MembershipCache;
 use crate::error::{InfraError, InfraResult};
 use crate::store::{Friend, FriendRequest, Group, RefreshToken, Store, User};
 
@@ -20,6 +21,8 @@ use crate::store::{Friend, FriendRequest, Group, RefreshToken, Store, User};
 pub struct SqlStore {
     database: SqlDatabase,
     statements: Statements,
+    /// Each user's groups, when this store is its database's only writer.
+    membership: Option<MembershipCache>,
 }
 
 /// The user columns in `UserRow` order, as a literal so statements can be spelled out whole.
@@ -184,7 +187,32 @@ impl SqlStore {
         SqlStore {
             statements: Statements::new(database.dialect),
             database,
+            membership: None,
         }
+    }
+
+    /// A store that is the only writer of its database (the embedded deployment), and so
+    /// may remember each user's groups instead of querying them every time.
+    pub fn sole_writer(database: SqlDatabase) -> Self {
+        SqlStore {
+            membership: Some(MembershipCache::default()),
+            ..SqlStore::new(database)
+        }
+    }
+
+    /// Forgets a user's remembered groups after a change to them.
+    fn membership_changed(&self, user: i64) {
+        if let Some(cache) = &self.membership {
+            cache.forget(user);
+        }
+    }
+
+    async fn query_user_groups(&self, user: i64) -> InfraResult<Vec<i64>> {
+        let found: Vec<(i64,)> = rows(&self.statements.user_groups)
+            .bind(user)
+            .fetch_all(&self.database.pool)
+            .await?;
+        Ok(found.into_iter().map(|(group,)| group).collect())
     }
 }
 
@@ -296,6 +324,7 @@ impl Store for SqlStore {
             .await
             .map_err(|error| conflict_or(error, "group member"))?;
         transaction.commit().await?;
+        self.membership_changed(group.owner);
         Ok(())
     }
 
@@ -325,7 +354,10 @@ impl Store for SqlStore {
             .await
             .map_err(|error| conflict_or(error, "group member"));
         match inserted {
-            Ok(_) => Ok(true),
+            Ok(_) => {
+                self.membership_changed(user);
+                Ok(true)
+            }
             // Of two racing adds the second meets the first's row: already a member.
             Err(InfraError::Conflict(_)) => Ok(false),
             Err(error) => Err(error),
@@ -339,10 +371,14 @@ impl Store for SqlStore {
             .execute(&self.database.pool)
             .await?
             .rows_affected();
+        self.membership_changed(user);
         Ok(removed > 0)
     }
 
     async fn is_group_member(&self, group: i64, user: i64) -> InfraResult<bool> {
+        if self.membership.is_some() {
+            return Ok(self.user_groups(user).await?.binary_search(&group).is_ok());
+        }
         let (count,): (i64,) = rows(&self.statements.is_group_member)
             .bind(group)
             .bind(user)
@@ -352,11 +388,17 @@ impl Store for SqlStore {
     }
 
     async fn user_groups(&self, user: i64) -> InfraResult<Vec<i64>> {
-        let found: Vec<(i64,)> = rows(&self.statements.user_groups)
-            .bind(user)
-            .fetch_all(&self.database.pool)
-            .await?;
-        Ok(found.into_iter().map(|(group,)| group).collect())
+        let Some(cache) = &self.membership else {
+            return self.query_user_groups(user).await;
+        };
+        match cache.get(user) {
+            Ok(groups) => Ok(groups.to_vec()),
+            Err(generation) => {
+                let groups = self.query_user_groups(user).await?;
+                cache.remember(user, &groups, generation);
+                Ok(groups)
+            }
+        }
     }
 
     async fn create_user(&self, user: &User, password_hash: &str) -> InfraResult<()> {
