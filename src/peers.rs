@@ -14,8 +14,9 @@ use natter_proto::v1::logic_server::Logic;
 use natter_proto::v1::task_server::Task;
 use natter_proto::v1::{
     AckReply, AckRequest, ConnectedReply, ConnectionEvent, CreateGroupRequest, Empty,
-    GroupMemberRequest, GroupMembershipRequest, GroupReply, SendReply, SendRequest, SyncReply,
-    SyncRequest, WakeRequest,
+    EphemeralPushRequest, GroupMemberRequest, GroupMembershipRequest, GroupReply, PushReply,
+    SendReply, SendRequest, SyncReply, SyncRequest, SystemPushReply, SystemPushRequest,
+    WakeRequest,
 };
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
@@ -219,6 +220,14 @@ impl Logic for LogicBalancer {
         let reply = self.pick()?.leave_group(request.into_inner()).await?;
         Ok(Response::new(reply))
     }
+
+    async fn system_push(
+        &self,
+        request: Request<SystemPushRequest>,
+    ) -> Result<Response<SystemPushReply>, Status> {
+        let reply = self.pick()?.system_push(request.into_inner()).await?;
+        Ok(Response::new(reply))
+    }
 }
 
 /// Task wakes, each object's sent to the task process owning it.
@@ -271,5 +280,22 @@ impl Task for TaskRouter {
             .ok_or_else(|| no_process("task"))?;
         owner.client.update_groups(request).await?;
         Ok(Response::new(Empty {}))
+    }
+
+    async fn push_ephemeral(
+        &self,
+        request: Request<EphemeralPushRequest>,
+    ) -> Result<Response<PushReply>, Status> {
+        // Every task process sees every connect node; any one can do it.
+        let request = request.into_inner();
+        let anchor = match request.target_kind.as_str() {
+            "group" => ObjectId::Group(request.group_id),
+            _ => ObjectId::User(request.user_ids.first().copied().unwrap_or(0)),
+        };
+        let owner = self
+            .peers
+            .owner(&anchor.to_string())
+            .ok_or_else(|| no_process("task"))?;
+        Ok(Response::new(owner.client.push_ephemeral(request).await?))
     }
 }

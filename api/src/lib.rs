@@ -7,6 +7,7 @@
 //! - [`friends`]: friend requests, acceptance, the friend list.
 //! - [`messages`]: sending over REST (through logic, like a WebSocket `send`).
 
+pub mod admin;
 pub mod auth;
 pub mod friends;
 pub mod groups;
@@ -39,6 +40,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/api/v1/messages", post(messages::send))
         .route("/api/v1/groups", get(groups::mine).post(groups::create))
+        .route("/api/v1/admin/push", post(admin::push))
         .route("/api/v1/groups/{id}/join", post(groups::join))
         .route("/api/v1/groups/{id}/leave", post(groups::leave))
         .fallback(problem::not_found)

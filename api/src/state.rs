@@ -18,6 +18,8 @@ pub struct ApiConfig {
     pub refresh_token_seconds: u64,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
+    /// The admin API's bearer credential; empty turns the admin API off.
+    pub admin_token: String,
 }
 
 impl Default for ApiConfig {
@@ -26,6 +28,7 @@ impl Default for ApiConfig {
             access_token_seconds: 15 * 60,
             refresh_token_seconds: 30 * 24 * 3600,
             max_body_bytes: 64 * 1024,
+            admin_token: String::new(),
         }
     }
 }

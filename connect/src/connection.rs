@@ -43,9 +43,19 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
-    /// Serialise a message as a `msg` frame.
+    /// Serialise a message as a `msg` frame, or as a `notice` if it is ephemeral (seq 0: it
+    /// has no place in any log).
     pub fn new(message: &Message) -> Self {
-        let text = ServerFrame::Msg(MessageFrame::from(message)).to_json();
+        let frame = if message.seq == 0 {
+            ServerFrame::Notice {
+                id: message.id.to_string(),
+                body: message.body.clone(),
+                ts: message.ts,
+            }
+        } else {
+            ServerFrame::Msg(MessageFrame::from(message))
+        };
+        let text = frame.to_json();
         Outgoing {
             object: Arc::from(message.object.as_str()),
             seq: message.seq,
@@ -285,6 +295,14 @@ impl Connection {
     fn send_new(&self, state: &mut State, messages: &[Outgoing]) -> usize {
         let mut sent = 0;
         for message in messages {
+            if message.seq == 0 {
+                // Ephemeral: no position to keep, nothing to de-duplicate against.
+                if !self.enqueue(state, message.text.clone()) {
+                    return sent;
+                }
+                sent += 1;
+                continue;
+            }
             let last = state.sent.get(&message.object).copied().unwrap_or(0);
             if message.seq <= last {
                 continue;
@@ -439,6 +457,22 @@ mod tests {
             drain(&connection),
             ["synced", "msg1", "msg2", "msg2", "synced"]
         );
+    }
+
+    #[test]
+    fn ephemeral_messages_go_out_as_notices_beside_the_log() {
+        let connection = Connection::new(1, 1, 64, 10, 10);
+        connection.begin_sync(&BTreeMap::new());
+        connection.finish_sync(BTreeMap::new());
+        let notice = Message {
+            id: 9,
+            body: "maintenance at noon".into(),
+            ..Message::default()
+        };
+        connection.push(&[Outgoing::new(&notice), Outgoing::new(&notice)]);
+        connection.push(&outgoing([1]));
+        // Both notices go out (they have no seq to de-duplicate by), and the log is untouched.
+        assert_eq!(drain(&connection), ["synced", "notice", "notice", "msg1"]);
     }
 
     #[test]

@@ -412,7 +412,8 @@ mod tests {
     use natter_proto::v1::logic_server::Logic;
     use natter_proto::v1::{
         AckReply, AckRequest, ConnectedReply, CreateGroupRequest, Empty, GroupMemberRequest,
-        GroupReply, SendReply, SendRequest, SyncReply, SyncRequest,
+        GroupReply, SendReply, SendRequest, SyncReply, SyncRequest, SystemPushReply,
+        SystemPushRequest,
     };
     use tokio_tungstenite::tungstenite::Utf8Bytes;
     use tonic::{Request, Response, Status};
@@ -461,6 +462,12 @@ mod tests {
             &self,
             _: Request<GroupMemberRequest>,
         ) -> Result<Response<GroupReply>, Status> {
+            Err(Status::unimplemented("not in this test"))
+        }
+        async fn system_push(
+            &self,
+            _: Request<SystemPushRequest>,
+        ) -> Result<Response<SystemPushReply>, Status> {
             Err(Status::unimplemented("not in this test"))
         }
     }

@@ -12,8 +12,9 @@ use natter_proto::handle::TaskHandle;
 use natter_proto::v1::logic_server::Logic;
 use natter_proto::v1::{
     AckReply, AckRequest, ConnectedReply, ConnectionEvent, CreateGroupRequest, Cursor, Empty,
-    GroupMemberRequest, GroupMembershipRequest, GroupReply, Message, SendReply, SendRequest,
-    SyncReply, SyncRequest, WakeRequest,
+    EphemeralPushRequest, GroupMemberRequest, GroupMembershipRequest, GroupReply, Message,
+    SendReply, SendRequest, SyncReply, SyncRequest, SystemPushReply, SystemPushRequest,
+    WakeRequest,
 };
 use natter_proto::{ErrorCode, ObjectId};
 use tonic::{Request, Response, Status};
@@ -44,6 +45,9 @@ impl std::fmt::Debug for LogicService {
 fn status(error: InfraError) -> Status {
     error.into_status()
 }
+
+/// Most users one system push may name.
+const MAX_PUSH_USERS: usize = 1000;
 
 /// How long a send may hold its cid's claim before a retry may take over: longer than any
 /// send takes (two appends, each bounded by the log's own deadline).
@@ -567,6 +571,94 @@ impl Logic for LogicService {
                 .await;
         }
         Ok(Response::new(group_reply(&group, left)))
+    }
+
+    async fn system_push(
+        &self,
+        request: Request<SystemPushRequest>,
+    ) -> Result<Response<SystemPushReply>, Status> {
+        let request = request.into_inner();
+        validate::text(&request.body, self.config.max_text_chars)?;
+        match request.target_kind.as_str() {
+            "all" if request.persist => {
+                return Err(ErrorCode::InvalidInput.status(
+                    "a push to everyone is ephemeral; persist works for users and groups",
+                ));
+            }
+            "all" => {}
+            "users" => {
+                if request.user_ids.is_empty() || request.user_ids.len() > MAX_PUSH_USERS {
+                    return Err(ErrorCode::InvalidInput
+                        .status(format!("a push names 1 to {MAX_PUSH_USERS} users")));
+                }
+                for user in &request.user_ids {
+                    if self.store.user(*user).await.map_err(status)?.is_none() {
+                        return Err(ErrorCode::NotFound.status(format!("there is no user {user}")));
+                    }
+                }
+            }
+            "group" => {
+                self.existing_group(request.group_id).await?;
+            }
+            other => {
+                return Err(ErrorCode::InvalidInput.status(format!(
+                    "push to \"all\", \"users\" or \"group\", not {other:?}"
+                )));
+            }
+        }
+        let message = Message {
+            id: self.ids.next_id().map_err(status)?,
+            sender: 0,
+            kind: "text".into(),
+            body: request.body.clone(),
+            ts: now_millis(),
+            ..Message::default()
+        };
+        let id = message.id;
+        if !request.persist {
+            let reply = self
+                .task
+                .push_ephemeral(EphemeralPushRequest {
+                    target_kind: request.target_kind,
+                    user_ids: request.user_ids,
+                    group_id: request.group_id,
+                    message: Some(message),
+                })
+                .await?;
+            return Ok(Response::new(SystemPushReply {
+                id,
+                connections: reply.connections,
+            }));
+        }
+        // Persisted: a copy in each recipient's log, delivered and synced like any message.
+        let targets: Vec<(ObjectId, &str, i64)> = if request.target_kind == "group" {
+            vec![(ObjectId::Group(request.group_id), "group", request.group_id)]
+        } else {
+            request
+                .user_ids
+                .iter()
+                .map(|user| (ObjectId::User(*user), "user", *user))
+                .collect()
+        };
+        let mut stored = Vec::with_capacity(targets.len());
+        let mut objects = Vec::with_capacity(targets.len());
+        for (object, target_kind, target_id) in targets {
+            let mut copy = Message {
+                target_kind: target_kind.into(),
+                target_id,
+                peer: if target_kind == "group" { target_id } else { 0 },
+                ..message.clone()
+            };
+            copy.seq = self.log.append(&object, &copy).await.map_err(status)?;
+            copy.object = object.to_string();
+            stored.push(copy);
+            objects.push(object);
+        }
+        self.wake(objects);
+        if let Err(error) = self.store.put_messages(&stored).await {
+            tracing::warn!(%error, id, "storing a system push failed; task will repair it");
+        }
+        Ok(Response::new(SystemPushReply { id, connections: 0 }))
     }
 }
 

@@ -17,7 +17,10 @@ use natter_proto::ObjectId;
 use natter_proto::handle::TaskHandle;
 use natter_proto::v1::logic_server::Logic;
 use natter_proto::v1::task_server::Task;
-use natter_proto::v1::{Empty, GroupMembershipRequest, Message, SendRequest, WakeRequest};
+use natter_proto::v1::{
+    Empty, EphemeralPushRequest, GroupMembershipRequest, Message, PushReply, SendRequest,
+    WakeRequest,
+};
 use tonic::{Request, Response, Status};
 
 /// A log that fails the next append to one user's inbox when armed, and can be slow.
@@ -69,6 +72,13 @@ impl Task for NoTask {
         _request: Request<GroupMembershipRequest>,
     ) -> Result<Response<Empty>, Status> {
         Ok(Response::new(Empty {}))
+    }
+
+    async fn push_ephemeral(
+        &self,
+        _request: Request<EphemeralPushRequest>,
+    ) -> Result<Response<PushReply>, Status> {
+        Ok(Response::new(PushReply { connections: 0 }))
     }
 }
 

@@ -95,6 +95,15 @@ pub enum ServerFrame {
     },
     /// Answer to `ping`.
     Pong,
+    /// An ephemeral system notification: never stored, synced or acknowledged.
+    Notice {
+        /// Its id.
+        id: String,
+        /// The text.
+        body: String,
+        /// When it was sent, ms since the Unix epoch.
+        ts: i64,
+    },
 }
 
 /// A message as a client sees it.

@@ -81,6 +81,7 @@ service_handle! {
         create_group(v1::CreateGroupRequest) -> v1::GroupReply;
         join_group(v1::GroupMemberRequest) -> v1::GroupReply;
         leave_group(v1::GroupMemberRequest) -> v1::GroupReply;
+        system_push(v1::SystemPushRequest) -> v1::SystemPushReply;
     }
 }
 
@@ -102,5 +103,6 @@ service_handle! {
     {
         wake(v1::WakeRequest) -> v1::Empty;
         update_groups(v1::GroupMembershipRequest) -> v1::Empty;
+        push_ephemeral(v1::EphemeralPushRequest) -> v1::PushReply;
     }
 }

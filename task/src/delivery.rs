@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use natter_infra::{InfraError, MessageLog, Sessions, Store};
 use natter_proto::ObjectId;
 use natter_proto::v1::{
-    GroupMembershipRequest, Message, PushGroupRequest, PushLock, PushUsersRequest,
+    EphemeralPushRequest, GroupMembershipRequest, Message, PushAllRequest, PushGroupRequest,
+    PushLock, PushUsersRequest,
 };
 
 use crate::config::TaskConfig;
@@ -129,6 +130,67 @@ impl Deliverer {
             }
         }
         Ok(targets)
+    }
+
+    /// Queues an ephemeral message on the online connections it is for: no lock and no
+    /// retry, since nothing records it. Returns how many it was queued for (users for a user
+    /// list, connections otherwise).
+    pub async fn push_ephemeral(&self, request: EphemeralPushRequest) -> Result<u32, InfraError> {
+        let messages: Vec<Message> = request.message.into_iter().collect();
+        let mut per_node: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+        if request.target_kind == "users" {
+            for user in &request.user_ids {
+                for session in self.sessions.sessions(*user).await? {
+                    let users = per_node.entry(session.node).or_default();
+                    if !users.contains(user) {
+                        users.push(*user);
+                    }
+                }
+            }
+        } else {
+            for node in self.directory.names() {
+                per_node.insert(node, Vec::new());
+            }
+        }
+        let mut reached = 0u32;
+        for (node, users) in per_node {
+            let Some(connect) = self.directory.get(&node) else {
+                continue;
+            };
+            let pushed = match request.target_kind.as_str() {
+                "users" => {
+                    connect
+                        .push_users(PushUsersRequest {
+                            user_ids: users,
+                            messages: messages.clone(),
+                            lock: None,
+                        })
+                        .await
+                }
+                "group" => {
+                    connect
+                        .push_group(PushGroupRequest {
+                            group_id: request.group_id,
+                            messages: messages.clone(),
+                            lock: None,
+                        })
+                        .await
+                }
+                _ => {
+                    connect
+                        .push_all(PushAllRequest {
+                            messages: messages.clone(),
+                        })
+                        .await
+                }
+            };
+            match pushed {
+                Ok(reply) => reached = reached.saturating_add(reply.connections),
+                // Ephemeral: whoever this node holds misses it, as if offline.
+                Err(error) => tracing::warn!(%node, %error, "an ephemeral push failed"),
+            }
+        }
+        Ok(reached)
     }
 
     /// Passes a user's group joins and leaves to every connect node holding their sessions.

@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use natter_infra::InfraError;
 use natter_proto::ObjectId;
 use natter_proto::v1::task_server::Task;
-use natter_proto::v1::{Empty, GroupMembershipRequest, WakeRequest};
+use natter_proto::v1::{
+    Empty, EphemeralPushRequest, GroupMembershipRequest, PushReply, WakeRequest,
+};
 use tonic::{Request, Response, Status};
 
 use crate::delivery::Deliverer;
@@ -132,5 +134,18 @@ impl Task for TaskService {
             .await
             .map_err(InfraError::into_status)?;
         Ok(Response::new(Empty {}))
+    }
+
+    async fn push_ephemeral(
+        &self,
+        request: Request<EphemeralPushRequest>,
+    ) -> Result<Response<PushReply>, Status> {
+        let connections = self
+            .inner
+            .deliverer
+            .push_ephemeral(request.into_inner())
+            .await
+            .map_err(InfraError::into_status)?;
+        Ok(Response::new(PushReply { connections }))
     }
 }

@@ -1,0 +1,152 @@
+//! The admin API: back ends push system notifications. It has its own credential
+//! (`api.admin_token`) and is off while that is empty.
+
+use axum::Json;
+use axum::extract::{FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use natter_proto::v1::SystemPushRequest;
+use natter_proto::{ErrorCode, ObjectId};
+use serde::{Deserialize, Serialize};
+
+use crate::problem::{JsonBody, Problem};
+use crate::state::ApiState;
+
+/// A request that carried the admin credential.
+#[derive(Debug)]
+pub struct Admin;
+
+impl FromRequestParts<ApiState> for Admin {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Problem> {
+        let expected = state.config.admin_token.as_bytes();
+        if expected.is_empty() {
+            return Err(Problem::new(
+                ErrorCode::Forbidden,
+                "the admin API is off; set api.admin_token to turn it on",
+            ));
+        }
+        let given = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .unwrap_or_default()
+            .as_bytes();
+        if !same_secret(given, expected) {
+            return Err(Problem::new(
+                ErrorCode::Unauthorized,
+                "send Authorization: Bearer <admin token>",
+            ));
+        }
+        Ok(Admin)
+    }
+}
+
+/// Compares without stopping at the first difference, so the time taken says nothing about
+/// how much of a guess was right.
+fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected)
+            .fold(0u8, |difference, (a, b)| difference | (a ^ b))
+            == 0
+}
+
+/// Whom a push is for.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum PushTarget {
+    /// `"all"` (every online connection) or `"group:<id>"`.
+    One(String),
+    /// `["user:<id>", ...]`.
+    Users(Vec<String>),
+}
+
+/// A system notification to push.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPush {
+    /// Whom it is for.
+    pub to: PushTarget,
+    /// The text.
+    pub body: String,
+    /// Write it to the recipients' logs (users and groups only) so that offline users get it
+    /// when they sync; otherwise only online connections get it, as a `notice` frame.
+    #[serde(default)]
+    pub persist: bool,
+}
+
+/// A push's outcome.
+#[derive(Debug, Serialize)]
+pub struct PushAccepted {
+    /// The notification's id.
+    pub id: String,
+    /// For an ephemeral push, the connections (or, for users, the users) it was queued for.
+    pub reached: u32,
+}
+
+/// `POST /api/v1/admin/push`.
+pub async fn push(
+    State(state): State<ApiState>,
+    _admin: Admin,
+    JsonBody(push): JsonBody<NewPush>,
+) -> Result<(StatusCode, Json<PushAccepted>), Problem> {
+    let mut request = SystemPushRequest {
+        body: push.body,
+        persist: push.persist,
+        ..SystemPushRequest::default()
+    };
+    match push.to {
+        PushTarget::One(all) if all == "all" => request.target_kind = "all".into(),
+        PushTarget::One(object) => match object.parse::<ObjectId>() {
+            Ok(ObjectId::Group(group)) => {
+                request.target_kind = "group".into();
+                request.group_id = group;
+            }
+            _ => {
+                return Err(Problem::new(
+                    ErrorCode::InvalidInput,
+                    "to is \"all\", \"group:<id>\" or a list of \"user:<id>\"",
+                ));
+            }
+        },
+        PushTarget::Users(users) => {
+            request.target_kind = "users".into();
+            for user in users {
+                match user.parse::<ObjectId>() {
+                    Ok(ObjectId::User(id)) => request.user_ids.push(id),
+                    _ => {
+                        return Err(Problem::new(
+                            ErrorCode::InvalidInput,
+                            format!("{user:?} is not a user (user:<id>)"),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    let reply = state.logic.system_push(request).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(PushAccepted {
+            id: reply.id.to_string(),
+            reached: reply.connections,
+        }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_match_only_when_equal() {
+        assert!(same_secret(b"s3cret", b"s3cret"));
+        assert!(!same_secret(b"s3creT", b"s3cret"));
+        assert!(!same_secret(b"s3cre", b"s3cret"));
+        assert!(!same_secret(b"", b"s3cret"));
+    }
+}
