@@ -288,6 +288,37 @@ pub async fn open(ws_url: &str, token: &str, source: Ipv4Addr) -> anyhow::Result
     Ok(socket)
 }
 
+/// Opens one connection per token, spread over the target's WebSocket URLs and over
+/// 127.0.0.x source addresses, with `concurrency` handshakes in flight and a progress bar.
+pub async fn open_many(
+    target: &Target,
+    tokens: &[String],
+    concurrency: usize,
+) -> anyhow::Result<Vec<Socket>> {
+    let bar = progress_bar(tokens.len() as u64, "connections");
+    let limit = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut opening = Vec::with_capacity(tokens.len());
+    for (number, token) in tokens.iter().enumerate() {
+        let permit = Arc::clone(&limit).acquire_owned().await?;
+        let ws_url = target.ws[number % target.ws.len()].clone();
+        let token = token.clone();
+        let bar = bar.clone();
+        opening.push(tokio::spawn(async move {
+            let socket = open(&ws_url, &token, source_address(number)).await;
+            drop(permit);
+            bar.inc(1);
+            socket
+        }));
+    }
+    let mut sockets = Vec::with_capacity(tokens.len());
+    for (number, socket) in opening.into_iter().enumerate() {
+        let socket = socket.await.context("a connect task failed")?;
+        sockets.push(socket.with_context(|| format!("connection {number}"))?);
+    }
+    bar.finish();
+    Ok(sockets)
+}
+
 /// Sends an empty sync, which makes the connection a fully live client.
 async fn sync(mut socket: Socket) -> anyhow::Result<Socket> {
     let sync = serde_json::to_string(&ClientFrame::Sync {

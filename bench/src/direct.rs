@@ -241,6 +241,9 @@ where
                         // My own sends come back on my inbox too (for my other devices).
                         tally.received(&me_text, &message, &mut seen).await;
                     }
+                    Ok(ServerFrame::Notice { id, body, .. }) => {
+                        tally.delivery(&id, &body, &mut seen).await;
+                    }
                     Ok(ServerFrame::Error { .. }) | Err(_) => {
                         tally.errors.fetch_add(1, Ordering::Relaxed);
                     }

@@ -8,12 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use natter::client::ApiClient;
-use tokio::sync::Semaphore;
 
 use crate::Target;
-use crate::connect::{open, open_file_limit, source_address};
+use crate::connect::{open_file_limit, open_many};
 use crate::cpu;
 use crate::direct::{AckPolicy, Plan, chat};
 use crate::report::Results;
@@ -77,28 +76,8 @@ pub async fn run(options: &FanoutOptions) -> anyhow::Result<Results> {
     let users = register_users(&api, options.members).await?;
     let group = seed_group(&api, &users).await?;
 
-    let bar = progress_bar(users.len() as u64, "connections");
-    let limit = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
-    let mut opening = Vec::with_capacity(users.len());
-    for (number, user) in users.iter().enumerate() {
-        let permit = Arc::clone(&limit).acquire_owned().await?;
-        let ws = &options.target.ws;
-        let ws_url = ws[number % ws.len()].clone();
-        let token = user.access_token.clone();
-        let bar = bar.clone();
-        opening.push(tokio::spawn(async move {
-            let socket = open(&ws_url, &token, source_address(number)).await;
-            drop(permit);
-            bar.inc(1);
-            socket
-        }));
-    }
-    let mut sockets = Vec::with_capacity(users.len());
-    for (number, socket) in opening.into_iter().enumerate() {
-        let socket = socket.await.context("a connect task failed")?;
-        sockets.push(socket.with_context(|| format!("member {number} connecting"))?);
-    }
-    bar.finish();
+    let tokens: Vec<String> = users.iter().map(|user| user.access_token.clone()).collect();
+    let sockets = open_many(&options.target, &tokens, CONNECT_CONCURRENCY).await?;
 
     let tally = Arc::new(Tally::new()?);
     let cpu_before = cpu::cpu_times(&options.target.server_pids);

@@ -2,6 +2,7 @@
 //! WebSocket to chat), runs bounded in count and time against loopback only, shows progress,
 //! and writes JSON results, a markdown summary and a latency plot.
 
+mod broadcast;
 mod connect;
 mod cpu;
 mod direct;
@@ -32,6 +33,8 @@ enum Scenario {
     Connect(connect::ConnectOptions),
     /// One group with M online members and S messages/s: deliveries/s, latency, CPU.
     Fanout(fanout::FanoutOptions),
+    /// System notices to every online connection through the admin API.
+    Broadcast(broadcast::BroadcastOptions),
 }
 
 /// Where the server is and where results go; shared by every scenario.
@@ -86,6 +89,13 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Fanout(options) => {
             options.target.check_loopback()?;
             let results = fanout::run(&options).await?;
+            report::write(&options.target.out, &results)?;
+            println!("{}", report::markdown(&results));
+            eprintln!("results in {}", options.target.out.display());
+        }
+        Scenario::Broadcast(options) => {
+            options.target.check_loopback()?;
+            let results = broadcast::run(&options).await?;
             report::write(&options.target.out, &results)?;
             println!("{}", report::markdown(&results));
             eprintln!("results in {}", options.target.out.display());

@@ -44,13 +44,17 @@ impl Tally {
         if message.from == me {
             return;
         }
-        if !seen.insert(message.id.clone()) {
+        self.delivery(&message.id, &message.body, seen).await;
+    }
+
+    /// Counts a delivery of message `id` (a message or a notice) with its body.
+    pub async fn delivery(&self, id: &str, body: &str, seen: &mut HashSet<String>) {
+        if !seen.insert(id.to_string()) {
             self.duplicates.fetch_add(1, Ordering::Relaxed);
             return;
         }
         self.delivered.fetch_add(1, Ordering::Relaxed);
-        if let Some(sent_at) = message
-            .body
+        if let Some(sent_at) = body
             .strip_prefix("t=")
             .and_then(|rest| rest.split(' ').next())
             .and_then(|micros| micros.parse::<u64>().ok())
