@@ -31,6 +31,10 @@ async fn sqlite_store_conforms() {
 async fn sqlite_log_conforms() {
     let dir = tempfile::tempdir().expect("temporary directory");
     conformance::log::run(&SqliteLog::new(database(dir.path()).await).expect("sqlite log")).await;
+    // The embedded deployment's log remembers each object's end; it must answer the same.
+    let again = tempfile::tempdir().expect("temporary folder");
+    let log = SqliteLog::sole_writer(database(again.path()).await).expect("sqlite log");
+    conformance::log::run(&log).await;
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ use tokio::sync::Mutex;
 
 use crate::error::{InfraError, InfraResult};
 use crate::log::MessageLog;
+use crate::positions::PositionCache;
 use crate::sql::{Dialect, SqlDatabase};
 
 /// The embedded durable log.
@@ -17,6 +18,9 @@ pub struct SqliteLog {
     /// Appends compute `MAX(seq) + 1`; SQLite has one writer anyway, and taking turns here
     /// avoids busy retries when two appends race to upgrade their read to a write.
     append_turn: Mutex<()>,
+    /// Each object's end, when every append goes through this handle (see
+    /// [`SqliteLog::sole_writer`]): a read from the end then needs no query.
+    ends: Option<PositionCache<ObjectId>>,
 }
 
 impl SqliteLog {
@@ -32,7 +36,26 @@ impl SqliteLog {
         Ok(SqliteLog {
             pool: database.pool,
             append_turn: Mutex::new(()),
+            ends: None,
         })
+    }
+
+    /// A log whose every append goes through this handle (the embedded deployment), so it
+    /// may remember each object's end: a reader that is up to date costs no query.
+    pub fn sole_writer(database: SqlDatabase) -> InfraResult<Self> {
+        Ok(SqliteLog {
+            ends: Some(PositionCache::default()),
+            ..SqliteLog::new(database)?
+        })
+    }
+
+    async fn query_end(&self, object: &ObjectId) -> InfraResult<u64> {
+        let (end,): (i64,) =
+            sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM log_entries WHERE object = ?")
+                .bind(object.to_string())
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(end as u64)
     }
 }
 
@@ -53,10 +76,17 @@ impl MessageLog for SqliteLog {
         .bind(payload)
         .fetch_one(&self.pool)
         .await?;
+        if let Some(ends) = &self.ends {
+            ends.raise(*object, seq as u64);
+        }
         Ok(seq as u64)
     }
 
     async fn read(&self, object: &ObjectId, after: u64, max: usize) -> InfraResult<Vec<Message>> {
+        if self.ends.is_some() && after >= self.end(object).await? {
+            // Up to date: nothing to read, and no query to find that out.
+            return Ok(Vec::new());
+        }
         let name = object.to_string();
         let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
             "SELECT seq, payload FROM log_entries WHERE object = ? AND seq > ? \
@@ -79,12 +109,14 @@ impl MessageLog for SqliteLog {
     }
 
     async fn end(&self, object: &ObjectId) -> InfraResult<u64> {
-        let (end,): (i64,) =
-            sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM log_entries WHERE object = ?")
-                .bind(object.to_string())
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(end as u64)
+        let Some(ends) = &self.ends else {
+            return self.query_end(object).await;
+        };
+        if let Some(end) = ends.get(object) {
+            return Ok(end);
+        }
+        let end = self.query_end(object).await?;
+        Ok(ends.raise(*object, end))
     }
 
     async fn objects(&self) -> InfraResult<Vec<ObjectId>> {

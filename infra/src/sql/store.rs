@@ -14,6 +14,7 @@ use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
 use super::database::{Dialect, SqlDatabase};
 use super::membership_cache::MembershipCache;
 use crate::error::{InfraError, InfraResult};
+use crate::positions::PositionCache;
 use crate::store::{Friend, FriendRequest, Group, RefreshToken, Store, User};
 
 /// The relational store on any of natter's SQL dialects.
@@ -21,8 +22,19 @@ use crate::store::{Friend, FriendRequest, Group, RefreshToken, Store, User};
 pub struct SqlStore {
     database: SqlDatabase,
     statements: Statements,
-    /// Each user's groups, when this store is its database's only writer.
-    membership: Option<MembershipCache>,
+    /// What a store that is its database's only writer remembers instead of querying.
+    remembered: Option<Remembered>,
+}
+
+/// The memory of a sole-writer store.
+#[derive(Debug, Default)]
+struct Remembered {
+    /// Each user's groups.
+    membership: MembershipCache,
+    /// Read cursors by (user, object).
+    ack_cursors: PositionCache<(i64, String)>,
+    /// Delivered cursors by object.
+    delivered: PositionCache<String>,
 }
 
 /// The user columns in `UserRow` order, as a literal so statements can be spelled out whole.
@@ -187,24 +199,41 @@ impl SqlStore {
         SqlStore {
             statements: Statements::new(database.dialect),
             database,
-            membership: None,
+            remembered: None,
         }
     }
 
     /// A store that is the only writer of its database (the embedded deployment), and so
-    /// may remember each user's groups instead of querying them every time.
+    /// may remember each user's groups and the cursors instead of querying them every time.
     pub fn sole_writer(database: SqlDatabase) -> Self {
         SqlStore {
-            membership: Some(MembershipCache::default()),
+            remembered: Some(Remembered::default()),
             ..SqlStore::new(database)
         }
     }
 
     /// Forgets a user's remembered groups after a change to them.
     fn membership_changed(&self, user: i64) {
-        if let Some(cache) = &self.membership {
-            cache.forget(user);
+        if let Some(remembered) = &self.remembered {
+            remembered.membership.forget(user);
         }
+    }
+
+    async fn query_ack_cursor(&self, user: i64, object: &str) -> InfraResult<u64> {
+        let row: Option<(i64,)> = rows(&self.statements.ack_cursor)
+            .bind(user)
+            .bind(object)
+            .fetch_optional(&self.database.pool)
+            .await?;
+        Ok(row.map_or(0, |(seq,)| seq as u64))
+    }
+
+    async fn query_delivered_cursor(&self, object: &str) -> InfraResult<u64> {
+        let row: Option<(i64,)> = rows(&self.statements.delivered_cursor)
+            .bind(object)
+            .fetch_optional(&self.database.pool)
+            .await?;
+        Ok(row.map_or(0, |(seq,)| seq as u64))
     }
 
     async fn query_user_groups(&self, user: i64) -> InfraResult<Vec<i64>> {
@@ -376,7 +405,7 @@ impl Store for SqlStore {
     }
 
     async fn is_group_member(&self, group: i64, user: i64) -> InfraResult<bool> {
-        if self.membership.is_some() {
+        if self.remembered.is_some() {
             return Ok(self.user_groups(user).await?.binary_search(&group).is_ok());
         }
         let (count,): (i64,) = rows(&self.statements.is_group_member)
@@ -388,7 +417,11 @@ impl Store for SqlStore {
     }
 
     async fn user_groups(&self, user: i64) -> InfraResult<Vec<i64>> {
-        let Some(cache) = &self.membership else {
+        let Some(cache) = self
+            .remembered
+            .as_ref()
+            .map(|remembered| &remembered.membership)
+        else {
             return self.query_user_groups(user).await;
         };
         match cache.get(user) {
@@ -618,39 +651,62 @@ impl Store for SqlStore {
     }
 
     async fn ack_cursor(&self, user: i64, object: &ObjectId) -> InfraResult<u64> {
-        let row: Option<(i64,)> = rows(&self.statements.ack_cursor)
-            .bind(user)
-            .bind(object.to_string())
-            .fetch_optional(&self.database.pool)
-            .await?;
-        Ok(row.map_or(0, |(seq,)| seq as u64))
+        let object = object.to_string();
+        let Some(remembered) = &self.remembered else {
+            return self.query_ack_cursor(user, &object).await;
+        };
+        let key = (user, object);
+        if let Some(seq) = remembered.ack_cursors.get(&key) {
+            return Ok(seq);
+        }
+        let stored = self.query_ack_cursor(user, &key.1).await?;
+        Ok(remembered.ack_cursors.raise(key, stored))
     }
 
     async fn advance_ack_cursor(&self, user: i64, object: &ObjectId, seq: u64) -> InfraResult<u64> {
+        let name = object.to_string();
         statement(&self.statements.raise_ack_cursor)
             .bind(user)
-            .bind(object.to_string())
+            .bind(&name)
             .bind(stored_seq(seq))
             .execute(&self.database.pool)
             .await?;
+        if let Some(remembered) = &self.remembered {
+            let key = (user, name);
+            if remembered.ack_cursors.get(&key).is_some() {
+                // Remembered since before this raise, so the larger of the two is stored.
+                return Ok(remembered.ack_cursors.raise(key, seq));
+            }
+        }
         // The cursor only rises, so what is read now is at least what was just written.
         self.ack_cursor(user, object).await
     }
 
     async fn delivered_cursor(&self, object: &ObjectId) -> InfraResult<u64> {
-        let row: Option<(i64,)> = rows(&self.statements.delivered_cursor)
-            .bind(object.to_string())
-            .fetch_optional(&self.database.pool)
-            .await?;
-        Ok(row.map_or(0, |(seq,)| seq as u64))
+        let name = object.to_string();
+        let Some(remembered) = &self.remembered else {
+            return self.query_delivered_cursor(&name).await;
+        };
+        if let Some(seq) = remembered.delivered.get(&name) {
+            return Ok(seq);
+        }
+        let stored = self.query_delivered_cursor(&name).await?;
+        Ok(remembered.delivered.raise(name, stored))
     }
 
     async fn set_delivered_cursor(&self, object: &ObjectId, seq: u64) -> InfraResult<()> {
+        let name = object.to_string();
         statement(&self.statements.raise_delivered_cursor)
-            .bind(object.to_string())
+            .bind(&name)
             .bind(stored_seq(seq))
             .execute(&self.database.pool)
             .await?;
+        // Only a remembered cursor is raised: one not remembered is read when first asked.
+        if let Some(remembered) = &self.remembered
+            && remembered.delivered.get(&name).is_some()
+        {
+            remembered.delivered.raise(name, seq);
+        }
         Ok(())
     }
 }
