@@ -205,3 +205,54 @@ pub async fn accept(
         since: now,
     }))
 }
+
+/// `POST /api/v1/friends/requests/{from}/reject`: turn down a request made to the caller.
+pub async fn reject(
+    State(state): State<ApiState>,
+    AuthUser(user): AuthUser,
+    Path(from): Path<String>,
+) -> Result<StatusCode, Problem> {
+    let from = crate::profiles::user_id(&from)?;
+    if state.store.remove_friend_request(from, user).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(Problem::new(
+            ErrorCode::NotFound,
+            "no pending request from that user",
+        ))
+    }
+}
+
+/// `DELETE /api/v1/friends/requests/{to}`: withdraw the caller's request to a user.
+pub async fn cancel(
+    State(state): State<ApiState>,
+    AuthUser(user): AuthUser,
+    Path(to): Path<String>,
+) -> Result<StatusCode, Problem> {
+    let to = crate::profiles::user_id(&to)?;
+    if state.store.remove_friend_request(user, to).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(Problem::new(
+            ErrorCode::NotFound,
+            "no pending request to that user",
+        ))
+    }
+}
+
+/// `DELETE /api/v1/friends/{id}`: end a friendship (and with it one-to-one sending).
+pub async fn remove(
+    State(state): State<ApiState>,
+    AuthUser(user): AuthUser,
+    Path(friend): Path<String>,
+) -> Result<StatusCode, Problem> {
+    let friend = crate::profiles::user_id(&friend)?;
+    if state.store.remove_friendship(user, friend).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(Problem::new(
+            ErrorCode::NotFound,
+            "that user is not your friend",
+        ))
+    }
+}

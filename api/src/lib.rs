@@ -4,8 +4,12 @@
 //! - [`problem`]: RFC 9457 problem responses with stable codes, and the JSON body extractor
 //!   that turns malformed bodies into them.
 //! - [`auth`]: register, log in, refresh; the bearer-token extractor; password rules.
-//! - [`friends`]: friend requests, acceptance, the friend list.
+//! - [`profiles`]: the caller's profile and anyone's public one.
+//! - [`friends`]: friend requests (made, accepted, turned down, withdrawn), the friend list,
+//!   removing a friend.
+//! - [`groups`]: creating, joining and leaving groups (through logic).
 //! - [`messages`]: sending over REST (through logic, like a WebSocket `send`).
+//! - [`admin`]: system notifications from back ends, behind their own credential.
 
 pub mod admin;
 pub mod auth;
@@ -13,10 +17,11 @@ pub mod friends;
 pub mod groups;
 pub mod messages;
 pub mod problem;
+pub mod profiles;
 pub mod state;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 pub use state::{ApiConfig, ApiState};
 
@@ -28,14 +33,21 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/auth/register", post(auth::register))
         .route("/api/v1/auth/login", post(auth::login))
         .route("/api/v1/auth/refresh", post(auth::refresh))
-        .route("/api/v1/me", get(auth::me))
+        .route("/api/v1/me", get(auth::me).patch(profiles::update_me))
+        .route("/api/v1/users/{id}", get(profiles::user))
+        .route("/api/v1/friends/{id}", delete(friends::remove))
+        .route(
+            "/api/v1/friends/requests/{user}/reject",
+            post(friends::reject),
+        )
+        .route("/api/v1/friends/requests/{user}", delete(friends::cancel))
         .route("/api/v1/friends", get(friends::list))
         .route(
             "/api/v1/friends/requests",
             get(friends::requests).post(friends::request),
         )
         .route(
-            "/api/v1/friends/requests/{from}/accept",
+            "/api/v1/friends/requests/{user}/accept",
             post(friends::accept),
         )
         .route("/api/v1/messages", post(messages::send))

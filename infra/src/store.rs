@@ -85,6 +85,13 @@ pub trait Store: Send + Sync + 'static {
     /// The ids of the groups a user is a member of, ascending.
     async fn user_groups(&self, user: i64) -> InfraResult<Vec<i64>>;
 
+    /// Change a user's display name; false if there is no such user.
+    async fn set_nickname(&self, user: i64, nickname: &str) -> InfraResult<bool>;
+    /// Withdraw or turn down the request `from` made to `to`; false if there was none.
+    async fn remove_friend_request(&self, from: i64, to: i64) -> InfraResult<bool>;
+    /// End a friendship, both sides at once; false if they were not friends.
+    async fn remove_friendship(&self, a: i64, b: i64) -> InfraResult<bool>;
+
     /// Register a user; `Conflict` if the username exists.
     async fn create_user(&self, user: &User, password_hash: &str) -> InfraResult<()>;
     /// A user by id.

@@ -9,3 +9,4 @@ mod delivery;
 mod docs;
 mod groups;
 mod harness;
+mod profiles;

@@ -53,6 +53,95 @@ pub async fn run(store: &dyn Store) {
     messages(store).await;
     cursors(store).await;
     racing_friend_requests(store).await;
+    profile_and_endings(store).await;
+}
+
+/// Nicknames change; requests are withdrawn or turned down; friendships end on both sides.
+async fn profile_and_endings(store: &dyn Store) {
+    let (a, b, c) = (user(random_id()), user(random_id()), user(random_id()));
+    for each in [&a, &b, &c] {
+        store.create_user(each, "h").await.expect("create user");
+    }
+    assert!(store.set_nickname(a.id, "Ada").await.expect("set nickname"));
+    let stored = store.user(a.id).await.expect("read").expect("exists");
+    assert_eq!(stored.nickname, "Ada");
+    assert_eq!(stored.username, a.username, "only the nickname changes");
+    assert!(
+        store
+            .set_nickname(a.id, "Ada")
+            .await
+            .expect("same nickname")
+    );
+    assert!(
+        !store
+            .set_nickname(random_id(), "Nobody")
+            .await
+            .expect("unknown user")
+    );
+
+    let request = |from: &User, to: &User| FriendRequest {
+        from: from.id,
+        to: to.id,
+        note: String::new(),
+        created_at: 1,
+    };
+    store
+        .add_friend_request(&request(&a, &b))
+        .await
+        .expect("request");
+    assert!(
+        !store
+            .remove_friend_request(b.id, a.id)
+            .await
+            .expect("wrong way")
+    );
+    assert!(
+        store
+            .remove_friend_request(a.id, b.id)
+            .await
+            .expect("withdraw")
+    );
+    assert!(
+        !store
+            .remove_friend_request(a.id, b.id)
+            .await
+            .expect("again")
+    );
+    let (incoming, _) = store.friend_requests(b.id).await.expect("requests");
+    assert!(
+        incoming.is_empty(),
+        "a withdrawn request is gone: {incoming:?}"
+    );
+    // Asking again after a withdrawal is allowed.
+    store
+        .add_friend_request(&request(&a, &b))
+        .await
+        .expect("ask again");
+
+    store
+        .add_friend_request(&request(&a, &c))
+        .await
+        .expect("request");
+    store
+        .accept_friend_request(a.id, c.id, 2)
+        .await
+        .expect("accept");
+    assert!(
+        !store
+            .remove_friendship(a.id, b.id)
+            .await
+            .expect("not friends")
+    );
+    assert!(store.remove_friendship(c.id, a.id).await.expect("end it"));
+    assert!(!store.are_friends(a.id, c.id).await.expect("a side"));
+    assert!(!store.are_friends(c.id, a.id).await.expect("c side"));
+    assert!(store.friends(a.id).await.expect("friends").is_empty());
+    assert!(
+        !store
+            .remove_friendship(a.id, c.id)
+            .await
+            .expect("already ended")
+    );
 }
 
 async fn users_and_credentials(store: &dyn Store) {

@@ -79,6 +79,8 @@ struct Statements {
     friend_requests: SqlStr,
     delete_friend_request: SqlStr,
     add_friendship: SqlStr,
+    delete_friendship: SqlStr,
+    set_nickname: SqlStr,
     friends: SqlStr,
     put_message: SqlStr,
     messages_before: SqlStr,
@@ -153,6 +155,8 @@ impl Statements {
             delete_friend_request: sql(
                 "DELETE FROM friend_requests WHERE from_id = ? AND to_id = ?",
             ),
+            delete_friendship: sql("DELETE FROM friendships WHERE user_id = ? AND friend_id = ?"),
+            set_nickname: sql("UPDATE users SET nickname = ? WHERE id = ?"),
             add_friendship: sql(&dialect.insert_unless_present(
                 "INTO friendships (user_id, friend_id, created_at) VALUES (?, ?, ?)",
                 "user_id, friend_id",
@@ -581,6 +585,47 @@ impl Store for SqlStore {
         }
         transaction.commit().await?;
         Ok(())
+    }
+
+    async fn set_nickname(&self, user: i64, nickname: &str) -> InfraResult<bool> {
+        let changed = statement(&self.statements.set_nickname)
+            .bind(nickname)
+            .bind(user)
+            .execute(&self.database.pool)
+            .await?
+            .rows_affected();
+        // MySQL counts a row set to its own value as found (CLIENT_FOUND_ROWS), so this is
+        // "the user exists" on every dialect.
+        Ok(changed > 0)
+    }
+
+    async fn remove_friend_request(&self, from: i64, to: i64) -> InfraResult<bool> {
+        let removed = statement(&self.statements.delete_friend_request)
+            .bind(from)
+            .bind(to)
+            .execute(&self.database.pool)
+            .await?
+            .rows_affected();
+        Ok(removed > 0)
+    }
+
+    async fn remove_friendship(&self, a: i64, b: i64) -> InfraResult<bool> {
+        let mut transaction = self
+            .database
+            .pool
+            .begin_with(self.database.dialect.begin_write())
+            .await?;
+        let mut removed = 0;
+        for (user, friend) in [(a, b), (b, a)] {
+            removed += statement(&self.statements.delete_friendship)
+                .bind(user)
+                .bind(friend)
+                .execute(&mut *transaction)
+                .await?
+                .rows_affected();
+        }
+        transaction.commit().await?;
+        Ok(removed > 0)
     }
 
     async fn friends(&self, user: i64) -> InfraResult<Vec<Friend>> {

@@ -1,0 +1,146 @@
+//! Profiles, and friendships that end: requests withdrawn or turned down, friends removed.
+
+use natter::client::Session;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::http::Method;
+
+use crate::harness::{Harness, next_error, send_text};
+
+async fn call(
+    harness: &Harness,
+    method: Method,
+    path: &str,
+    who: Option<&Session>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let token = who.map(|session| session.access_token.as_str());
+    let reply = harness
+        .api
+        .call(method, path, token, body)
+        .await
+        .expect("the API answers");
+    (reply.status, reply.body)
+}
+
+#[tokio::test]
+async fn people_rename_themselves_and_see_each_other() {
+    let harness = Harness::start().await;
+    let ada = harness.user("ada").await;
+    let bob = harness.user("bob").await;
+    let change = Some(json!({"nickname": "  Ada L.  "}));
+    let (status, me) = call(&harness, Method::PATCH, "/api/v1/me", Some(&ada), change).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["nickname"], "Ada L.");
+    let path = format!("/api/v1/users/{}", ada.user_id);
+    let (status, seen) = call(&harness, Method::GET, &path, Some(&bob), None).await;
+    assert_eq!((status, seen["nickname"].as_str()), (200, Some("Ada L.")));
+    assert_eq!(seen["username"], "ada");
+
+    for bad in [
+        json!({"nickname": ""}),
+        json!({"nickname": "a\nb"}),
+        json!({"nick": "x"}),
+    ] {
+        let (status, problem) = call(
+            &harness,
+            Method::PATCH,
+            "/api/v1/me",
+            Some(&ada),
+            Some(bad.clone()),
+        )
+        .await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (400, Some("invalid_input")),
+            "{bad}"
+        );
+    }
+    let (status, _) = call(&harness, Method::GET, &path, None, None).await;
+    assert_eq!(status, 401, "profiles are for signed-in users");
+    let (status, problem) = call(
+        &harness,
+        Method::GET,
+        "/api/v1/users/4242",
+        Some(&bob),
+        None,
+    )
+    .await;
+    assert_eq!((status, problem["code"].as_str()), (404, Some("not_found")));
+}
+
+#[tokio::test]
+async fn requests_are_withdrawn_or_turned_down_and_removed_friends_cannot_chat() {
+    let harness = Harness::start().await;
+    let ada = harness.user("ada").await;
+    let bob = harness.user("bob").await;
+    let ask = |to: &Session| Some(json!({"user_id": to.user_id.to_string()}));
+    let requests = "/api/v1/friends/requests";
+
+    // Withdrawn by the asker.
+    let (status, _) = call(&harness, Method::POST, requests, Some(&ada), ask(&bob)).await;
+    assert_eq!(status, 201);
+    let withdraw = format!("{requests}/{}", bob.user_id);
+    assert_eq!(
+        call(&harness, Method::DELETE, &withdraw, Some(&ada), None)
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        call(&harness, Method::DELETE, &withdraw, Some(&ada), None)
+            .await
+            .0,
+        404
+    );
+    let (_, lists) = call(&harness, Method::GET, requests, Some(&bob), None).await;
+    assert_eq!(lists["incoming"].as_array().map(Vec::len), Some(0));
+
+    // Turned down by the one asked; only they can.
+    call(&harness, Method::POST, requests, Some(&ada), ask(&bob)).await;
+    let reject = format!("{requests}/{}/reject", ada.user_id);
+    assert_eq!(
+        call(&harness, Method::POST, &reject, Some(&ada), None)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        call(&harness, Method::POST, &reject, Some(&bob), None)
+            .await
+            .0,
+        204
+    );
+
+    // Befriended, then removed: one-to-one sending ends.
+    harness.api.befriend(&ada, &bob).await.expect("befriend");
+    let (mut ada_socket, _) = harness.connect_synced(&ada).await;
+    send_text(&mut ada_socket, "before", bob.user_id, "still friends").await;
+    let remove = format!("/api/v1/friends/{}", ada.user_id);
+    assert_eq!(
+        call(&harness, Method::DELETE, &remove, Some(&bob), None)
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        call(&harness, Method::DELETE, &remove, Some(&bob), None)
+            .await
+            .0,
+        404
+    );
+    ada_socket
+        .send(&natter_proto::frame::ClientFrame::Send {
+            cid: "after".into(),
+            to: format!("user:{}", bob.user_id),
+            kind: "text".into(),
+            body: "hello?".into(),
+        })
+        .await
+        .expect("send");
+    assert_eq!(
+        next_error(&mut ada_socket).await,
+        ("not_friends".into(), Some("after".into()))
+    );
+    let (_, friends) = call(&harness, Method::GET, "/api/v1/friends", Some(&ada), None).await;
+    assert_eq!(friends["friends"].as_array().map(Vec::len), Some(0));
+}
