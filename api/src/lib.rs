@@ -9,12 +9,14 @@
 //!   removing a friend.
 //! - [`groups`]: creating, joining and leaving groups (through logic).
 //! - [`messages`]: sending over REST (through logic, like a WebSocket `send`).
+//! - [`history`]: a conversation's stored messages, paged back from the newest.
 //! - [`admin`]: system notifications from back ends, behind their own credential.
 
 pub mod admin;
 pub mod auth;
 pub mod friends;
 pub mod groups;
+pub mod history;
 pub mod messages;
 pub mod problem;
 pub mod profiles;
@@ -51,6 +53,10 @@ pub fn router(state: ApiState) -> Router {
             post(friends::accept),
         )
         .route("/api/v1/messages", post(messages::send))
+        .route(
+            "/api/v1/conversations/{kind}/{id}/messages",
+            get(history::messages),
+        )
         .route("/api/v1/groups", get(groups::mine).post(groups::create))
         .route("/api/v1/admin/push", post(admin::push))
         .route("/api/v1/groups/{id}/join", post(groups::join))

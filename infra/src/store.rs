@@ -128,6 +128,16 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> InfraResult<Vec<Message>>;
 
+    /// Stored messages of `user`'s inbox exchanged with `peer` (a one-to-one conversation),
+    /// with seq below `before`, newest first.
+    async fn conversation_before(
+        &self,
+        user: i64,
+        peer: i64,
+        before: u64,
+        limit: u32,
+    ) -> InfraResult<Vec<Message>>;
+
     /// The last seq a user acknowledged in an object (0 if none).
     async fn ack_cursor(&self, user: i64, object: &ObjectId) -> InfraResult<u64>;
     /// Move a user's acknowledged cursor forward (never back); returns the stored value.

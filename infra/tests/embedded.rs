@@ -206,3 +206,28 @@ async fn blob_keys_cannot_leave_their_directory() {
         "nothing was written outside"
     );
 }
+
+/// A conversation's page is read through its index, not by scanning the inbox.
+#[tokio::test]
+async fn a_conversation_page_uses_the_peer_index() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let database = database(dir.path()).await;
+    let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+        "EXPLAIN QUERY PLAN SELECT seq FROM messages \
+         WHERE object = 'user:1' AND peer = 2 AND seq < 100 ORDER BY seq DESC LIMIT 50",
+    )
+    .fetch_all(&database.pool)
+    .await
+    .expect("query plan");
+    let steps: Vec<&str> = plan.iter().map(|(_, _, _, step)| step.as_str()).collect();
+    assert!(
+        steps
+            .iter()
+            .any(|step| step.contains("INDEX messages_by_peer")),
+        "plan: {steps:?}"
+    );
+    assert!(
+        !steps.iter().any(|step| step.contains("TEMP B-TREE")),
+        "the index gives the order, no sort: {steps:?}"
+    );
+}

@@ -9,4 +9,5 @@ mod delivery;
 mod docs;
 mod groups;
 mod harness;
+mod history;
 mod profiles;

@@ -54,6 +54,41 @@ pub async fn run(store: &dyn Store) {
     cursors(store).await;
     racing_friend_requests(store).await;
     profile_and_endings(store).await;
+    conversations(store).await;
+}
+
+/// A one-to-one conversation is the inbox copies with one peer, paged newest first.
+async fn conversations(store: &dyn Store) {
+    let (me, ada, bob) = (random_id(), random_id(), random_id());
+    let inbox = ObjectId::User(me);
+    let copies: Vec<Message> = (1..=9)
+        .map(|seq| Message {
+            // Ada on odd seqs, Bob on even ones, interleaved as they would be.
+            peer: if seq % 2 == 1 { ada } else { bob },
+            ..message(&inbox, seq, &format!("m{seq}"))
+        })
+        .collect();
+    store.put_messages(&copies).await.expect("put");
+    let newest = store
+        .conversation_before(me, ada, u64::MAX, 3)
+        .await
+        .expect("page");
+    assert_eq!(seqs(&newest), vec![9, 7, 5], "only Ada's, newest first");
+    let older = store
+        .conversation_before(me, ada, 5, 10)
+        .await
+        .expect("next page");
+    assert_eq!(seqs(&older), vec![3, 1], "the page before seq 5");
+    let bobs = store
+        .conversation_before(me, bob, u64::MAX, 10)
+        .await
+        .expect("bob");
+    assert_eq!(seqs(&bobs), vec![8, 6, 4, 2]);
+    let strangers = store
+        .conversation_before(random_id(), ada, u64::MAX, 10)
+        .await
+        .expect("another inbox");
+    assert!(strangers.is_empty(), "another user's inbox is not mine");
 }
 
 /// Nicknames change; requests are withdrawn or turned down; friendships end on both sides.

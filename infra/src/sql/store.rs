@@ -84,6 +84,7 @@ struct Statements {
     friends: SqlStr,
     put_message: SqlStr,
     messages_before: SqlStr,
+    conversation_before: SqlStr,
     ack_cursor: SqlStr,
     raise_ack_cursor: SqlStr,
     delivered_cursor: SqlStr,
@@ -178,6 +179,11 @@ impl Statements {
                 "SELECT ",
                 message_columns!(),
                 " FROM messages WHERE object = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
+            )),
+            conversation_before: sql(concat!(
+                "SELECT ",
+                message_columns!(),
+                " FROM messages WHERE object = ? AND peer = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
             )),
             ack_cursor: sql("SELECT seq FROM ack_cursors WHERE user_id = ? AND object = ?"),
             raise_ack_cursor: sql(&dialect.insert_or_raise(
@@ -688,6 +694,23 @@ impl Store for SqlStore {
     ) -> InfraResult<Vec<Message>> {
         let found: Vec<MessageRow> = rows(&self.statements.messages_before)
             .bind(object.to_string())
+            .bind(stored_seq(before))
+            .bind(i64::from(limit))
+            .fetch_all(&self.database.pool)
+            .await?;
+        Ok(found.into_iter().map(message_from).collect())
+    }
+
+    async fn conversation_before(
+        &self,
+        user: i64,
+        peer: i64,
+        before: u64,
+        limit: u32,
+    ) -> InfraResult<Vec<Message>> {
+        let found: Vec<MessageRow> = rows(&self.statements.conversation_before)
+            .bind(ObjectId::User(user).to_string())
+            .bind(peer)
             .bind(stored_seq(before))
             .bind(i64::from(limit))
             .fetch_all(&self.database.pool)
