@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use natter::client::{Session, WsClient};
-use natter_proto::frame::{ClientFrame, ServerFrame};
+use natter_proto::frame::{ClientFrame, MessageFrame, ServerFrame};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::http::Method;
 
@@ -32,8 +32,14 @@ async fn call_with(
     reply.body
 }
 
-/// Sends to a group and waits for the `sent` answer, skipping anything else.
-async fn send_to_group(socket: &mut WsClient, cid: &str, group: &str, body: &str) {
+/// Sends to a group and waits for the `sent` answer; returns the messages that arrived
+/// meanwhile (the sender's own copy may come before the answer).
+async fn send_to_group(
+    socket: &mut WsClient,
+    cid: &str,
+    group: &str,
+    body: &str,
+) -> Vec<MessageFrame> {
     socket
         .send(&ClientFrame::Send {
             cid: cid.into(),
@@ -43,13 +49,23 @@ async fn send_to_group(socket: &mut WsClient, cid: &str, group: &str, body: &str
         })
         .await
         .expect("send");
+    let mut early = Vec::new();
     loop {
         match socket.next(WAIT).await.expect("a frame") {
-            Some(ServerFrame::Sent { cid: got, .. }) if got == cid => return,
+            Some(ServerFrame::Sent { cid: got, .. }) if got == cid => return early,
             Some(ServerFrame::Error { code, message, .. }) => panic!("{cid}: {code} {message}"),
+            Some(ServerFrame::Msg(message)) => early.push(message),
             Some(_) => {}
             None => panic!("closed while sending {cid}"),
         }
+    }
+}
+
+/// The sender's own copy: among what came before the answer, or the next message.
+async fn own_copy(socket: &mut WsClient, early: Vec<MessageFrame>) -> MessageFrame {
+    match early.into_iter().next() {
+        Some(message) => message,
+        None => next_message(socket).await,
     }
 }
 
@@ -89,8 +105,10 @@ async fn members_get_each_group_message_once_and_lists_follow_joins_and_leaves_l
     );
     call(&harness, Method::POST, &join, &carol, 200).await;
 
-    send_to_group(&mut alice_socket, "g1", &group, "first").await;
-    for socket in [&mut alice_socket, &mut bob_socket, &mut carol_socket] {
+    let early = send_to_group(&mut alice_socket, "g1", &group, "first").await;
+    let alices = own_copy(&mut alice_socket, early).await;
+    assert_eq!(alices.body, "first");
+    for socket in [&mut bob_socket, &mut carol_socket] {
         let message = next_message(socket).await;
         assert_eq!(message.body, "first");
         assert_eq!(message.object, format!("group:{group}"));
@@ -119,8 +137,9 @@ async fn members_get_each_group_message_once_and_lists_follow_joins_and_leaves_l
         true
     );
     call(&harness, Method::POST, &join, &dave, 200).await;
-    send_to_group(&mut bob_socket, "g2", &group, "second").await;
-    for socket in [&mut alice_socket, &mut bob_socket, &mut dave_socket] {
+    let early = send_to_group(&mut bob_socket, "g2", &group, "second").await;
+    assert_eq!(own_copy(&mut bob_socket, early).await.body, "second");
+    for socket in [&mut alice_socket, &mut dave_socket] {
         assert_eq!(next_message(socket).await.body, "second");
     }
     expect_silence(&mut carol_socket, Duration::from_millis(300)).await;
