@@ -16,7 +16,7 @@ use natter_proto::v1::{
     AckReply, AckRequest, ConnectedReply, ConnectionEvent, CreateGroupRequest, Empty,
     EphemeralPushRequest, GroupMemberRequest, GroupMembershipRequest, GroupReply, PushReply,
     SendReply, SendRequest, SyncReply, SyncRequest, SystemPushReply, SystemPushRequest,
-    WakeRequest,
+    TypingRequest, WakeRequest,
 };
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
@@ -226,6 +226,11 @@ impl Logic for LogicBalancer {
         request: Request<SystemPushRequest>,
     ) -> Result<Response<SystemPushReply>, Status> {
         let reply = self.pick()?.system_push(request.into_inner()).await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn typing(&self, request: Request<TypingRequest>) -> Result<Response<Empty>, Status> {
+        let reply = self.pick()?.typing(request.into_inner()).await?;
         Ok(Response::new(reply))
     }
 }

@@ -22,7 +22,7 @@ use std::task::Waker;
 use futures_util::task::AtomicWaker;
 use tokio::sync::Notify;
 
-use natter_proto::frame::{MessageFrame, ServerFrame};
+use natter_proto::frame::{MessageFrame, ServerFrame, TYPING_KIND};
 use natter_proto::v1::Message;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
@@ -38,15 +38,25 @@ pub struct Outgoing {
     pub seq: u64,
     /// Acceptance time, ms since the Unix epoch (for push latency).
     pub ts: i64,
-    /// The `msg` frame's JSON.
+    /// The frame's JSON.
     pub text: Utf8Bytes,
+    /// A user this frame is not for although it reaches their connections (the typist of a
+    /// typing indicator, who is a member of the group too); 0 for none.
+    pub not_for: i64,
 }
 
 impl Outgoing {
     /// Serialise a message as a `msg` frame, or as a `notice` if it is ephemeral (seq 0: it
     /// has no place in any log).
     pub fn new(message: &Message) -> Self {
-        let frame = if message.seq == 0 {
+        let mut not_for = 0;
+        let frame = if message.seq == 0 && message.kind == TYPING_KIND {
+            not_for = message.sender;
+            ServerFrame::Typing {
+                from: message.sender.to_string(),
+                to: format!("{}:{}", message.target_kind, message.target_id),
+            }
+        } else if message.seq == 0 {
             ServerFrame::Notice {
                 id: message.id.to_string(),
                 body: message.body.clone(),
@@ -61,6 +71,7 @@ impl Outgoing {
             seq: message.seq,
             ts: message.ts,
             text: Utf8Bytes::from(text),
+            not_for,
         }
     }
 }
@@ -296,6 +307,9 @@ impl Connection {
         let mut sent = 0;
         for message in messages {
             if message.seq == 0 {
+                if message.not_for == self.user_id {
+                    continue;
+                }
                 // Ephemeral: no position to keep, nothing to de-duplicate against.
                 if !self.enqueue(state, message.text.clone()) {
                     return sent;

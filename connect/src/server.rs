@@ -413,7 +413,7 @@ mod tests {
     use natter_proto::v1::{
         AckReply, AckRequest, ConnectedReply, CreateGroupRequest, Empty, GroupMemberRequest,
         GroupReply, SendReply, SendRequest, SyncReply, SyncRequest, SystemPushReply,
-        SystemPushRequest,
+        SystemPushRequest, TypingRequest,
     };
     use tokio_tungstenite::tungstenite::Utf8Bytes;
     use tonic::{Request, Response, Status};
@@ -468,6 +468,9 @@ mod tests {
             &self,
             _: Request<SystemPushRequest>,
         ) -> Result<Response<SystemPushReply>, Status> {
+            Err(Status::unimplemented("not in this test"))
+        }
+        async fn typing(&self, _: Request<TypingRequest>) -> Result<Response<Empty>, Status> {
             Err(Status::unimplemented("not in this test"))
         }
     }

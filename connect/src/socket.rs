@@ -18,7 +18,7 @@ use natter_proto::ErrorCode;
 use natter_proto::ObjectId;
 use natter_proto::frame::{ClientFrame, ServerFrame};
 use natter_proto::handle::LogicHandle;
-use natter_proto::v1::{AckRequest, Cursor, SendRequest, SyncRequest};
+use natter_proto::v1::{AckRequest, Cursor, SendRequest, SyncRequest, TypingRequest};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::WebSocketStream;
@@ -31,6 +31,9 @@ use crate::connection::{CloseReason, Connection};
 
 /// An upgraded WebSocket.
 pub type Socket = WebSocketStream<TcpStream>;
+
+/// The least time between two typing indicators a connection passes on.
+const TYPING_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How long the goodbye (what is queued, then the close frame) may take.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -66,6 +69,7 @@ pub async fn drive(
         heartbeat: Box::pin(tokio::time::sleep(config.heartbeat_interval())),
         last_heard: Instant::now(),
         strikes: 0,
+        last_typing: None,
     };
     let ending = std::future::poll_fn(|context| driver.poll_connection(context)).await;
     // Boxed: an idle connection's task should not carry room for its goodbye.
@@ -93,6 +97,8 @@ struct Driver<'a> {
     last_heard: Instant,
     /// Frames refused for rate in a row.
     strikes: u32,
+    /// When the last typing indicator was passed on (more than one a second are dropped).
+    last_typing: Option<Instant>,
 }
 
 impl Driver<'_> {
@@ -226,6 +232,15 @@ impl Driver<'_> {
         match ClientFrame::parse(text.as_str()) {
             Ok(ClientFrame::Ping) => {
                 self.connection.send_frame(&ServerFrame::Pong);
+            }
+            // Indicators are hints: beyond one a second they are dropped without a word.
+            Ok(ClientFrame::Typing { .. })
+                if self
+                    .last_typing
+                    .is_some_and(|last| last.elapsed() < TYPING_INTERVAL) => {}
+            Ok(frame @ ClientFrame::Typing { .. }) => {
+                self.last_typing = Some(Instant::now());
+                self.handling = Some(Box::pin(self.answers.answer(frame)));
             }
             // Boxed: only a frame in flight costs the memory of a logic call.
             Ok(frame) => self.handling = Some(Box::pin(self.answers.answer(frame))),
@@ -389,6 +404,24 @@ impl<'a> Answers<'a> {
                 }
             }
             ClientFrame::Sync { cursors } => self.sync(cursors).await,
+            ClientFrame::Typing { to } => {
+                let (target_kind, target_id) = match to.parse::<ObjectId>() {
+                    Ok(ObjectId::User(id)) => ("user", id),
+                    Ok(ObjectId::Group(id)) => ("group", id),
+                    Err(error) => {
+                        self.refuse(ErrorCode::InvalidInput, error.to_string(), None);
+                        return;
+                    }
+                };
+                let request = TypingRequest {
+                    sender: user_id,
+                    target_kind: target_kind.into(),
+                    target_id,
+                };
+                if let Err(status) = self.logic.typing(request).await {
+                    self.refuse_status(&status, None);
+                }
+            }
         }
     }
 

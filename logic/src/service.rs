@@ -14,7 +14,7 @@ use natter_proto::v1::{
     AckReply, AckRequest, ConnectedReply, ConnectionEvent, CreateGroupRequest, Cursor, Empty,
     EphemeralPushRequest, GroupMemberRequest, GroupMembershipRequest, GroupReply, Message,
     SendReply, SendRequest, SyncReply, SyncRequest, SystemPushReply, SystemPushRequest,
-    WakeRequest,
+    TypingRequest, WakeRequest,
 };
 use natter_proto::{ErrorCode, ObjectId};
 use tonic::{Request, Response, Status};
@@ -659,6 +659,51 @@ impl Logic for LogicService {
             tracing::warn!(%error, id, "storing a system push failed; task will repair it");
         }
         Ok(Response::new(SystemPushReply { id, connections: 0 }))
+    }
+
+    async fn typing(&self, request: Request<TypingRequest>) -> Result<Response<Empty>, Status> {
+        let request = request.into_inner();
+        // The same who-may-reach-whom as a message, without a body or a cid to check.
+        let target = validate::target(&request.target_kind, request.target_id)?;
+        let allowed = match target {
+            Target::User(peer) => {
+                peer != request.sender
+                    && self
+                        .store
+                        .are_friends(request.sender, peer)
+                        .await
+                        .map_err(status)?
+            }
+            Target::Group(group) => self
+                .store
+                .is_group_member(group, request.sender)
+                .await
+                .map_err(status)?,
+        };
+        if !allowed {
+            return Err(ErrorCode::Forbidden.status("you cannot reach that conversation"));
+        }
+        let (target_kind, user_ids, group_id) = match target {
+            Target::User(peer) => ("users", vec![peer], 0),
+            Target::Group(group) => ("group", Vec::new(), group),
+        };
+        let indicator = Message {
+            sender: request.sender,
+            kind: natter_proto::frame::TYPING_KIND.into(),
+            target_kind: request.target_kind,
+            target_id: request.target_id,
+            ts: now_millis(),
+            ..Message::default()
+        };
+        self.task
+            .push_ephemeral(EphemeralPushRequest {
+                target_kind: target_kind.into(),
+                user_ids,
+                group_id,
+                message: Some(indicator),
+            })
+            .await?;
+        Ok(Response::new(Empty {}))
     }
 }
 

@@ -38,10 +38,19 @@ pub enum ClientFrame {
     },
     /// Application-level liveness check; answered with `pong`.
     Ping,
+    /// The user is typing to a friend or a group (ephemeral; at most one a second counts).
+    Typing {
+        /// `user:<id>` or `group:<id>`.
+        to: String,
+    },
 }
 
+/// The kind of an ephemeral message announcing that its sender is typing; connect sends it
+/// as a `typing` frame.
+pub const TYPING_KIND: &str = "typing";
+
 /// Which frame types a client may send, for telling `unknown_type` from `bad_frame`.
-pub const CLIENT_FRAME_TYPES: [&str; 4] = ["send", "ack", "sync", "ping"];
+pub const CLIENT_FRAME_TYPES: [&str; 5] = ["send", "ack", "sync", "ping", "typing"];
 
 /// A frame the server sends.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -95,6 +104,13 @@ pub enum ServerFrame {
     },
     /// Answer to `ping`.
     Pong,
+    /// Someone is typing in a conversation the client is in (ephemeral).
+    Typing {
+        /// Who is typing (a user id as a string).
+        from: String,
+        /// Where: `user:<id>` (the client itself) or `group:<id>`.
+        to: String,
+    },
     /// An ephemeral system notification: never stored, synced or acknowledged.
     Notice {
         /// Its id.

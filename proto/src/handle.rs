@@ -82,6 +82,7 @@ service_handle! {
         join_group(v1::GroupMemberRequest) -> v1::GroupReply;
         leave_group(v1::GroupMemberRequest) -> v1::GroupReply;
         system_push(v1::SystemPushRequest) -> v1::SystemPushReply;
+        typing(v1::TypingRequest) -> v1::Empty;
     }
 }
 

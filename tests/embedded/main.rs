@@ -11,3 +11,4 @@ mod groups;
 mod harness;
 mod history;
 mod profiles;
+mod typing;
