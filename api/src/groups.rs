@@ -2,14 +2,16 @@
 //! logic, which also moves the caller's online connections in and out of the group's lists.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use natter_infra::store::Group;
 use natter_proto::ErrorCode;
 use natter_proto::v1::{CreateGroupRequest, GroupMemberRequest, GroupReply};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::AuthUser;
+use crate::auth::{AuthUser, UserView};
 use crate::problem::{JsonBody, Problem};
 use crate::state::ApiState;
 
@@ -67,6 +69,20 @@ pub struct MembershipView {
     /// False when nothing changed (already a member, or not one).
     pub changed: bool,
 }
+
+/// A page of a group's members.
+#[derive(Debug, Serialize)]
+pub struct MemberPage {
+    /// Members by id, ascending.
+    pub members: Vec<UserView>,
+    /// Pass as `after` for the next page; absent on the last one.
+    pub next_after: Option<String>,
+}
+
+/// Members per page unless `limit` says otherwise.
+pub const DEFAULT_MEMBER_PAGE: u32 = 100;
+/// Most members per page.
+pub const MAX_MEMBER_PAGE: u32 = 500;
 
 /// A group to create.
 #[derive(Debug, Deserialize)]
@@ -145,6 +161,51 @@ pub async fn leave(
     };
     let reply = state.logic.leave_group(request).await?;
     Ok(Json(membership(reply)))
+}
+
+/// `GET /api/v1/groups/{id}/members?after=ID&limit=N`: for members only.
+pub async fn members(
+    State(state): State<ApiState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<MemberPage>, Problem> {
+    let group = group_id(&id)?;
+    let parse = |name: &str, default: i64| -> Result<i64, Problem> {
+        query.get(name).map_or(Ok(default), |text| {
+            text.parse().map_err(|_| {
+                Problem::new(
+                    ErrorCode::InvalidInput,
+                    format!("{name} must be a whole number"),
+                )
+            })
+        })
+    };
+    let after = parse("after", 0)?;
+    let limit = parse("limit", i64::from(DEFAULT_MEMBER_PAGE))?;
+    let limit = u32::try_from(limit)
+        .ok()
+        .filter(|limit| (1..=MAX_MEMBER_PAGE).contains(limit))
+        .ok_or_else(|| {
+            Problem::new(
+                ErrorCode::InvalidInput,
+                format!("limit must be between 1 and {MAX_MEMBER_PAGE}"),
+            )
+        })?;
+    if !state.store.is_group_member(group, user).await? {
+        return Err(Problem::new(
+            ErrorCode::NotMember,
+            format!("you are not a member of group {group}"),
+        ));
+    }
+    let found = state.store.group_members(group, after, limit).await?;
+    let next_after = (found.len() == limit as usize)
+        .then(|| found.last().map(|member| member.id.to_string()))
+        .flatten();
+    Ok(Json(MemberPage {
+        members: found.iter().map(UserView::from).collect(),
+        next_after,
+    }))
 }
 
 fn membership(reply: GroupReply) -> MembershipView {

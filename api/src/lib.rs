@@ -61,6 +61,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/admin/push", post(admin::push))
         .route("/api/v1/groups/{id}/join", post(groups::join))
         .route("/api/v1/groups/{id}/leave", post(groups::leave))
+        .route("/api/v1/groups/{id}/members", get(groups::members))
         .fallback(problem::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(state)

@@ -84,6 +84,8 @@ pub trait Store: Send + Sync + 'static {
     async fn is_group_member(&self, group: i64, user: i64) -> InfraResult<bool>;
     /// The ids of the groups a user is a member of, ascending.
     async fn user_groups(&self, user: i64) -> InfraResult<Vec<i64>>;
+    /// A page of a group's members with ids above `after`, ascending by id.
+    async fn group_members(&self, group: i64, after: i64, limit: u32) -> InfraResult<Vec<User>>;
 
     /// Change a user's display name; false if there is no such user.
     async fn set_nickname(&self, user: i64, nickname: &str) -> InfraResult<bool>;

@@ -146,6 +146,57 @@ async fn members_get_each_group_message_once_and_lists_follow_joins_and_leaves_l
     // The owner cannot walk away from the group.
     call(&harness, Method::POST, &leave, &alice, 403).await;
 
+    // Members page by id, for members only.
+    let members = format!("/api/v1/groups/{group}/members");
+    let page = call(
+        &harness,
+        Method::GET,
+        &format!("{members}?limit=2"),
+        &alice,
+        200,
+    )
+    .await;
+    let mut expected = [alice.user_id, bob.user_id, dave.user_id];
+    expected.sort_unstable();
+    let ids = |page: &Value| -> Vec<String> {
+        page["members"]
+            .as_array()
+            .map(|members| {
+                members
+                    .iter()
+                    .map(|m| m["id"].as_str().unwrap_or("").to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        ids(&page),
+        [expected[0].to_string(), expected[1].to_string()]
+    );
+    let after = page["next_after"]
+        .as_str()
+        .expect("a next page")
+        .to_string();
+    let rest = call(
+        &harness,
+        Method::GET,
+        &format!("{members}?after={after}"),
+        &bob,
+        200,
+    )
+    .await;
+    assert_eq!(ids(&rest), [expected[2].to_string()]);
+    assert!(rest["next_after"].is_null());
+    call(&harness, Method::GET, &members, &carol, 403).await;
+    call(
+        &harness,
+        Method::GET,
+        &format!("{members}?limit=0"),
+        &alice,
+        400,
+    )
+    .await;
+
     // Each member's list of groups.
     let mine = call(&harness, Method::GET, "/api/v1/groups", &dave, 200).await;
     assert_eq!(mine["groups"][0]["id"], group.as_str());

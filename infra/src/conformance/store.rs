@@ -55,6 +55,46 @@ pub async fn run(store: &dyn Store) {
     racing_friend_requests(store).await;
     profile_and_endings(store).await;
     conversations(store).await;
+    member_pages(store).await;
+}
+
+/// A group's members page in id order, and only members are listed.
+async fn member_pages(store: &dyn Store) {
+    let mut members: Vec<User> = (0..5).map(|_| user(random_id())).collect();
+    for member in &members {
+        store.create_user(member, "h").await.expect("create user");
+    }
+    let outsider = user(random_id());
+    store
+        .create_user(&outsider, "h")
+        .await
+        .expect("create user");
+    let owner = members[0].id;
+    let id = random_id();
+    store
+        .create_group(&group(id, owner))
+        .await
+        .expect("create group");
+    for member in &members[1..] {
+        store
+            .add_group_member(id, member.id, 3)
+            .await
+            .expect("join");
+    }
+    members.sort_by_key(|member| member.id);
+    let first = store.group_members(id, 0, 3).await.expect("first page");
+    assert_eq!(first, members[..3].to_vec(), "the first page, by id");
+    let after = first.last().map_or(0, |member| member.id);
+    let rest = store.group_members(id, after, 3).await.expect("next page");
+    assert_eq!(rest, members[3..].to_vec(), "the rest");
+    assert!(!rest.contains(&outsider));
+    assert!(
+        store
+            .group_members(random_id(), 0, 3)
+            .await
+            .expect("no group")
+            .is_empty()
+    );
 }
 
 /// A one-to-one conversation is the inbox copies with one peer, paged newest first.

@@ -68,6 +68,7 @@ struct Statements {
     remove_group_member: SqlStr,
     is_group_member: SqlStr,
     user_groups: SqlStr,
+    group_members: SqlStr,
     create_user: SqlStr,
     user: SqlStr,
     credentials: SqlStr,
@@ -121,6 +122,13 @@ impl Statements {
             ),
             user_groups: sql(
                 "SELECT group_id FROM group_members WHERE user_id = ? ORDER BY group_id",
+            ),
+            // The primary key (group_id, user_id) gives this page in order.
+            group_members: sql(
+                "SELECT users.id, users.username, users.nickname, users.avatar, \
+                 users.created_at FROM group_members JOIN users ON users.id = \
+                 group_members.user_id WHERE group_members.group_id = ? AND \
+                 group_members.user_id > ? ORDER BY group_members.user_id LIMIT ?",
             ),
             create_user: sql(
                 "INSERT INTO users (id, username, nickname, avatar, password_hash, created_at) \
@@ -442,6 +450,16 @@ impl Store for SqlStore {
                 Ok(groups)
             }
         }
+    }
+
+    async fn group_members(&self, group: i64, after: i64, limit: u32) -> InfraResult<Vec<User>> {
+        let found: Vec<UserRow> = rows(&self.statements.group_members)
+            .bind(group)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.database.pool)
+            .await?;
+        Ok(found.into_iter().map(user_from).collect())
     }
 
     async fn create_user(&self, user: &User, password_hash: &str) -> InfraResult<()> {
