@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use natter_infra::{InfraError, MessageLog, Sessions, Store};
 use natter_proto::ObjectId;
+use natter_proto::handle::ConnectHandle;
 use natter_proto::v1::{
     EphemeralPushRequest, GroupMembershipRequest, Message, PushAllRequest, PushGroupRequest,
     PushLock, PushUsersRequest,
@@ -29,6 +30,50 @@ pub struct Deliverer {
     pub directory: Arc<ConnectDirectory>,
     /// Set when the process stops: loops end instead of retrying against closed ports.
     stopped: AtomicBool,
+}
+
+/// Whom a push on one connect node is for.
+enum Audience {
+    /// The named users' connections there.
+    Users,
+    /// A group's online members there.
+    Group(i64),
+    /// Every connection there.
+    Everyone,
+}
+
+impl Audience {
+    /// Pushes `messages` to this audience on `connect`, naming `users` when it is a user
+    /// list; returns how many it was queued for there.
+    async fn push(
+        &self,
+        connect: &ConnectHandle,
+        users: Vec<i64>,
+        messages: &[Message],
+        lock: Option<PushLock>,
+    ) -> Result<u32, tonic::Status> {
+        let messages = messages.to_vec();
+        let reply = match self {
+            Audience::Users => {
+                let request = PushUsersRequest {
+                    user_ids: users,
+                    messages,
+                    lock,
+                };
+                connect.push_users(request).await?
+            }
+            Audience::Group(group_id) => {
+                let request = PushGroupRequest {
+                    group_id: *group_id,
+                    messages,
+                    lock,
+                };
+                connect.push_group(request).await?
+            }
+            Audience::Everyone => connect.push_all(PushAllRequest { messages }).await?,
+        };
+        Ok(reply.connections)
+    }
 }
 
 /// First wait between checks of an unreleased lock; doubles up to [`MAX_POLL`].
@@ -112,24 +157,34 @@ impl Deliverer {
 
     /// The recipients' connect nodes and the users to push to on each.
     async fn targets(&self, object: &ObjectId) -> Result<BTreeMap<String, Vec<i64>>, InfraError> {
-        let mut targets: BTreeMap<String, Vec<i64>> = BTreeMap::new();
         match object {
-            ObjectId::User(user) => {
-                for session in self.sessions.sessions(*user).await? {
-                    let users = targets.entry(session.node).or_default();
-                    if !users.contains(user) {
-                        users.push(*user);
-                    }
-                }
-            }
+            ObjectId::User(user) => self.nodes_holding(&[*user]).await,
             // Any connect node may hold members online; each walks its own lists.
-            ObjectId::Group(_) => {
-                for node in self.directory.names() {
-                    targets.insert(node, Vec::new());
+            ObjectId::Group(_) => Ok(self.every_node()),
+        }
+    }
+
+    /// The connect nodes holding sessions of `users`, each with those of the users it holds.
+    async fn nodes_holding(&self, users: &[i64]) -> Result<BTreeMap<String, Vec<i64>>, InfraError> {
+        let mut nodes: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+        for user in users {
+            for session in self.sessions.sessions(*user).await? {
+                let held = nodes.entry(session.node).or_default();
+                if !held.contains(user) {
+                    held.push(*user);
                 }
             }
         }
-        Ok(targets)
+        Ok(nodes)
+    }
+
+    /// Every known connect node, with no users named.
+    fn every_node(&self) -> BTreeMap<String, Vec<i64>> {
+        self.directory
+            .names()
+            .into_iter()
+            .map(|node| (node, Vec::new()))
+            .collect()
     }
 
     /// Queues an ephemeral message on the online connections it is for: no lock and no
@@ -137,55 +192,21 @@ impl Deliverer {
     /// list, connections otherwise).
     pub async fn push_ephemeral(&self, request: EphemeralPushRequest) -> Result<u32, InfraError> {
         let messages: Vec<Message> = request.message.into_iter().collect();
-        let mut per_node: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-        if request.target_kind == "users" {
-            for user in &request.user_ids {
-                for session in self.sessions.sessions(*user).await? {
-                    let users = per_node.entry(session.node).or_default();
-                    if !users.contains(user) {
-                        users.push(*user);
-                    }
-                }
-            }
-        } else {
-            for node in self.directory.names() {
-                per_node.insert(node, Vec::new());
-            }
-        }
+        let (audience, nodes) = match request.target_kind.as_str() {
+            "users" => (
+                Audience::Users,
+                self.nodes_holding(&request.user_ids).await?,
+            ),
+            "group" => (Audience::Group(request.group_id), self.every_node()),
+            _ => (Audience::Everyone, self.every_node()),
+        };
         let mut reached = 0u32;
-        for (node, users) in per_node {
+        for (node, users) in nodes {
             let Some(connect) = self.directory.get(&node) else {
                 continue;
             };
-            let pushed = match request.target_kind.as_str() {
-                "users" => {
-                    connect
-                        .push_users(PushUsersRequest {
-                            user_ids: users,
-                            messages: messages.clone(),
-                            lock: None,
-                        })
-                        .await
-                }
-                "group" => {
-                    connect
-                        .push_group(PushGroupRequest {
-                            group_id: request.group_id,
-                            messages: messages.clone(),
-                            lock: None,
-                        })
-                        .await
-                }
-                _ => {
-                    connect
-                        .push_all(PushAllRequest {
-                            messages: messages.clone(),
-                        })
-                        .await
-                }
-            };
-            match pushed {
-                Ok(reply) => reached = reached.saturating_add(reply.connections),
+            match audience.push(&connect, users, &messages, None).await {
+                Ok(connections) => reached = reached.saturating_add(connections),
                 // Ephemeral: whoever this node holds misses it, as if offline.
                 Err(error) => tracing::warn!(%node, %error, "an ephemeral push failed"),
             }
@@ -198,16 +219,7 @@ impl Deliverer {
         &self,
         request: GroupMembershipRequest,
     ) -> Result<(), InfraError> {
-        let mut nodes: Vec<String> = self
-            .sessions
-            .sessions(request.user_id)
-            .await?
-            .into_iter()
-            .map(|session| session.node)
-            .collect();
-        nodes.sort();
-        nodes.dedup();
-        for node in nodes {
+        for node in self.nodes_holding(&[request.user_id]).await?.into_keys() {
             let Some(connect) = self.directory.get(&node) else {
                 continue;
             };
@@ -241,29 +253,18 @@ impl Deliverer {
                     self.sessions.release_lock(&key, &token).await?;
                     continue;
                 };
-                let lock = Some(PushLock {
+                let lock = PushLock {
                     key: key.clone(),
                     token: token.clone(),
-                });
-                metrics::counter!("natter_pushes_total").increment(1);
-                let pushed = match object {
-                    ObjectId::User(_) => connect
-                        .push_users(PushUsersRequest {
-                            user_ids: users.clone(),
-                            messages: batch.to_vec(),
-                            lock,
-                        })
-                        .await
-                        .map(|_| ()),
-                    ObjectId::Group(group) => connect
-                        .push_group(PushGroupRequest {
-                            group_id: *group,
-                            messages: batch.to_vec(),
-                            lock,
-                        })
-                        .await
-                        .map(|_| ()),
                 };
+                metrics::counter!("natter_pushes_total").increment(1);
+                let audience = match object {
+                    ObjectId::User(_) => Audience::Users,
+                    ObjectId::Group(group) => Audience::Group(*group),
+                };
+                let pushed = audience
+                    .push(&connect, users.clone(), batch, Some(lock))
+                    .await;
                 if let Err(error) = pushed {
                     // The lock stays: the push is retried when it expires, as any lost push.
                     tracing::warn!(%node, %error, "push to connect failed");
