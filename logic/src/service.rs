@@ -178,40 +178,39 @@ impl LogicService {
         validate::kind(&request.kind)?;
         validate::text(&request.body, self.config.max_text_chars)?;
         let target = validate::target(&request.target_kind, request.target_id)?;
-        match target {
-            Target::User(peer) => {
-                let friends = peer != request.sender
-                    && self
-                        .store
-                        .are_friends(request.sender, peer)
-                        .await
-                        .map_err(status)?;
-                if !friends {
-                    return Err(
-                        ErrorCode::NotFriends.status(format!("user {peer} is not your friend"))
-                    );
+        if !self.may_reach(request.sender, target).await? {
+            return Err(match target {
+                Target::User(peer) => {
+                    ErrorCode::NotFriends.status(format!("user {peer} is not your friend"))
                 }
-            }
-            Target::Group(group) => {
-                let member = self
-                    .store
-                    .is_group_member(group, request.sender)
-                    .await
-                    .map_err(status)?;
-                if !member {
-                    return Err(ErrorCode::NotMember
-                        .status(format!("you are not a member of group {group}")));
+                Target::Group(group) => {
+                    ErrorCode::NotMember.status(format!("you are not a member of group {group}"))
                 }
-            }
+            });
         }
         Ok(target)
+    }
+
+    /// Whether `sender` may address `target`: a friend other than themself, or a group they
+    /// are a member of.
+    async fn may_reach(&self, sender: i64, target: Target) -> Result<bool, Status> {
+        match target {
+            Target::User(peer) => {
+                Ok(peer != sender && self.store.are_friends(sender, peer).await.map_err(status)?)
+            }
+            Target::Group(group) => self
+                .store
+                .is_group_member(group, sender)
+                .await
+                .map_err(status),
+        }
     }
 
     /// Logs, stores and announces an accepted group message: one copy, in the group's log,
     /// which every member follows (the sender's devices get it from there too).
     async fn deliver_group(&self, request: &SendRequest, group: i64) -> Result<SendReply, Status> {
         let object = ObjectId::Group(group);
-        let mut message = Message {
+        let message = Message {
             id: self.ids.next_id().map_err(status)?,
             sender: request.sender,
             peer: group,
@@ -223,26 +222,42 @@ impl LogicService {
             target_id: group,
             ..Message::default()
         };
-        message.seq = self.log.append(&object, &message).await.map_err(status)?;
-        message.object = object.to_string();
-        let reply = SendReply {
+        let [message] = self
+            .append_copies(vec![(object, message)])
+            .await?
+            .try_into()
+            .map_err(|_| ErrorCode::Internal.status("one copy appended, not one returned"))?;
+        metrics::counter!("natter_messages_accepted_total").increment(1);
+        Ok(SendReply {
             cid: request.cid.clone(),
             id: message.id,
-            object: message.object.clone(),
+            object: message.object,
             seq: message.seq,
             ts: message.ts,
-        };
-        self.wake(vec![object]);
-        metrics::counter!("natter_messages_accepted_total").increment(1);
-        if let Err(error) = self
-            .store
-            .put_messages(std::slice::from_ref(&message))
-            .await
-        {
-            let id = message.id;
-            tracing::warn!(%error, id, "storing an accepted message failed; task will repair it");
+        })
+    }
+
+    /// Appends each copy to its object's log, wakes task for them, and stores them for
+    /// history. The log is the durable record: if the store fails the copies still go out,
+    /// and task repairs the store as it delivers them.
+    async fn append_copies(
+        &self,
+        copies: Vec<(ObjectId, Message)>,
+    ) -> Result<Vec<Message>, Status> {
+        let mut stored = Vec::with_capacity(copies.len());
+        let mut objects = Vec::with_capacity(copies.len());
+        for (object, mut copy) in copies {
+            copy.seq = self.log.append(&object, &copy).await.map_err(status)?;
+            copy.object = object.to_string();
+            stored.push(copy);
+            objects.push(object);
         }
-        Ok(reply)
+        self.wake(objects);
+        if let Err(error) = self.store.put_messages(&stored).await {
+            let id = stored.first().map_or(0, |copy| copy.id);
+            tracing::warn!(%error, id, "storing accepted messages failed; task will repair it");
+        }
+        Ok(stored)
     }
 
     /// Logs, stores and announces an accepted one-to-one message; returns the sender's reply.
@@ -640,24 +655,19 @@ impl Logic for LogicService {
                 .map(|user| (ObjectId::User(*user), "user", *user))
                 .collect()
         };
-        let mut stored = Vec::with_capacity(targets.len());
-        let mut objects = Vec::with_capacity(targets.len());
-        for (object, target_kind, target_id) in targets {
-            let mut copy = Message {
-                target_kind: target_kind.into(),
-                target_id,
-                peer: if target_kind == "group" { target_id } else { 0 },
-                ..message.clone()
-            };
-            copy.seq = self.log.append(&object, &copy).await.map_err(status)?;
-            copy.object = object.to_string();
-            stored.push(copy);
-            objects.push(object);
-        }
-        self.wake(objects);
-        if let Err(error) = self.store.put_messages(&stored).await {
-            tracing::warn!(%error, id, "storing a system push failed; task will repair it");
-        }
+        let copies = targets
+            .into_iter()
+            .map(|(object, target_kind, target_id)| {
+                let copy = Message {
+                    target_kind: target_kind.into(),
+                    target_id,
+                    peer: if target_kind == "group" { target_id } else { 0 },
+                    ..message.clone()
+                };
+                (object, copy)
+            })
+            .collect();
+        self.append_copies(copies).await?;
         Ok(Response::new(SystemPushReply { id, connections: 0 }))
     }
 
@@ -665,22 +675,7 @@ impl Logic for LogicService {
         let request = request.into_inner();
         // The same who-may-reach-whom as a message, without a body or a cid to check.
         let target = validate::target(&request.target_kind, request.target_id)?;
-        let allowed = match target {
-            Target::User(peer) => {
-                peer != request.sender
-                    && self
-                        .store
-                        .are_friends(request.sender, peer)
-                        .await
-                        .map_err(status)?
-            }
-            Target::Group(group) => self
-                .store
-                .is_group_member(group, request.sender)
-                .await
-                .map_err(status)?,
-        };
-        if !allowed {
+        if !self.may_reach(request.sender, target).await? {
             return Err(ErrorCode::Forbidden.status("you cannot reach that conversation"));
         }
         let (target_kind, user_ids, group_id) = match target {
