@@ -9,6 +9,7 @@ use natter_proto::ErrorCode;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{AuthUser, UserView, normalise_username};
+use crate::params::positive_id;
 use crate::problem::{JsonBody, Problem};
 use crate::state::ApiState;
 
@@ -212,7 +213,7 @@ pub async fn reject(
     AuthUser(user): AuthUser,
     Path(from): Path<String>,
 ) -> Result<StatusCode, Problem> {
-    let from = crate::profiles::user_id(&from)?;
+    let from = positive_id(&from, "user")?;
     if state.store.remove_friend_request(from, user).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -229,7 +230,7 @@ pub async fn cancel(
     AuthUser(user): AuthUser,
     Path(to): Path<String>,
 ) -> Result<StatusCode, Problem> {
-    let to = crate::profiles::user_id(&to)?;
+    let to = positive_id(&to, "user")?;
     if state.store.remove_friend_request(user, to).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -246,7 +247,7 @@ pub async fn remove(
     AuthUser(user): AuthUser,
     Path(friend): Path<String>,
 ) -> Result<StatusCode, Problem> {
-    let friend = crate::profiles::user_id(&friend)?;
+    let friend = positive_id(&friend, "user")?;
     if state.store.remove_friendship(user, friend).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -12,6 +12,7 @@ use natter_proto::v1::{CreateGroupRequest, GroupMemberRequest, GroupReply};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{AuthUser, UserView};
+use crate::params::{page_limit, positive_id, query_number};
 use crate::problem::{JsonBody, Problem};
 use crate::state::ApiState;
 
@@ -92,19 +93,6 @@ pub struct NewGroup {
     pub name: String,
 }
 
-/// A group id from the path.
-fn group_id(text: &str) -> Result<i64, Problem> {
-    text.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| {
-            Problem::new(
-                ErrorCode::InvalidInput,
-                "the group id must be a positive id",
-            )
-        })
-}
-
 /// `GET /api/v1/groups`: the caller's groups.
 pub async fn mine(
     State(state): State<ApiState>,
@@ -142,7 +130,7 @@ pub async fn join(
     Path(id): Path<String>,
 ) -> Result<Json<MembershipView>, Problem> {
     let request = GroupMemberRequest {
-        group_id: group_id(&id)?,
+        group_id: positive_id(&id, "group")?,
         user_id: user,
     };
     let reply = state.logic.join_group(request).await?;
@@ -156,7 +144,7 @@ pub async fn leave(
     Path(id): Path<String>,
 ) -> Result<Json<MembershipView>, Problem> {
     let request = GroupMemberRequest {
-        group_id: group_id(&id)?,
+        group_id: positive_id(&id, "group")?,
         user_id: user,
     };
     let reply = state.logic.leave_group(request).await?;
@@ -170,28 +158,9 @@ pub async fn members(
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<MemberPage>, Problem> {
-    let group = group_id(&id)?;
-    let parse = |name: &str, default: i64| -> Result<i64, Problem> {
-        query.get(name).map_or(Ok(default), |text| {
-            text.parse().map_err(|_| {
-                Problem::new(
-                    ErrorCode::InvalidInput,
-                    format!("{name} must be a whole number"),
-                )
-            })
-        })
-    };
-    let after = parse("after", 0)?;
-    let limit = parse("limit", i64::from(DEFAULT_MEMBER_PAGE))?;
-    let limit = u32::try_from(limit)
-        .ok()
-        .filter(|limit| (1..=MAX_MEMBER_PAGE).contains(limit))
-        .ok_or_else(|| {
-            Problem::new(
-                ErrorCode::InvalidInput,
-                format!("limit must be between 1 and {MAX_MEMBER_PAGE}"),
-            )
-        })?;
+    let group = positive_id(&id, "group")?;
+    let after = query_number(&query, "after", 0)?;
+    let limit = page_limit(&query, DEFAULT_MEMBER_PAGE, MAX_MEMBER_PAGE)?;
     if !state.store.is_group_member(group, user).await? {
         return Err(Problem::new(
             ErrorCode::NotMember,

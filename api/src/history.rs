@@ -9,6 +9,7 @@ use natter_proto::{ErrorCode, ObjectId};
 use serde::Serialize;
 
 use crate::auth::AuthUser;
+use crate::params::{page_limit, positive_id, query_number};
 use crate::problem::Problem;
 use crate::state::ApiState;
 
@@ -26,23 +27,6 @@ pub struct HistoryPage {
     pub next_before: Option<u64>,
 }
 
-/// A number from the query string, or the default when absent.
-fn number<T: std::str::FromStr>(
-    query: &HashMap<String, String>,
-    name: &str,
-    default: T,
-) -> Result<T, Problem> {
-    match query.get(name) {
-        None => Ok(default),
-        Some(text) => text.parse().map_err(|_| {
-            Problem::new(
-                ErrorCode::InvalidInput,
-                format!("{name} must be a whole number"),
-            )
-        }),
-    }
-}
-
 /// `GET /api/v1/conversations/{user|group}/{id}/messages?before=SEQ&limit=N`: with a user,
 /// the copies in the caller's inbox exchanged with them (the history stays after the
 /// friendship ends); with a group, its log, for members only. Seqs are those of the caller's
@@ -53,19 +37,9 @@ pub async fn messages(
     Path((kind, id)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<HistoryPage>, Problem> {
-    let id: i64 = id
-        .parse()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| Problem::new(ErrorCode::InvalidInput, "the id must be a positive id"))?;
-    let before = number(&query, "before", u64::MAX)?;
-    let limit = number(&query, "limit", DEFAULT_PAGE)?;
-    if limit == 0 || limit > MAX_PAGE {
-        return Err(Problem::new(
-            ErrorCode::InvalidInput,
-            format!("limit must be between 1 and {MAX_PAGE}"),
-        ));
-    }
+    let id = positive_id(&id, &kind)?;
+    let before = query_number(&query, "before", u64::MAX)?;
+    let limit = page_limit(&query, DEFAULT_PAGE, MAX_PAGE)?;
     let stored = match kind.as_str() {
         "user" => {
             state

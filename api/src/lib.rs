@@ -3,6 +3,7 @@
 //! - [`state`]: what every handler shares (ports, the logic handle, token keys, limits).
 //! - [`problem`]: RFC 9457 problem responses with stable codes, and the JSON body extractor
 //!   that turns malformed bodies into them.
+//! - [`params`]: ids and numbers from paths and query strings, refused clearly.
 //! - [`auth`]: register, log in, refresh; the bearer-token extractor; password rules.
 //! - [`profiles`]: the caller's profile and anyone's public one.
 //! - [`friends`]: friend requests (made, accepted, turned down, withdrawn), the friend list,
@@ -18,6 +19,7 @@ pub mod friends;
 pub mod groups;
 pub mod history;
 pub mod messages;
+pub mod params;
 pub mod problem;
 pub mod profiles;
 pub mod state;

@@ -6,6 +6,7 @@ use natter_proto::ErrorCode;
 use serde::Deserialize;
 
 use crate::auth::{AuthUser, UserView};
+use crate::params::positive_id;
 use crate::problem::{JsonBody, Problem};
 use crate::state::ApiState;
 
@@ -19,14 +20,6 @@ pub struct ProfileChange {
     /// A new display name (trimmed; 1 to 64 characters, no control characters).
     #[serde(default)]
     pub nickname: Option<String>,
-}
-
-/// A positive user id from the path.
-pub fn user_id(text: &str) -> Result<i64, Problem> {
-    text.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| Problem::new(ErrorCode::InvalidInput, "the user id must be a positive id"))
 }
 
 /// `PATCH /api/v1/me`.
@@ -65,7 +58,7 @@ pub async fn user(
 ) -> Result<Json<UserView>, Problem> {
     let user = state
         .store
-        .user(user_id(&id)?)
+        .user(positive_id(&id, "user")?)
         .await?
         .ok_or_else(|| Problem::new(ErrorCode::NotFound, "there is no such user"))?;
     Ok(Json(UserView::from(&user)))

@@ -1,0 +1,51 @@
+//! Path and query parameters read into numbers, or refused with a problem response.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use natter_proto::ErrorCode;
+
+use crate::problem::Problem;
+
+/// A positive id from the path; `what` names it in the refusal ("user", "group").
+pub fn positive_id(text: &str, what: &str) -> Result<i64, Problem> {
+    text.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| {
+            Problem::new(
+                ErrorCode::InvalidInput,
+                format!("the {what} id must be a positive id"),
+            )
+        })
+}
+
+/// A number from the query string, or `default` when absent.
+pub fn query_number<T: FromStr>(
+    query: &HashMap<String, String>,
+    name: &str,
+    default: T,
+) -> Result<T, Problem> {
+    match query.get(name) {
+        None => Ok(default),
+        Some(text) => text.parse().map_err(|_| {
+            Problem::new(
+                ErrorCode::InvalidInput,
+                format!("{name} must be a whole number"),
+            )
+        }),
+    }
+}
+
+/// The `limit` of a paged list: `default` when absent, otherwise 1 to `max`.
+pub fn page_limit(query: &HashMap<String, String>, default: u32, max: u32) -> Result<u32, Problem> {
+    let limit = query_number(query, "limit", default)?;
+    if (1..=max).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(Problem::new(
+            ErrorCode::InvalidInput,
+            format!("limit must be between 1 and {max}"),
+        ))
+    }
+}
