@@ -11,11 +11,11 @@ use natter::client::ApiClient;
 use tokio_tungstenite::tungstenite::http::Method;
 
 use crate::Target;
-use crate::connect::{open_file_limit, open_many};
+use crate::connect::{check_open_files, open_many};
 use crate::cpu;
 use crate::direct::{AckPolicy, Plan, chat};
 use crate::report::Results;
-use crate::setup::{progress_bar, register_users};
+use crate::setup::{check_timing, register_users};
 use crate::tally::{Tally, timed_body};
 
 /// Options of `natter-bench broadcast`.
@@ -47,7 +47,6 @@ pub struct BroadcastOptions {
 /// Upper bounds that keep every run small enough for a shared machine.
 const MAX_CONNECTIONS: usize = 19_000;
 const MAX_RATE: f64 = 100.0;
-const MAX_SECONDS: u64 = 600;
 /// Handshakes in flight while connecting.
 const CONNECT_CONCURRENCY: usize = 256;
 
@@ -59,20 +58,11 @@ pub async fn run(options: &BroadcastOptions) -> anyhow::Result<Results> {
     if options.users == 0 || options.users > options.connections {
         bail!("--users must be between 1 and --connections");
     }
-    if !(options.rate > 0.0 && options.rate <= MAX_RATE) {
-        bail!("--rate must be above 0 and at most {MAX_RATE}");
-    }
-    if options.seconds == 0 || options.seconds > MAX_SECONDS {
-        bail!("--seconds must be between 1 and {MAX_SECONDS}");
-    }
+    check_timing(options.rate, MAX_RATE, options.seconds)?;
     if options.admin_token.is_empty() {
         bail!("--admin-token (or NATTER_ADMIN_TOKEN) must be the server's api.admin_token");
     }
-    if let Some(limit) = open_file_limit()
-        && limit < options.connections as u64 + 64
-    {
-        bail!("this process may open {limit} files; run `ulimit -n` higher first");
-    }
+    check_open_files(options.connections)?;
     let api = ApiClient::new(&options.target.api);
     let users = register_users(&api, options.users).await?;
     let tokens: Vec<String> = (0..options.connections)
@@ -110,19 +100,7 @@ pub async fn run(options: &BroadcastOptions) -> anyhow::Result<Results> {
         Arc::clone(&tally),
     ));
 
-    let total = options.seconds + options.drain_seconds;
-    let bar = progress_bar(total, "seconds");
-    let mut ticker = tokio::time::interval(Duration::from_secs(1));
-    ticker.tick().await;
-    for _ in 0..total {
-        ticker.tick().await;
-        bar.inc(1);
-        bar.set_message(format!(
-            "{} delivered",
-            tally.delivered.load(Ordering::Relaxed)
-        ));
-    }
-    bar.finish();
+    tally.watch(options.seconds + options.drain_seconds).await;
     let cpu_used = cpu::cpu_times(&options.target.server_pids).since(cpu_before);
     let _ = pusher.await;
     futures_util::future::join_all(workers).await;

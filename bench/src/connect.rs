@@ -88,8 +88,20 @@ pub struct ConnectResults {
 /// blocking threads live idle (10 s), so the argon2 memory they held has been given back.
 const SETTLE: Duration = Duration::from_secs(12);
 
+/// Refuses a run whose `connections` (plus some room) exceed what this process may open.
+pub fn check_open_files(connections: usize) -> anyhow::Result<()> {
+    let needed = connections as u64 + 64;
+    match open_file_limit() {
+        Some(limit) if limit < needed => bail!(
+            "this process may open {limit} files but needs {needed} (run `ulimit -n {needed}` \
+             first; beyond the hard limit use several generator processes)"
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// The most files this process may open (its soft limit), read from /proc.
-pub fn open_file_limit() -> Option<u64> {
+fn open_file_limit() -> Option<u64> {
     let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
     let line = limits
         .lines()
@@ -116,16 +128,7 @@ pub async fn run(options: &ConnectOptions) -> anyhow::Result<ConnectResults> {
     if options.users == 0 || options.users > options.connections {
         bail!("--users must be between 1 and --connections");
     }
-    if let Some(limit) = open_file_limit()
-        && limit < options.connections as u64 + 64
-    {
-        bail!(
-            "this process may open {limit} files but needs {} (run `ulimit -n {}` first; \
-             beyond the hard limit use several generator processes)",
-            options.connections + 64,
-            options.connections + 64
-        );
-    }
+    check_open_files(options.connections)?;
     let api = ApiClient::new(&options.target.api);
     let users = register_users(&api, options.users).await?;
     // Registration hashes passwords with argon2 (19 MiB each); let the server hand that

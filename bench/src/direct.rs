@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use crate::Target;
 use crate::cpu;
 use crate::report::Results;
-use crate::setup::{befriend_pairs, progress_bar, register_users};
+use crate::setup::{befriend_pairs, check_timing, progress_bar, register_users};
 use crate::tally::{Tally, timed_body};
 
 /// Options of `natter-bench direct`.
@@ -43,7 +43,6 @@ pub struct DirectOptions {
 
 /// Upper bounds that keep every run small enough for a shared machine.
 const MAX_USERS: usize = 10_000;
-const MAX_SECONDS: u64 = 600;
 const MAX_RATE: f64 = 1_000.0;
 
 /// Runs the scenario and returns its results.
@@ -51,12 +50,7 @@ pub async fn run(options: &DirectOptions) -> anyhow::Result<Results> {
     if options.users < 2 || !options.users.is_multiple_of(2) || options.users > MAX_USERS {
         bail!("--users must be even, between 2 and {MAX_USERS}");
     }
-    if options.seconds == 0 || options.seconds > MAX_SECONDS {
-        bail!("--seconds must be between 1 and {MAX_SECONDS}");
-    }
-    if !(options.rate > 0.0 && options.rate <= MAX_RATE) {
-        bail!("--rate must be above 0 and at most {MAX_RATE}");
-    }
+    check_timing(options.rate, MAX_RATE, options.seconds)?;
     let api = ApiClient::new(&options.target.api);
     let users = register_users(&api, options.users).await?;
     befriend_pairs(&api, &users).await?;
@@ -96,19 +90,7 @@ pub async fn run(options: &DirectOptions) -> anyhow::Result<Results> {
         )));
     }
 
-    let total = options.seconds + options.drain_seconds;
-    let bar = progress_bar(total, "seconds");
-    let mut ticker = tokio::time::interval(Duration::from_secs(1));
-    ticker.tick().await;
-    for _ in 0..total {
-        ticker.tick().await;
-        bar.inc(1);
-        bar.set_message(format!(
-            "{} delivered",
-            tally.delivered.load(Ordering::Relaxed)
-        ));
-    }
-    bar.finish();
+    tally.watch(options.seconds + options.drain_seconds).await;
     for worker in workers {
         worker.await.context("a chat worker failed")?;
     }

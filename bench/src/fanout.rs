@@ -5,18 +5,17 @@
 //! out to measure the fan-out alone.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use natter::client::ApiClient;
 
 use crate::Target;
-use crate::connect::{open_file_limit, open_many};
+use crate::connect::{check_open_files, open_many};
 use crate::cpu;
 use crate::direct::{AckPolicy, Plan, chat};
 use crate::report::Results;
-use crate::setup::{progress_bar, register_users, seed_group};
+use crate::setup::{check_timing, register_users, seed_group};
 use crate::tally::Tally;
 
 /// Options of `natter-bench fanout`.
@@ -49,7 +48,6 @@ pub struct FanoutOptions {
 /// Upper bounds that keep every run small enough for a shared machine.
 const MAX_MEMBERS: usize = 19_000;
 const MAX_RATE: f64 = 10_000.0;
-const MAX_SECONDS: u64 = 600;
 /// Handshakes in flight while connecting the members.
 const CONNECT_CONCURRENCY: usize = 128;
 
@@ -61,17 +59,8 @@ pub async fn run(options: &FanoutOptions) -> anyhow::Result<Results> {
     if options.senders == 0 || options.senders > options.members {
         bail!("--senders must be between 1 and --members");
     }
-    if !(options.rate > 0.0 && options.rate <= MAX_RATE) {
-        bail!("--rate must be above 0 and at most {MAX_RATE}");
-    }
-    if options.seconds == 0 || options.seconds > MAX_SECONDS {
-        bail!("--seconds must be between 1 and {MAX_SECONDS}");
-    }
-    if let Some(limit) = open_file_limit()
-        && limit < options.members as u64 + 64
-    {
-        bail!("this process may open {limit} files; run `ulimit -n` higher first");
-    }
+    check_timing(options.rate, MAX_RATE, options.seconds)?;
+    check_open_files(options.members)?;
     let api = ApiClient::new(&options.target.api);
     let users = register_users(&api, options.members).await?;
     let group = seed_group(&api, &users).await?;
@@ -108,19 +97,7 @@ pub async fn run(options: &FanoutOptions) -> anyhow::Result<Results> {
         })
         .collect();
 
-    let total = options.seconds + options.drain_seconds;
-    let bar = progress_bar(total, "seconds");
-    let mut ticker = tokio::time::interval(Duration::from_secs(1));
-    ticker.tick().await;
-    for _ in 0..total {
-        ticker.tick().await;
-        bar.inc(1);
-        bar.set_message(format!(
-            "{} delivered",
-            tally.delivered.load(Ordering::Relaxed)
-        ));
-    }
-    bar.finish();
+    tally.watch(options.seconds + options.drain_seconds).await;
     let cpu_used = cpu::cpu_times(&options.target.server_pids).since(cpu_before);
     futures_util::future::join_all(workers).await;
     Ok(Results::from_tally(

@@ -81,24 +81,15 @@ async fn main() -> anyhow::Result<()> {
     match cli.scenario {
         Scenario::Direct(options) => {
             options.target.check_loopback()?;
-            let results = direct::run(&options).await?;
-            report::write(&options.target.out, &results)?;
-            println!("{}", report::markdown(&results));
-            eprintln!("results in {}", options.target.out.display());
+            publish(&options.target, &direct::run(&options).await?)?;
         }
         Scenario::Fanout(options) => {
             options.target.check_loopback()?;
-            let results = fanout::run(&options).await?;
-            report::write(&options.target.out, &results)?;
-            println!("{}", report::markdown(&results));
-            eprintln!("results in {}", options.target.out.display());
+            publish(&options.target, &fanout::run(&options).await?)?;
         }
         Scenario::Broadcast(options) => {
             options.target.check_loopback()?;
-            let results = broadcast::run(&options).await?;
-            report::write(&options.target.out, &results)?;
-            println!("{}", report::markdown(&results));
-            eprintln!("results in {}", options.target.out.display());
+            publish(&options.target, &broadcast::run(&options).await?)?;
         }
         Scenario::Connect(options) => {
             options.target.check_loopback()?;
@@ -108,5 +99,13 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("results in {}", options.target.out.display());
         }
     }
+    Ok(())
+}
+
+/// Writes a message scenario's results into the output folder and prints its summary.
+fn publish(target: &Target, results: &report::Results) -> anyhow::Result<()> {
+    report::write(&target.out, results)?;
+    println!("{}", report::markdown(results));
+    eprintln!("results in {}", target.out.display());
     Ok(())
 }

@@ -9,6 +9,20 @@ use indicatif::{ProgressBar, ProgressStyle};
 use natter::client::{ApiClient, Session};
 use tokio_tungstenite::tungstenite::http::Method;
 
+/// The longest any run may send for, in seconds.
+const MAX_SECONDS: u64 = 600;
+
+/// Refuses a send rate outside (0, `max_rate`] or a run length outside 1..=600 seconds.
+pub fn check_timing(rate: f64, max_rate: f64, seconds: u64) -> anyhow::Result<()> {
+    if !(rate > 0.0 && rate <= max_rate) {
+        anyhow::bail!("--rate must be above 0 and at most {max_rate}");
+    }
+    if seconds == 0 || seconds > MAX_SECONDS {
+        anyhow::bail!("--seconds must be between 1 and {MAX_SECONDS}");
+    }
+    Ok(())
+}
+
 /// Requests in flight while seeding.
 const SEED_CONCURRENCY: usize = 16;
 

@@ -65,6 +65,24 @@ impl Tally {
     }
 }
 
+impl Tally {
+    /// Shows a bar over the next `seconds`, with the deliveries so far, until they pass.
+    pub async fn watch(&self, seconds: u64) {
+        let bar = crate::setup::progress_bar(seconds, "seconds");
+        let mut ticker = tokio::time::interval(std::time::Duration::from_secs(1));
+        ticker.tick().await;
+        for _ in 0..seconds {
+            ticker.tick().await;
+            bar.inc(1);
+            bar.set_message(format!(
+                "{} delivered",
+                self.delivered.load(Ordering::Relaxed)
+            ));
+        }
+        bar.finish();
+    }
+}
+
 /// Microseconds since the Unix epoch (what bodies carry).
 pub fn now_micros() -> u64 {
     SystemTime::now()
