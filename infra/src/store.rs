@@ -67,6 +67,53 @@ pub struct RefreshToken {
     pub expires_at: i64,
 }
 
+/// An uploaded image (its bytes are in `Blobs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Upload {
+    /// Snowflake id; the blob key is derived from it.
+    pub id: i64,
+    /// Who uploaded it.
+    pub owner: i64,
+    /// `image/png`, `image/jpeg`, `image/gif` or `image/webp`.
+    pub content_type: String,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Size of the original in bytes.
+    pub size: u64,
+    /// Whether a smaller copy was made for previews.
+    pub thumbnail: bool,
+    /// Upload time, ms since the Unix epoch.
+    pub created_at: i64,
+}
+
+/// Everyone signed in may fetch an upload shared with this audience (avatars).
+pub const AUDIENCE_EVERYONE: &str = "everyone";
+
+/// One conversation of a user, for the conversation list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conversation {
+    /// `user:<peer>` or `group:<id>`.
+    pub key: String,
+    /// The newest stored message, if any.
+    pub last: Option<Message>,
+    /// The user's read cursor (a seq of the inbox or the group's log).
+    pub read: u64,
+    /// Messages from others after the read cursor (recalls and recalled ones aside), counted
+    /// up to [`UNREAD_COUNT_CAP`].
+    pub unread: u64,
+}
+
+/// Unread counts stop at this, so a long-neglected conversation costs a bounded count.
+pub const UNREAD_COUNT_CAP: u64 = 1000;
+
+/// The kind of a message that recalls an earlier one (its body is the recalled id).
+pub const RECALL_KIND: &str = "recall";
+
+/// The kind a recalled message's stored copies take (their body is emptied).
+pub const RECALLED_KIND: &str = "recalled";
+
 /// Durable relational state.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -86,6 +133,47 @@ pub trait Store: Send + Sync + 'static {
     async fn user_groups(&self, user: i64) -> InfraResult<Vec<i64>>;
     /// A page of a group's members with ids above `after`, ascending by id.
     async fn group_members(&self, group: i64, after: i64, limit: u32) -> InfraResult<Vec<User>>;
+
+    /// Users whose username or nickname starts with `prefix` (compared in lower case), ids
+    /// above `after`, ascending by id.
+    async fn search_users(&self, prefix: &str, after: i64, limit: u32) -> InfraResult<Vec<User>>;
+    /// Groups whose name starts with `prefix` (compared in lower case), ids above `after`,
+    /// ascending by id.
+    async fn search_groups(&self, prefix: &str, after: i64, limit: u32) -> InfraResult<Vec<Group>>;
+    /// Set or clear a user's avatar (an upload id); false if there is no such user.
+    async fn set_avatar(&self, user: i64, avatar: Option<&str>) -> InfraResult<bool>;
+    /// Set a group's name and avatar; false if there is no such group.
+    async fn update_group(&self, group: i64, name: &str, avatar: Option<&str>)
+    -> InfraResult<bool>;
+    /// Delete a group and its memberships (one transaction); returns who were members.
+    async fn disband_group(&self, group: i64) -> InfraResult<Vec<i64>>;
+
+    /// Record an upload; `Conflict` if the id exists.
+    async fn put_upload(&self, upload: &Upload) -> InfraResult<()>;
+    /// An upload by id.
+    async fn upload(&self, id: i64) -> InfraResult<Option<Upload>>;
+    /// Let `audience` (`everyone`, `user:<id>` or `group:<id>`) fetch an upload too.
+    async fn share_upload(&self, id: i64, audience: &str) -> InfraResult<()>;
+    /// Who besides its owner may fetch an upload.
+    async fn upload_audiences(&self, id: i64) -> InfraResult<Vec<String>>;
+
+    /// How far a user has read a conversation (`user:<peer>` or `group:<id>`); 0 if never.
+    async fn read_cursor(&self, user: i64, conversation: &str) -> InfraResult<u64>;
+    /// Move a read cursor forward (never back); returns the stored value.
+    async fn advance_read_cursor(
+        &self,
+        user: i64,
+        conversation: &str,
+        seq: u64,
+    ) -> InfraResult<u64>;
+    /// A user's one-to-one conversations (from their inbox) and groups, the most recently
+    /// active first, at most `limit`.
+    async fn conversations(&self, user: i64, limit: u32) -> InfraResult<Vec<Conversation>>;
+
+    /// Every stored copy of a message.
+    async fn message_copies(&self, id: u64) -> InfraResult<Vec<Message>>;
+    /// Empty every stored copy of a message and mark it recalled; returns how many copies.
+    async fn mark_recalled(&self, id: u64) -> InfraResult<u64>;
 
     /// Change a user's display name; false if there is no such user.
     async fn set_nickname(&self, user: i64, nickname: &str) -> InfraResult<bool>;

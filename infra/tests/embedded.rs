@@ -231,3 +231,108 @@ async fn a_conversation_page_uses_the_peer_index() {
         "the index gives the order, no sort: {steps:?}"
     );
 }
+
+/// The steps of SQLite's plan for `sql` with `binds` (text values).
+async fn query_plan(database: &SqlDatabase, sql: &str, binds: &[&str]) -> Vec<String> {
+    let explain = format!("EXPLAIN QUERY PLAN {sql}");
+    let mut query = sqlx::query_as::<_, (i64, i64, i64, String)>(sqlx::AssertSqlSafe(explain));
+    for bind in binds {
+        query = query.bind(bind.to_string());
+    }
+    let plan = query.fetch_all(&database.pool).await.expect("query plan");
+    plan.into_iter().map(|(_, _, _, step)| step).collect()
+}
+
+#[tokio::test]
+async fn search_reads_index_ranges_among_100000_users() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let database = database(dir.path()).await;
+    // 100,000 users and 10,000 groups written in one statement each, as a big instance has.
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000) \
+         INSERT INTO users (id, username, nickname, avatar, password_hash, created_at, \
+         nickname_key) SELECT i, 'user' || i, 'Nick ' || i, NULL, 'h', 0, 'nick ' || i FROM n",
+    )
+    .execute(&database.pool)
+    .await
+    .expect("users");
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000) \
+         INSERT INTO chat_groups (id, name, owner, avatar, created_at, name_key) \
+         SELECT i, 'Group ' || i, 1, NULL, 0, 'group ' || i FROM n",
+    )
+    .execute(&database.pool)
+    .await
+    .expect("groups");
+    let store = SqlStore::new(database.clone());
+    let found = store.search_users("USER1234", 0, 20).await.expect("search");
+    let ids: Vec<i64> = found.iter().map(|user| user.id).collect();
+    assert_eq!(
+        ids,
+        [
+            1234, 12340, 12341, 12342, 12343, 12344, 12345, 12346, 12347, 12348, 12349
+        ]
+    );
+    let nick = store.search_users("nick 9999", 0, 5).await.expect("search");
+    assert_eq!(
+        nick.iter().map(|user| user.id).collect::<Vec<_>>(),
+        [9999, 99990, 99991, 99992, 99993]
+    );
+    let groups = store
+        .search_groups("group 99", 9990, 3)
+        .await
+        .expect("search");
+    assert_eq!(
+        groups.iter().map(|group| group.id).collect::<Vec<_>>(),
+        [9991, 9992, 9993]
+    );
+
+    let users_plan = query_plan(
+        &database,
+        natter_infra::sql::SEARCH_USERS_SQL,
+        &[
+            "user1",
+            "user1\u{10FFFF}",
+            "0",
+            "user1",
+            "user1\u{10FFFF}",
+            "0",
+            "20",
+        ],
+    )
+    .await;
+    // The username's unique index and the folded nickname's index, one range each.
+    for range in [
+        "(username>? AND username<?)",
+        "(nickname_key>? AND nickname_key<?)",
+    ] {
+        assert!(
+            users_plan
+                .iter()
+                .any(|step| step.starts_with("SEARCH users USING INDEX") && step.contains(range)),
+            "{range} in {users_plan:?}"
+        );
+    }
+    assert!(
+        !users_plan.iter().any(|step| step.starts_with("SCAN users")),
+        "no scan of the table: {users_plan:?}"
+    );
+    let groups_plan = query_plan(
+        &database,
+        natter_infra::sql::SEARCH_GROUPS_SQL,
+        &["group 1", "group 1\u{10FFFF}", "0", "20"],
+    )
+    .await;
+    assert!(
+        groups_plan
+            .iter()
+            .any(|step| step.contains("INDEX chat_groups_by_name_key")),
+        "{groups_plan:?}"
+    );
+    assert!(
+        !groups_plan
+            .iter()
+            .any(|step| step.starts_with("SCAN chat_groups")),
+        "no scan of the table: {groups_plan:?}"
+    );
+}

@@ -6,6 +6,7 @@ pub mod blobs;
 pub mod log;
 pub mod registry;
 pub mod sessions;
+pub mod social;
 pub mod store;
 
 /// A random positive id, unlikely to collide with anything already stored.

@@ -56,6 +56,7 @@ pub async fn run(store: &dyn Store) {
     profile_and_endings(store).await;
     conversations(store).await;
     member_pages(store).await;
+    super::social::run(store).await;
 }
 
 /// A group's members page in id order, and only members are listed.

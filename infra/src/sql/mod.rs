@@ -9,4 +9,4 @@ mod membership_cache;
 mod store;
 
 pub use database::{Dialect, SqlDatabase, open_database, sqlite_url};
-pub use store::SqlStore;
+pub use store::{SEARCH_GROUPS_SQL, SEARCH_USERS_SQL, SqlStore};

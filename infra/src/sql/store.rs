@@ -15,7 +15,10 @@ use super::database::{Dialect, SqlDatabase};
 use super::membership_cache::MembershipCache;
 use crate::error::{InfraError, InfraResult};
 use crate::positions::PositionCache;
-use crate::store::{Friend, FriendRequest, Group, RefreshToken, Store, User};
+use crate::store::{
+    Conversation, Friend, FriendRequest, Group, RECALL_KIND, RECALLED_KIND, RefreshToken, Store,
+    UNREAD_COUNT_CAP, Upload, User,
+};
 
 /// The relational store on any of natter's SQL dialects.
 #[derive(Debug)]
@@ -58,12 +61,28 @@ macro_rules! message_columns {
     };
 }
 
+/// User search (with `?` placeholders): each arm is one range of its own index, and the
+/// union drops a user found by both. Binds: low, high, after (twice), then the limit.
+pub const SEARCH_USERS_SQL: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM users WHERE username >= ? AND username < ? AND id > ? UNION SELECT ",
+    user_columns!(),
+    " FROM users WHERE nickname_key >= ? AND nickname_key < ? AND id > ? ORDER BY id LIMIT ?"
+);
+
+/// Group search (with `?` placeholders). Binds: low, high, after, limit.
+pub const SEARCH_GROUPS_SQL: &str = concat!(
+    "SELECT ",
+    group_columns!(),
+    " FROM chat_groups WHERE name_key >= ? AND name_key < ? AND id > ? ORDER BY id LIMIT ?"
+);
+
 /// Every statement the store runs, in its database's dialect.
 #[derive(Debug)]
 struct Statements {
     create_group: SqlStr,
     group: SqlStr,
-    group_exists: SqlStr,
     add_group_member: SqlStr,
     remove_group_member: SqlStr,
     is_group_member: SqlStr,
@@ -86,6 +105,25 @@ struct Statements {
     put_message: SqlStr,
     messages_before: SqlStr,
     conversation_before: SqlStr,
+    search_users: SqlStr,
+    search_groups: SqlStr,
+    set_avatar: SqlStr,
+    update_group: SqlStr,
+    group_member_ids: SqlStr,
+    delete_group: SqlStr,
+    delete_group_members: SqlStr,
+    put_upload: SqlStr,
+    upload: SqlStr,
+    share_upload: SqlStr,
+    upload_audiences: SqlStr,
+    read_cursor: SqlStr,
+    read_cursors: SqlStr,
+    raise_read_cursor: SqlStr,
+    inbox_peers: SqlStr,
+    latest_with_peer: SqlStr,
+    unread: SqlStr,
+    message_copies: SqlStr,
+    mark_recalled: SqlStr,
     ack_cursor: SqlStr,
     raise_ack_cursor: SqlStr,
     delivered_cursor: SqlStr,
@@ -100,20 +138,19 @@ impl Statements {
             create_group: sql(concat!(
                 "INSERT INTO chat_groups (",
                 group_columns!(),
-                ") VALUES (?, ?, ?, ?, ?)"
+                ", name_key) VALUES (?, ?, ?, ?, ?, ?)"
             )),
             group: sql(concat!(
                 "SELECT ",
                 group_columns!(),
                 " FROM chat_groups WHERE id = ?"
             )),
-            group_exists: sql("SELECT COUNT(*) FROM chat_groups WHERE id = ?"),
             // A plain insert, not `insert_unless_present`: MySQL reports a row found by
             // ON DUPLICATE KEY as affected (sqlx connects with CLIENT_FOUND_ROWS), so only the
-            // unique violation tells a new member from an existing one on every dialect.
-            add_group_member: sql(
-                "INSERT INTO group_members (group_id, user_id, joined_at) VALUES (?, ?, ?)",
-            ),
+            // unique violation tells a new member from an existing one on every dialect. The
+            // row comes from the group's own row, so a missing group inserts nothing.
+            add_group_member: sql("INSERT INTO group_members (group_id, user_id, joined_at) \
+                 SELECT id, ?, ? FROM chat_groups WHERE id = ?"),
             remove_group_member: sql(
                 "DELETE FROM group_members WHERE group_id = ? AND user_id = ?",
             ),
@@ -131,8 +168,8 @@ impl Statements {
                  group_members.user_id > ? ORDER BY group_members.user_id LIMIT ?",
             ),
             create_user: sql(
-                "INSERT INTO users (id, username, nickname, avatar, password_hash, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO users (id, username, nickname, avatar, password_hash, created_at, \
+                 nickname_key) VALUES (?, ?, ?, ?, ?, ?, ?)",
             ),
             user: sql(concat!(
                 "SELECT ",
@@ -165,7 +202,7 @@ impl Statements {
                 "DELETE FROM friend_requests WHERE from_id = ? AND to_id = ?",
             ),
             delete_friendship: sql("DELETE FROM friendships WHERE user_id = ? AND friend_id = ?"),
-            set_nickname: sql("UPDATE users SET nickname = ? WHERE id = ?"),
+            set_nickname: sql("UPDATE users SET nickname = ?, nickname_key = ? WHERE id = ?"),
             add_friendship: sql(&dialect.insert_unless_present(
                 "INTO friendships (user_id, friend_id, created_at) VALUES (?, ?, ?)",
                 "user_id, friend_id",
@@ -193,6 +230,55 @@ impl Statements {
                 message_columns!(),
                 " FROM messages WHERE object = ? AND peer = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
             )),
+            search_users: sql(SEARCH_USERS_SQL),
+            search_groups: sql(SEARCH_GROUPS_SQL),
+            set_avatar: sql("UPDATE users SET avatar = ? WHERE id = ?"),
+            update_group: sql(
+                "UPDATE chat_groups SET name = ?, name_key = ?, avatar = ? WHERE id = ?",
+            ),
+            group_member_ids: sql("SELECT user_id FROM group_members WHERE group_id = ?"),
+            delete_group: sql("DELETE FROM chat_groups WHERE id = ?"),
+            delete_group_members: sql("DELETE FROM group_members WHERE group_id = ?"),
+            put_upload: sql(
+                "INSERT INTO uploads (id, owner, content_type, width, height, size, thumbnail, \
+                 created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            ),
+            upload: sql(
+                "SELECT id, owner, content_type, width, height, size, thumbnail, created_at \
+                 FROM uploads WHERE id = ?",
+            ),
+            share_upload: sql(&dialect.insert_unless_present(
+                "INTO upload_audiences (upload_id, audience) VALUES (?, ?)",
+                "upload_id, audience",
+            )),
+            upload_audiences: sql(
+                "SELECT audience FROM upload_audiences WHERE upload_id = ? ORDER BY audience",
+            ),
+            read_cursor: sql("SELECT seq FROM read_cursors WHERE user_id = ? AND conversation = ?"),
+            read_cursors: sql("SELECT conversation, seq FROM read_cursors WHERE user_id = ?"),
+            raise_read_cursor: sql(&dialect.insert_or_raise(
+                "read_cursors",
+                "INTO read_cursors (user_id, conversation, seq) VALUES (?, ?, ?)",
+                "user_id, conversation",
+                "seq",
+            )),
+            inbox_peers: sql("SELECT DISTINCT peer FROM messages WHERE object = ? AND peer <> 0"),
+            latest_with_peer: sql(concat!(
+                "SELECT ",
+                message_columns!(),
+                " FROM messages WHERE object = ? AND peer = ? ORDER BY seq DESC LIMIT 1"
+            )),
+            // The inner LIMIT bounds the count's cost however far behind the reader is.
+            unread: sql(
+                "SELECT COUNT(*) FROM (SELECT 1 AS one FROM messages WHERE object = ? \
+                 AND peer = ? AND seq > ? AND sender <> ? AND kind NOT IN (?, ?) LIMIT ?) unread",
+            ),
+            message_copies: sql(concat!(
+                "SELECT ",
+                message_columns!(),
+                " FROM messages WHERE id = ? ORDER BY object"
+            )),
+            mark_recalled: sql("UPDATE messages SET kind = ?, body = '' WHERE id = ?"),
             ack_cursor: sql("SELECT seq FROM ack_cursors WHERE user_id = ? AND object = ?"),
             raise_ack_cursor: sql(&dialect.insert_or_raise(
                 "ack_cursors",
@@ -341,6 +427,20 @@ fn conflict_or(error: sqlx::Error, what: &str) -> InfraError {
     }
 }
 
+/// A name as search compares it.
+fn folded(name: &str) -> String {
+    name.to_lowercase()
+}
+
+/// The half-open range of folded keys that start with `prefix`: every such key is at least
+/// the prefix and below the prefix followed by the greatest character.
+fn prefix_range(prefix: &str) -> (String, String) {
+    let low = folded(prefix);
+    let mut high = low.clone();
+    high.push(char::MAX);
+    (low, high)
+}
+
 /// A seq as the signed 64-bit integer every dialect stores.
 fn stored_seq(seq: u64) -> i64 {
     seq.min(i64::MAX as u64) as i64
@@ -360,13 +460,14 @@ impl Store for SqlStore {
             .bind(group.owner)
             .bind(&group.avatar)
             .bind(group.created_at)
+            .bind(folded(&group.name))
             .execute(&mut *transaction)
             .await
             .map_err(|error| conflict_or(error, "group id"))?;
         statement(&self.statements.add_group_member)
-            .bind(group.id)
             .bind(group.owner)
             .bind(group.created_at)
+            .bind(group.id)
             .execute(&mut *transaction)
             .await
             .map_err(|error| conflict_or(error, "group member"))?;
@@ -384,23 +485,15 @@ impl Store for SqlStore {
     }
 
     async fn add_group_member(&self, group: i64, user: i64, now: i64) -> InfraResult<bool> {
-        // Groups are never deleted, so a group seen here is still there for the insert; a
-        // future disband must revisit this (a lock or a foreign key) to keep out orphans.
-        let (groups,): (i64,) = rows(&self.statements.group_exists)
-            .bind(group)
-            .fetch_one(&self.database.pool)
-            .await?;
-        if groups == 0 {
-            return Err(InfraError::NotFound("group".into()));
-        }
         let inserted = statement(&self.statements.add_group_member)
-            .bind(group)
             .bind(user)
             .bind(now)
+            .bind(group)
             .execute(&self.database.pool)
             .await
             .map_err(|error| conflict_or(error, "group member"));
         match inserted {
+            Ok(done) if done.rows_affected() == 0 => Err(InfraError::NotFound("group".into())),
             Ok(_) => {
                 self.membership_changed(user);
                 Ok(true)
@@ -470,6 +563,7 @@ impl Store for SqlStore {
             .bind(&user.avatar)
             .bind(password_hash)
             .bind(user.created_at)
+            .bind(folded(&user.nickname))
             .execute(&self.database.pool)
             .await
             .map_err(|error| conflict_or(error, "username"))?;
@@ -614,6 +708,7 @@ impl Store for SqlStore {
     async fn set_nickname(&self, user: i64, nickname: &str) -> InfraResult<bool> {
         let changed = statement(&self.statements.set_nickname)
             .bind(nickname)
+            .bind(folded(nickname))
             .bind(user)
             .execute(&self.database.pool)
             .await?
@@ -794,5 +889,248 @@ impl Store for SqlStore {
             remembered.delivered.raise(name, seq);
         }
         Ok(())
+    }
+
+    async fn search_users(&self, prefix: &str, after: i64, limit: u32) -> InfraResult<Vec<User>> {
+        let (low, high) = prefix_range(prefix);
+        let found: Vec<UserRow> = rows(&self.statements.search_users)
+            .bind(&low)
+            .bind(&high)
+            .bind(after)
+            .bind(&low)
+            .bind(&high)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.database.pool)
+            .await?;
+        Ok(found.into_iter().map(user_from).collect())
+    }
+
+    async fn search_groups(&self, prefix: &str, after: i64, limit: u32) -> InfraResult<Vec<Group>> {
+        let (low, high) = prefix_range(prefix);
+        let found: Vec<GroupRow> = rows(&self.statements.search_groups)
+            .bind(&low)
+            .bind(&high)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.database.pool)
+            .await?;
+        Ok(found.into_iter().map(group_from).collect())
+    }
+
+    async fn set_avatar(&self, user: i64, avatar: Option<&str>) -> InfraResult<bool> {
+        let changed = statement(&self.statements.set_avatar)
+            .bind(avatar)
+            .bind(user)
+            .execute(&self.database.pool)
+            .await?
+            .rows_affected();
+        Ok(changed > 0)
+    }
+
+    async fn update_group(
+        &self,
+        group: i64,
+        name: &str,
+        avatar: Option<&str>,
+    ) -> InfraResult<bool> {
+        let changed = statement(&self.statements.update_group)
+            .bind(name)
+            .bind(folded(name))
+            .bind(avatar)
+            .bind(group)
+            .execute(&self.database.pool)
+            .await?
+            .rows_affected();
+        Ok(changed > 0)
+    }
+
+    async fn disband_group(&self, group: i64) -> InfraResult<Vec<i64>> {
+        let mut transaction = self
+            .database
+            .pool
+            .begin_with(self.database.dialect.begin_write())
+            .await?;
+        // The group row goes first: from then on no member can be added (an add copies the
+        // group's row), so the members read next are all there are.
+        statement(&self.statements.delete_group)
+            .bind(group)
+            .execute(&mut *transaction)
+            .await?;
+        let members: Vec<(i64,)> = rows(&self.statements.group_member_ids)
+            .bind(group)
+            .fetch_all(&mut *transaction)
+            .await?;
+        statement(&self.statements.delete_group_members)
+            .bind(group)
+            .execute(&mut *transaction)
+            .await?;
+        transaction.commit().await?;
+        let members: Vec<i64> = members.into_iter().map(|(user,)| user).collect();
+        for member in &members {
+            self.membership_changed(*member);
+        }
+        Ok(members)
+    }
+
+    async fn put_upload(&self, upload: &Upload) -> InfraResult<()> {
+        statement(&self.statements.put_upload)
+            .bind(upload.id)
+            .bind(upload.owner)
+            .bind(&upload.content_type)
+            .bind(i64::from(upload.width))
+            .bind(i64::from(upload.height))
+            .bind(stored_seq(upload.size))
+            .bind(i64::from(upload.thumbnail))
+            .bind(upload.created_at)
+            .execute(&self.database.pool)
+            .await
+            .map_err(|error| conflict_or(error, "upload id"))?;
+        Ok(())
+    }
+
+    async fn upload(&self, id: i64) -> InfraResult<Option<Upload>> {
+        let row: Option<(i64, i64, String, i64, i64, i64, i64, i64)> =
+            rows(&self.statements.upload)
+                .bind(id)
+                .fetch_optional(&self.database.pool)
+                .await?;
+        Ok(row.map(
+            |(id, owner, content_type, width, height, size, thumbnail, created_at)| Upload {
+                id,
+                owner,
+                content_type,
+                width: u32::try_from(width).unwrap_or(0),
+                height: u32::try_from(height).unwrap_or(0),
+                size: u64::try_from(size).unwrap_or(0),
+                thumbnail: thumbnail != 0,
+                created_at,
+            },
+        ))
+    }
+
+    async fn share_upload(&self, id: i64, audience: &str) -> InfraResult<()> {
+        statement(&self.statements.share_upload)
+            .bind(id)
+            .bind(audience)
+            .execute(&self.database.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn upload_audiences(&self, id: i64) -> InfraResult<Vec<String>> {
+        let found: Vec<(String,)> = rows(&self.statements.upload_audiences)
+            .bind(id)
+            .fetch_all(&self.database.pool)
+            .await?;
+        Ok(found.into_iter().map(|(audience,)| audience).collect())
+    }
+
+    async fn read_cursor(&self, user: i64, conversation: &str) -> InfraResult<u64> {
+        let row: Option<(i64,)> = rows(&self.statements.read_cursor)
+            .bind(user)
+            .bind(conversation)
+            .fetch_optional(&self.database.pool)
+            .await?;
+        Ok(row.map_or(0, |(seq,)| seq as u64))
+    }
+
+    async fn advance_read_cursor(
+        &self,
+        user: i64,
+        conversation: &str,
+        seq: u64,
+    ) -> InfraResult<u64> {
+        statement(&self.statements.raise_read_cursor)
+            .bind(user)
+            .bind(conversation)
+            .bind(stored_seq(seq))
+            .execute(&self.database.pool)
+            .await?;
+        self.read_cursor(user, conversation).await
+    }
+
+    async fn conversations(&self, user: i64, limit: u32) -> InfraResult<Vec<Conversation>> {
+        let inbox = ObjectId::User(user).to_string();
+        let peers: Vec<(i64,)> = rows(&self.statements.inbox_peers)
+            .bind(&inbox)
+            .fetch_all(&self.database.pool)
+            .await?;
+        // Each conversation is one (object, peer) range of the messages_by_peer index: a
+        // group's copies carry the group as their peer.
+        let mut places: Vec<(String, String, i64)> = peers
+            .into_iter()
+            .map(|(peer,)| (format!("user:{peer}"), inbox.clone(), peer))
+            .collect();
+        for group in self.user_groups(user).await? {
+            let object = ObjectId::Group(group).to_string();
+            places.push((object.clone(), object, group));
+        }
+        let mut found = Vec::with_capacity(places.len());
+        for (key, object, peer) in places {
+            let last: Option<MessageRow> = rows(&self.statements.latest_with_peer)
+                .bind(&object)
+                .bind(peer)
+                .fetch_optional(&self.database.pool)
+                .await?;
+            found.push((key, object, peer, last.map(message_from)));
+        }
+        // Most recent first; groups with nothing said yet last, newest group first.
+        found.sort_by_key(|(_, _, peer, last)| {
+            std::cmp::Reverse((last.as_ref().map_or(0, |message| message.ts), *peer))
+        });
+        found.truncate(limit as usize);
+        let read: std::collections::HashMap<String, i64> =
+            rows::<(String, i64)>(&self.statements.read_cursors)
+                .bind(user)
+                .fetch_all(&self.database.pool)
+                .await?
+                .into_iter()
+                .collect();
+        let mut conversations = Vec::with_capacity(found.len());
+        for (key, object, peer, last) in found {
+            let read = read.get(&key).copied().unwrap_or(0);
+            let unread = match &last {
+                Some(message) if message.seq as i64 > read => {
+                    let (count,): (i64,) = rows(&self.statements.unread)
+                        .bind(&object)
+                        .bind(peer)
+                        .bind(read)
+                        .bind(user)
+                        .bind(RECALL_KIND)
+                        .bind(RECALLED_KIND)
+                        .bind(UNREAD_COUNT_CAP as i64)
+                        .fetch_one(&self.database.pool)
+                        .await?;
+                    count as u64
+                }
+                _ => 0,
+            };
+            conversations.push(Conversation {
+                key,
+                last,
+                read: read as u64,
+                unread,
+            });
+        }
+        Ok(conversations)
+    }
+
+    async fn message_copies(&self, id: u64) -> InfraResult<Vec<Message>> {
+        let found: Vec<MessageRow> = rows(&self.statements.message_copies)
+            .bind(id as i64)
+            .fetch_all(&self.database.pool)
+            .await?;
+        Ok(found.into_iter().map(message_from).collect())
+    }
+
+    async fn mark_recalled(&self, id: u64) -> InfraResult<u64> {
+        let changed = statement(&self.statements.mark_recalled)
+            .bind(RECALLED_KIND)
+            .bind(id as i64)
+            .execute(&self.database.pool)
+            .await?
+            .rows_affected();
+        Ok(changed)
     }
 }
