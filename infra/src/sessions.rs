@@ -49,6 +49,11 @@ pub trait Sessions: Send + Sync + 'static {
     async fn remove_session(&self, user: i64, session: &SessionRef) -> InfraResult<()>;
     /// Every connection of `user`.
     async fn sessions(&self, user: i64) -> InfraResult<Vec<SessionRef>>;
+    /// The users among `users` with at least one connection, in the order given.
+    async fn online_among(&self, users: &[i64]) -> InfraResult<Vec<i64>>;
+    /// Record what `user`'s friends were last told (online or not); true if that changed it.
+    /// A user never recorded counts as offline.
+    async fn set_announced_presence(&self, user: i64, online: bool) -> InfraResult<bool>;
     /// Forget every session held on `node` (it stopped or died); returns how many.
     async fn remove_node_sessions(&self, node: &str) -> InfraResult<usize>;
 

@@ -2,6 +2,7 @@
 //!
 //! Keys, all under a configurable prefix:
 //! - `sessions:<user>`: a set of `<connection id>@<node>`, the user's connections;
+//! - `announced:<user>`: `1` or `0`, what the user's friends were last told;
 //! - `node-sessions:<node>`: a set of `<user>:<connection id>`, so a dead node's sessions can
 //!   be removed without a scan;
 //! - `lock:<key>`: `SET NX PX` with a token, released by compare-and-delete in Lua;
@@ -60,6 +61,12 @@ for i = 1, #fields, 2 do
 end
 return total
 "#;
+
+/// The 1-based positions of the keys that name non-empty sets (users' sessions).
+const ONLINE_AMONG_SCRIPT: &str = "local online = {} for i, key in ipairs(KEYS) do if redis.call('SCARD', key) > 0 then online[#online + 1] = i end end return online";
+
+/// Users asked about in one `online_among` script call.
+const ONLINE_AMONG_BATCH: usize = 500;
 
 /// The longest ttl handed to the scripts (about 35,000 years), so the Lua arithmetic on
 /// milliseconds stays exact.
@@ -190,6 +197,35 @@ impl Sessions for RedisSessions {
                 })
             })
             .collect())
+    }
+
+    async fn online_among(&self, users: &[i64]) -> InfraResult<Vec<i64>> {
+        let mut online = Vec::new();
+        for batch in users.chunks(ONLINE_AMONG_BATCH) {
+            let keys: Vec<String> = batch
+                .iter()
+                .map(|user| self.key("sessions", user))
+                .collect();
+            let positions: Vec<usize> = self
+                .pool
+                .eval(ONLINE_AMONG_SCRIPT, keys, Vec::<String>::new())
+                .await?;
+            online.extend(
+                positions
+                    .into_iter()
+                    .filter_map(|position| batch.get(position.checked_sub(1)?).copied()),
+            );
+        }
+        Ok(online)
+    }
+
+    async fn set_announced_presence(&self, user: i64, online: bool) -> InfraResult<bool> {
+        let value = if online { "1" } else { "0" };
+        let previous: Option<String> = self
+            .pool
+            .set(self.key("announced", user), value, None, None, true)
+            .await?;
+        Ok(previous.as_deref().unwrap_or("0") != value)
     }
 
     async fn remove_node_sessions(&self, node: &str) -> InfraResult<usize> {

@@ -21,6 +21,91 @@ pub async fn run(sessions: &dyn Sessions) {
     claims(sessions).await;
     group_online(sessions).await;
     presence(sessions).await;
+    online_state(sessions).await;
+}
+
+/// Who is online follows sessions; the announced presence reports only changes.
+async fn online_state(sessions: &dyn Sessions) {
+    let (ada, bob, cyd) = (random_id(), random_id(), random_id());
+    let node = format!("conformance-online-{}", random_id());
+    sessions
+        .add_session(ada, &session(&node, 1))
+        .await
+        .expect("add");
+    sessions
+        .add_session(ada, &session(&node, 2))
+        .await
+        .expect("add");
+    sessions
+        .add_session(cyd, &session(&node, 3))
+        .await
+        .expect("add");
+    assert_eq!(
+        sessions
+            .online_among(&[cyd, bob, ada])
+            .await
+            .expect("online"),
+        [cyd, ada],
+        "in the order asked, once each"
+    );
+    let many: Vec<i64> = (0..1200).map(|_| random_id()).chain([ada]).collect();
+    assert_eq!(
+        sessions.online_among(&many).await.expect("batches"),
+        [ada],
+        "long lists are asked in batches"
+    );
+    sessions
+        .remove_session(ada, &session(&node, 1))
+        .await
+        .expect("remove");
+    assert_eq!(sessions.online_among(&[ada]).await.expect("online"), [ada]);
+    sessions
+        .remove_session(ada, &session(&node, 2))
+        .await
+        .expect("remove");
+    assert!(
+        sessions
+            .online_among(&[ada])
+            .await
+            .expect("online")
+            .is_empty()
+    );
+
+    assert!(
+        !sessions
+            .set_announced_presence(bob, false)
+            .await
+            .expect("set"),
+        "never announced is offline"
+    );
+    assert!(
+        sessions
+            .set_announced_presence(bob, true)
+            .await
+            .expect("set")
+    );
+    assert!(
+        !sessions
+            .set_announced_presence(bob, true)
+            .await
+            .expect("set")
+    );
+    assert!(
+        sessions
+            .set_announced_presence(bob, false)
+            .await
+            .expect("set")
+    );
+    assert!(
+        !sessions
+            .set_announced_presence(bob, false)
+            .await
+            .expect("set")
+    );
+    sessions
+        .remove_node_sessions(&node)
+        .await
+        .expect("clean up");
 }
 
 async fn user_sessions(sessions: &dyn Sessions) {

@@ -20,6 +20,8 @@ struct State {
     claims: HashMap<String, (Option<String>, Instant)>,
     /// Group → node → (online members counted there, expiry).
     group_online: HashMap<i64, HashMap<String, (u64, Instant)>>,
+    /// Users whose friends were last told they are online.
+    announced_online: std::collections::HashSet<i64>,
     /// Presence events not yet taken, oldest first.
     presence: VecDeque<PresenceEvent>,
 }
@@ -74,6 +76,24 @@ impl Sessions for MemorySessions {
             .get(&user)
             .map(|sessions| sessions.iter().cloned().collect())
             .unwrap_or_default())
+    }
+
+    async fn online_among(&self, users: &[i64]) -> InfraResult<Vec<i64>> {
+        let state = self.state();
+        Ok(users
+            .iter()
+            .copied()
+            .filter(|user| state.sessions.contains_key(user))
+            .collect())
+    }
+
+    async fn set_announced_presence(&self, user: i64, online: bool) -> InfraResult<bool> {
+        let mut state = self.state();
+        Ok(if online {
+            state.announced_online.insert(user)
+        } else {
+            state.announced_online.remove(&user)
+        })
     }
 
     async fn remove_node_sessions(&self, node: &str) -> InfraResult<usize> {
