@@ -9,7 +9,7 @@ use natter_proto::v1::SystemPushRequest;
 use natter_proto::{ErrorCode, ObjectId};
 use serde::{Deserialize, Serialize};
 
-use crate::problem::{JsonBody, Problem};
+use crate::problem::{JsonBody, Problem, ProblemBody};
 use crate::state::ApiState;
 
 /// A request that carried the admin credential.
@@ -56,17 +56,19 @@ fn same_secret(given: &[u8], expected: &[u8]) -> bool {
 }
 
 /// Whom a push is for.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum PushTarget {
     /// `"all"` (every online connection) or `"group:<id>"`.
+    #[schema(example = "all")]
     One(String),
     /// `["user:<id>", ...]`.
+    #[schema(example = json!(["user:7265418613035008"]))]
     Users(Vec<String>),
 }
 
 /// A system notification to push.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPush {
     /// Whom it is for.
@@ -80,7 +82,7 @@ pub struct NewPush {
 }
 
 /// A push's outcome.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PushAccepted {
     /// The notification's id.
     pub id: String,
@@ -88,7 +90,24 @@ pub struct PushAccepted {
     pub reached: u32,
 }
 
-/// `POST /api/v1/admin/push`.
+/// `POST /api/v1/admin/push`: push a system notification to users, a group or everyone.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/push",
+    tag = "admin",
+    security(("admin_token" = [])),
+    request_body = NewPush,
+    responses(
+        (status = 202, description = "Accepted for delivery", body = PushAccepted),
+        (status = 400, description = "`bad_frame`: not JSON; `invalid_input`: a bad `to` or body",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`: no or the wrong admin token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the admin API is off (`api.admin_token` is \
+            empty)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "`frame_too_large`: the body is over the limit",
+            body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
 pub async fn push(
     State(state): State<ApiState>,
     _admin: Admin,

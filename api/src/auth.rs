@@ -13,7 +13,7 @@ use natter_proto::ErrorCode;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::problem::{JsonBody, Problem};
+use crate::problem::{JsonBody, Problem, ProblemBody};
 use crate::state::ApiState;
 
 /// Passwords too common to accept whatever their length.
@@ -38,9 +38,10 @@ pub const MIN_PASSWORD_CHARS: usize = 8;
 pub const MAX_PASSWORD_CHARS: usize = 128;
 
 /// A user as the API shows them.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UserView {
     /// The id, as a string (JavaScript loses precision above 2^53).
+    #[schema(example = "7265418613035008")]
     pub id: String,
     /// Login name.
     pub username: String,
@@ -62,17 +63,21 @@ impl From<&User> for UserView {
 }
 
 /// Username and password.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
-    /// Login name.
+    /// Login name: 3 to 32 letters, digits, `_`, `.` or `-`, starting with a letter or digit;
+    /// compared in lower case.
+    #[schema(example = "alice")]
     pub username: String,
-    /// Password.
+    /// Password: 8 to 128 characters, at least 4 different ones, not a common password and not
+    /// containing the username.
+    #[schema(example = "correct horse battery")]
     pub password: String,
 }
 
 /// A refresh token to trade.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     /// The refresh token from the last login or refresh.
@@ -80,7 +85,7 @@ pub struct RefreshRequest {
 }
 
 /// Tokens and who they are for.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Session {
     /// The user.
     pub user: UserView,
@@ -89,6 +94,7 @@ pub struct Session {
     /// Long-lived, single-use token for `/auth/refresh`.
     pub refresh_token: String,
     /// Always "Bearer".
+    #[schema(example = "Bearer")]
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: u64,
@@ -213,6 +219,24 @@ async fn open_session(state: &ApiState, user: &User) -> Result<Session, Problem>
 }
 
 /// `POST /api/v1/auth/register`: create an account and log in.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/register",
+    tag = "auth",
+    request_body = Credentials,
+    responses(
+        (status = 201, description = "Registered and logged in", body = Session),
+        (status = 400, description = "`bad_frame`: not JSON or a field missing; \
+            `invalid_input`: the username breaks the rules or the password is too long",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "`username_taken`",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "`frame_too_large`: the body is over the limit",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "`weak_password`",
+            body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
 pub async fn register(
     State(state): State<ApiState>,
     JsonBody(credentials): JsonBody<Credentials>,
@@ -245,6 +269,21 @@ pub async fn register(
 }
 
 /// `POST /api/v1/auth/login`: trade a username and password for tokens.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    tag = "auth",
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "Logged in", body = Session),
+        (status = 400, description = "`bad_frame`: not JSON or a field missing",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "`bad_credentials`: wrong username or password",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "`frame_too_large`: the body is over the limit",
+            body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
 pub async fn login(
     State(state): State<ApiState>,
     JsonBody(credentials): JsonBody<Credentials>,
@@ -264,6 +303,22 @@ pub async fn login(
 }
 
 /// `POST /api/v1/auth/refresh`: trade a refresh token (once) for new tokens.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/refresh",
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New tokens; the refresh token sent is used up", body = Session),
+        (status = 400, description = "`bad_frame`: not JSON or a field missing",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_token`: unknown or already used; \
+            `token_expired`: the refresh token has expired",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "`frame_too_large`: the body is over the limit",
+            body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
 pub async fn refresh(
     State(state): State<ApiState>,
     JsonBody(request): JsonBody<RefreshRequest>,
@@ -289,6 +344,18 @@ pub async fn refresh(
 }
 
 /// `GET /api/v1/me`: the caller.
+#[utoipa::path(
+    get,
+    path = "/api/v1/me",
+    tag = "profiles",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's profile", body = UserView),
+        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`: \
+            no valid access token, or the account no longer exists",
+            body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
 pub async fn me(
     State(state): State<ApiState>,
     AuthUser(user_id): AuthUser,

@@ -10,14 +10,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::{AuthUser, UserView, normalise_username};
 use crate::params::positive_id;
-use crate::problem::{JsonBody, Problem};
+use crate::problem::{JsonBody, Problem, ProblemBody};
 use crate::state::ApiState;
 
 /// Longest note on a friend request, in characters.
 pub const MAX_NOTE_CHARS: usize = 200;
 
 /// A friend as listed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct FriendView {
     /// The friend.
     pub user: UserView,
@@ -26,18 +26,20 @@ pub struct FriendView {
 }
 
 /// The friend list.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct FriendList {
     /// Oldest friendship first.
     pub friends: Vec<FriendView>,
 }
 
 /// A request as listed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RequestView {
     /// Who asked (id as a string).
+    #[schema(example = "7265418613035008")]
     pub from: String,
-    /// Who was asked.
+    /// Who was asked (id as a string).
+    #[schema(example = "7265418613035009")]
     pub to: String,
     /// The requester's note.
     pub note: String,
@@ -57,7 +59,7 @@ impl From<FriendRequest> for RequestView {
 }
 
 /// Pending requests both ways.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RequestLists {
     /// Asked of the caller.
     pub incoming: Vec<RequestView>,
@@ -66,11 +68,12 @@ pub struct RequestLists {
 }
 
 /// Whom to ask: by id or by username.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRequest {
-    /// The user's id (a string or a number).
+    /// The user's id (a string; a JSON number is accepted too).
     #[serde(default)]
+    #[schema(value_type = Option<String>, example = "7265418613035009")]
     pub user_id: Option<serde_json::Value>,
     /// Or the user's username.
     #[serde(default)]
@@ -80,7 +83,18 @@ pub struct NewRequest {
     pub note: String,
 }
 
-/// `GET /api/v1/friends`.
+/// `GET /api/v1/friends`: the caller's friends.
+#[utoipa::path(
+    get,
+    path = "/api/v1/friends",
+    tag = "friends",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The friend list", body = FriendList),
+        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
+            body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
 pub async fn list(
     State(state): State<ApiState>,
     AuthUser(user): AuthUser,
@@ -98,7 +112,18 @@ pub async fn list(
     Ok(Json(FriendList { friends }))
 }
 
-/// `GET /api/v1/friends/requests`.
+/// `GET /api/v1/friends/requests`: pending requests, to and from the caller.
+#[utoipa::path(
+    get,
+    path = "/api/v1/friends/requests",
+    tag = "friends",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Pending requests both ways", body = RequestLists),
+        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
+            body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
 pub async fn requests(
     State(state): State<ApiState>,
     AuthUser(user): AuthUser,
@@ -120,6 +145,25 @@ fn parse_user_id(value: &serde_json::Value) -> Option<i64> {
 }
 
 /// `POST /api/v1/friends/requests`: ask a user for friendship.
+#[utoipa::path(
+    post,
+    path = "/api/v1/friends/requests",
+    tag = "friends",
+    security(("bearer" = [])),
+    request_body = NewRequest,
+    responses(
+        (status = 201, description = "Asked", body = RequestView),
+        (status = 400, description = "`bad_frame`: not JSON; `invalid_input`: not exactly one of \
+            `user_id` and `username`, a bad id, a note over 200 characters, or the caller",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such user", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict`: already asked, or already friends", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "`frame_too_large`: the body is over the limit",
+            body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
 pub async fn request(
     State(state): State<ApiState>,
     AuthUser(user): AuthUser,
@@ -177,6 +221,20 @@ pub async fn request(
 }
 
 /// `POST /api/v1/friends/requests/{from}/accept`: accept a request made to the caller.
+#[utoipa::path(
+    post,
+    path = "/api/v1/friends/requests/{user}/accept",
+    tag = "friends",
+    security(("bearer" = [])),
+    params(("user" = String, Path, description = "The requester's id")),
+    responses(
+        (status = 200, description = "Now friends", body = FriendView),
+        (status = 400, description = "`invalid_input`: the id is not a number", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no pending request from that user", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
 pub async fn accept(
     State(state): State<ApiState>,
     AuthUser(user): AuthUser,
@@ -208,6 +266,20 @@ pub async fn accept(
 }
 
 /// `POST /api/v1/friends/requests/{from}/reject`: turn down a request made to the caller.
+#[utoipa::path(
+    post,
+    path = "/api/v1/friends/requests/{user}/reject",
+    tag = "friends",
+    security(("bearer" = [])),
+    params(("user" = String, Path, description = "The requester's id")),
+    responses(
+        (status = 204, description = "Turned down"),
+        (status = 400, description = "`invalid_input`: not a positive id", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no pending request from that user", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
 pub async fn reject(
     State(state): State<ApiState>,
     AuthUser(user): AuthUser,
@@ -225,6 +297,20 @@ pub async fn reject(
 }
 
 /// `DELETE /api/v1/friends/requests/{to}`: withdraw the caller's request to a user.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/friends/requests/{user}",
+    tag = "friends",
+    security(("bearer" = [])),
+    params(("user" = String, Path, description = "The id of the user asked")),
+    responses(
+        (status = 204, description = "Withdrawn"),
+        (status = 400, description = "`invalid_input`: not a positive id", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no pending request to that user", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
 pub async fn cancel(
     State(state): State<ApiState>,
     AuthUser(user): AuthUser,
@@ -242,6 +328,20 @@ pub async fn cancel(
 }
 
 /// `DELETE /api/v1/friends/{id}`: end a friendship (and with it one-to-one sending).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/friends/{id}",
+    tag = "friends",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The friend's id")),
+    responses(
+        (status = 204, description = "No longer friends"),
+        (status = 400, description = "`invalid_input`: not a positive id", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: that user is not a friend", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
 pub async fn remove(
     State(state): State<ApiState>,
     AuthUser(user): AuthUser,

@@ -13,17 +13,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::{AuthUser, UserView};
 use crate::params::{page_limit, positive_id, query_number};
-use crate::problem::{JsonBody, Problem};
+use crate::problem::{JsonBody, Problem, ProblemBody};
 use crate::state::ApiState;
 
 /// A group as listed (ids as strings: JavaScript numbers lose precision above 2^53).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct GroupView {
     /// The group's id.
+    #[schema(example = "7265418613035010")]
     pub id: String,
     /// Its name.
     pub name: String,
     /// Its owner's id.
+    #[schema(example = "7265418613035008")]
     pub owner: String,
     /// Upload id of its avatar, if set.
     pub avatar: Option<String>,
@@ -56,14 +58,14 @@ impl From<GroupReply> for GroupView {
 }
 
 /// The caller's groups.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct GroupList {
     /// Oldest first.
     pub groups: Vec<GroupView>,
 }
 
 /// A membership change's outcome.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MembershipView {
     /// The group.
     pub group: GroupView,
@@ -72,7 +74,7 @@ pub struct MembershipView {
 }
 
 /// A page of a group's members.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MemberPage {
     /// Members by id, ascending.
     pub members: Vec<UserView>,
@@ -85,8 +87,20 @@ pub const DEFAULT_MEMBER_PAGE: u32 = 100;
 /// Most members per page.
 pub const MAX_MEMBER_PAGE: u32 = 500;
 
+/// The query of `GET /api/v1/groups/{id}/members` (read by hand from the query string, so that
+/// bad numbers get problem responses; this type documents it).
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MemberQuery {
+    /// Start after this member id (the last page's `next_after`); from the first when absent.
+    pub after: Option<String>,
+    /// Members per page, 1 to 500; 100 when absent.
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+}
+
 /// A group to create.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewGroup {
     /// Its name (1 to 64 characters).
@@ -94,6 +108,17 @@ pub struct NewGroup {
 }
 
 /// `GET /api/v1/groups`: the caller's groups.
+#[utoipa::path(
+    get,
+    path = "/api/v1/groups",
+    tag = "groups",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's groups, oldest first", body = GroupList),
+        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
+            body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
 pub async fn mine(
     State(state): State<ApiState>,
     AuthUser(user): AuthUser,
@@ -108,6 +133,21 @@ pub async fn mine(
 }
 
 /// `POST /api/v1/groups`: create a group with the caller as owner and first member.
+#[utoipa::path(
+    post,
+    path = "/api/v1/groups",
+    tag = "groups",
+    security(("bearer" = [])),
+    request_body = NewGroup,
+    responses(
+        (status = 201, description = "Created", body = GroupView),
+        (status = 400, description = "`bad_frame`: not JSON; `invalid_input`: a bad name", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "`frame_too_large`: the body is over the limit",
+            body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
 pub async fn create(
     State(state): State<ApiState>,
     AuthUser(user): AuthUser,
@@ -123,7 +163,22 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(GroupView::from(reply))))
 }
 
-/// `POST /api/v1/groups/{id}/join`.
+/// `POST /api/v1/groups/{id}/join`: become a member.
+#[utoipa::path(
+    post,
+    path = "/api/v1/groups/{id}/join",
+    tag = "groups",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The group's id")),
+    responses(
+        (status = 200, description = "A member (`changed` is false if already one)",
+            body = MembershipView),
+        (status = 400, description = "`invalid_input`: not a positive id", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such group", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
 pub async fn join(
     State(state): State<ApiState>,
     AuthUser(user): AuthUser,
@@ -137,7 +192,22 @@ pub async fn join(
     Ok(Json(membership(reply)))
 }
 
-/// `POST /api/v1/groups/{id}/leave`.
+/// `POST /api/v1/groups/{id}/leave`: stop being a member.
+#[utoipa::path(
+    post,
+    path = "/api/v1/groups/{id}/leave",
+    tag = "groups",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The group's id")),
+    responses(
+        (status = 200, description = "Not a member (`changed` is false if not one before)",
+            body = MembershipView),
+        (status = 400, description = "`invalid_input`: not a positive id", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such group", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
 pub async fn leave(
     State(state): State<ApiState>,
     AuthUser(user): AuthUser,
@@ -152,6 +222,20 @@ pub async fn leave(
 }
 
 /// `GET /api/v1/groups/{id}/members?after=ID&limit=N`: for members only.
+#[utoipa::path(
+    get,
+    path = "/api/v1/groups/{id}/members",
+    tag = "groups",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The group's id"), MemberQuery),
+    responses(
+        (status = 200, description = "A page of members by id, ascending", body = MemberPage),
+        (status = 400, description = "`invalid_input`: a bad id, `after` or `limit`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "`not_member`: the caller is not a member", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
 pub async fn members(
     State(state): State<ApiState>,
     AuthUser(user): AuthUser,

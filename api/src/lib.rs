@@ -11,14 +11,18 @@
 //! - [`groups`]: creating, joining and leaving groups (through logic).
 //! - [`messages`]: sending over REST (through logic, like a WebSocket `send`).
 //! - [`history`]: a conversation's stored messages, paged back from the newest.
+//! - [`images`]: recognising uploaded images by their bytes, bounding their size, thumbnails.
 //! - [`admin`]: system notifications from back ends, behind their own credential.
+//! - [`openapi`]: the OpenAPI document (`/api/v1/openapi.json`) and its Swagger UI (`/api/docs`).
 
 pub mod admin;
 pub mod auth;
 pub mod friends;
 pub mod groups;
 pub mod history;
+pub mod images;
 pub mod messages;
+pub mod openapi;
 pub mod params;
 pub mod problem;
 pub mod profiles;
@@ -29,11 +33,25 @@ use axum::routing::{delete, get, post};
 
 pub use state::{ApiConfig, ApiState};
 
+/// `GET /healthz`: `ok` while the API serves.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "meta",
+    responses((status = 200, description = "The API is up", body = String, example = "ok"))
+)]
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
 /// The API's routes under `/api/v1`, plus `/healthz`.
 pub fn router(state: ApiState) -> Router {
     let body_limit = state.config.max_body_bytes;
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
+        .route("/api/v1/openapi.json", get(openapi::document))
+        .route("/api/docs", get(openapi::docs_page))
+        .route("/api/docs/{*file}", get(openapi::docs_asset))
         .route("/api/v1/auth/register", post(auth::register))
         .route("/api/v1/auth/login", post(auth::login))
         .route("/api/v1/auth/refresh", post(auth::refresh))

@@ -8,31 +8,35 @@ use natter_proto::{ErrorCode, ObjectId};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthUser;
-use crate::problem::{JsonBody, Problem};
+use crate::problem::{JsonBody, Problem, ProblemBody};
 use crate::state::ApiState;
 
 /// A message to send.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMessage {
     /// Client message id (retries with the same cid are answered, not resent).
     pub cid: String,
     /// `user:<id>` or `group:<id>`.
+    #[schema(example = "user:7265418613035009")]
     pub to: String,
     /// `text`.
+    #[schema(example = "text")]
     pub kind: String,
     /// The text.
     pub body: String,
 }
 
 /// An accepted message.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Accepted {
     /// The client message id.
     pub cid: String,
     /// The message id, as a string.
+    #[schema(example = "7265418613035100")]
     pub id: String,
     /// The sender's own copy: its object.
+    #[schema(example = "user:7265418613035008")]
     pub object: String,
     /// Seq in `object`.
     pub seq: u64,
@@ -40,7 +44,28 @@ pub struct Accepted {
     pub ts: i64,
 }
 
-/// `POST /api/v1/messages`.
+/// `POST /api/v1/messages`: send a message, as a WebSocket `send` does.
+#[utoipa::path(
+    post,
+    path = "/api/v1/messages",
+    tag = "messages",
+    security(("bearer" = [])),
+    request_body = NewMessage,
+    responses(
+        (status = 201, description = "Accepted (a retry with the same cid is answered the same)",
+            body = Accepted),
+        (status = 400, description = "`bad_frame`: not JSON; `invalid_input`: a bad `to`, `cid` \
+            or `body`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "`not_friends` or `not_member`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "`in_progress`: the same cid is still being processed", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "`frame_too_large`: the body is over the limit",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "`unsupported_kind`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
 pub async fn send(
     State(state): State<ApiState>,
     AuthUser(user): AuthUser,

@@ -6,7 +6,59 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use natter_infra::InfraError;
 use natter_proto::ErrorCode;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+
+/// The media type of problem responses.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// The body of a problem response, as documented in the OpenAPI document.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "type": "https://natter.dev/problems/invalid_input",
+    "title": "invalid_input",
+    "status": 400,
+    "detail": "the user id must be a positive id",
+    "code": "invalid_input"
+}))]
+pub struct ProblemBody {
+    /// `https://natter.dev/problems/<code>`.
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    /// The code, as a short title.
+    pub title: &'static str,
+    /// The HTTP status, repeated.
+    pub status: u16,
+    /// What went wrong, for people.
+    pub detail: String,
+    /// The stable code clients act on.
+    #[schema(value_type = ProblemCode)]
+    pub code: &'static str,
+}
+
+/// The schema of the `code` field: every [`ErrorCode`] as it appears on the wire.
+#[derive(Debug)]
+pub struct ProblemCode;
+
+impl utoipa::PartialSchema for ProblemCode {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "A stable error code (docs/protocol.md lists what each one means).",
+            ))
+            .enum_values(Some(ErrorCode::ALL.iter().map(|code| code.as_str())))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ProblemCode {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("ErrorCode")
+    }
+}
 
 /// An error answered as `application/problem+json`.
 #[derive(Debug)]
@@ -31,18 +83,17 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.code.http_status())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::json!({
-            "type": format!("https://natter.dev/problems/{}", self.code.as_str()),
-            "title": self.code.as_str(),
-            "status": status.as_u16(),
-            "detail": self.detail,
-            "code": self.code.as_str(),
-        });
-        let mut response = (status, body.to_string()).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        let body = ProblemBody {
+            problem_type: format!("https://natter.dev/problems/{}", self.code.as_str()),
+            title: self.code.as_str(),
+            status: status.as_u16(),
+            detail: self.detail,
+            code: self.code.as_str(),
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         response
     }
 }

@@ -7,14 +7,14 @@ use serde::Deserialize;
 
 use crate::auth::{AuthUser, UserView};
 use crate::params::positive_id;
-use crate::problem::{JsonBody, Problem};
+use crate::problem::{JsonBody, Problem, ProblemBody};
 use crate::state::ApiState;
 
 /// Longest nickname, in characters.
 pub const MAX_NICKNAME_CHARS: usize = 64;
 
 /// Changes to the caller's profile; absent fields stay as they are.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileChange {
     /// A new display name (trimmed; 1 to 64 characters, no control characters).
@@ -22,7 +22,23 @@ pub struct ProfileChange {
     pub nickname: Option<String>,
 }
 
-/// `PATCH /api/v1/me`.
+/// `PATCH /api/v1/me`: change the caller's profile.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/me",
+    tag = "profiles",
+    security(("bearer" = [])),
+    request_body = ProfileChange,
+    responses(
+        (status = 200, description = "The changed profile", body = UserView),
+        (status = 400, description = "`bad_frame`: not JSON or an unknown field; \
+            `invalid_input`: a bad nickname", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`: \
+            no valid access token, or the account no longer exists", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "`frame_too_large`: the body is over the limit",
+            body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
 pub async fn update_me(
     State(state): State<ApiState>,
     AuthUser(user): AuthUser,
@@ -51,6 +67,20 @@ pub async fn update_me(
 }
 
 /// `GET /api/v1/users/{id}`: anyone's public profile, for any signed-in user.
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/{id}",
+    tag = "profiles",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The user's id")),
+    responses(
+        (status = 200, description = "The user's public profile", body = UserView),
+        (status = 400, description = "`invalid_input`: not a positive id", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such user", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
 pub async fn user(
     State(state): State<ApiState>,
     AuthUser(_): AuthUser,
