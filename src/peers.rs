@@ -14,9 +14,10 @@ use natter_proto::v1::logic_server::Logic;
 use natter_proto::v1::task_server::Task;
 use natter_proto::v1::{
     AckReply, AckRequest, ConnectedReply, ConnectionEvent, CreateGroupRequest, Empty,
-    EphemeralPushRequest, GroupMemberRequest, GroupMembershipRequest, GroupReply, PushReply,
-    SendReply, SendRequest, SyncReply, SyncRequest, SystemPushReply, SystemPushRequest,
-    TypingRequest, WakeRequest,
+    EphemeralPushRequest, GroupMemberRequest, GroupMembershipRequest, GroupReply,
+    ManageGroupRequest, NotifyRequest, OnlineReply, OnlineRequest, PushReply, ReadReply,
+    ReadRequest, RecallReply, RecallRequest, SendReply, SendRequest, SyncReply, SyncRequest,
+    SystemPushReply, SystemPushRequest, TypingRequest, WakeRequest,
 };
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
@@ -231,6 +232,43 @@ impl Logic for LogicBalancer {
 
     async fn typing(&self, request: Request<TypingRequest>) -> Result<Response<Empty>, Status> {
         let reply = self.pick()?.typing(request.into_inner()).await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn manage_group(
+        &self,
+        request: Request<ManageGroupRequest>,
+    ) -> Result<Response<GroupReply>, Status> {
+        let reply = self.pick()?.manage_group(request.into_inner()).await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn recall(
+        &self,
+        request: Request<RecallRequest>,
+    ) -> Result<Response<RecallReply>, Status> {
+        let reply = self.pick()?.recall(request.into_inner()).await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn mark_read(
+        &self,
+        request: Request<ReadRequest>,
+    ) -> Result<Response<ReadReply>, Status> {
+        let reply = self.pick()?.mark_read(request.into_inner()).await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn notify(&self, request: Request<NotifyRequest>) -> Result<Response<Empty>, Status> {
+        let reply = self.pick()?.notify(request.into_inner()).await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn online(
+        &self,
+        request: Request<OnlineRequest>,
+    ) -> Result<Response<OnlineReply>, Status> {
+        let reply = self.pick()?.online(request.into_inner()).await?;
         Ok(Response::new(reply))
     }
 }

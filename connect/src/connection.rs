@@ -22,7 +22,7 @@ use std::task::Waker;
 use futures_util::task::AtomicWaker;
 use tokio::sync::Notify;
 
-use natter_proto::frame::{MessageFrame, ServerFrame, TYPING_KIND};
+use natter_proto::frame::{EVENT_KIND, MessageFrame, ServerFrame, TYPING_KIND};
 use natter_proto::v1::Message;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
@@ -50,6 +50,16 @@ impl Outgoing {
     /// has no place in any log).
     pub fn new(message: &Message) -> Self {
         let mut not_for = 0;
+        if message.seq == 0 && message.kind == EVENT_KIND {
+            // An event is a whole frame already, made by logic.
+            return Outgoing {
+                object: Arc::from(message.object.as_str()),
+                seq: 0,
+                ts: message.ts,
+                text: Utf8Bytes::from(message.body.as_str()),
+                not_for,
+            };
+        }
         let frame = if message.seq == 0 && message.kind == TYPING_KIND {
             not_for = message.sender;
             ServerFrame::Typing {

@@ -412,8 +412,9 @@ mod tests {
     use natter_proto::v1::logic_server::Logic;
     use natter_proto::v1::{
         AckReply, AckRequest, ConnectedReply, CreateGroupRequest, Empty, GroupMemberRequest,
-        GroupReply, SendReply, SendRequest, SyncReply, SyncRequest, SystemPushReply,
-        SystemPushRequest, TypingRequest,
+        GroupReply, ManageGroupRequest, NotifyRequest, OnlineReply, OnlineRequest, ReadReply,
+        ReadRequest, RecallReply, RecallRequest, SendReply, SendRequest, SyncReply, SyncRequest,
+        SystemPushReply, SystemPushRequest, TypingRequest,
     };
     use tokio_tungstenite::tungstenite::Utf8Bytes;
     use tonic::{Request, Response, Status};
@@ -471,6 +472,24 @@ mod tests {
             Err(Status::unimplemented("not in this test"))
         }
         async fn typing(&self, _: Request<TypingRequest>) -> Result<Response<Empty>, Status> {
+            Err(Status::unimplemented("not in this test"))
+        }
+        async fn manage_group(
+            &self,
+            _: Request<ManageGroupRequest>,
+        ) -> Result<Response<GroupReply>, Status> {
+            Err(Status::unimplemented("not in this test"))
+        }
+        async fn recall(&self, _: Request<RecallRequest>) -> Result<Response<RecallReply>, Status> {
+            Err(Status::unimplemented("not in this test"))
+        }
+        async fn mark_read(&self, _: Request<ReadRequest>) -> Result<Response<ReadReply>, Status> {
+            Err(Status::unimplemented("not in this test"))
+        }
+        async fn notify(&self, _: Request<NotifyRequest>) -> Result<Response<Empty>, Status> {
+            Err(Status::unimplemented("not in this test"))
+        }
+        async fn online(&self, _: Request<OnlineRequest>) -> Result<Response<OnlineReply>, Status> {
             Err(Status::unimplemented("not in this test"))
         }
     }

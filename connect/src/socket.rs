@@ -18,7 +18,7 @@ use natter_proto::ErrorCode;
 use natter_proto::ObjectId;
 use natter_proto::frame::{ClientFrame, ServerFrame};
 use natter_proto::handle::LogicHandle;
-use natter_proto::v1::{AckRequest, Cursor, SendRequest, SyncRequest, TypingRequest};
+use natter_proto::v1::{AckRequest, Cursor, ReadRequest, SendRequest, SyncRequest, TypingRequest};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::WebSocketStream;
@@ -419,6 +419,17 @@ impl<'a> Answers<'a> {
                     target_id,
                 };
                 if let Err(status) = self.logic.typing(request).await {
+                    self.refuse_status(&status, None);
+                }
+            }
+            ClientFrame::Read { conversation, seq } => {
+                let request = ReadRequest {
+                    user_id,
+                    conversation,
+                    seq,
+                };
+                // Answered by the `read` event every device of the user gets.
+                if let Err(status) = self.logic.mark_read(request).await {
                     self.refuse_status(&status, None);
                 }
             }

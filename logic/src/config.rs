@@ -14,6 +14,13 @@ pub struct LogicConfig {
     pub dedup_seconds: u64,
     /// Most messages one sync page returns.
     pub sync_page_max: u32,
+    /// How long a user must stay without connections before friends hear they went offline,
+    /// in milliseconds (a reconnect within it is not news).
+    pub presence_grace_ms: u64,
+    /// Least time between two `group_online` frames for one group, in milliseconds.
+    pub group_online_interval_ms: u64,
+    /// How long after sending a sender may recall a message, in seconds.
+    pub recall_seconds: u64,
 }
 
 impl Default for LogicConfig {
@@ -22,11 +29,24 @@ impl Default for LogicConfig {
             max_text_chars: 4000,
             dedup_seconds: 24 * 3600,
             sync_page_max: 500,
+            presence_grace_ms: 3000,
+            group_online_interval_ms: 2000,
+            recall_seconds: 120,
         }
     }
 }
 
 impl LogicConfig {
+    /// The presence grace period.
+    pub fn presence_grace(&self) -> Duration {
+        Duration::from_millis(self.presence_grace_ms)
+    }
+
+    /// The least time between two `group_online` frames for a group.
+    pub fn group_online_interval(&self) -> Duration {
+        Duration::from_millis(self.group_online_interval_ms)
+    }
+
     /// The de-duplication window.
     pub fn dedup_ttl(&self) -> Duration {
         Duration::from_secs(self.dedup_seconds)

@@ -8,30 +8,35 @@ use natter_infra::ids::IdGenerator;
 use natter_infra::sessions::{Claim, SessionRef};
 use natter_infra::store::Group;
 use natter_infra::{InfraError, MessageLog, Sessions, Store, now_millis};
+use natter_proto::frame::ServerFrame;
 use natter_proto::handle::TaskHandle;
 use natter_proto::v1::logic_server::Logic;
 use natter_proto::v1::{
     AckReply, AckRequest, ConnectedReply, ConnectionEvent, CreateGroupRequest, Cursor, Empty,
-    EphemeralPushRequest, GroupMemberRequest, GroupMembershipRequest, GroupReply, Message,
-    SendReply, SendRequest, SyncReply, SyncRequest, SystemPushReply, SystemPushRequest,
-    TypingRequest, WakeRequest,
+    EphemeralPushRequest, GroupMemberRequest, GroupMembershipRequest, GroupReply,
+    ManageGroupRequest, Message, NotifyRequest, OnlineReply, OnlineRequest, ReadReply, ReadRequest,
+    RecallReply, RecallRequest, SendReply, SendRequest, SyncReply, SyncRequest, SystemPushReply,
+    SystemPushRequest, TypingRequest, WakeRequest,
 };
 use natter_proto::{ErrorCode, ObjectId};
 use tonic::{Request, Response, Status};
 
 use crate::config::LogicConfig;
-use crate::validate::{self, Target};
+use crate::social::PendingGroupCounts;
+use crate::validate::{self, Content, Target};
 
 /// The logic layer's service implementation.
 #[derive(Clone)]
 pub struct LogicService {
-    config: LogicConfig,
-    store: Arc<dyn Store>,
-    log: Arc<dyn MessageLog>,
-    sessions: Arc<dyn Sessions>,
-    ids: Arc<IdGenerator>,
+    pub(crate) config: LogicConfig,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) log: Arc<dyn MessageLog>,
+    pub(crate) sessions: Arc<dyn Sessions>,
+    pub(crate) ids: Arc<IdGenerator>,
     /// Where wakes for grown objects go.
-    task: TaskHandle,
+    pub(crate) task: TaskHandle,
+    /// Groups with a `group_online` frame waiting for its interval.
+    pub(crate) pending_group_counts: Arc<PendingGroupCounts>,
 }
 
 impl std::fmt::Debug for LogicService {
@@ -42,7 +47,8 @@ impl std::fmt::Debug for LogicService {
     }
 }
 
-fn status(error: InfraError) -> Status {
+/// An infrastructure error as the status callers see.
+pub(crate) fn status(error: InfraError) -> Status {
     error.into_status()
 }
 
@@ -124,6 +130,7 @@ impl LogicService {
             sessions,
             ids,
             task,
+            pending_group_counts: Arc::default(),
         }
     }
 
@@ -175,8 +182,7 @@ impl LogicService {
             return Err(ErrorCode::Unauthorized.status("no sender"));
         }
         validate::cid(&request.cid)?;
-        validate::kind(&request.kind)?;
-        validate::text(&request.body, self.config.max_text_chars)?;
+        let content = validate::content(&request.kind, &request.body, self.config.max_text_chars)?;
         let target = validate::target(&request.target_kind, request.target_id)?;
         if !self.may_reach(request.sender, target).await? {
             return Err(match target {
@@ -187,6 +193,9 @@ impl LogicService {
                     ErrorCode::NotMember.status(format!("you are not a member of group {group}"))
                 }
             });
+        }
+        if let Content::Image(upload) = content {
+            self.share_image(request.sender, upload, target).await?;
         }
         Ok(target)
     }
@@ -240,7 +249,7 @@ impl LogicService {
     /// Appends each copy to its object's log, wakes task for them, and stores them for
     /// history. The log is the durable record: if the store fails the copies still go out,
     /// and task repairs the store as it delivers them.
-    async fn append_copies(
+    pub(crate) async fn append_copies(
         &self,
         copies: Vec<(ObjectId, Message)>,
     ) -> Result<Vec<Message>, Status> {
@@ -503,6 +512,10 @@ impl Logic for LogicService {
             .add_session(user, &session)
             .await
             .map_err(status)?;
+        // Presence is news for friends, not a condition of connecting.
+        if let Err(error) = self.came_online(user).await {
+            tracing::warn!(%error, user, "announcing that a user came online failed");
+        }
         let group_ids = self.store.user_groups(user).await.map_err(status)?;
         Ok(Response::new(ConnectedReply { group_ids }))
     }
@@ -516,6 +529,7 @@ impl Logic for LogicService {
             .remove_session(user, &session)
             .await
             .map_err(status)?;
+        self.maybe_went_offline(user).await?;
         Ok(Response::new(Empty {}))
     }
 
@@ -562,6 +576,7 @@ impl Logic for LogicService {
                 .map_err(status)?;
             self.announce_membership(request.user_id, vec![group.id], Vec::new())
                 .await;
+            self.schedule_group_online(group.id);
         }
         Ok(Response::new(group_reply(&group, joined)))
     }
@@ -584,6 +599,7 @@ impl Logic for LogicService {
         if left {
             self.announce_membership(request.user_id, Vec::new(), vec![group.id])
                 .await;
+            self.schedule_group_online(group.id);
         }
         Ok(Response::new(group_reply(&group, left)))
     }
@@ -699,6 +715,134 @@ impl Logic for LogicService {
             })
             .await?;
         Ok(Response::new(Empty {}))
+    }
+
+    async fn manage_group(
+        &self,
+        request: Request<ManageGroupRequest>,
+    ) -> Result<Response<GroupReply>, Status> {
+        let request = request.into_inner();
+        let mut group = self.existing_group(request.group_id).await?;
+        if group.owner != request.actor {
+            return Err(ErrorCode::Forbidden.status("only the group's owner may do that"));
+        }
+        let changed = match request.action.as_str() {
+            "update" => {
+                group.name = validate::group_name(&request.name)?;
+                group.avatar = match request.avatar.as_str() {
+                    "" => None,
+                    avatar => {
+                        let upload = avatar.parse::<i64>().map_err(|_| {
+                            ErrorCode::InvalidInput.status("the avatar is an upload id")
+                        })?;
+                        self.share_avatar(request.actor, upload).await?;
+                        Some(avatar.to_string())
+                    }
+                };
+                let changed = self
+                    .store
+                    .update_group(group.id, &group.name, group.avatar.as_deref())
+                    .await
+                    .map_err(status)?;
+                let frame = ServerFrame::GroupUpdated {
+                    group_id: group.id.to_string(),
+                    name: group.name.clone(),
+                    avatar: group.avatar.clone(),
+                };
+                self.notify_group(group.id, &frame).await;
+                changed
+            }
+            "remove" => {
+                if request.user_id == group.owner {
+                    return Err(ErrorCode::Forbidden.status("the owner cannot be removed"));
+                }
+                let removed = self
+                    .store
+                    .remove_group_member(group.id, request.user_id)
+                    .await
+                    .map_err(status)?;
+                if removed {
+                    self.announce_membership(request.user_id, Vec::new(), vec![group.id])
+                        .await;
+                    let frame = ServerFrame::GroupRemoved {
+                        group_id: group.id.to_string(),
+                        reason: "removed".into(),
+                    };
+                    self.notify_users(vec![request.user_id], &frame).await;
+                    self.schedule_group_online(group.id);
+                }
+                removed
+            }
+            "disband" => {
+                let members = self.store.disband_group(group.id).await.map_err(status)?;
+                let frame = ServerFrame::GroupRemoved {
+                    group_id: group.id.to_string(),
+                    reason: "disbanded".into(),
+                };
+                self.notify_users(members.clone(), &frame).await;
+                for member in members {
+                    self.announce_membership(member, Vec::new(), vec![group.id])
+                        .await;
+                }
+                true
+            }
+            other => {
+                return Err(ErrorCode::InvalidInput.status(format!(
+                    "unknown group action {:?}",
+                    other.chars().take(32).collect::<String>()
+                )));
+            }
+        };
+        Ok(Response::new(group_reply(&group, changed)))
+    }
+
+    async fn recall(
+        &self,
+        request: Request<RecallRequest>,
+    ) -> Result<Response<RecallReply>, Status> {
+        let request = request.into_inner();
+        let id = self
+            .recall_message(request.sender, request.message_id)
+            .await?;
+        Ok(Response::new(RecallReply { id }))
+    }
+
+    async fn mark_read(
+        &self,
+        request: Request<ReadRequest>,
+    ) -> Result<Response<ReadReply>, Status> {
+        let request = request.into_inner();
+        let seq = self
+            .mark_read(request.user_id, &request.conversation, request.seq)
+            .await?;
+        Ok(Response::new(ReadReply { seq }))
+    }
+
+    async fn notify(&self, request: Request<NotifyRequest>) -> Result<Response<Empty>, Status> {
+        let request = request.into_inner();
+        self.notify_users_raw(request.user_ids, request.frame).await;
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn online(
+        &self,
+        request: Request<OnlineRequest>,
+    ) -> Result<Response<OnlineReply>, Status> {
+        let request = request.into_inner();
+        let online_user_ids = self
+            .sessions
+            .online_among(&request.user_ids)
+            .await
+            .map_err(status)?;
+        let group_online = if request.group_id > 0 {
+            self.group_online(request.group_id).await?
+        } else {
+            0
+        };
+        Ok(Response::new(OnlineReply {
+            online_user_ids,
+            group_online,
+        }))
     }
 }
 

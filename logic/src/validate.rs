@@ -26,14 +26,26 @@ pub fn cid(cid: &str) -> Result<(), Status> {
     Ok(())
 }
 
-/// The message kind; only text is accepted until uploads exist.
-pub fn kind(kind: &str) -> Result<(), Status> {
+/// What a message carries, by its kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Content {
+    /// Text: the body is the text.
+    Text,
+    /// An image: the body is the id of an upload the sender owns.
+    Image(i64),
+}
+
+/// The message kind and its body: text within `max_chars`, or an image's upload id.
+pub fn content(kind: &str, body: &str, max_chars: usize) -> Result<Content, Status> {
     match kind {
-        "text" => Ok(()),
-        "image" => Err(ErrorCode::UnsupportedKind
-            .status("image messages need uploads, which are not available yet")),
+        "text" => text(body, max_chars).map(|()| Content::Text),
+        "image" => match body.parse::<i64>() {
+            Ok(upload) if upload > 0 => Ok(Content::Image(upload)),
+            _ => Err(ErrorCode::InvalidInput
+                .status("an image message's body is the id of an upload (POST /api/v1/uploads)")),
+        },
         other => Err(ErrorCode::InvalidInput.status(format!(
-            "unknown message kind {:?}; expected \"text\"",
+            "unknown message kind {:?}; expected \"text\" or \"image\"",
             other.chars().take(32).collect::<String>()
         ))),
     }
@@ -95,9 +107,14 @@ mod tests {
         assert_eq!(code(cid("")), ErrorCode::InvalidInput);
         assert_eq!(code(cid(&"x".repeat(65))), ErrorCode::InvalidInput);
         assert_eq!(code(cid("has space")), ErrorCode::InvalidInput);
-        assert!(kind("text").is_ok());
-        assert_eq!(code(kind("image")), ErrorCode::UnsupportedKind);
-        assert_eq!(code(kind("video")), ErrorCode::InvalidInput);
+        assert_eq!(content("text", "hi", 5).unwrap(), Content::Text);
+        assert_eq!(content("image", "42", 5).unwrap(), Content::Image(42));
+        assert_eq!(
+            code(content("image", "cat.png", 5)),
+            ErrorCode::InvalidInput
+        );
+        assert_eq!(code(content("image", "-1", 5)), ErrorCode::InvalidInput);
+        assert_eq!(code(content("video", "x", 5)), ErrorCode::InvalidInput);
         assert!(text("héllo", 5).is_ok());
         assert_eq!(code(text("héllo!", 5)), ErrorCode::InvalidInput);
         assert_eq!(code(text("  \n", 5)), ErrorCode::InvalidInput);

@@ -53,6 +53,14 @@ pub enum ErrorCode {
     Unavailable,
     /// An unexpected server error; it has been logged.
     Internal,
+    /// The upload is not a PNG, JPEG, GIF or WebP image (judged by its content).
+    UnsupportedMediaType,
+    /// The upload looks like an image but its header does not decode.
+    CorruptImage,
+    /// The image's width or height (or pixel count) exceeds what is accepted.
+    ImageTooLarge,
+    /// The message is older than the recall window, or not the caller's.
+    RecallWindowPassed,
 }
 
 impl ErrorCode {
@@ -80,11 +88,15 @@ impl ErrorCode {
             ErrorCode::Conflict => "conflict",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::CorruptImage => "corrupt_image",
+            ErrorCode::ImageTooLarge => "image_too_large",
+            ErrorCode::RecallWindowPassed => "recall_window_passed",
         }
     }
 
     /// Every code, for documentation checks.
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 25] = [
         ErrorCode::BadFrame,
         ErrorCode::UnknownType,
         ErrorCode::FrameTooLarge,
@@ -106,13 +118,23 @@ impl ErrorCode {
         ErrorCode::Conflict,
         ErrorCode::Unavailable,
         ErrorCode::Internal,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::CorruptImage,
+        ErrorCode::ImageTooLarge,
+        ErrorCode::RecallWindowPassed,
     ];
 
     /// The HTTP status a problem response with this code carries.
     pub fn http_status(self) -> u16 {
         match self {
             ErrorCode::BadFrame | ErrorCode::UnknownType | ErrorCode::InvalidInput => 400,
-            ErrorCode::UnsupportedKind | ErrorCode::WeakPassword | ErrorCode::BadCursor => 422,
+            ErrorCode::UnsupportedKind
+            | ErrorCode::WeakPassword
+            | ErrorCode::BadCursor
+            | ErrorCode::CorruptImage
+            | ErrorCode::ImageTooLarge => 422,
+            ErrorCode::UnsupportedMediaType => 415,
+            ErrorCode::RecallWindowPassed => 409,
             ErrorCode::FrameTooLarge => 413,
             ErrorCode::NotFriends | ErrorCode::NotMember | ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 404,
@@ -129,7 +151,7 @@ impl ErrorCode {
 
     fn grpc_code(self) -> tonic::Code {
         match self.http_status() {
-            400 | 413 | 422 => tonic::Code::InvalidArgument,
+            400 | 413 | 415 | 422 => tonic::Code::InvalidArgument,
             401 => tonic::Code::Unauthenticated,
             403 => tonic::Code::PermissionDenied,
             404 => tonic::Code::NotFound,

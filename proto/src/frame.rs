@@ -43,14 +43,26 @@ pub enum ClientFrame {
         /// `user:<id>` or `group:<id>`.
         to: String,
     },
+    /// The user has read a conversation up to `seq` (of their inbox for `user:<peer>`, of the
+    /// group's log for `group:<id>`).
+    Read {
+        /// `user:<peer>` or `group:<id>`.
+        conversation: String,
+        /// The last seq read.
+        seq: u64,
+    },
 }
 
 /// The kind of an ephemeral message announcing that its sender is typing; connect sends it
 /// as a `typing` frame.
 pub const TYPING_KIND: &str = "typing";
 
+/// The kind of an ephemeral message whose body is a whole server frame (an event: presence,
+/// group online counts, friend requests, group changes, reads); connect sends the body as it is.
+pub const EVENT_KIND: &str = "event";
+
 /// Which frame types a client may send, for telling `unknown_type` from `bad_frame`.
-pub const CLIENT_FRAME_TYPES: [&str; 5] = ["send", "ack", "sync", "ping", "typing"];
+pub const CLIENT_FRAME_TYPES: [&str; 6] = ["send", "ack", "sync", "ping", "typing", "read"];
 
 /// A frame the server sends.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -110,6 +122,61 @@ pub enum ServerFrame {
         from: String,
         /// Where: `user:<id>` (the client itself) or `group:<id>`.
         to: String,
+    },
+    /// A friend came online (first device) or went offline (last device, after a grace
+    /// period that absorbs reconnects).
+    Presence {
+        /// The friend.
+        user_id: String,
+        /// Whether they are online now.
+        online: bool,
+    },
+    /// How many members of a group are online (sent at most once per interval per group).
+    GroupOnline {
+        /// The group.
+        group_id: String,
+        /// Online members (users, not devices).
+        online: u64,
+    },
+    /// Someone asked to be the client's friend.
+    FriendRequest {
+        /// Who asked.
+        from: String,
+        /// Their note (may be empty).
+        note: String,
+    },
+    /// A friend request the client made was accepted: they are friends now.
+    FriendAccepted {
+        /// The new friend.
+        user_id: String,
+    },
+    /// A friendship ended (either side removed it).
+    FriendRemoved {
+        /// The former friend.
+        user_id: String,
+    },
+    /// A group the client is in was renamed or got a new avatar.
+    GroupUpdated {
+        /// The group.
+        group_id: String,
+        /// Its name now.
+        name: String,
+        /// Upload id of its avatar now, if any.
+        avatar: Option<String>,
+    },
+    /// The client is no longer in a group: `removed` by its owner, or the group was `disbanded`.
+    GroupRemoved {
+        /// The group.
+        group_id: String,
+        /// `removed` or `disbanded`.
+        reason: String,
+    },
+    /// The user read a conversation on one device; their other devices follow.
+    Read {
+        /// `user:<peer>` or `group:<id>`.
+        conversation: String,
+        /// The read cursor now.
+        seq: u64,
     },
     /// An ephemeral system notification: never stored, synced or acknowledged.
     Notice {

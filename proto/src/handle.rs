@@ -83,6 +83,11 @@ service_handle! {
         leave_group(v1::GroupMemberRequest) -> v1::GroupReply;
         system_push(v1::SystemPushRequest) -> v1::SystemPushReply;
         typing(v1::TypingRequest) -> v1::Empty;
+        manage_group(v1::ManageGroupRequest) -> v1::GroupReply;
+        recall(v1::RecallRequest) -> v1::RecallReply;
+        mark_read(v1::ReadRequest) -> v1::ReadReply;
+        notify(v1::NotifyRequest) -> v1::Empty;
+        online(v1::OnlineRequest) -> v1::OnlineReply;
     }
 }
 

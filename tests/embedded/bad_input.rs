@@ -88,7 +88,11 @@ async fn bad_frames_get_error_frames_and_the_connection_lives_on() {
         ),
         (
             send("s5", bob_target.clone(), "image", "upload".into()),
-            "unsupported_kind",
+            "invalid_input",
+        ),
+        (
+            send("s7", bob_target.clone(), "image", "12345".into()),
+            "not_found",
         ),
         (
             send("s6", bob_target.clone(), "video", "clip".into()),
