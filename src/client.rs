@@ -170,6 +170,10 @@ impl ApiClient {
 #[derive(Debug)]
 pub struct WsClient {
     stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Event frames read while waiting for something else, oldest first.
+    events: std::collections::VecDeque<ServerFrame>,
+    /// Other frames read while waiting for an event, oldest first.
+    others: std::collections::VecDeque<ServerFrame>,
 }
 
 impl WsClient {
@@ -182,7 +186,11 @@ impl WsClient {
         let (stream, _) = tokio_tungstenite::connect_async(request)
             .await
             .with_context(|| format!("connecting to {ws_url}"))?;
-        Ok(WsClient { stream })
+        Ok(WsClient {
+            stream,
+            events: Default::default(),
+            others: Default::default(),
+        })
     }
 
     /// Send a frame.
@@ -199,6 +207,33 @@ impl WsClient {
     /// The next server frame within `wait`; `Ok(None)` when the server closed the socket
     /// (the close code and reason are in the error of [`WsClient::next_close`]).
     pub async fn next(&mut self, wait: Duration) -> anyhow::Result<Option<ServerFrame>> {
+        if let Some(frame) = self.others.pop_front() {
+            return Ok(Some(frame));
+        }
+        loop {
+            match self.read(wait).await? {
+                Some(frame) if frame.is_event() => self.events.push_back(frame),
+                other => return Ok(other),
+            }
+        }
+    }
+
+    /// The next event frame (presence, group counts, friend and group changes, reads);
+    /// other frames read meanwhile wait for [`WsClient::next`].
+    pub async fn next_event(&mut self, wait: Duration) -> anyhow::Result<Option<ServerFrame>> {
+        if let Some(frame) = self.events.pop_front() {
+            return Ok(Some(frame));
+        }
+        loop {
+            match self.read(wait).await? {
+                Some(frame) if !frame.is_event() => self.others.push_back(frame),
+                other => return Ok(other),
+            }
+        }
+    }
+
+    /// The next frame off the wire.
+    async fn read(&mut self, wait: Duration) -> anyhow::Result<Option<ServerFrame>> {
         loop {
             let message = tokio::time::timeout(wait, self.stream.next())
                 .await

@@ -261,6 +261,9 @@ impl RunningLayer {
                     logic: logic_handle(&registry).await?,
                     tokens: tokens.clone(),
                     ids,
+                    blobs: Arc::new(natter_infra::embedded::DirBlobs::new(
+                        config.node.data_dir.join("blobs"),
+                    )),
                 });
             }
             Layer::Logic => {

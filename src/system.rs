@@ -155,6 +155,9 @@ impl RunningSystem {
             logic,
             tokens: tokens.clone(),
             ids,
+            blobs: Arc::new(natter_infra::embedded::DirBlobs::new(
+                config.node.data_dir.join("blobs"),
+            )),
         });
         let (stop_api, stopping) = watch::channel(false);
         let api = crate::cluster::serve_http(api_listener, router, stopping);

@@ -6,6 +6,8 @@ use axum::http::StatusCode;
 use natter_infra::store::FriendRequest;
 use natter_infra::{InfraError, now_millis};
 use natter_proto::ErrorCode;
+use natter_proto::frame::ServerFrame;
+use natter_proto::v1::{NotifyRequest, OnlineRequest};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{AuthUser, UserView, normalise_username};
@@ -23,6 +25,20 @@ pub struct FriendView {
     pub user: UserView,
     /// Friends since, ms since the Unix epoch.
     pub since: i64,
+    /// Whether the friend has a live connection now (`presence` frames keep it current).
+    pub online: bool,
+}
+
+/// Tells users' online connections about a friendship event (a hint: the state is stored, and
+/// a failure to tell is logged, not returned).
+async fn notify(state: &ApiState, users: Vec<i64>, frame: ServerFrame) {
+    let request = NotifyRequest {
+        user_ids: users,
+        frame: frame.to_json(),
+    };
+    if let Err(error) = state.logic.notify(request).await {
+        tracing::warn!(%error, "telling users about a friendship event failed");
+    }
 }
 
 /// The friend list.
@@ -99,12 +115,22 @@ pub async fn list(
     State(state): State<ApiState>,
     AuthUser(user): AuthUser,
 ) -> Result<Json<FriendList>, Problem> {
-    let friends = state
-        .store
-        .friends(user)
+    let friends = state.store.friends(user).await?;
+    let ids = friends.iter().map(|friend| friend.user.id).collect();
+    let online: std::collections::HashSet<i64> = state
+        .logic
+        .online(OnlineRequest {
+            user_ids: ids,
+            group_id: 0,
+        })
         .await?
+        .online_user_ids
+        .into_iter()
+        .collect();
+    let friends = friends
         .into_iter()
         .map(|friend| FriendView {
+            online: online.contains(&friend.user.id),
             user: UserView::from(&friend.user),
             since: friend.since,
         })
@@ -211,7 +237,14 @@ pub async fn request(
         created_at: now_millis(),
     };
     match state.store.add_friend_request(&request).await {
-        Ok(()) => Ok((StatusCode::CREATED, Json(RequestView::from(request)))),
+        Ok(()) => {
+            let frame = ServerFrame::FriendRequest {
+                from: user.to_string(),
+                note: request.note.clone(),
+            };
+            notify(&state, vec![request.to], frame).await;
+            Ok((StatusCode::CREATED, Json(RequestView::from(request))))
+        }
         Err(InfraError::Conflict(what)) => Err(Problem::new(
             ErrorCode::Conflict,
             format!("cannot ask again: {what}"),
@@ -259,9 +292,21 @@ pub async fn accept(
         .user(from)
         .await?
         .ok_or_else(|| Problem::new(ErrorCode::NotFound, "no such user"))?;
+    let frame = ServerFrame::FriendAccepted {
+        user_id: user.to_string(),
+    };
+    notify(&state, vec![from], frame).await;
+    let online = state
+        .logic
+        .online(OnlineRequest {
+            user_ids: vec![from],
+            group_id: 0,
+        })
+        .await?;
     Ok(Json(FriendView {
         user: UserView::from(&friend),
         since: now,
+        online: !online.online_user_ids.is_empty(),
     }))
 }
 
@@ -349,6 +394,10 @@ pub async fn remove(
 ) -> Result<StatusCode, Problem> {
     let friend = positive_id(&friend, "user")?;
     if state.store.remove_friendship(user, friend).await? {
+        let frame = ServerFrame::FriendRemoved {
+            user_id: user.to_string(),
+        };
+        notify(&state, vec![friend], frame).await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(Problem::new(

@@ -8,7 +8,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use natter_infra::store::Group;
 use natter_proto::ErrorCode;
-use natter_proto::v1::{CreateGroupRequest, GroupMemberRequest, GroupReply};
+use natter_proto::v1::{
+    CreateGroupRequest, GroupMemberRequest, GroupReply, ManageGroupRequest, OnlineRequest,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{AuthUser, UserView};
@@ -245,12 +247,7 @@ pub async fn members(
     let group = positive_id(&id, "group")?;
     let after = query_number(&query, "after", 0)?;
     let limit = page_limit(&query, DEFAULT_MEMBER_PAGE, MAX_MEMBER_PAGE)?;
-    if !state.store.is_group_member(group, user).await? {
-        return Err(Problem::new(
-            ErrorCode::NotMember,
-            format!("you are not a member of group {group}"),
-        ));
-    }
+    require_member(&state, group, user).await?;
     let found = state.store.group_members(group, after, limit).await?;
     let next_after = (found.len() == limit as usize)
         .then(|| found.last().map(|member| member.id.to_string()))
@@ -258,6 +255,194 @@ pub async fn members(
     Ok(Json(MemberPage {
         members: found.iter().map(UserView::from).collect(),
         next_after,
+    }))
+}
+
+/// Refuses a caller who is not a member of `group`.
+async fn require_member(state: &ApiState, group: i64, user: i64) -> Result<(), Problem> {
+    if state.store.is_group_member(group, user).await? {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            ErrorCode::NotMember,
+            format!("you are not a member of group {group}"),
+        ))
+    }
+}
+
+/// The owner's changes to a group; absent fields stay as they are.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupChange {
+    /// A new name (1 to 64 characters).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// An upload id the owner made, or `""` to clear the avatar.
+    #[serde(default)]
+    pub avatar: Option<String>,
+}
+
+/// How many members of a group are online.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OnlineView {
+    /// The group.
+    pub group_id: String,
+    /// Members with at least one live connection (users, not devices).
+    pub online: u64,
+}
+
+/// Asks logic to apply an owner's action to a group.
+async fn manage(
+    state: &ApiState,
+    request: ManageGroupRequest,
+) -> Result<Json<MembershipView>, Problem> {
+    let reply = state.logic.manage_group(request).await?;
+    let group = state.store.group(reply.group_id).await?;
+    Ok(Json(MembershipView {
+        changed: reply.changed,
+        group: group
+            .as_ref()
+            .map_or_else(|| GroupView::from(reply), GroupView::from),
+    }))
+}
+
+/// `PATCH /api/v1/groups/{id}`: the owner renames the group or changes its avatar; members
+/// get a `group_updated` frame.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/groups/{id}",
+    tag = "groups",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The group's id")),
+    request_body = GroupChange,
+    responses(
+        (status = 200, description = "The group now", body = MembershipView),
+        (status = 400, description = "`bad_frame` or `invalid_input`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller is not the owner", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such group, or an avatar upload the caller does not own", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub async fn update(
+    State(state): State<ApiState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+    JsonBody(change): JsonBody<GroupChange>,
+) -> Result<Json<MembershipView>, Problem> {
+    let group_id = positive_id(&id, "group")?;
+    let current = state.store.group(group_id).await?.ok_or_else(|| {
+        Problem::new(ErrorCode::NotFound, format!("there is no group {group_id}"))
+    })?;
+    let request = ManageGroupRequest {
+        actor: user,
+        group_id,
+        action: "update".into(),
+        name: change.name.unwrap_or(current.name),
+        avatar: change.avatar.or(current.avatar).unwrap_or_default(),
+        user_id: 0,
+    };
+    manage(&state, request).await
+}
+
+/// `DELETE /api/v1/groups/{id}/members/{user}`: the owner removes a member, who gets a
+/// `group_removed` frame.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/groups/{id}/members/{user}",
+    tag = "groups",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "The group's id"),
+        ("user" = String, Path, description = "The member's id"),
+    ),
+    responses(
+        (status = 200, description = "Removed (`changed` is false if they were not a member)", body = MembershipView),
+        (status = 400, description = "`invalid_input`: not positive ids", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller is not the owner, or removes themself", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such group", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub async fn remove_member(
+    State(state): State<ApiState>,
+    AuthUser(user): AuthUser,
+    Path((id, member)): Path<(String, String)>,
+) -> Result<Json<MembershipView>, Problem> {
+    let request = ManageGroupRequest {
+        actor: user,
+        group_id: positive_id(&id, "group")?,
+        action: "remove".into(),
+        user_id: positive_id(&member, "user")?,
+        ..ManageGroupRequest::default()
+    };
+    manage(&state, request).await
+}
+
+/// `DELETE /api/v1/groups/{id}`: the owner disbands the group; every member gets a
+/// `group_removed` frame. Its history stays in the log but no one can read it any more.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/groups/{id}",
+    tag = "groups",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The group's id")),
+    responses(
+        (status = 200, description = "Disbanded", body = MembershipView),
+        (status = 400, description = "`invalid_input`: not a positive id", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller is not the owner", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such group", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub async fn disband(
+    State(state): State<ApiState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<MembershipView>, Problem> {
+    let request = ManageGroupRequest {
+        actor: user,
+        group_id: positive_id(&id, "group")?,
+        action: "disband".into(),
+        ..ManageGroupRequest::default()
+    };
+    manage(&state, request).await
+}
+
+/// `GET /api/v1/groups/{id}/online`: how many members are online, for members.
+#[utoipa::path(
+    get,
+    path = "/api/v1/groups/{id}/online",
+    tag = "groups",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The group's id")),
+    responses(
+        (status = 200, description = "The online count", body = OnlineView),
+        (status = 400, description = "`invalid_input`: not a positive id", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "`not_member`: the caller is not a member", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub async fn online(
+    State(state): State<ApiState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<OnlineView>, Problem> {
+    let group = positive_id(&id, "group")?;
+    require_member(&state, group, user).await?;
+    let reply = state
+        .logic
+        .online(OnlineRequest {
+            user_ids: Vec::new(),
+            group_id: group,
+        })
+        .await?;
+    Ok(Json(OnlineView {
+        group_id: group.to_string(),
+        online: reply.group_online,
     }))
 }
 

@@ -147,3 +147,143 @@ pub async fn messages(
         next_before,
     }))
 }
+
+/// Conversations listed unless `limit` says otherwise.
+pub const DEFAULT_CONVERSATIONS: u32 = 50;
+/// Most conversations listed.
+pub const MAX_CONVERSATIONS: u32 = 200;
+
+/// One conversation in the caller's list.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ConversationView {
+    /// `user:<id>` or `group:<id>`.
+    #[schema(example = "user:7265418613035009")]
+    pub conversation: String,
+    /// The newest message, if any.
+    #[schema(value_type = Option<MessageView>)]
+    pub last: Option<MessageFrame>,
+    /// The read cursor: a seq of the caller's inbox (for a user) or of the group's log.
+    pub read: u64,
+    /// Messages from others after the read cursor (counted up to 1000).
+    pub unread: u64,
+}
+
+/// The caller's conversations.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ConversationList {
+    /// The most recently active first.
+    pub conversations: Vec<ConversationView>,
+}
+
+/// The query of `GET /api/v1/conversations`.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ConversationQuery {
+    /// Conversations to list, 1 to 200; 50 when absent.
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
+}
+
+/// `GET /api/v1/conversations`: the caller's one-to-one conversations and groups, each with
+/// its last message and unread count, the most recently active first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/conversations",
+    tag = "history",
+    security(("bearer" = [])),
+    params(ConversationQuery),
+    responses(
+        (status = 200, description = "The conversation list", body = ConversationList),
+        (status = 400, description = "`invalid_input`: a bad limit",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
+            body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub async fn conversations(
+    State(state): State<ApiState>,
+    AuthUser(user): AuthUser,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<ConversationList>, Problem> {
+    let limit = page_limit(&query, DEFAULT_CONVERSATIONS, MAX_CONVERSATIONS)?;
+    let conversations = state
+        .store
+        .conversations(user, limit)
+        .await?
+        .into_iter()
+        .map(|conversation| ConversationView {
+            conversation: conversation.key,
+            last: conversation.last.as_ref().map(MessageFrame::from),
+            read: conversation.read,
+            unread: conversation.unread,
+        })
+        .collect();
+    Ok(Json(ConversationList { conversations }))
+}
+
+/// How far the caller has read.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReadMark {
+    /// The last seq read (of the caller's inbox for a user, of the group's log for a group).
+    pub seq: u64,
+}
+
+/// The stored read cursor.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReadView {
+    /// `user:<id>` or `group:<id>`.
+    pub conversation: String,
+    /// The read cursor now (never moves back; capped at the newest message).
+    pub seq: u64,
+}
+
+/// `POST /api/v1/conversations/{user|group}/{id}/read`: move the caller's read cursor; their
+/// other devices get a `read` frame.
+#[utoipa::path(
+    post,
+    path = "/api/v1/conversations/{kind}/{id}/read",
+    tag = "history",
+    security(("bearer" = [])),
+    params(
+        ("kind" = ConversationKind, Path, description = "`user` or `group`"),
+        ("id" = String, Path, description = "The other user's or the group's id"),
+    ),
+    request_body = ReadMark,
+    responses(
+        (status = 200, description = "The read cursor now", body = ReadView),
+        (status = 400, description = "`bad_frame` or `invalid_input`",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "`not_member`: the caller is not a member of the group",
+            body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub async fn read(
+    State(state): State<ApiState>,
+    AuthUser(user): AuthUser,
+    Path((kind, id)): Path<(String, String)>,
+    crate::problem::JsonBody(mark): crate::problem::JsonBody<ReadMark>,
+) -> Result<Json<ReadView>, Problem> {
+    let id = positive_id(&id, &kind)?;
+    if kind != "user" && kind != "group" {
+        return Err(Problem::new(
+            ErrorCode::InvalidInput,
+            "a conversation is user/{id} or group/{id}",
+        ));
+    }
+    let conversation = format!("{kind}:{id}");
+    let reply = state
+        .logic
+        .mark_read(natter_proto::v1::ReadRequest {
+            user_id: user,
+            conversation: conversation.clone(),
+            seq: mark.seq,
+        })
+        .await?;
+    Ok(Json(ReadView {
+        conversation,
+        seq: reply.seq,
+    }))
+}

@@ -12,6 +12,9 @@
 //! - [`messages`]: sending over REST (through logic, like a WebSocket `send`).
 //! - [`history`]: a conversation's stored messages, paged back from the newest.
 //! - [`images`]: recognising uploaded images by their bytes, bounding their size, thumbnails.
+//! - [`search`]: users and groups by the start of their names.
+//! - [`uploads`]: images in (checked by content, with thumbnails) and out (to those who may
+//!   see them).
 //! - [`admin`]: system notifications from back ends, behind their own credential.
 //! - [`openapi`]: the OpenAPI document (`/api/v1/openapi.json`) and its Swagger UI (`/api/docs`).
 
@@ -26,10 +29,12 @@ pub mod openapi;
 pub mod params;
 pub mod problem;
 pub mod profiles;
+pub mod search;
 pub mod state;
+pub mod uploads;
 
 use axum::Router;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 
 pub use state::{ApiConfig, ApiState};
 
@@ -56,7 +61,31 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/auth/login", post(auth::login))
         .route("/api/v1/auth/refresh", post(auth::refresh))
         .route("/api/v1/me", get(auth::me).patch(profiles::update_me))
+        .route("/api/v1/users/search", get(search::users))
         .route("/api/v1/users/{id}", get(profiles::user))
+        .route("/api/v1/groups/search", get(search::groups))
+        .route(
+            "/api/v1/groups/{id}",
+            patch(groups::update).delete(groups::disband),
+        )
+        .route(
+            "/api/v1/groups/{id}/members/{user}",
+            delete(groups::remove_member),
+        )
+        .route("/api/v1/groups/{id}/online", get(groups::online))
+        .route("/api/v1/conversations", get(history::conversations))
+        .route(
+            "/api/v1/conversations/{kind}/{id}/read",
+            post(history::read),
+        )
+        .route("/api/v1/messages/{id}/recall", post(messages::recall))
+        .route(
+            "/api/v1/uploads",
+            post(uploads::upload).layer(axum::extract::DefaultBodyLimit::max(
+                state.config.max_upload_bytes.saturating_add(64 * 1024),
+            )),
+        )
+        .route("/media/{id}", get(uploads::media))
         .route("/api/v1/friends/{id}", delete(friends::remove))
         .route(
             "/api/v1/friends/requests/{user}/reject",

@@ -98,3 +98,49 @@ pub async fn send(
         }),
     ))
 }
+
+/// A recall's outcome.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Recalled {
+    /// The recalled message.
+    pub id: String,
+    /// The id of the `recall` message sent where the original went.
+    pub recall_id: String,
+}
+
+/// `POST /api/v1/messages/{id}/recall`: the sender takes a message back within two minutes.
+/// Its stored copies are emptied (history shows it as `recalled`) and a message of kind
+/// `recall`, whose body is the recalled id, goes to everyone it went to.
+#[utoipa::path(
+    post,
+    path = "/api/v1/messages/{id}/recall",
+    tag = "messages",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The message's id")),
+    responses(
+        (status = 200, description = "Recalled", body = Recalled),
+        (status = 400, description = "`invalid_input`: not a positive id", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
+            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such message sent by the caller", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "`recall_window_passed`, or `conflict`: recalled already", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
+pub async fn recall(
+    State(state): State<ApiState>,
+    AuthUser(user): AuthUser,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Json<Recalled>, Problem> {
+    let message_id = crate::params::positive_id(&id, "message")? as u64;
+    let reply = state
+        .logic
+        .recall(natter_proto::v1::RecallRequest {
+            sender: user,
+            message_id,
+        })
+        .await?;
+    Ok(Json(Recalled {
+        id: message_id.to_string(),
+        recall_id: reply.id.to_string(),
+    }))
+}

@@ -28,7 +28,7 @@ use utoipa::openapi::{Content, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::problem::{PROBLEM_JSON, Problem, ProblemBody};
-use crate::{admin, auth, friends, groups, history, messages, problem, profiles};
+use crate::{admin, auth, friends, groups, history, messages, problem, profiles, search, uploads};
 
 /// Where the document is served.
 pub const DOCUMENT_PATH: &str = "/api/v1/openapi.json";
@@ -67,8 +67,19 @@ pub const DOCS_PATH: &str = "/api/docs";
         groups::join,
         groups::leave,
         groups::members,
+        groups::update,
+        groups::remove_member,
+        groups::disband,
+        groups::online,
         messages::send,
+        messages::recall,
         history::messages,
+        history::conversations,
+        history::read,
+        search::users,
+        search::groups,
+        uploads::upload,
+        uploads::media,
         admin::push,
     ),
     components(schemas(
@@ -94,6 +105,17 @@ pub const DOCS_PATH: &str = "/api/docs";
         history::ConversationKind,
         history::HistoryPage,
         history::MessageView,
+        groups::GroupChange,
+        groups::OnlineView,
+        messages::Recalled,
+        history::ConversationView,
+        history::ConversationList,
+        history::ReadMark,
+        history::ReadView,
+        search::UserResults,
+        search::GroupResults,
+        uploads::UploadView,
+        uploads::UploadForm,
         admin::NewPush,
         admin::PushAccepted,
         admin::PushTarget,
@@ -106,6 +128,8 @@ pub const DOCS_PATH: &str = "/api/docs";
         (name = "groups", description = "Creating, joining and leaving groups; members"),
         (name = "messages", description = "Sending over REST"),
         (name = "history", description = "A conversation's stored messages"),
+        (name = "search", description = "Users and groups by the start of their names"),
+        (name = "uploads", description = "Images in, and out to those who may see them"),
         (name = "admin", description = "System notifications from back ends"),
         (name = "meta", description = "Health and this documentation"),
     )
@@ -366,6 +390,9 @@ mod tests {
             logic: LogicHandle::remote("http://127.0.0.1:9").expect("a lazy logic handle"),
             tokens: TokenKeys::new(b"openapi test secret"),
             ids: Arc::new(IdGenerator::new(1).expect("an id generator")),
+            blobs: Arc::new(natter_infra::embedded::DirBlobs::new(
+                std::env::temp_dir().join("natter-openapi-test-blobs"),
+            )),
         }
     }
 

@@ -2,6 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use natter_infra::store::AUDIENCE_EVERYONE;
 use natter_proto::ErrorCode;
 use serde::Deserialize;
 
@@ -20,6 +21,10 @@ pub struct ProfileChange {
     /// A new display name (trimmed; 1 to 64 characters, no control characters).
     #[serde(default)]
     pub nickname: Option<String>,
+    /// An upload id the caller made, or `""` to clear the avatar. Avatars may be fetched by
+    /// everyone signed in.
+    #[serde(default)]
+    pub avatar: Option<String>,
 }
 
 /// `PATCH /api/v1/me`: change the caller's profile.
@@ -35,6 +40,8 @@ pub struct ProfileChange {
             `invalid_input`: a bad nickname", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`: \
             no valid access token, or the account no longer exists", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: an avatar upload the caller does not own",
+            body = ProblemBody, content_type = "application/problem+json"),
         (status = 413, description = "`frame_too_large`: the body is over the limit",
             body = ProblemBody, content_type = "application/problem+json"),
     )
@@ -62,6 +69,26 @@ pub async fn update_me(
                 "the account no longer exists",
             ));
         }
+    }
+    if let Some(avatar) = change.avatar {
+        let avatar = match avatar.as_str() {
+            "" => None,
+            id => {
+                let upload = positive_id(id, "upload")?;
+                match state.store.upload(upload).await? {
+                    Some(found) if found.owner == user => {}
+                    _ => {
+                        return Err(Problem::new(
+                            ErrorCode::NotFound,
+                            format!("you have no upload {upload}"),
+                        ));
+                    }
+                }
+                state.store.share_upload(upload, AUDIENCE_EVERYONE).await?;
+                Some(upload.to_string())
+            }
+        };
+        state.store.set_avatar(user, avatar.as_deref()).await?;
     }
     crate::auth::me(State(state), AuthUser(user)).await
 }

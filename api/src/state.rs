@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use natter_infra::Store;
 use natter_infra::ids::IdGenerator;
+use natter_infra::{Blobs, Store};
 use natter_proto::handle::LogicHandle;
 use natter_proto::token::TokenKeys;
 use serde::{Deserialize, Serialize};
@@ -20,6 +20,10 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// The admin API's bearer credential; empty turns the admin API off.
     pub admin_token: String,
+    /// Largest uploaded image, in bytes.
+    pub max_upload_bytes: usize,
+    /// Images wider or taller than this get a thumbnail that fits it, in pixels.
+    pub thumbnail_side: u32,
 }
 
 impl Default for ApiConfig {
@@ -29,6 +33,8 @@ impl Default for ApiConfig {
             refresh_token_seconds: 30 * 24 * 3600,
             max_body_bytes: 64 * 1024,
             admin_token: String::new(),
+            max_upload_bytes: 10 * 1024 * 1024,
+            thumbnail_side: 320,
         }
     }
 }
@@ -46,4 +52,6 @@ pub struct ApiState {
     pub tokens: TokenKeys,
     /// Mints user ids.
     pub ids: Arc<IdGenerator>,
+    /// Uploaded images and their thumbnails.
+    pub blobs: Arc<dyn Blobs>,
 }

@@ -230,6 +230,22 @@ impl From<&v1::Message> for MessageFrame {
 }
 
 impl ServerFrame {
+    /// Whether this frame is an event (news about people and groups) rather than part of the
+    /// message stream or an answer.
+    pub fn is_event(&self) -> bool {
+        matches!(
+            self,
+            ServerFrame::Presence { .. }
+                | ServerFrame::GroupOnline { .. }
+                | ServerFrame::FriendRequest { .. }
+                | ServerFrame::FriendAccepted { .. }
+                | ServerFrame::FriendRemoved { .. }
+                | ServerFrame::GroupUpdated { .. }
+                | ServerFrame::GroupRemoved { .. }
+                | ServerFrame::Read { .. }
+        )
+    }
+
     /// An error frame.
     pub fn error(code: ErrorCode, message: impl Into<String>, cid: Option<String>) -> Self {
         ServerFrame::Error {

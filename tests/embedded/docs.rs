@@ -9,7 +9,23 @@ fn the_protocol_document_covers_every_frame_and_code() {
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/protocol.md"))
             .expect("docs/protocol.md exists");
     let server_frames = [
-        "welcome", "sent", "msg", "synced", "acked", "error", "pong", "notice", "typing",
+        "welcome",
+        "sent",
+        "msg",
+        "synced",
+        "acked",
+        "error",
+        "pong",
+        "notice",
+        "typing",
+        "presence",
+        "group_online",
+        "friend_request",
+        "friend_accepted",
+        "friend_removed",
+        "group_updated",
+        "group_removed",
+        "read",
     ];
     for name in CLIENT_FRAME_TYPES.iter().chain(server_frames.iter()) {
         assert!(
