@@ -3,6 +3,7 @@
 
 use axum::Json;
 use axum::body::Body;
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -60,12 +61,13 @@ pub struct UploadForm {
     pub file: Vec<u8>,
 }
 
-/// The blob key of an upload, or of its thumbnail.
+/// The blob key of an upload, or of its thumbnail (letters, digits and dashes: every `Blobs`
+/// adapter takes those as they are).
 fn blob_key(id: i64, thumbnail: bool) -> String {
     if thumbnail {
-        format!("uploads/{id}.thumb")
+        format!("upload-{id}-thumb")
     } else {
-        format!("uploads/{id}")
+        format!("upload-{id}")
     }
 }
 
@@ -141,8 +143,14 @@ async fn read_file(mut form: Multipart, limit: usize) -> Result<Bytes, Problem> 
 pub async fn upload(
     State(state): State<ApiState>,
     AuthUser(user): AuthUser,
-    form: Multipart,
+    form: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<UploadView>), Problem> {
+    let form = form.map_err(|rejection| {
+        Problem::new(
+            ErrorCode::BadFrame,
+            format!("send multipart/form-data with a `file` field: {rejection}"),
+        )
+    })?;
     let bytes = read_file(form, state.config.max_upload_bytes).await?;
     let info = images::inspect(&bytes).map_err(image_problem)?;
     let side = state.config.thumbnail_side;

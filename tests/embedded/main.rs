@@ -11,4 +11,5 @@ mod groups;
 mod harness;
 mod history;
 mod profiles;
+mod social;
 mod typing;
