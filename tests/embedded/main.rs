@@ -1,5 +1,6 @@
 //! End-to-end tests of the embedded deployment: real sockets, real layers, one process.
 
+mod access;
 mod admin;
 mod auth;
 mod bad_input;
