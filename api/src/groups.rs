@@ -53,7 +53,7 @@ impl From<GroupReply> for GroupView {
             id: reply.group_id.to_string(),
             name: reply.name,
             owner: reply.owner.to_string(),
-            avatar: None,
+            avatar: (!reply.avatar.is_empty()).then_some(reply.avatar),
             created_at: reply.created_at,
         }
     }
@@ -107,6 +107,9 @@ pub struct MemberQuery {
 pub struct NewGroup {
     /// Its name (1 to 64 characters).
     pub name: String,
+    /// An upload id the caller made, to be the group's avatar.
+    #[serde(default)]
+    pub avatar: Option<String>,
 }
 
 /// `GET /api/v1/groups`: the caller's groups.
@@ -143,6 +146,8 @@ pub async fn mine(
     request_body = NewGroup,
     responses(
         (status = 201, description = "Created", body = GroupView),
+        (status = 404, description = "`not_found`: an avatar upload the caller does not own",
+            body = ProblemBody, content_type = "application/problem+json"),
         (status = 400, description = "`bad_frame`: not JSON; `invalid_input`: a bad name", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
             body = ProblemBody, content_type = "application/problem+json"),
@@ -160,6 +165,7 @@ pub async fn create(
         .create_group(CreateGroupRequest {
             owner: user,
             name: body.name,
+            avatar: body.avatar.unwrap_or_default(),
         })
         .await?;
     Ok((StatusCode::CREATED, Json(GroupView::from(reply))))
@@ -297,13 +303,7 @@ async fn manage(
     request: ManageGroupRequest,
 ) -> Result<Json<MembershipView>, Problem> {
     let reply = state.logic.manage_group(request).await?;
-    let group = state.store.group(reply.group_id).await?;
-    Ok(Json(MembershipView {
-        changed: reply.changed,
-        group: group
-            .as_ref()
-            .map_or_else(|| GroupView::from(reply), GroupView::from),
-    }))
+    Ok(Json(membership(reply)))
 }
 
 /// `PATCH /api/v1/groups/{id}`: the owner renames the group or changes its avatar; members

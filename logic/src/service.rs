@@ -542,11 +542,12 @@ impl Logic for LogicService {
             return Err(ErrorCode::Unauthorized.status("no owner"));
         }
         let name = validate::group_name(&request.name)?;
+        let avatar = self.avatar_of(request.owner, &request.avatar).await?;
         let group = Group {
             id: self.ids.next_id().map_err(status)? as i64,
             name,
             owner: request.owner,
-            avatar: None,
+            avatar,
             created_at: now_millis(),
         };
         self.store.create_group(&group).await.map_err(status)?;
@@ -729,16 +730,7 @@ impl Logic for LogicService {
         let changed = match request.action.as_str() {
             "update" => {
                 group.name = validate::group_name(&request.name)?;
-                group.avatar = match request.avatar.as_str() {
-                    "" => None,
-                    avatar => {
-                        let upload = avatar.parse::<i64>().map_err(|_| {
-                            ErrorCode::InvalidInput.status("the avatar is an upload id")
-                        })?;
-                        self.share_avatar(request.actor, upload).await?;
-                        Some(avatar.to_string())
-                    }
-                };
+                group.avatar = self.avatar_of(request.actor, &request.avatar).await?;
                 let changed = self
                     .store
                     .update_group(group.id, &group.name, group.avatar.as_deref())
@@ -854,6 +846,7 @@ fn group_reply(group: &Group, changed: bool) -> GroupReply {
         owner: group.owner,
         created_at: group.created_at,
         changed,
+        avatar: group.avatar.clone().unwrap_or_default(),
     }
 }
 

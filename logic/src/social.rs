@@ -236,14 +236,27 @@ impl LogicService {
             .map_err(status)
     }
 
-    /// Lets everyone signed in fetch an upload the caller owns (an avatar).
-    pub(crate) async fn share_avatar(&self, owner: i64, upload: i64) -> Result<(), Status> {
+    /// An avatar as given (`""` for none, else an upload id the owner made), shared with
+    /// everyone signed in once accepted.
+    pub(crate) async fn avatar_of(
+        &self,
+        owner: i64,
+        avatar: &str,
+    ) -> Result<Option<String>, Status> {
+        if avatar.is_empty() {
+            return Ok(None);
+        }
+        let upload = avatar
+            .parse::<i64>()
+            .map_err(|_| ErrorCode::InvalidInput.status("the avatar is an upload id"))?;
         match self.store.upload(upload).await.map_err(status)? {
-            Some(found) if found.owner == owner => self
-                .store
-                .share_upload(upload, AUDIENCE_EVERYONE)
-                .await
-                .map_err(status),
+            Some(found) if found.owner == owner => {
+                self.store
+                    .share_upload(upload, AUDIENCE_EVERYONE)
+                    .await
+                    .map_err(status)?;
+                Ok(Some(upload.to_string()))
+            }
             _ => Err(ErrorCode::NotFound.status(format!("you have no upload {upload}"))),
         }
     }

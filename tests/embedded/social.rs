@@ -962,6 +962,47 @@ async fn group_owners_set_an_avatar_of_their_own_that_members_hear_of() {
         updated,
     )
     .await;
+
+    // A group can have its avatar from the start, but only one its creator uploaded.
+    refused(
+        &harness,
+        Method::POST,
+        "/api/v1/groups",
+        Some(&ada),
+        Some(json!({"name": "pictured", "avatar": bobs_picture})),
+        404,
+        "not_found",
+    )
+    .await;
+    let created = expect(
+        &harness,
+        Method::POST,
+        "/api/v1/groups",
+        Some(&ada),
+        Some(json!({"name": "pictured", "avatar": picture})),
+        201,
+    )
+    .await;
+    assert_eq!(created["avatar"], picture.as_str());
+    let listed = expect(
+        &harness,
+        Method::GET,
+        "/api/v1/groups",
+        Some(&ada),
+        None,
+        200,
+    )
+    .await;
+    let pictured = listed["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|group| group["name"] == "pictured")
+        .cloned();
+    assert_eq!(
+        pictured.map(|group| group["avatar"].clone()),
+        Some(json!(picture))
+    );
 }
 
 /// `GET /api/v1/groups/{id}/online` as `who`, which must succeed.
