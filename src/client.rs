@@ -211,7 +211,7 @@ impl WsClient {
             return Ok(Some(frame));
         }
         loop {
-            match self.read(wait).await? {
+            match self.next_frame(wait).await? {
                 Some(frame) if frame.is_event() => self.events.push_back(frame),
                 other => return Ok(other),
             }
@@ -225,15 +225,16 @@ impl WsClient {
             return Ok(Some(frame));
         }
         loop {
-            match self.read(wait).await? {
+            match self.next_frame(wait).await? {
                 Some(frame) if !frame.is_event() => self.others.push_back(frame),
                 other => return Ok(other),
             }
         }
     }
 
-    /// The next frame off the wire.
-    async fn read(&mut self, wait: Duration) -> anyhow::Result<Option<ServerFrame>> {
+    /// The next frame off the wire, whatever it is (frames set aside by [`WsClient::next`] and
+    /// [`WsClient::next_event`] are not returned here).
+    pub async fn next_frame(&mut self, wait: Duration) -> anyhow::Result<Option<ServerFrame>> {
         loop {
             let message = tokio::time::timeout(wait, self.stream.next())
                 .await

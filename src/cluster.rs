@@ -276,6 +276,7 @@ impl RunningLayer {
                     ids,
                     TaskHandle::Local(Arc::new(TaskRouter::new(tasks))),
                 );
+                service.follow_departures();
                 grpc = Some(grpc_router().add_service(LogicGrpc::new(service)));
             }
             Layer::Task => {
@@ -297,8 +298,12 @@ impl RunningLayer {
                 let sessions = cluster_sessions(config).await?;
                 // Sessions left by an earlier run of this node under the same name are stale.
                 let stale = sessions.remove_node_sessions(&node).await?;
-                if stale > 0 {
-                    tracing::info!(stale, "removed sessions of this node's previous run");
+                if !stale.is_empty() {
+                    tracing::info!(
+                        users = stale.len(),
+                        "removed sessions of this node's previous run"
+                    );
+                    announce_departures(sessions.as_ref(), &node, stale).await;
                 }
                 let connect = ConnectServer::new(
                     config.connect.clone(),
@@ -380,6 +385,23 @@ impl RunningLayer {
     }
 }
 
+/// Queues a presence event for each user whose sessions on `node` were removed, for logic
+/// to tell their friends once it has checked they have no other connection.
+async fn announce_departures(sessions: &dyn Sessions, node: &str, users: Vec<i64>) {
+    let at_ms = natter_infra::now_millis();
+    for user in users {
+        let event = natter_infra::sessions::PresenceEvent {
+            user,
+            online: false,
+            node: node.to_string(),
+            at_ms,
+        };
+        if let Err(error) = sessions.push_presence(&event).await {
+            tracing::warn!(%error, user, "queueing a departed user's presence failed");
+        }
+    }
+}
+
 /// Keeps `directory` equal to the live connect processes; a process that leaves (stopped or
 /// dead) takes its sessions with it, so nothing is pushed to it any more.
 async fn follow_connect_nodes(
@@ -416,7 +438,10 @@ async fn follow_connect_nodes(
             tokio::task::yield_now().await;
             for node in apply(&peers) {
                 match sessions.remove_node_sessions(&node).await {
-                    Ok(removed) => tracing::info!(node, removed, "a connect process left"),
+                    Ok(users) => {
+                        tracing::info!(node, users = users.len(), "a connect process left");
+                        announce_departures(sessions.as_ref(), &node, users).await;
+                    }
                     Err(error) => {
                         tracing::warn!(node, %error, "removing a departed node's sessions failed")
                     }

@@ -284,6 +284,20 @@ impl TaskRouter {
     pub fn new(peers: Arc<Peers<TaskHandle>>) -> Self {
         TaskRouter { peers }
     }
+
+    /// The task processes to try for work any of them can do: the owner of `anchor` first,
+    /// then the others, so a process that died but is still registered (its lease has not
+    /// run out) costs one failed call, not the work.
+    fn candidates(&self, anchor: &str) -> Result<Vec<TaskHandle>, Status> {
+        let owner = self.peers.owner(anchor).ok_or_else(|| no_process("task"))?;
+        let others = self
+            .peers
+            .all()
+            .into_iter()
+            .filter(|peer| peer.node != owner.node)
+            .map(|peer| peer.client);
+        Ok(std::iter::once(owner.client).chain(others).collect())
+    }
 }
 
 #[tonic::async_trait]
@@ -317,12 +331,15 @@ impl Task for TaskRouter {
     ) -> Result<Response<Empty>, Status> {
         let request = request.into_inner();
         // Any task process can pass it on; the owner of the user's inbox is as good as any.
-        let owner = self
-            .peers
-            .owner(&ObjectId::User(request.user_id).to_string())
-            .ok_or_else(|| no_process("task"))?;
-        owner.client.update_groups(request).await?;
-        Ok(Response::new(Empty {}))
+        let anchor = ObjectId::User(request.user_id).to_string();
+        let mut failure = no_process("task");
+        for task in self.candidates(&anchor)? {
+            match task.update_groups(request.clone()).await {
+                Ok(_) => return Ok(Response::new(Empty {})),
+                Err(status) => failure = status,
+            }
+        }
+        Err(failure)
     }
 
     async fn push_ephemeral(
@@ -335,10 +352,13 @@ impl Task for TaskRouter {
             "group" => ObjectId::Group(request.group_id),
             _ => ObjectId::User(request.user_ids.first().copied().unwrap_or(0)),
         };
-        let owner = self
-            .peers
-            .owner(&anchor.to_string())
-            .ok_or_else(|| no_process("task"))?;
-        Ok(Response::new(owner.client.push_ephemeral(request).await?))
+        let mut failure = no_process("task");
+        for task in self.candidates(&anchor.to_string())? {
+            match task.push_ephemeral(request.clone()).await {
+                Ok(reply) => return Ok(Response::new(reply)),
+                Err(status) => failure = status,
+            }
+        }
+        Err(failure)
     }
 }

@@ -54,8 +54,9 @@ pub trait Sessions: Send + Sync + 'static {
     /// Record what `user`'s friends were last told (online or not); true if that changed it.
     /// A user never recorded counts as offline.
     async fn set_announced_presence(&self, user: i64, online: bool) -> InfraResult<bool>;
-    /// Forget every session held on `node` (it stopped or died); returns how many.
-    async fn remove_node_sessions(&self, node: &str) -> InfraResult<usize>;
+    /// Forget every session held on `node` (it stopped or died); returns the users who had
+    /// one there, ascending, once each.
+    async fn remove_node_sessions(&self, node: &str) -> InfraResult<Vec<i64>>;
 
     /// Take `key` with `token` for `ttl` unless someone holds it; true if taken.
     async fn try_lock(&self, key: &str, token: &str, ttl: Duration) -> InfraResult<bool>;

@@ -14,6 +14,12 @@ use tonic::Status;
 use crate::service::{LogicService, status};
 use crate::validate::Target;
 
+/// How often logic looks for users whose connect node went away.
+const DEPARTURE_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Departures handled per look.
+const DEPARTURE_BATCH: usize = 500;
+
 /// Members read per page when counting a group's online members.
 const MEMBER_PAGE: u32 = 1000;
 
@@ -123,6 +129,31 @@ impl LogicService {
             }
         });
         Ok(())
+    }
+
+    /// Takes the presence events queued when a connect node's sessions were removed (it
+    /// stopped or died) and tells friends of those users left with no connection. Runs until
+    /// the process ends; each event is taken by one logic process.
+    pub fn follow_departures(&self) {
+        let logic = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(DEPARTURE_POLL);
+            loop {
+                tick.tick().await;
+                let events = match logic.sessions.take_presence(DEPARTURE_BATCH).await {
+                    Ok(events) => events,
+                    Err(error) => {
+                        tracing::warn!(%error, "taking departed users' presence failed");
+                        continue;
+                    }
+                };
+                for event in events.into_iter().filter(|event| !event.online) {
+                    if let Err(error) = logic.confirm_offline(event.user).await {
+                        tracing::warn!(%error, user = event.user, "announcing a departure failed");
+                    }
+                }
+            }
+        });
     }
 
     async fn confirm_offline(&self, user: i64) -> Result<(), Status> {

@@ -2,7 +2,8 @@
 //! `deployments/local/`) on the real servers `scripts/deps.sh` starts. Clients on both connect
 //! nodes chat one-to-one and in a group under steady load while a connect node and a task node
 //! are killed with SIGKILL and the broker restarts; every recipient must end with every
-//! acknowledged message exactly once, in order.
+//! acknowledged message exactly once, in order. A friend left on the killed connect node
+//! with no other connection must be announced offline.
 //!
 //! Needs the `NATTER_TEST_*` variables of `scripts/deps.sh env` and `NATTER_DEPS_DIR` (to
 //! restart the broker); without them it fails saying so.
@@ -14,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use natter::client::{ApiClient, Session};
+use natter::client::{ApiClient, Session, WsClient};
 use natter_proto::frame::{ClientFrame, MessageFrame, ServerFrame};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -379,6 +380,76 @@ async fn stay_connected(
 
 /// `sender` sends numbered messages to `recipient` (an object) one after another until `stop`;
 /// returns the bodies the server acknowledged, in order.
+/// A connection of `session` to `url` past its first sync.
+async fn synced_client(session: &Session, url: &str) -> WsClient {
+    let mut client = WsClient::connect(url, &session.access_token)
+        .await
+        .expect("connect");
+    client
+        .send(&ClientFrame::Sync {
+            cursors: BTreeMap::new(),
+        })
+        .await
+        .expect("sync");
+    loop {
+        match client.next(Duration::from_secs(30)).await.expect("a frame") {
+            Some(ServerFrame::Synced { .. }) => return client,
+            Some(_) => {}
+            None => panic!("closed before syncing"),
+        }
+    }
+}
+
+/// Reads a connection until it ends (answering the server's pings meanwhile).
+async fn read_until_closed(mut client: WsClient) {
+    while let Ok(Some(_)) = client.next_frame(Duration::from_secs(300)).await {}
+}
+
+/// The presence events a connection of `session` sees, as (user id, online), kept by a
+/// reader that also drains everything else.
+async fn watch_presence(session: &Session, url: &str) -> Arc<Mutex<Vec<(String, bool)>>> {
+    let mut client = synced_client(session, url).await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let kept = Arc::clone(&seen);
+    tokio::spawn(async move {
+        loop {
+            match client.next_frame(Duration::from_secs(300)).await {
+                Ok(Some(ServerFrame::Presence { user_id, online })) => {
+                    kept.lock().expect("presence").push((user_id, online));
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => return,
+            }
+        }
+    });
+    seen
+}
+
+/// Waits (up to a minute) until `user` was seen with this `online` state.
+async fn wait_for_presence(
+    seen: &Arc<Mutex<Vec<(String, bool)>>>,
+    user: &str,
+    online: bool,
+    cluster: &Cluster,
+) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let events = seen.lock().expect("presence").clone();
+        if events
+            .iter()
+            .any(|event| event.0 == user && event.1 == online)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no presence {online} for {user}; saw {events:?}\n{}",
+            cluster.all_logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn steady_load(
     sender: Arc<Chatter>,
     recipient: String,
@@ -453,6 +524,18 @@ async fn the_cluster_survives_killed_processes_and_a_broker_restart() {
     api.befriend(&alice, &bob).await.expect("befriend");
     // A group of all three: Alice owns it, Bob and Carol join.
     let group = create_group(&api, &alice, &[&bob, &carol]).await;
+    // Dan, Alice's friend, sits on connect-2 and will not come back when it dies; a second
+    // device of Alice's on connect-1 watches for his presence.
+    let dan = api
+        .register(&format!("dan{run}"), PASSWORD)
+        .await
+        .expect("register dan");
+    api.befriend(&alice, &dan).await.expect("befriend dan");
+    let presence = watch_presence(&alice, CONNECT_URLS[0]).await;
+    let dan_socket = synced_client(&dan, CONNECT_URLS[1]).await;
+    let dan_id = dan.user_id.to_string();
+    let dan_reader = tokio::spawn(read_until_closed(dan_socket));
+    wait_for_presence(&presence, &dan_id, true, &cluster).await;
 
     // Alice on connect-1, Bob and Carol on connect-2, so the group spans both nodes.
     let alice = Arc::new(Chatter::spawn(alice, 0));
@@ -575,6 +658,12 @@ async fn the_cluster_survives_killed_processes_and_a_broker_restart() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    assert!(
+        dan_reader.is_finished(),
+        "dan's connection ended with connect-2"
+    );
+    // Connect-2 could not say Dan left; its removal from the registry did.
+    wait_for_presence(&presence, &dan_id, false, &cluster).await;
     let bob_ledger = bob.ledger.lock().expect("ledger");
     assert!(
         bob_ledger.reconnects >= 1,

@@ -228,20 +228,24 @@ impl Sessions for RedisSessions {
         Ok(previous.as_deref().unwrap_or("0") != value)
     }
 
-    async fn remove_node_sessions(&self, node: &str) -> InfraResult<usize> {
+    async fn remove_node_sessions(&self, node: &str) -> InfraResult<Vec<i64>> {
         let index = self.key("node-sessions", node);
         let members: Vec<String> = self.pool.smembers(&index).await?;
-        let mut removed = 0;
+        let mut users = Vec::new();
         for member in &members {
             let Some((user, connection_id)) = member.split_once(':') else {
                 continue;
             };
             let session = format!("{connection_id}@{node}");
             let gone: i64 = self.pool.srem(self.key("sessions", user), session).await?;
-            removed += usize::try_from(gone).unwrap_or(0);
+            if let (true, Ok(user)) = (gone > 0, user.parse::<i64>()) {
+                users.push(user);
+            }
         }
         let _: i64 = self.pool.del(index).await?;
-        Ok(removed)
+        users.sort_unstable();
+        users.dedup();
+        Ok(users)
     }
 
     async fn try_lock(&self, key: &str, token: &str, ttl: Duration) -> InfraResult<bool> {

@@ -96,16 +96,19 @@ impl Sessions for MemorySessions {
         })
     }
 
-    async fn remove_node_sessions(&self, node: &str) -> InfraResult<usize> {
+    async fn remove_node_sessions(&self, node: &str) -> InfraResult<Vec<i64>> {
         let mut state = self.state();
-        let mut removed = 0;
-        state.sessions.retain(|_, sessions| {
+        let mut users = Vec::new();
+        state.sessions.retain(|user, sessions| {
             let before = sessions.len();
             sessions.retain(|session| session.node != node);
-            removed += before - sessions.len();
+            if sessions.len() < before {
+                users.push(*user);
+            }
             !sessions.is_empty()
         });
-        Ok(removed)
+        users.sort_unstable();
+        Ok(users)
     }
 
     async fn try_lock(&self, key: &str, token: &str, ttl: Duration) -> InfraResult<bool> {
