@@ -149,8 +149,13 @@ impl RunningSystem {
 
         let api_listener = bind(&config.listen.api, "the API").await?;
         let api_addr = api_listener.local_addr()?;
+        let mut api_config = config.api.clone();
+        if api_config.public_ws_url.is_empty() {
+            // The page's own host, this process's WebSocket port.
+            api_config.public_ws_url = format!("ws://{{host}}:{}/ws", ws_addr.port());
+        }
         let router = natter_api::router(ApiState {
-            config: config.api.clone(),
+            config: api_config,
             store,
             logic,
             tokens: tokens.clone(),

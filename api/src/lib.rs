@@ -15,6 +15,7 @@
 //! - [`search`]: users and groups by the start of their names.
 //! - [`uploads`]: images in (checked by content, with thumbnails) and out (to those who may
 //!   see them).
+//! - [`web`]: the browser client's files, and where it finds the WebSocket endpoint.
 //! - [`admin`]: system notifications from back ends, behind their own credential.
 //! - [`openapi`]: the OpenAPI document (`/api/v1/openapi.json`) and its Swagger UI (`/api/docs`).
 
@@ -32,6 +33,7 @@ pub mod profiles;
 pub mod search;
 pub mod state;
 pub mod uploads;
+pub mod web;
 
 use axum::Router;
 use axum::routing::{delete, get, patch, post};
@@ -61,6 +63,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/auth/login", post(auth::login))
         .route("/api/v1/auth/refresh", post(auth::refresh))
         .route("/api/v1/me", get(auth::me).patch(profiles::update_me))
+        .route("/api/v1/client-config", get(web::client_config))
         .route("/api/v1/users/search", get(search::users))
         .route("/api/v1/users/{id}", get(profiles::user))
         .route("/api/v1/groups/search", get(search::groups))
@@ -111,6 +114,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/groups/{id}/join", post(groups::join))
         .route("/api/v1/groups/{id}/leave", post(groups::leave))
         .route("/api/v1/groups/{id}/members", get(groups::members))
+        .merge(web::router())
         .fallback(problem::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(state)

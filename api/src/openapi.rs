@@ -28,7 +28,9 @@ use utoipa::openapi::{Content, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::problem::{PROBLEM_JSON, Problem, ProblemBody};
-use crate::{admin, auth, friends, groups, history, messages, problem, profiles, search, uploads};
+use crate::{
+    admin, auth, friends, groups, history, messages, problem, profiles, search, uploads, web,
+};
 
 /// Where the document is served.
 pub const DOCUMENT_PATH: &str = "/api/v1/openapi.json";
@@ -81,6 +83,7 @@ pub const DOCS_PATH: &str = "/api/docs";
         uploads::upload,
         uploads::media,
         admin::push,
+        web::client_config,
     ),
     components(schemas(
         problem::ProblemBody,
@@ -116,6 +119,7 @@ pub const DOCS_PATH: &str = "/api/docs";
         search::GroupResults,
         uploads::UploadView,
         uploads::UploadForm,
+        web::ClientConfig,
         admin::NewPush,
         admin::PushAccepted,
         admin::PushTarget,

@@ -24,6 +24,9 @@ pub struct ApiConfig {
     pub max_upload_bytes: usize,
     /// Images wider or taller than this get a thumbnail that fits it, in pixels.
     pub thumbnail_side: u32,
+    /// The WebSocket URL browser clients connect to (`{host}` is the page's host name);
+    /// empty: the embedded server fills it in from its WebSocket port.
+    pub public_ws_url: String,
 }
 
 impl Default for ApiConfig {
@@ -35,6 +38,7 @@ impl Default for ApiConfig {
             admin_token: String::new(),
             max_upload_bytes: 10 * 1024 * 1024,
             thumbnail_side: 320,
+            public_ws_url: String::new(),
         }
     }
 }

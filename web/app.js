@@ -1,0 +1,1 @@
+// natter's browser client (filled in by the web client work).
