@@ -7,26 +7,10 @@ use natter::client::Session;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::http::Method;
 
-use crate::harness::Harness;
+use crate::harness::{Harness, call_with_token as call};
 
 /// The admin credential these tests configure.
 const ADMIN_TOKEN: &str = "access-test-admin-token-0123456789";
-
-/// Any REST call; `None` sends no token.
-async fn call(
-    harness: &Harness,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let reply = harness
-        .api
-        .call(method, path, token, body)
-        .await
-        .expect("the API answers");
-    (reply.status, reply.body)
-}
 
 /// A call as `who` that must answer `status` (and `code`, for a problem).
 async fn expect(

@@ -7,7 +7,9 @@ use natter::client::{ApiClient, Session, WsClient};
 use natter::config::NatterConfig;
 use natter::system::RunningSystem;
 use natter_proto::frame::{ClientFrame, MessageFrame, ServerFrame};
+use serde_json::Value;
 use tempfile::TempDir;
+use tokio_tungstenite::tungstenite::http::Method;
 
 /// How long any single expected frame may take before a test fails.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -197,6 +199,34 @@ pub async fn expect_silence(socket: &mut WsClient, quiet: Duration) {
     if let Ok(frame) = socket.next(quiet).await {
         panic!("expected no frame, got {frame:?}");
     }
+}
+
+/// Any REST call with a raw bearer token (`None`: no credential); the status and JSON body.
+pub async fn call_with_token(
+    harness: &Harness,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let reply = harness
+        .api
+        .call(method, path, token, body)
+        .await
+        .expect("the API answers");
+    (reply.status, reply.body)
+}
+
+/// Any REST call as `who` (`None`: no credential); the status and JSON body.
+pub async fn call(
+    harness: &Harness,
+    method: Method,
+    path: &str,
+    who: Option<&Session>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let token = who.map(|session| session.access_token.as_str());
+    call_with_token(harness, method, path, token, body).await
 }
 
 /// A metric's value in Prometheus text (summed over labels), 0 if absent.

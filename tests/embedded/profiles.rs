@@ -1,26 +1,10 @@
 //! Profiles, and friendships that end: requests withdrawn or turned down, friends removed.
 
 use natter::client::Session;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio_tungstenite::tungstenite::http::Method;
 
-use crate::harness::{Harness, next_error, send_text};
-
-async fn call(
-    harness: &Harness,
-    method: Method,
-    path: &str,
-    who: Option<&Session>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let token = who.map(|session| session.access_token.as_str());
-    let reply = harness
-        .api
-        .call(method, path, token, body)
-        .await
-        .expect("the API answers");
-    (reply.status, reply.body)
-}
+use crate::harness::{Harness, call, next_error, send_text};
 
 #[tokio::test]
 async fn people_rename_themselves_and_see_each_other() {

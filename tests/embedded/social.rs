@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::http::Method;
 
-use crate::harness::{Harness, WAIT, expect_silence, next_error, next_message, send_text};
+use crate::harness::{Harness, WAIT, call, expect_silence, next_error, next_message, send_text};
 
 /// Presence grace and group-count interval short enough to keep the tests quick.
 async fn fast_harness() -> Harness {
@@ -19,23 +19,6 @@ async fn fast_harness() -> Harness {
         config.logic.group_online_interval_ms = 200;
     })
     .await
-}
-
-/// Any REST call; `None` sends no token.
-async fn call(
-    harness: &Harness,
-    method: Method,
-    path: &str,
-    who: Option<&Session>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let token = who.map(|session| session.access_token.as_str());
-    let reply = harness
-        .api
-        .call(method, path, token, body)
-        .await
-        .expect("the API answers");
-    (reply.status, reply.body)
 }
 
 /// A REST call that must answer `status`; returns the body.
