@@ -39,4 +39,7 @@ else
     cargo test --workspace --locked
 fi
 
+step "browser tests: the web client in headless Chromium (scripts/browser-test.sh)"
+scripts/browser-test.sh
+
 step "all checks passed in $((SECONDS - started)) s"

@@ -33,14 +33,59 @@ pub const WEB_FILES: &[WebFile] = &[
         body: include_str!("../../web/index.html"),
     },
     WebFile {
+        name: "style.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_str!("../../web/style.css"),
+    },
+    WebFile {
         name: "app.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("../../web/app.js"),
     },
     WebFile {
-        name: "style.css",
-        content_type: "text/css; charset=utf-8",
-        body: include_str!("../../web/style.css"),
+        name: "api.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../web/api.js"),
+    },
+    WebFile {
+        name: "store.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../web/store.js"),
+    },
+    WebFile {
+        name: "socket.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../web/socket.js"),
+    },
+    WebFile {
+        name: "dom.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../web/dom.js"),
+    },
+    WebFile {
+        name: "account.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../web/account.js"),
+    },
+    WebFile {
+        name: "people.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../web/people.js"),
+    },
+    WebFile {
+        name: "groups.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../web/groups.js"),
+    },
+    WebFile {
+        name: "chats.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../web/chats.js"),
+    },
+    WebFile {
+        name: "chat.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../web/chat.js"),
     },
 ];
 

@@ -1,0 +1,78 @@
+// Small DOM helpers. Text always goes in through text nodes, never as HTML.
+
+import * as api from './api.js';
+
+export const $ = (id) => document.getElementById(id);
+
+/** `h('button', { class: 'x', onclick }, 'text', child)`: an element with attributes and children. */
+export function h(tag, attrs = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name.startsWith('on')) element.addEventListener(name.slice(2), value);
+    else if (name === 'dataset') Object.assign(element.dataset, value);
+    else element.setAttribute(name, value === true ? '' : value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    element.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return element;
+}
+
+/** An avatar: the image when there is one (fetched with the token), else the initial. */
+export function avatar(name, uploadId, size = '') {
+  const element = h('span', { class: `avatar ${size}`, 'aria-hidden': 'true' }, (name || '?').slice(0, 1).toUpperCase());
+  if (uploadId) {
+    api.mediaUrl(uploadId, true).then((url) => {
+      if (!url) return;
+      element.textContent = '';
+      element.append(h('img', { src: url, alt: '' }));
+    });
+  }
+  return element;
+}
+
+export function presenceDot(online) {
+  return h('span', {
+    class: `dot ${online ? 'on' : 'off'}`,
+    role: 'img',
+    'aria-label': online ? 'online' : 'offline',
+    title: online ? 'online' : 'offline',
+  });
+}
+
+export function time(ts) {
+  const date = new Date(ts);
+  const sameDay = date.toDateString() === new Date().toDateString();
+  return sameDay
+    ? date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
+    : date.toLocaleString([], { dateStyle: 'short', timeStyle: 'short' });
+}
+
+/** Shows `message` (or clears it) in an error line. */
+export function showError(id, message) {
+  $(id).textContent = message || '';
+}
+
+/** A short-lived notice at the corner. */
+export function notice(text) {
+  const item = h('p', { class: 'notice' }, text);
+  $('notices').append(item);
+  setTimeout(() => item.remove(), 6000);
+}
+
+/** Runs `action` with the button disabled, showing a failure in the error line `errorId`. */
+export async function busy(button, errorId, action) {
+  if (button) button.disabled = true;
+  if (errorId) showError(errorId, '');
+  try {
+    return await action();
+  } catch (error) {
+    if (errorId) showError(errorId, error.message);
+    else notice(error.message);
+    return undefined;
+  } finally {
+    if (button) button.disabled = false;
+  }
+}

@@ -1,0 +1,365 @@
+// The client's state and the rules that keep it consistent: messages de-duplicated by
+// (object, seq) and by id, per-object cursors (the highest seq held without a gap), unread
+// counts, recalls, typing. Views subscribe to topics and re-render what changed.
+
+import * as api from './api.js';
+
+export const state = {
+  me: null, // the signed-in user's profile
+  connection: 'offline', // offline | connecting | online | reconnecting
+  profiles: new Map(), // user id -> profile
+  friends: new Map(), // user id -> { user, online }
+  requests: { incoming: [], outgoing: [] },
+  groups: new Map(), // group id -> group
+  groupOnline: new Map(), // group id -> members online
+  conversations: new Map(), // 'user:<id>' | 'group:<id>' -> summary
+  chats: new Map(), // conversation -> { messages: Map id -> msg, pending: Map cid -> msg, ... }
+  typing: new Map(), // conversation -> { from, until }
+  open: null, // the conversation shown, if any
+};
+
+// (object, seq) pairs held, recalled message ids, and per-object cursors.
+const held = new Set();
+const recalled = new Set();
+const cursors = new Map();
+
+// --- topics --------------------------------------------------------------------------------
+
+const listeners = new Map();
+
+export function on(topic, listener) {
+  if (!listeners.has(topic)) listeners.set(topic, new Set());
+  listeners.get(topic).add(listener);
+}
+
+export function emit(topic, detail) {
+  for (const listener of listeners.get(topic) || []) {
+    try {
+      listener(detail);
+    } catch (error) {
+      console.error(`natter: a ${topic} listener failed`, error);
+    }
+  }
+}
+
+export function reset(me) {
+  state.me = me;
+  state.connection = 'offline';
+  for (const key of ['profiles', 'friends', 'groups', 'groupOnline', 'conversations', 'chats', 'typing']) {
+    state[key].clear();
+  }
+  state.requests = { incoming: [], outgoing: [] };
+  state.open = null;
+  held.clear();
+  recalled.clear();
+  cursors.clear();
+  if (me) state.profiles.set(me.id, me);
+}
+
+export function setConnection(value) {
+  state.connection = value;
+  emit('connection', value);
+}
+
+export function setMe(me) {
+  state.me = me;
+  state.profiles.set(me.id, me);
+  emit('me', me);
+  emit('profiles', me.id);
+}
+
+// --- profiles ------------------------------------------------------------------------------
+
+const asked = new Set();
+
+/** The profile of `id` if known; otherwise it is fetched and `profiles` is emitted later. */
+export function profile(id) {
+  const known = state.profiles.get(id);
+  if (known) return known;
+  if (id !== '0' && !asked.has(id)) {
+    asked.add(id);
+    api
+      .get(`/api/v1/users/${api.q(id)}`)
+      .then((user) => {
+        state.profiles.set(id, user);
+        emit('profiles', id);
+      })
+      .catch(() => asked.delete(id));
+  }
+  return null;
+}
+
+/** The profile of `id`, fetched when not known yet (null when it cannot be had). */
+export async function loadProfile(id) {
+  if (state.profiles.has(id)) return state.profiles.get(id);
+  try {
+    const user = await api.get(`/api/v1/users/${api.q(id)}`);
+    state.profiles.set(id, user);
+    emit('profiles', id);
+    return user;
+  } catch {
+    return null;
+  }
+}
+
+export function rememberProfiles(users) {
+  for (const user of users) state.profiles.set(user.id, user);
+  emit('profiles', null);
+}
+
+export function userName(id) {
+  if (id === '0') return 'natter';
+  if (state.me && id === state.me.id) return state.me.nickname || state.me.username;
+  const user = profile(id);
+  return user ? user.nickname || user.username : 'someone';
+}
+
+/** The display name of a conversation (`user:<id>` or `group:<id>`). */
+export function conversationName(key) {
+  const [kind, id] = split(key);
+  if (kind === 'group') return state.groups.get(id)?.name || 'a group';
+  return userName(id);
+}
+
+export function split(key) {
+  const at = key.indexOf(':');
+  return [key.slice(0, at), key.slice(at + 1)];
+}
+
+// --- conversations and messages ------------------------------------------------------------
+
+/** The conversation a message belongs to: its group, or the other person of an inbox copy. */
+export function conversationOf(msg) {
+  if (msg.object.startsWith('group:')) return msg.object;
+  return state.me && msg.from === state.me.id ? msg.to : `user:${msg.from}`;
+}
+
+function summary(key) {
+  let conversation = state.conversations.get(key);
+  if (!conversation) {
+    conversation = { key, unread: 0, read: 0, lastSeq: 0, last: null };
+    state.conversations.set(key, conversation);
+  }
+  return conversation;
+}
+
+export function chat(key) {
+  let found = state.chats.get(key);
+  if (!found) {
+    found = { key, messages: new Map(), pending: new Map(), loaded: false, complete: false, loading: false };
+    state.chats.set(key, found);
+  }
+  return found;
+}
+
+export function setConversations(list) {
+  for (const item of list) {
+    const conversation = summary(item.conversation);
+    conversation.unread = item.unread;
+    conversation.read = Math.max(conversation.read, item.read);
+    if (item.last && item.last.seq >= conversation.lastSeq) {
+      conversation.lastSeq = item.last.seq;
+      conversation.last = item.last;
+    }
+  }
+  emit('conversations');
+}
+
+/** Whether the person is looking at this conversation now. */
+export function isViewing(key) {
+  return state.open === key && document.visibilityState === 'visible';
+}
+
+/**
+ * Takes in a message from the socket (`live`) or from history. Returns false for a repeat.
+ * Messages from others that are newer than the conversation's known end count as unread
+ * unless the conversation is being viewed.
+ */
+export function ingest(msg, { live }) {
+  const pair = `${msg.object}:${msg.seq}`;
+  if (held.has(pair)) return false;
+  held.add(pair);
+  const key = conversationOf(msg);
+  if (msg.kind === 'recall') {
+    markRecalled(msg.body);
+    return true;
+  }
+  const conversation = summary(key);
+  const target = chat(key);
+  const fresh = msg.seq > conversation.lastSeq;
+  if (fresh) {
+    conversation.lastSeq = msg.seq;
+    conversation.last = msg;
+  }
+  if (target.messages.has(msg.id)) return false; // the same message under another seq
+  const message = { ...msg };
+  if (recalled.has(msg.id)) message.kind = 'recalled';
+  target.messages.set(msg.id, message);
+  if (msg.cid && msg.from === state.me?.id) target.pending.delete(msg.cid);
+  if (live && fresh && msg.from !== state.me?.id && !isViewing(key) && msg.seq > conversation.read) {
+    conversation.unread += 1;
+  }
+  emit('messages', key);
+  emit('conversations');
+  return true;
+}
+
+function markRecalled(id) {
+  recalled.add(id);
+  for (const target of state.chats.values()) {
+    const message = target.messages.get(id);
+    if (message) {
+      message.kind = 'recalled';
+      message.body = '';
+      emit('messages', target.key);
+    }
+  }
+  for (const conversation of state.conversations.values()) {
+    if (conversation.last?.id === id) conversation.last = { ...conversation.last, kind: 'recalled', body: '' };
+  }
+  emit('conversations');
+}
+
+/** Messages of a conversation in order, with the ones still being sent at the end. */
+export function ordered(key) {
+  const target = chat(key);
+  const list = [...target.messages.values()].sort((a, b) => a.seq - b.seq);
+  return list.concat([...target.pending.values()]);
+}
+
+export function oldestSeq(key) {
+  let oldest = null;
+  for (const message of chat(key).messages.values()) {
+    if (oldest === null || message.seq < oldest) oldest = message.seq;
+  }
+  return oldest;
+}
+
+export function newestSeq(key) {
+  let newest = 0;
+  for (const message of chat(key).messages.values()) newest = Math.max(newest, message.seq);
+  return newest;
+}
+
+// Sending: a pending copy is shown at once and replaced by the real message.
+
+export function addPending(key, frame) {
+  chat(key).pending.set(frame.cid, {
+    id: `pending:${frame.cid}`,
+    cid: frame.cid,
+    from: state.me.id,
+    to: frame.to,
+    kind: frame.kind,
+    body: frame.body,
+    ts: Date.now(),
+    pending: true,
+  });
+  emit('messages', key);
+}
+
+/** The `sent` answer: the message is durable; show it as such. */
+export function sent(frame, key) {
+  const target = chat(key);
+  const pending = target.pending.get(frame.cid);
+  if (!pending) return;
+  target.pending.delete(frame.cid);
+  ingest({ ...pending, id: frame.id, object: frame.object, seq: frame.seq, ts: frame.ts, pending: false }, { live: true });
+}
+
+export function failed(key, cid, message) {
+  const pending = chat(key).pending.get(cid);
+  if (!pending) return;
+  pending.failed = message;
+  emit('messages', key);
+}
+
+export function dropPending(key, cid) {
+  chat(key).pending.delete(cid);
+  emit('messages', key);
+}
+
+// --- cursors -------------------------------------------------------------------------------
+
+/** The cursors to sync from: every object this tab has followed. */
+export function syncCursors() {
+  return Object.fromEntries(cursors);
+}
+
+export function cursor(object) {
+  return cursors.get(object);
+}
+
+/** After a `synced`: everything up to these positions has been sent on the connection. */
+export function synced(positions) {
+  for (const [object, seq] of Object.entries(positions || {})) {
+    cursors.set(object, Math.max(cursors.get(object) || 0, seq));
+    advance(object);
+  }
+}
+
+/**
+ * Moves an object's cursor over every seq held without a gap. Returns false when `seq` leaves a
+ * gap behind it (the caller asks for a sync from the cursor).
+ */
+export function received(object, seq) {
+  if (!cursors.has(object)) {
+    // An object first seen live (a group joined on this connection) starts here.
+    cursors.set(object, seq);
+    return true;
+  }
+  advance(object);
+  return cursors.get(object) >= seq;
+}
+
+function advance(object) {
+  let at = cursors.get(object);
+  while (held.has(`${object}:${at + 1}`)) at += 1;
+  cursors.set(object, at);
+}
+
+// --- read cursors and unread counts --------------------------------------------------------
+
+/** Marks the open conversation read up to what it holds; answers the seq to tell the server. */
+export function readUpTo(key) {
+  const conversation = summary(key);
+  const newest = newestSeq(key);
+  const changed = conversation.unread !== 0;
+  conversation.unread = 0;
+  if (changed) emit('conversations');
+  if (newest > conversation.read) {
+    conversation.read = newest;
+    return newest;
+  }
+  return null;
+}
+
+/** A `read` event from another device (or this one). Returns true when a recount is needed. */
+export function readEvent(key, seq) {
+  const conversation = summary(key);
+  conversation.read = Math.max(conversation.read, seq);
+  if (seq >= conversation.lastSeq) {
+    conversation.unread = 0;
+    emit('conversations');
+    return false;
+  }
+  return true;
+}
+
+// --- typing --------------------------------------------------------------------------------
+
+export function typing(key, from) {
+  const until = Date.now() + 3000;
+  state.typing.set(key, { from, until });
+  emit('typing', key);
+  setTimeout(() => {
+    if (state.typing.get(key)?.until <= Date.now()) {
+      state.typing.delete(key);
+      emit('typing', key);
+    }
+  }, 3100);
+}
+
+export function typingIn(key) {
+  const entry = state.typing.get(key);
+  return entry && entry.until > Date.now() ? entry : null;
+}
