@@ -194,6 +194,39 @@ impl NatterConfig {
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|error| format!("# unprintable: {error}\n"))
     }
+
+    /// The configuration as TOML for people to read: secrets (the token secret, the admin
+    /// credential, passwords in server URLs) are replaced by a note of their length, so the
+    /// output can be pasted into an issue or a log.
+    pub fn to_redacted_toml(&self) -> String {
+        let mut shown = self.clone();
+        for secret in [&mut shown.auth.jwt_secret, &mut shown.api.admin_token] {
+            if !secret.is_empty() {
+                *secret = format!("<redacted: {} characters>", secret.chars().count());
+            }
+        }
+        for url in [
+            &mut shown.cluster.database_url,
+            &mut shown.cluster.redis_url,
+        ] {
+            *url = without_password(url);
+        }
+        shown.to_toml()
+    }
+}
+
+/// `url` with the password of its user part, if any, replaced by `***`.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((user_part, host_part)) = rest.split_once('@') else {
+        return url.to_string();
+    };
+    match user_part.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host_part}"),
+        None => url.to_string(),
+    }
 }
 
 /// This machine's host name (a container's id under Docker, the pod name on Kubernetes).
@@ -208,6 +241,25 @@ fn host_name() -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn printed_configuration_hides_secrets() {
+        let mut config = super::NatterConfig::default();
+        config.auth.jwt_secret = "very-secret-signing-key".into();
+        config.api.admin_token = "admin-credential".into();
+        config.cluster.database_url = "postgres://natter:hunter2@db:5432/natter".into();
+        config.cluster.redis_url = "redis://cache:6379".into();
+        let printed = config.to_redacted_toml();
+        for secret in ["very-secret-signing-key", "admin-credential", "hunter2"] {
+            assert!(!printed.contains(secret), "{secret} printed:\n{printed}");
+        }
+        assert!(printed.contains("<redacted: 23 characters>"), "{printed}");
+        assert!(
+            printed.contains("postgres://natter:***@db:5432/natter"),
+            "{printed}"
+        );
+        assert!(printed.contains("redis://cache:6379"), "{printed}");
+    }
+
     use super::*;
 
     #[test]

@@ -98,7 +98,7 @@ async fn run(command: Command, config: NatterConfig) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Config => {
-            print!("{}", config.to_toml());
+            print!("{}", config.to_redacted_toml());
             Ok(())
         }
         Command::Client(args) => interactive::run(args).await,

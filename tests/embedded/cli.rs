@@ -18,11 +18,16 @@ fn config_prints_the_effective_configuration_with_overrides() {
         .arg("config")
         .env("NATTER_TASK__LOCK_TTL_MS", "1234")
         .env("NATTER_NODE__DATA_DIR", data.path())
+        .env("NATTER_AUTH__JWT_SECRET", "cli-test-signing-secret-0123456789")
         .output()
         .unwrap();
     assert!(output.status.success());
     let printed = String::from_utf8(output.stdout).unwrap();
     assert!(printed.contains("lock_ttl_ms = 1234"), "{printed}");
+    assert!(
+        !printed.contains("cli-test-signing-secret") && printed.contains("<redacted: 34"),
+        "the secret is not printed: {printed}"
+    );
     assert!(
         printed.contains("[connect]") && printed.contains("[listen]"),
         "{printed}"
