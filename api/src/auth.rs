@@ -154,20 +154,45 @@ fn internal(what: &str) -> Problem {
     Problem::new(ErrorCode::Internal, "internal error")
 }
 
-/// Hash off the async threads: argon2id is deliberately slow.
+/// Password hashes computed at once: one per core. argon2id takes about 19 MiB and tens of
+/// milliseconds each, so a burst of registrations or logins waits its turn here instead of
+/// taking every blocking thread and the memory of hundreds of hashes at once.
+static PASSWORD_WORK: std::sync::LazyLock<tokio::sync::Semaphore> =
+    std::sync::LazyLock::new(|| {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        tokio::sync::Semaphore::new(cores)
+    });
+
+/// Runs argon2 work off the async threads, at most one per core at a time.
+async fn password_work<T: Send + 'static>(
+    what: &'static str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Problem> {
+    let permit = PASSWORD_WORK
+        .acquire()
+        .await
+        .map_err(|_| internal("password work queue"))?;
+    let done = tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| internal(what));
+    drop(permit);
+    metrics::counter!("natter_password_hashes_total", "kind" => what).increment(1);
+    done
+}
+
+/// Hash a new password (argon2id, deliberately slow).
 async fn hash_password(password: String) -> Result<String, Problem> {
-    tokio::task::spawn_blocking(move || {
+    password_work("hash", move || {
         Argon2::default()
             .hash_password(password.as_bytes())
             .map(|hash| hash.to_string())
     })
-    .await
-    .map_err(|_| internal("hashing task"))?
+    .await?
     .map_err(|_| internal("hashing"))
 }
 
 async fn verify_password(password: String, hash: String) -> Result<bool, Problem> {
-    tokio::task::spawn_blocking(move || {
+    password_work("verify", move || {
         let parsed = PasswordHash::new(&hash).map_err(|_| ())?;
         Ok::<bool, ()>(
             Argon2::default()
@@ -175,8 +200,7 @@ async fn verify_password(password: String, hash: String) -> Result<bool, Problem
                 .is_ok(),
         )
     })
-    .await
-    .map_err(|_| internal("verifying task"))?
+    .await?
     .map_err(|()| internal("stored hash unreadable"))
 }
 
