@@ -5,6 +5,7 @@ import * as api from './api.js';
 import * as store from './store.js';
 import * as socket from './socket.js';
 import * as groups from './groups.js';
+import * as groupSettings from './group-settings.js';
 import { $, h, avatar, presenceDot, time, busy, showError } from './dom.js';
 
 const { state } = store;
@@ -49,6 +50,7 @@ export function init() {
     $('composer-text').focus();
   });
   $('members-button').addEventListener('click', toggleMembers);
+  groupSettings.init();
 
   store.on('messages', (key) => {
     if (key === state.open) {
@@ -78,6 +80,7 @@ export async function open(key) {
     $('message-list').replaceChildren();
     $('members').hidden = true;
     $('members-button').setAttribute('aria-expanded', 'false');
+    groupSettings.reset();
     $('composer-text').value = '';
     showError('chat-error', '');
   }
@@ -99,6 +102,7 @@ export async function open(key) {
 export function close() {
   state.open = null;
   hidePreview();
+  groupSettings.reset();
   $('chat').hidden = true;
   $('placeholder').hidden = false;
   store.emit('conversations');
@@ -205,13 +209,36 @@ async function renderMembers(id) {
   const list = await groups.members(id);
   if (state.open !== `group:${id}`) return;
   const owner = state.groups.get(id)?.owner;
+  const mayRemove = groups.isOwner(id);
   $('member-list').replaceChildren(
-    ...list.map((user) =>
+    ...list.map((user, index) =>
       h('li', { class: 'item', dataset: { user: user.username } },
         avatar(user.nickname || user.username, user.avatar),
         h('span', { class: 'name' }, user.nickname || user.username, h('span', { class: 'handle' }, ` @${user.username}`)),
-        user.id === owner ? h('span', { class: 'tag' }, 'owner') : null)),
+        user.id === owner ? h('span', { class: 'tag' }, 'owner') : null,
+        mayRemove && user.id !== owner
+          ? h('button', {
+            type: 'button',
+            class: 'quiet',
+            'aria-label': `Remove ${user.username} from the group`,
+            onclick: (event) => removeMember(id, user, index, event.currentTarget),
+          }, 'Remove')
+          : null)),
   );
+}
+
+/** The owner removes a member; the focus moves on to the next Remove button in the list. */
+async function removeMember(id, user, index, button) {
+  await busy(button, 'chat-error', async () => {
+    await groups.removeMember(id, user.id);
+    await renderMembers(id);
+    if (state.open !== `group:${id}`) return;
+    const list = $('member-list');
+    const next = list.children[index]?.querySelector('button')
+      || [...list.querySelectorAll('button')].at(-1)
+      || $('members-button');
+    next.focus();
+  });
 }
 
 // --- rendering -----------------------------------------------------------------------------
@@ -234,6 +261,7 @@ function renderHead() {
     );
     $('members-button').hidden = true;
   }
+  groupSettings.renderControls();
 }
 
 function renderTyping() {

@@ -55,11 +55,39 @@ export function showError(id, message) {
   $(id).textContent = message || '';
 }
 
-/** A short-lived notice at the corner. */
+const NOTICE_MS = 5000;
+
+/**
+ * A short-lived notice at the corner: it goes by itself after about five seconds, or at once
+ * with its Dismiss button (or Escape). While the keyboard focus is in it, it stays.
+ */
 export function notice(text) {
-  const item = h('p', { class: 'notice' }, text);
+  let timer = null;
+  const dismiss = () => {
+    clearTimeout(timer);
+    if (!item.isConnected) return;
+    const hadFocus = item.contains(document.activeElement);
+    const next = item.nextElementSibling || item.previousElementSibling;
+    item.remove();
+    if (hadFocus) next?.querySelector('button')?.focus();
+  };
+  const wait = () => {
+    clearTimeout(timer);
+    timer = setTimeout(dismiss, NOTICE_MS);
+  };
+  const item = h('div', { class: 'notice' },
+    h('p', { class: 'notice-text' }, text),
+    h('button', { type: 'button', class: 'notice-close', 'aria-label': 'Dismiss notice', title: 'Dismiss', onclick: dismiss }, '×'));
+  item.addEventListener('focusin', () => clearTimeout(timer));
+  item.addEventListener('focusout', (event) => {
+    if (!item.contains(event.relatedTarget)) wait();
+  });
+  item.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape') dismiss();
+  });
   $('notices').append(item);
-  setTimeout(() => item.remove(), 6000);
+  wait();
+  return item;
 }
 
 /** Runs `action` with the button disabled, showing a failure in the error line `errorId`. */

@@ -1,4 +1,5 @@
-// Groups: creating, finding and joining them; the user's groups with live online counts.
+// Groups: creating, finding and joining them; the user's groups with live online counts; the
+// owner's changes (rename, avatar, removing members, disbanding) and leaving.
 
 import * as api from './api.js';
 import * as store from './store.js';
@@ -65,23 +66,25 @@ export function handleEvent(frame) {
       store.emit('online', frame.group_id);
       return true;
     case 'group_updated': {
-      const group = state.groups.get(frame.group_id);
-      if (group) {
+      // The user's own copy, and a search result showing the same group.
+      for (const group of [state.groups.get(frame.group_id), ...results.filter((r) => r.id === frame.group_id)]) {
+        if (!group) continue;
         group.name = frame.name;
         group.avatar = frame.avatar;
-        store.emit('groups');
-        store.emit('conversations');
       }
+      store.emit('groups');
+      store.emit('conversations');
       return true;
     }
     case 'group_removed': {
       const group = state.groups.get(frame.group_id);
-      notice(`${frame.reason === 'disbanded' ? 'Disbanded' : 'You were removed from'}: ${group?.name || 'a group'}`);
-      state.groups.delete(frame.group_id);
-      state.conversations.delete(`group:${frame.group_id}`);
-      if (state.open === `group:${frame.group_id}`) closeChat();
-      store.emit('groups');
-      store.emit('conversations');
+      const mine = group && group.owner === state.me?.id;
+      if (frame.reason === 'disbanded') forgetResult(frame.group_id);
+      drop(frame.group_id, (name) => {
+        if (frame.reason === 'left') return `You left ${name}.`;
+        if (frame.reason !== 'disbanded') return `You were removed from ${name}.`;
+        return mine ? `You disbanded ${name}.` : `${name} was disbanded by its owner.`;
+      });
       return true;
     }
     default:
@@ -118,6 +121,66 @@ function join(group, button) {
     await loadGroups();
     openChat(`group:${group.id}`);
   });
+}
+
+/**
+ * The group is gone for this user (left, removed or disbanded): it leaves the lists, and its
+ * chat closes if it is open, with a notice made by `text(name)`. False if it was gone already.
+ */
+function drop(id, text) {
+  if (!state.groups.has(id)) return false;
+  if (state.open === `group:${id}`) {
+    // The focus was in the chat, which goes: keep it on the page, at the current section tab.
+    const hadFocus = $('chat').contains(document.activeElement);
+    closeChat();
+    if (hadFocus) document.querySelector('.tab[aria-current="true"]')?.focus();
+  }
+  const group = store.forgetGroup(id);
+  if (text) notice(text(group.name));
+  return true;
+}
+
+/** The owner renames the group or changes its avatar (`{name?, avatar?}`). */
+export async function update(id, change) {
+  const { group } = await api.patch(`/api/v1/groups/${api.q(id)}`, change);
+  const known = state.groups.get(id);
+  if (known) {
+    Object.assign(known, group);
+    store.emit('groups');
+    store.emit('conversations');
+  }
+  return group;
+}
+
+/** The owner removes a member. */
+export async function removeMember(id, userId) {
+  await api.del(`/api/v1/groups/${api.q(id)}/members/${api.q(userId)}`);
+  loadOnline(id);
+}
+
+/** The owner disbands the group. */
+export async function disband(id) {
+  await api.del(`/api/v1/groups/${api.q(id)}`);
+  forgetResult(id);
+  drop(id, (name) => `You disbanded ${name}.`);
+}
+
+/** A disbanded group cannot be joined: it leaves the search results too. */
+function forgetResult(id) {
+  const before = results.length;
+  results = results.filter((group) => group.id !== id);
+  if (results.length !== before) render();
+}
+
+/** A member who is not the owner leaves. */
+export async function leave(id) {
+  await api.post(`/api/v1/groups/${api.q(id)}/leave`);
+  drop(id, (name) => `You left ${name}.`);
+}
+
+export function isOwner(id) {
+  const group = state.groups.get(id);
+  return Boolean(group && state.me && group.owner === state.me.id);
 }
 
 // --- rendering -----------------------------------------------------------------------------

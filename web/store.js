@@ -345,6 +345,27 @@ export function readEvent(key, seq) {
   return true;
 }
 
+// --- leaving a group ------------------------------------------------------------------------
+
+/**
+ * Forgets a group the user is no longer in: its summary, messages, counts and cursor, so that
+ * joining it again starts afresh from the server. Answers the group as it was, or null.
+ */
+export function forgetGroup(id) {
+  const group = state.groups.get(id) || null;
+  const key = `group:${id}`;
+  state.groups.delete(id);
+  state.groupOnline.delete(id);
+  state.conversations.delete(key);
+  state.chats.delete(key);
+  state.typing.delete(key);
+  cursors.delete(key);
+  for (const pair of held) if (pair.startsWith(`${key}:`)) held.delete(pair);
+  emit('groups');
+  emit('conversations');
+  return group;
+}
+
 // --- typing --------------------------------------------------------------------------------
 
 export function typing(key, from) {

@@ -78,6 +78,11 @@ pub const WEB_FILES: &[WebFile] = &[
         body: include_str!("../../web/groups.js"),
     },
     WebFile {
+        name: "group-settings.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../web/group-settings.js"),
+    },
+    WebFile {
         name: "chats.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("../../web/chats.js"),

@@ -600,6 +600,12 @@ impl Logic for LogicService {
         if left {
             self.announce_membership(request.user_id, Vec::new(), vec![group.id])
                 .await;
+            // The user's other devices drop the group too.
+            let frame = ServerFrame::GroupRemoved {
+                group_id: group.id.to_string(),
+                reason: "left".into(),
+            };
+            self.notify_users(vec![request.user_id], &frame).await;
             self.schedule_group_online(group.id);
         }
         Ok(Response::new(group_reply(&group, left)))

@@ -164,11 +164,12 @@ pub enum ServerFrame {
         /// Upload id of its avatar now, if any.
         avatar: Option<String>,
     },
-    /// The client is no longer in a group: `removed` by its owner, or the group was `disbanded`.
+    /// The client is no longer in a group: it `left` (on another device), was `removed` by
+    /// the owner, or the group was `disbanded`.
     GroupRemoved {
         /// The group.
         group_id: String,
-        /// `removed` or `disbanded`.
+        /// `left`, `removed` or `disbanded`.
         reason: String,
     },
     /// The user read a conversation on one device; their other devices follow.

@@ -18,7 +18,10 @@ fn config_prints_the_effective_configuration_with_overrides() {
         .arg("config")
         .env("NATTER_TASK__LOCK_TTL_MS", "1234")
         .env("NATTER_NODE__DATA_DIR", data.path())
-        .env("NATTER_AUTH__JWT_SECRET", "cli-test-signing-secret-0123456789")
+        .env(
+            "NATTER_AUTH__JWT_SECRET",
+            "cli-test-signing-secret-0123456789",
+        )
         .output()
         .unwrap();
     assert!(output.status.success());

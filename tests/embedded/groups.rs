@@ -143,6 +143,17 @@ async fn members_get_each_group_message_once_and_lists_follow_joins_and_leaves_l
         assert_eq!(next_message(socket).await.body, "second");
     }
     expect_silence(&mut carol_socket, Duration::from_millis(300)).await;
+    // Carol's devices were told she left (other events, such as online counts, may come first).
+    loop {
+        match carol_socket.next_event(WAIT).await.expect("an event") {
+            Some(ServerFrame::GroupRemoved { group_id, reason }) => {
+                assert_eq!((group_id, reason.as_str()), (group.clone(), "left"));
+                break;
+            }
+            Some(_) => {}
+            None => panic!("closed before the group_removed event"),
+        }
+    }
     // The owner cannot walk away from the group.
     call(&harness, Method::POST, &leave, &alice, 403).await;
 
