@@ -285,10 +285,18 @@ impl TaskRouter {
         TaskRouter { peers }
     }
 
-    /// The task processes to try for work any of them can do: the owner of `anchor` first,
-    /// then the others, so a process that died but is still registered (its lease has not
-    /// run out) costs one failed call, not the work.
-    fn candidates(&self, anchor: &str) -> Result<Vec<TaskHandle>, Status> {
+    /// Runs `call` on a task process for work any of them can do: the owner of `anchor`
+    /// first, then the others until one answers, so a process that died but is still
+    /// registered (its lease has not run out) costs one failed call, not the work.
+    async fn on_any_task<Reply, Call, Answer>(
+        &self,
+        anchor: &str,
+        call: Call,
+    ) -> Result<Response<Reply>, Status>
+    where
+        Call: Fn(TaskHandle) -> Answer,
+        Answer: std::future::Future<Output = Result<Reply, Status>>,
+    {
         let owner = self.peers.owner(anchor).ok_or_else(|| no_process("task"))?;
         let others = self
             .peers
@@ -296,7 +304,14 @@ impl TaskRouter {
             .into_iter()
             .filter(|peer| peer.node != owner.node)
             .map(|peer| peer.client);
-        Ok(std::iter::once(owner.client).chain(others).collect())
+        let mut failure = no_process("task");
+        for task in std::iter::once(owner.client).chain(others) {
+            match call(task).await {
+                Ok(reply) => return Ok(Response::new(reply)),
+                Err(status) => failure = status,
+            }
+        }
+        Err(failure)
     }
 }
 
@@ -332,14 +347,11 @@ impl Task for TaskRouter {
         let request = request.into_inner();
         // Any task process can pass it on; the owner of the user's inbox is as good as any.
         let anchor = ObjectId::User(request.user_id).to_string();
-        let mut failure = no_process("task");
-        for task in self.candidates(&anchor)? {
-            match task.update_groups(request.clone()).await {
-                Ok(_) => return Ok(Response::new(Empty {})),
-                Err(status) => failure = status,
-            }
-        }
-        Err(failure)
+        self.on_any_task(&anchor, |task| {
+            let request = request.clone();
+            async move { task.update_groups(request).await }
+        })
+        .await
     }
 
     async fn push_ephemeral(
@@ -352,13 +364,10 @@ impl Task for TaskRouter {
             "group" => ObjectId::Group(request.group_id),
             _ => ObjectId::User(request.user_ids.first().copied().unwrap_or(0)),
         };
-        let mut failure = no_process("task");
-        for task in self.candidates(&anchor.to_string())? {
-            match task.push_ephemeral(request.clone()).await {
-                Ok(reply) => return Ok(Response::new(reply)),
-                Err(status) => failure = status,
-            }
-        }
-        Err(failure)
+        self.on_any_task(&anchor.to_string(), |task| {
+            let request = request.clone();
+            async move { task.push_ephemeral(request).await }
+        })
+        .await
     }
 }
