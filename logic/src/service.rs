@@ -167,6 +167,28 @@ impl LogicService {
         }
     }
 
+    /// Ends a user's membership (`reason`: `left` or `removed`): their online connections
+    /// leave the group's list, all their devices get `group_removed`, and the group's online
+    /// count is refreshed. False if they were not a member.
+    async fn end_membership(&self, group: i64, user: i64, reason: &str) -> Result<bool, Status> {
+        let ended = self
+            .store
+            .remove_group_member(group, user)
+            .await
+            .map_err(status)?;
+        if ended {
+            self.announce_membership(user, Vec::new(), vec![group])
+                .await;
+            let frame = ServerFrame::GroupRemoved {
+                group_id: group.to_string(),
+                reason: reason.into(),
+            };
+            self.notify_users(vec![user], &frame).await;
+            self.schedule_group_online(group);
+        }
+        Ok(ended)
+    }
+
     /// The group, or `not_found`.
     async fn existing_group(&self, group_id: i64) -> Result<Group, Status> {
         self.store
@@ -593,21 +615,8 @@ impl Logic for LogicService {
                 .status("the owner cannot leave the group; hand it over or disband it"));
         }
         let left = self
-            .store
-            .remove_group_member(group.id, request.user_id)
-            .await
-            .map_err(status)?;
-        if left {
-            self.announce_membership(request.user_id, Vec::new(), vec![group.id])
-                .await;
-            // The user's other devices drop the group too.
-            let frame = ServerFrame::GroupRemoved {
-                group_id: group.id.to_string(),
-                reason: "left".into(),
-            };
-            self.notify_users(vec![request.user_id], &frame).await;
-            self.schedule_group_online(group.id);
-        }
+            .end_membership(group.id, request.user_id, "left")
+            .await?;
         Ok(Response::new(group_reply(&group, left)))
     }
 
@@ -754,22 +763,8 @@ impl Logic for LogicService {
                 if request.user_id == group.owner {
                     return Err(ErrorCode::Forbidden.status("the owner cannot be removed"));
                 }
-                let removed = self
-                    .store
-                    .remove_group_member(group.id, request.user_id)
-                    .await
-                    .map_err(status)?;
-                if removed {
-                    self.announce_membership(request.user_id, Vec::new(), vec![group.id])
-                        .await;
-                    let frame = ServerFrame::GroupRemoved {
-                        group_id: group.id.to_string(),
-                        reason: "removed".into(),
-                    };
-                    self.notify_users(vec![request.user_id], &frame).await;
-                    self.schedule_group_online(group.id);
-                }
-                removed
+                self.end_membership(group.id, request.user_id, "removed")
+                    .await?
             }
             "disband" => {
                 let members = self.store.disband_group(group.id).await.map_err(status)?;
