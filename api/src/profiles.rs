@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use natter_infra::store::AUDIENCE_EVERYONE;
+use natter_infra::store::{AUDIENCE_EVERYONE, share_own_upload};
 use natter_proto::ErrorCode;
 use serde::Deserialize;
 
@@ -75,16 +75,12 @@ pub async fn update_me(
             "" => None,
             id => {
                 let upload = positive_id(id, "upload")?;
-                match state.store.upload(upload).await? {
-                    Some(found) if found.owner == user => {}
-                    _ => {
-                        return Err(Problem::new(
-                            ErrorCode::NotFound,
-                            format!("you have no upload {upload}"),
-                        ));
-                    }
+                if !share_own_upload(state.store.as_ref(), user, upload, AUDIENCE_EVERYONE).await? {
+                    return Err(Problem::new(
+                        ErrorCode::NotFound,
+                        format!("you have no upload {upload}"),
+                    ));
                 }
-                state.store.share_upload(upload, AUDIENCE_EVERYONE).await?;
                 Some(upload.to_string())
             }
         };

@@ -114,6 +114,23 @@ pub const RECALL_KIND: &str = "recall";
 /// The kind a recalled message's stored copies take (their body is emptied).
 pub const RECALLED_KIND: &str = "recalled";
 
+/// Lets `audience` fetch `upload` if `owner` made it. False, sharing nothing, if the upload
+/// is missing or someone else's (callers answer both alike, so ids are not a way to probe).
+pub async fn share_own_upload(
+    store: &dyn Store,
+    owner: i64,
+    upload: i64,
+    audience: &str,
+) -> InfraResult<bool> {
+    match store.upload(upload).await? {
+        Some(found) if found.owner == owner => {
+            store.share_upload(upload, audience).await?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
 /// Durable relational state.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {

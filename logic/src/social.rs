@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use natter_infra::now_millis;
-use natter_infra::store::{AUDIENCE_EVERYONE, RECALL_KIND, RECALLED_KIND};
+use natter_infra::store::{AUDIENCE_EVERYONE, RECALL_KIND, RECALLED_KIND, share_own_upload};
 use natter_proto::frame::{EVENT_KIND, ServerFrame};
 use natter_proto::v1::{EphemeralPushRequest, Message};
 use natter_proto::{ErrorCode, ObjectId};
@@ -246,6 +246,18 @@ impl LogicService {
         }
     }
 
+    /// Checks that `upload` is `owner`'s own, and lets `audience` fetch it.
+    async fn share_own(&self, owner: i64, upload: i64, audience: &str) -> Result<(), Status> {
+        if share_own_upload(self.store.as_ref(), owner, upload, audience)
+            .await
+            .map_err(status)?
+        {
+            Ok(())
+        } else {
+            Err(ErrorCode::NotFound.status(format!("you have no upload {upload}")))
+        }
+    }
+
     /// Checks that `upload` is the sender's own, and lets the target's audience fetch it.
     pub(crate) async fn share_image(
         &self,
@@ -253,18 +265,7 @@ impl LogicService {
         upload: i64,
         target: Target,
     ) -> Result<(), Status> {
-        let found = self.store.upload(upload).await.map_err(status)?;
-        match found {
-            Some(found) if found.owner == sender => {}
-            // Someone else's upload is answered like a missing one: ids are not a way to probe.
-            _ => {
-                return Err(ErrorCode::NotFound.status(format!("you have no upload {upload}")));
-            }
-        }
-        self.store
-            .share_upload(upload, &audience_of(target))
-            .await
-            .map_err(status)
+        self.share_own(sender, upload, &audience_of(target)).await
     }
 
     /// An avatar as given (`""` for none, else an upload id the owner made), shared with
@@ -280,16 +281,8 @@ impl LogicService {
         let upload = avatar
             .parse::<i64>()
             .map_err(|_| ErrorCode::InvalidInput.status("the avatar is an upload id"))?;
-        match self.store.upload(upload).await.map_err(status)? {
-            Some(found) if found.owner == owner => {
-                self.store
-                    .share_upload(upload, AUDIENCE_EVERYONE)
-                    .await
-                    .map_err(status)?;
-                Ok(Some(upload.to_string()))
-            }
-            _ => Err(ErrorCode::NotFound.status(format!("you have no upload {upload}"))),
-        }
+        self.share_own(owner, upload, AUDIENCE_EVERYONE).await?;
+        Ok(Some(upload.to_string()))
     }
 
     /// Takes back a message: every stored copy is emptied, and a `recall` message goes to
