@@ -14,7 +14,7 @@ use natter_proto::v1::{
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{AuthUser, UserView};
-use crate::params::{page_limit, positive_id, query_number};
+use crate::params::{next_after, page_limit, positive_id, query_number};
 use crate::problem::{JsonBody, Problem, ProblemBody};
 use crate::state::ApiState;
 
@@ -255,17 +255,14 @@ pub async fn members(
     let limit = page_limit(&query, DEFAULT_MEMBER_PAGE, MAX_MEMBER_PAGE)?;
     require_member(&state, group, user).await?;
     let found = state.store.group_members(group, after, limit).await?;
-    let next_after = (found.len() == limit as usize)
-        .then(|| found.last().map(|member| member.id.to_string()))
-        .flatten();
     Ok(Json(MemberPage {
+        next_after: next_after(found.last().map(|member| member.id), found.len(), limit),
         members: found.iter().map(UserView::from).collect(),
-        next_after,
     }))
 }
 
 /// Refuses a caller who is not a member of `group`.
-async fn require_member(state: &ApiState, group: i64, user: i64) -> Result<(), Problem> {
+pub(crate) async fn require_member(state: &ApiState, group: i64, user: i64) -> Result<(), Problem> {
     if state.store.is_group_member(group, user).await? {
         Ok(())
     } else {

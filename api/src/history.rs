@@ -121,12 +121,7 @@ pub async fn messages(
                 .await?
         }
         "group" => {
-            if !state.store.is_group_member(id, user).await? {
-                return Err(Problem::new(
-                    ErrorCode::NotMember,
-                    format!("you are not a member of group {id}"),
-                ));
-            }
+            crate::groups::require_member(&state, id, user).await?;
             state
                 .store
                 .messages_before(&ObjectId::Group(id), before, limit)

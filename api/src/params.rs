@@ -49,3 +49,11 @@ pub fn page_limit(query: &HashMap<String, String>, default: u32, max: u32) -> Re
         ))
     }
 }
+
+/// The `next_after` of a page ordered by id: the last id when the page is full (a shorter
+/// page is the last one).
+pub fn next_after(last: Option<i64>, len: usize, limit: u32) -> Option<String> {
+    (len == limit as usize)
+        .then(|| last.map(|id| id.to_string()))
+        .flatten()
+}

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::auth::{AuthUser, UserView};
 use crate::groups::GroupView;
-use crate::params::{page_limit, query_number};
+use crate::params::{next_after, page_limit, query_number};
 use crate::problem::{Problem, ProblemBody};
 use crate::state::ApiState;
 
@@ -67,13 +67,6 @@ fn search_terms(query: &HashMap<String, String>) -> Result<(String, i64, u32), P
     Ok((prefix.to_string(), after, limit))
 }
 
-/// The `next_after` of a page: the last id when the page is full.
-fn next_after(ids: impl DoubleEndedIterator<Item = i64>, len: usize, limit: u32) -> Option<String> {
-    (len == limit as usize)
-        .then(|| ids.last().map(|id| id.to_string()))
-        .flatten()
-}
-
 /// `GET /api/v1/users/search`: users whose username or nickname starts with `q`.
 #[utoipa::path(
     get,
@@ -97,7 +90,7 @@ pub async fn users(
     let (prefix, after, limit) = search_terms(&query)?;
     let found = state.store.search_users(&prefix, after, limit).await?;
     Ok(Json(UserResults {
-        next_after: next_after(found.iter().map(|user| user.id), found.len(), limit),
+        next_after: next_after(found.last().map(|user| user.id), found.len(), limit),
         users: found.iter().map(UserView::from).collect(),
     }))
 }
@@ -125,7 +118,7 @@ pub async fn groups(
     let (prefix, after, limit) = search_terms(&query)?;
     let found = state.store.search_groups(&prefix, after, limit).await?;
     Ok(Json(GroupResults {
-        next_after: next_after(found.iter().map(|group| group.id), found.len(), limit),
+        next_after: next_after(found.last().map(|group| group.id), found.len(), limit),
         groups: found.iter().map(GroupView::from).collect(),
     }))
 }
