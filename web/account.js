@@ -2,7 +2,7 @@
 
 import * as api from './api.js';
 import * as store from './store.js';
-import { $, avatar, busy, showError } from './dom.js';
+import { $, avatar, avatarPreview, busy, showError } from './dom.js';
 
 const { state } = store;
 
@@ -40,14 +40,7 @@ export function init({ onSignedIn }) {
   $('profile-avatar-file').addEventListener('change', () => {
     const [file] = $('profile-avatar-file').files;
     if (!file) return;
-    const url = URL.createObjectURL(file);
-    const preview = avatar('', null, 'big');
-    preview.textContent = '';
-    const image = document.createElement('img');
-    image.src = url;
-    image.alt = '';
-    preview.append(image);
-    $('profile-avatar').replaceChildren(preview);
+    $('profile-avatar').replaceChildren(avatarPreview(URL.createObjectURL(file)));
   });
   store.on('me', renderMe);
 }

@@ -33,6 +33,11 @@ export function avatar(name, uploadId, size = '') {
   return element;
 }
 
+/** A big avatar showing a picture chosen but not uploaded yet (`url`: an object URL). */
+export function avatarPreview(url) {
+  return h('span', { class: 'avatar big', 'aria-hidden': 'true' }, h('img', { src: url, alt: '' }));
+}
+
 export function presenceDot(online) {
   return h('span', {
     class: `dot ${online ? 'on' : 'off'}`,

@@ -5,7 +5,7 @@
 import * as api from './api.js';
 import * as store from './store.js';
 import * as groups from './groups.js';
-import { $, avatar, busy, showError } from './dom.js';
+import { $, avatar, avatarPreview, busy, showError } from './dom.js';
 
 const { state } = store;
 let previewUrl = null;
@@ -99,13 +99,7 @@ function showPreview() {
   }
   previewUrl = URL.createObjectURL(file);
   delete $('group-edit-preview').dataset.shown;
-  const preview = avatar('', null, 'big');
-  preview.textContent = '';
-  const image = document.createElement('img');
-  image.src = previewUrl;
-  image.alt = '';
-  preview.append(image);
-  $('group-edit-preview').replaceChildren(preview);
+  $('group-edit-preview').replaceChildren(avatarPreview(previewUrl));
 }
 
 // --- actions -------------------------------------------------------------------------------
