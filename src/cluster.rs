@@ -12,7 +12,7 @@ use natter_connect::{ConnectServer, ConnectService};
 use natter_infra::cluster::{EtcdRegistry, KafkaLog, RedisSessions};
 use natter_infra::ids::IdGenerator;
 use natter_infra::registry::ServiceNode;
-use natter_infra::sql::{SqlStore, open_database};
+use natter_infra::sql::{SqlDatabase, SqlStore, open_database};
 use natter_infra::{MessageLog, Registry, Sessions, Store};
 use natter_logic::LogicService;
 use natter_proto::ObjectId;
@@ -73,6 +73,8 @@ pub struct RunningLayer {
     servers: Vec<JoinHandle<()>>,
     connect: Option<Arc<ConnectServer>>,
     task: Option<TaskService>,
+    /// The database this process opened, closed (its held-back cursors written) on shutdown.
+    database: Option<SqlDatabase>,
 }
 
 /// How often a task process looks for lagging objects it owns even without a change of
@@ -89,11 +91,15 @@ fn cluster_tokens(config: &NatterConfig) -> anyhow::Result<TokenKeys> {
     Ok(TokenKeys::new(config.auth.jwt_secret.as_bytes()))
 }
 
-async fn cluster_store(config: &NatterConfig) -> anyhow::Result<Arc<dyn Store>> {
+async fn cluster_store(
+    config: &NatterConfig,
+    running: &mut RunningLayer,
+) -> anyhow::Result<Arc<dyn Store>> {
     let url = &config.cluster.database_url;
     let database = open_database(url, config.cluster.database_connections)
         .await
         .with_context(|| format!("opening the database at {}", redact(url)))?;
+    running.database = Some(database.clone());
     Ok(Arc::new(SqlStore::new(database)))
 }
 
@@ -248,6 +254,7 @@ impl RunningLayer {
             servers: Vec::new(),
             connect: None,
             task: None,
+            database: None,
         };
         let registry = running.registry.clone();
         let mut http_router =
@@ -257,7 +264,7 @@ impl RunningLayer {
             Layer::Api => {
                 http_router = natter_api::router(ApiState {
                     config: config.api.clone(),
-                    store: cluster_store(config).await?,
+                    store: cluster_store(config, &mut running).await?,
                     logic: logic_handle(&registry).await?,
                     tokens: tokens.clone(),
                     ids,
@@ -270,7 +277,7 @@ impl RunningLayer {
                 let tasks = Peers::follow(&registry, "task", TaskHandle::remote).await?;
                 let service = LogicService::new(
                     config.logic.clone(),
-                    cluster_store(config).await?,
+                    cluster_store(config, &mut running).await?,
                     cluster_log(config).await?,
                     cluster_sessions(config).await?,
                     ids,
@@ -286,7 +293,7 @@ impl RunningLayer {
                     .await?;
                 let task = TaskService::new(Deliverer::new(
                     config.task.clone(),
-                    cluster_store(config).await?,
+                    cluster_store(config, &mut running).await?,
                     cluster_log(config).await?,
                     sessions,
                     directory,
@@ -380,6 +387,9 @@ impl RunningLayer {
         for server in self.servers {
             server.abort();
             let _ = server.await;
+        }
+        if let Some(database) = &self.database {
+            database.close().await;
         }
         tracing::info!(layer = self.layer.name(), "natter stopped");
     }

@@ -93,7 +93,7 @@ async fn run(command: Command, config: NatterConfig) -> anyhow::Result<()> {
             let path = database_path(&config);
             eprintln!("applying migrations to {}", path.display());
             let pool = natter_infra::embedded::open_sqlite(&path).await?;
-            pool.pool.close().await;
+            pool.close().await;
             eprintln!("the database is up to date");
             Ok(())
         }

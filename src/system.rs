@@ -194,7 +194,7 @@ impl RunningSystem {
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
-        self.pool.pool.close().await;
+        self.pool.close().await;
         tracing::info!("natter stopped");
     }
 }

@@ -67,6 +67,9 @@ pub struct Problem {
     pub code: ErrorCode,
     /// What went wrong, for people.
     pub detail: String,
+    /// When the server is past its capacity: how long to wait before retrying (sent as
+    /// `Retry-After`).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl Problem {
@@ -75,6 +78,7 @@ impl Problem {
         Problem {
             code,
             detail: detail.into(),
+            retry_after: None,
         }
     }
 }
@@ -91,9 +95,15 @@ impl IntoResponse for Problem {
             code: self.code.as_str(),
         };
         let mut response = (status, axum::Json(body)).into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(wait) = self.retry_after {
+            // Whole seconds, rounded up, as RFC 9110 wants.
+            let seconds = wait.as_millis().div_ceil(1000).max(1);
+            if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+                headers.insert(header::RETRY_AFTER, value);
+            }
+        }
         response
     }
 }
@@ -112,6 +122,13 @@ impl From<InfraError> for Problem {
 impl From<tonic::Status> for Problem {
     fn from(status: tonic::Status) -> Self {
         let code = ErrorCode::of_status(&status);
+        if let Some(wait) = natter_proto::error::retry_after(&status) {
+            // Past capacity: expected under load, and the caller is told when to come back.
+            return Problem {
+                retry_after: Some(wait),
+                ..Problem::new(code, status.message())
+            };
+        }
         let detail = match code {
             ErrorCode::Internal | ErrorCode::Unavailable => {
                 tracing::error!(%status, "a layer call failed");

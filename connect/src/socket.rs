@@ -341,7 +341,12 @@ impl<'a> Answers<'a> {
             ErrorCode::Internal => "internal error".to_string(),
             _ => status.message().to_string(),
         };
-        self.refuse(code, message, cid);
+        let mut frame = ServerFrame::error(code, message, cid);
+        if let ServerFrame::Error { retry_after_ms, .. } = &mut frame {
+            *retry_after_ms = natter_proto::error::retry_after(status)
+                .map(|wait| wait.as_millis().min(u64::MAX as u128) as u64);
+        }
+        self.connection.send_frame(&frame);
     }
 
     /// Answers one frame; takes a copy of the references so the future borrows nothing of

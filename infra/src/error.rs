@@ -12,6 +12,14 @@ pub enum InfraError {
     /// The backend could not be reached or refused; retrying later may work.
     #[error("backend unavailable: {0}")]
     Unavailable(String),
+    /// Past capacity: the work was refused, not queued; the caller may retry after a while.
+    #[error("overloaded: {what}; retry in {} ms", retry_after.as_millis())]
+    Overloaded {
+        /// What is full.
+        what: String,
+        /// How long to wait before retrying.
+        retry_after: std::time::Duration,
+    },
     /// A stored value could not be decoded.
     #[error("corrupt record: {0}")]
     Corrupt(String),
@@ -42,7 +50,9 @@ impl InfraError {
         match self {
             InfraError::Conflict(_) => ErrorCode::Conflict,
             InfraError::NotFound(_) => ErrorCode::NotFound,
-            InfraError::Unavailable(_) | InfraError::Io(_) => ErrorCode::Unavailable,
+            InfraError::Unavailable(_) | InfraError::Io(_) | InfraError::Overloaded { .. } => {
+                ErrorCode::Unavailable
+            }
             InfraError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => {
                 ErrorCode::Unavailable
             }
@@ -52,6 +62,15 @@ impl InfraError {
 
     /// A gRPC status for this failure, logged here so callers need not.
     pub fn into_status(self) -> tonic::Status {
+        if let InfraError::Overloaded { retry_after, .. } = &self {
+            // Expected past capacity, and counted where it happens: not an error to log.
+            tracing::debug!(error = %self, "refused: overloaded");
+            let status = natter_proto::ErrorCode::Unavailable.status(format!(
+                "the server is at capacity; retry in {} ms",
+                retry_after.as_millis()
+            ));
+            return natter_proto::error::with_retry_after(status, *retry_after);
+        }
         let code = self.code();
         tracing::error!(error = %self, %code, "port operation failed");
         code.status(code.as_str())

@@ -22,6 +22,7 @@ pub mod embedded;
 pub mod error;
 pub mod ids;
 pub mod log;
+mod log_tail;
 mod positions;
 pub mod registry;
 pub mod sessions;

@@ -12,6 +12,17 @@ use crate::error::InfraResult;
 pub trait MessageLog: Send + Sync + 'static {
     /// Append a message to `object` (its `object` and `seq` fields are ignored); returns its seq.
     async fn append(&self, object: &ObjectId, message: &Message) -> InfraResult<u64>;
+    /// Appends several entries at once (a one-to-one message's two copies), each to its own
+    /// object, without waiting for one before the next; returns each entry's outcome in order.
+    /// Entries for one object get increasing seqs in the order given. An adapter that writes
+    /// them in one transaction fails all or none; one that cannot may fail some.
+    async fn append_many(&self, entries: &[(ObjectId, Message)]) -> Vec<InfraResult<u64>> {
+        let mut outcomes = Vec::with_capacity(entries.len());
+        for (object, message) in entries {
+            outcomes.push(self.append(object, message).await);
+        }
+        outcomes
+    }
     /// Up to `max` messages after seq `after`, in order, with `object` and `seq` filled in.
     async fn read(&self, object: &ObjectId, after: u64, max: usize) -> InfraResult<Vec<Message>>;
     /// The seq of the last message (0 for an empty or unknown object).

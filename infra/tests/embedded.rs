@@ -158,7 +158,7 @@ async fn log_records_and_users_survive_reopening_the_database() {
         .await
         .expect("advance");
     drop((log, store));
-    pool.pool.close().await;
+    pool.close().await;
 
     let reopened = database(dir.path()).await;
     let log = SqliteLog::new(reopened.clone()).expect("sqlite log");

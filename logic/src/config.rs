@@ -21,6 +21,9 @@ pub struct LogicConfig {
     pub group_online_interval_ms: u64,
     /// How long after sending a sender may recall a message, in seconds.
     pub recall_seconds: u64,
+    /// Most sends worked on at once; past it a send is refused with `unavailable` and a
+    /// retry hint instead of waiting in a queue.
+    pub max_sends_in_flight: usize,
 }
 
 impl Default for LogicConfig {
@@ -32,6 +35,7 @@ impl Default for LogicConfig {
             presence_grace_ms: 3000,
             group_online_interval_ms: 2000,
             recall_seconds: 120,
+            max_sends_in_flight: 1024,
         }
     }
 }

@@ -2,10 +2,9 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use natter_infra::ids::IdGenerator;
-use natter_infra::sessions::{Claim, SessionRef};
+use natter_infra::sessions::SessionRef;
 use natter_infra::store::Group;
 use natter_infra::{InfraError, MessageLog, Sessions, Store, now_millis};
 use natter_proto::frame::ServerFrame;
@@ -21,9 +20,10 @@ use natter_proto::v1::{
 use natter_proto::{ErrorCode, ObjectId};
 use tonic::{Request, Response, Status};
 
+use crate::admission::SendAdmission;
 use crate::config::LogicConfig;
 use crate::social::PendingGroupCounts;
-use crate::validate::{self, Content, Target};
+use crate::validate::{self, Target};
 
 /// The logic layer's service implementation.
 #[derive(Clone)]
@@ -37,6 +37,8 @@ pub struct LogicService {
     pub(crate) task: TaskHandle,
     /// Groups with a `group_online` frame waiting for its interval.
     pub(crate) pending_group_counts: Arc<PendingGroupCounts>,
+    /// The bound on sends in progress.
+    admission: SendAdmission,
 }
 
 impl std::fmt::Debug for LogicService {
@@ -55,64 +57,6 @@ pub(crate) fn status(error: InfraError) -> Status {
 /// Most users one system push may name.
 const MAX_PUSH_USERS: usize = 1000;
 
-/// How long a send may hold its cid's claim before a retry may take over: longer than any
-/// send takes (two appends, each bounded by the log's own deadline).
-const PENDING_CLAIM_TTL: Duration = Duration::from_secs(60);
-
-/// The de-duplication key of a send.
-fn dedup_key(sender: i64, cid: &str) -> String {
-    format!("send:{sender}:{cid}")
-}
-
-/// What a send's de-duplication record remembers, so a retry with the same cid neither
-/// writes the message twice nor loses it.
-#[derive(Debug, PartialEq)]
-enum Remembered {
-    /// Finished: the retry gets the same reply. Stored as `id object seq ts`.
-    Sent(SendReply),
-    /// The recipient's copy is in the log but the sender's is not (the log failed between
-    /// the two appends): a retry writes only the sender's copy, with the same id and time.
-    /// Stored as `partial id ts`.
-    RecipientWritten { id: u64, ts: i64 },
-}
-
-impl Remembered {
-    fn encode(&self) -> String {
-        match self {
-            Remembered::Sent(reply) => {
-                format!("{} {} {} {}", reply.id, reply.object, reply.seq, reply.ts)
-            }
-            Remembered::RecipientWritten { id, ts } => format!("partial {id} {ts}"),
-        }
-    }
-
-    fn decode(cid: &str, text: &str) -> Option<Remembered> {
-        let mut parts = text.split(' ');
-        let first = parts.next()?;
-        if first == "partial" {
-            return Some(Remembered::RecipientWritten {
-                id: parts.next()?.parse().ok()?,
-                ts: parts.next()?.parse().ok()?,
-            });
-        }
-        Some(Remembered::Sent(SendReply {
-            cid: cid.to_string(),
-            id: first.parse().ok()?,
-            object: parts.next()?.to_string(),
-            seq: parts.next()?.parse().ok()?,
-            ts: parts.next()?.parse().ok()?,
-        }))
-    }
-}
-
-/// How far a failed send got.
-enum SendFailure {
-    /// Nothing was written: a retry starts afresh.
-    NothingWritten(Status),
-    /// The recipient's copy was written; a retry must finish with the same id.
-    RecipientWritten { status: Status, id: u64, ts: i64 },
-}
-
 impl LogicService {
     /// A logic service over the given ports; wakes go to `task`.
     pub fn new(
@@ -124,6 +68,7 @@ impl LogicService {
         task: TaskHandle,
     ) -> Self {
         LogicService {
+            admission: SendAdmission::new(config.max_sends_in_flight),
             config,
             store,
             log,
@@ -198,33 +143,9 @@ impl LogicService {
             .ok_or_else(|| ErrorCode::NotFound.status(format!("there is no group {group_id}")))
     }
 
-    /// Checks a send and returns its target; authorisation included.
-    async fn check_send(&self, request: &SendRequest) -> Result<Target, Status> {
-        if request.sender <= 0 {
-            return Err(ErrorCode::Unauthorized.status("no sender"));
-        }
-        validate::cid(&request.cid)?;
-        let content = validate::content(&request.kind, &request.body, self.config.max_text_chars)?;
-        let target = validate::target(&request.target_kind, request.target_id)?;
-        if !self.may_reach(request.sender, target).await? {
-            return Err(match target {
-                Target::User(peer) => {
-                    ErrorCode::NotFriends.status(format!("user {peer} is not your friend"))
-                }
-                Target::Group(group) => {
-                    ErrorCode::NotMember.status(format!("you are not a member of group {group}"))
-                }
-            });
-        }
-        if let Content::Image(upload) = content {
-            self.share_image(request.sender, upload, target).await?;
-        }
-        Ok(target)
-    }
-
     /// Whether `sender` may address `target`: a friend other than themself, or a group they
     /// are a member of.
-    async fn may_reach(&self, sender: i64, target: Target) -> Result<bool, Status> {
+    pub(crate) async fn may_reach(&self, sender: i64, target: Target) -> Result<bool, Status> {
         match target {
             Target::User(peer) => {
                 Ok(peer != sender && self.store.are_friends(sender, peer).await.map_err(status)?)
@@ -237,37 +158,6 @@ impl LogicService {
         }
     }
 
-    /// Logs, stores and announces an accepted group message: one copy, in the group's log,
-    /// which every member follows (the sender's devices get it from there too).
-    async fn deliver_group(&self, request: &SendRequest, group: i64) -> Result<SendReply, Status> {
-        let object = ObjectId::Group(group);
-        let message = Message {
-            id: self.ids.next_id().map_err(status)?,
-            sender: request.sender,
-            peer: group,
-            kind: request.kind.clone(),
-            body: request.body.clone(),
-            ts: now_millis(),
-            cid: request.cid.clone(),
-            target_kind: "group".into(),
-            target_id: group,
-            ..Message::default()
-        };
-        let [message] = self
-            .append_copies(vec![(object, message)])
-            .await?
-            .try_into()
-            .map_err(|_| ErrorCode::Internal.status("one copy appended, not one returned"))?;
-        metrics::counter!("natter_messages_accepted_total").increment(1);
-        Ok(SendReply {
-            cid: request.cid.clone(),
-            id: message.id,
-            object: message.object,
-            seq: message.seq,
-            ts: message.ts,
-        })
-    }
-
     /// Appends each copy to its object's log, wakes task for them, and stores them for
     /// history. The log is the durable record: if the store fails the copies still go out,
     /// and task repairs the store as it delivers them.
@@ -275,161 +165,39 @@ impl LogicService {
         &self,
         copies: Vec<(ObjectId, Message)>,
     ) -> Result<Vec<Message>, Status> {
+        // One request for every copy: the log writes them together, not one after another.
+        let outcomes = self.log.append_many(&copies).await;
         let mut stored = Vec::with_capacity(copies.len());
-        let mut objects = Vec::with_capacity(copies.len());
-        for (object, mut copy) in copies {
-            copy.seq = self.log.append(&object, &copy).await.map_err(status)?;
-            copy.object = object.to_string();
-            stored.push(copy);
-            objects.push(object);
+        let mut failure = None;
+        for ((object, mut copy), outcome) in copies.into_iter().zip(outcomes) {
+            match outcome {
+                Ok(seq) => {
+                    copy.seq = seq;
+                    copy.object = object.to_string();
+                    stored.push(copy);
+                }
+                Err(error) => failure = failure.or(Some(error)),
+            }
         }
-        self.wake(objects);
+        // What was written goes out and is stored even when another copy failed.
+        self.wake(
+            stored
+                .iter()
+                .filter_map(|copy| copy.object.parse().ok())
+                .collect(),
+        );
         if let Err(error) = self.store.put_messages(&stored).await {
             let id = stored.first().map_or(0, |copy| copy.id);
             tracing::warn!(%error, id, "storing accepted messages failed; task will repair it");
         }
-        Ok(stored)
-    }
-
-    /// Logs, stores and announces an accepted one-to-one message; returns the sender's reply.
-    /// `resume` is the id and time of an earlier attempt that wrote the recipient's copy.
-    async fn deliver_direct(
-        &self,
-        request: &SendRequest,
-        peer: i64,
-        resume: Option<(u64, i64)>,
-    ) -> Result<SendReply, SendFailure> {
-        let (id, ts) = match resume {
-            Some(earlier) => earlier,
-            None => (
-                self.ids
-                    .next_id()
-                    .map_err(|error| SendFailure::NothingWritten(status(error)))?,
-                now_millis(),
-            ),
-        };
-        let base = Message {
-            id,
-            sender: request.sender,
-            kind: request.kind.clone(),
-            body: request.body.clone(),
-            ts,
-            cid: request.cid.clone(),
-            target_kind: "user".into(),
-            target_id: peer,
-            ..Message::default()
-        };
-        // The recipient's copy first: once the sender hears "sent", the recipient must have it.
-        let recipient_object = ObjectId::User(peer);
-        let sender_object = ObjectId::User(request.sender);
-        let mut recipient_copy = Message {
-            peer: request.sender,
-            ..base.clone()
-        };
-        if resume.is_none() {
-            recipient_copy.seq = self
-                .log
-                .append(&recipient_object, &recipient_copy)
-                .await
-                .map_err(|error| SendFailure::NothingWritten(status(error)))?;
-            recipient_copy.object = recipient_object.to_string();
+        match failure {
+            Some(error) => Err(status(error)),
+            None => Ok(stored),
         }
-        let mut sender_copy = Message { peer, ..base };
-        sender_copy.seq = self
-            .log
-            .append(&sender_object, &sender_copy)
-            .await
-            .map_err(|error| SendFailure::RecipientWritten {
-                status: status(error),
-                id,
-                ts,
-            })?;
-        sender_copy.object = sender_object.to_string();
-        let reply = SendReply {
-            cid: request.cid.clone(),
-            id,
-            object: sender_object.to_string(),
-            seq: sender_copy.seq,
-            ts,
-        };
-        self.wake(vec![recipient_object, sender_object]);
-        metrics::counter!("natter_messages_accepted_total").increment(1);
-        // The log is the durable record; the store copy makes it visible to history. If the
-        // store fails the message still goes out (task repairs the store as it delivers). A
-        // resumed send stored nothing yet for the recipient, and task repairs that too.
-        let copies: Vec<Message> = if resume.is_none() {
-            vec![recipient_copy, sender_copy]
-        } else {
-            vec![sender_copy]
-        };
-        if let Err(error) = self.store.put_messages(&copies).await {
-            tracing::warn!(%error, id, "storing an accepted message failed; task will repair it");
-        }
-        Ok(reply)
-    }
-
-    /// One send: claim its cid, write it (or finish a half-written earlier attempt), and
-    /// remember the outcome for retries.
-    async fn send_once(&self, request: SendRequest) -> Result<SendReply, Status> {
-        let target = self.check_send(&request).await?;
-        let key = dedup_key(request.sender, &request.cid);
-        // A claim in progress expires soon, in case this process dies mid-send; a finished
-        // one is kept for the whole de-duplication window.
-        let resume = match self
-            .sessions
-            .claim(&key, PENDING_CLAIM_TTL)
-            .await
-            .map_err(status)?
-        {
-            Claim::New => None,
-            Claim::Pending => {
-                return Err(ErrorCode::InProgress
-                    .status("a message with this cid is still being processed"));
-            }
-            Claim::Done(text) => match Remembered::decode(&request.cid, &text) {
-                Some(Remembered::Sent(reply)) => return Ok(reply),
-                Some(Remembered::RecipientWritten { id, ts }) => Some((id, ts)),
-                None => {
-                    return Err(ErrorCode::Internal.status("unreadable de-duplication record"));
-                }
-            },
-        };
-        let outcome = match target {
-            Target::User(peer) => self.deliver_direct(&request, peer, resume).await,
-            // One append: it either happened (and the claim records the reply) or not.
-            Target::Group(group) => self
-                .deliver_group(&request, group)
-                .await
-                .map_err(SendFailure::NothingWritten),
-        };
-        let (remembered, result) = match outcome {
-            Ok(reply) => (Some(Remembered::Sent(reply.clone())), Ok(reply)),
-            Err(SendFailure::RecipientWritten { status, id, ts }) => {
-                (Some(Remembered::RecipientWritten { id, ts }), Err(status))
-            }
-            // A resumed send keeps its record: the recipient's copy is still written.
-            Err(SendFailure::NothingWritten(status)) if resume.is_some() => (None, Err(status)),
-            Err(SendFailure::NothingWritten(status)) => {
-                if let Err(error) = self.sessions.abandon_claim(&key).await {
-                    tracing::warn!(%error, "releasing a de-duplication claim failed");
-                }
-                (None, Err(status))
-            }
-        };
-        if let Some(remembered) = remembered {
-            let stored = self
-                .sessions
-                .complete_claim(&key, &remembered.encode(), self.config.dedup_ttl())
-                .await;
-            if let Err(error) = stored {
-                tracing::warn!(%error, "remembering a send for de-duplication failed");
-            }
-        }
-        result
     }
 
     /// Marks objects dirty at task; best effort (task also recovers lagging objects on start).
-    fn wake(&self, objects: Vec<ObjectId>) {
+    pub(crate) fn wake(&self, objects: Vec<ObjectId>) {
         let task = self.task.clone();
         let request = WakeRequest {
             objects: objects.iter().map(ToString::to_string).collect(),
@@ -445,15 +213,21 @@ impl LogicService {
 #[tonic::async_trait]
 impl Logic for LogicService {
     async fn send(&self, request: Request<SendRequest>) -> Result<Response<SendReply>, Status> {
+        // Past the bound the send is refused now, with a retry hint, rather than queued.
+        let slot = self.admission.admit()?;
         // The work runs in a task of its own: a caller that goes away (its connect node
         // killed) must not cancel a send between its claim and the claim's completion, which
         // would leave the cid stuck "in progress".
         let service = self.clone();
         let request = request.into_inner();
-        tokio::spawn(async move { service.send_once(request).await })
-            .await
-            .map_err(|error| ErrorCode::Internal.status(format!("send failed: {error}")))?
-            .map(Response::new)
+        tokio::spawn(async move {
+            let reply = service.send_once(request).await;
+            drop(slot);
+            reply
+        })
+        .await
+        .map_err(|error| ErrorCode::Internal.status(format!("send failed: {error}")))?
+        .map(Response::new)
     }
 
     async fn sync(&self, request: Request<SyncRequest>) -> Result<Response<SyncReply>, Status> {
@@ -858,31 +632,4 @@ fn session_of(event: ConnectionEvent) -> (i64, SessionRef) {
         connection_id: event.connection_id,
     };
     (event.user_id, session)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn remembered_sends_round_trip() {
-        let reply = SendReply {
-            cid: "c1".into(),
-            id: 77,
-            object: "user:3".into(),
-            seq: 9,
-            ts: 1234,
-        };
-        for remembered in [
-            Remembered::Sent(reply),
-            Remembered::RecipientWritten { id: 77, ts: 1234 },
-        ] {
-            assert_eq!(
-                Remembered::decode("c1", &remembered.encode()),
-                Some(remembered)
-            );
-        }
-        assert_eq!(Remembered::decode("c1", "garbage"), None);
-        assert_eq!(Remembered::decode("c1", "partial 1"), None);
-    }
 }

@@ -7,6 +7,30 @@ use tonic::Status;
 /// Metadata key that carries an [`ErrorCode`] on a gRPC status.
 pub const STATUS_CODE_KEY: &str = "natter-code";
 
+/// The gRPC metadata key carrying how long a refused caller should wait before retrying, in
+/// milliseconds (set when a layer is past its capacity).
+pub const RETRY_AFTER_KEY: &str = "natter-retry-after-ms";
+
+/// A status with a retry hint attached (see [`RETRY_AFTER_KEY`]).
+pub fn with_retry_after(mut status: Status, wait: std::time::Duration) -> Status {
+    if let Ok(value) = wait.as_millis().to_string().parse() {
+        status.metadata_mut().insert(RETRY_AFTER_KEY, value);
+    }
+    status
+}
+
+/// The retry hint a status carries, if any.
+pub fn retry_after(status: &Status) -> Option<std::time::Duration> {
+    let millis: u64 = status
+        .metadata()
+        .get(RETRY_AFTER_KEY)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()?;
+    Some(std::time::Duration::from_millis(millis))
+}
+
 /// Every error a client can see. Never renumber or rename: clients match on the text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -113,6 +113,9 @@ pub enum ServerFrame {
         /// The `cid` of the refused `send`, if it was one.
         #[serde(skip_serializing_if = "Option::is_none", default)]
         cid: Option<String>,
+        /// When the server is past its capacity: how long to wait before retrying, in ms.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        retry_after_ms: Option<u64>,
     },
     /// Answer to `ping`.
     Pong,
@@ -253,6 +256,7 @@ impl ServerFrame {
             code,
             message: message.into(),
             cid,
+            retry_after_ms: None,
         }
     }
 

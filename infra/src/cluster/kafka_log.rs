@@ -232,11 +232,8 @@ impl KafkaLog {
     async fn forget(&self, topic: &str) {
         self.partitions.lock().await.remove(topic);
     }
-}
-
-#[async_trait]
-impl MessageLog for KafkaLog {
-    async fn append(&self, object: &ObjectId, message: &Message) -> InfraResult<u64> {
+    /// Produces `messages` to one object's partition in one request; returns their seqs.
+    async fn produce(&self, object: &ObjectId, messages: &[&Message]) -> InfraResult<Vec<u64>> {
         let topic = self.topic(object);
         let partition = match self.partition(&topic, true).await {
             Ok(partition) => partition,
@@ -245,29 +242,30 @@ impl MessageLog for KafkaLog {
             }
             Err(PartitionError::Failed(error)) => return Err(error),
         };
-        let mut record = message.clone();
-        record.object = String::new();
-        record.seq = 0;
-        // The record's time is the message's; a nonsense value becomes the epoch rather than
-        // an error, since brokers only use it for retention.
-        let timestamp = Utc
-            .timestamp_millis_opt(message.ts)
-            .single()
-            .unwrap_or_default();
-        let started = std::time::Instant::now();
-        let value = record.encode_to_vec();
-        let produced = retry_transient(|| {
-            partition.produce(
-                vec![Record {
+        let records: Vec<Record> = messages
+            .iter()
+            .map(|message| {
+                let mut record = (*message).clone();
+                record.object = String::new();
+                record.seq = 0;
+                // The record's time is the message's; a nonsense value becomes the epoch
+                // rather than an error, since brokers only use it for retention.
+                let timestamp = Utc
+                    .timestamp_millis_opt(message.ts)
+                    .single()
+                    .unwrap_or_default();
+                Record {
                     key: None,
-                    value: Some(value.clone()),
+                    value: Some(record.encode_to_vec()),
                     headers: Default::default(),
                     timestamp,
-                }],
-                Compression::NoCompression,
-            )
-        })
-        .await;
+                }
+            })
+            .collect();
+        let started = std::time::Instant::now();
+        let produced =
+            retry_transient(|| partition.produce(records.clone(), Compression::NoCompression))
+                .await;
         let offsets = match produced {
             Ok(offsets) => offsets,
             Err(error) => {
@@ -276,10 +274,70 @@ impl MessageLog for KafkaLog {
             }
         };
         metrics::histogram!("natter_log_append_seconds").record(started.elapsed().as_secs_f64());
-        let offset = offsets.first().copied().ok_or_else(|| {
-            InfraError::Unavailable(format!("{topic}: the broker returned no offset"))
-        })?;
-        Ok(seq_of_offset(offset))
+        if offsets.len() != records.len() {
+            return Err(InfraError::Unavailable(format!(
+                "{topic}: the broker returned {} offsets for {} records",
+                offsets.len(),
+                records.len()
+            )));
+        }
+        Ok(offsets.into_iter().map(seq_of_offset).collect())
+    }
+}
+
+#[async_trait]
+impl MessageLog for KafkaLog {
+    async fn append(&self, object: &ObjectId, message: &Message) -> InfraResult<u64> {
+        let seqs = self.produce(object, &[message]).await?;
+        seqs.first().copied().ok_or_else(|| {
+            InfraError::Unavailable(format!("{object}: the broker returned no offset"))
+        })
+    }
+
+    async fn append_many(&self, entries: &[(ObjectId, Message)]) -> Vec<InfraResult<u64>> {
+        // One produce per object, all of them at once: a one-to-one message's two copies
+        // cost one round trip to the broker, not two in a row.
+        let mut by_object: Vec<(ObjectId, Vec<usize>)> = Vec::new();
+        for (index, (object, _)) in entries.iter().enumerate() {
+            match by_object.iter_mut().find(|(known, _)| known == object) {
+                Some((_, indices)) => indices.push(index),
+                None => by_object.push((*object, vec![index])),
+            }
+        }
+        let produced = futures_util::future::join_all(by_object.iter().map(|(object, indices)| {
+            let messages: Vec<&Message> = indices.iter().map(|&index| &entries[index].1).collect();
+            async move { self.produce(object, &messages).await }
+        }))
+        .await;
+        let mut outcomes: Vec<Option<InfraResult<u64>>> = entries.iter().map(|_| None).collect();
+        for ((object, indices), result) in by_object.iter().zip(produced) {
+            match result {
+                Ok(seqs) if seqs.len() == indices.len() => {
+                    for (&index, seq) in indices.iter().zip(seqs) {
+                        outcomes[index] = Some(Ok(seq));
+                    }
+                }
+                Ok(_) => {
+                    for &index in indices {
+                        outcomes[index] = Some(Err(InfraError::Unavailable(format!(
+                            "{object}: the broker returned too few offsets"
+                        ))));
+                    }
+                }
+                Err(error) => {
+                    let text = error.to_string();
+                    for &index in indices {
+                        outcomes[index] = Some(Err(InfraError::Unavailable(text.clone())));
+                    }
+                }
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|outcome| {
+                outcome.unwrap_or_else(|| Err(InfraError::Unavailable("not produced".into())))
+            })
+            .collect()
     }
 
     async fn read(&self, object: &ObjectId, after: u64, max: usize) -> InfraResult<Vec<Message>> {

@@ -1,26 +1,22 @@
 //! `MessageLog` on SQLite: a table of (object, seq, payload) in the embedded database.
+//!
+//! Appends go through the database's [`BatchWriter`](crate::sql::BatchWriter), which numbers
+//! them and commits whatever arrived together in one transaction. Reads near an object's end
+//! are answered from the entries the writer remembers; older ones from the table.
 
 use async_trait::async_trait;
 use natter_proto::ObjectId;
 use natter_proto::v1::Message;
 use prost::Message as _;
-use tokio::sync::Mutex;
 
 use crate::error::{InfraError, InfraResult};
 use crate::log::MessageLog;
-use crate::positions::PositionCache;
 use crate::sql::{Dialect, SqlDatabase};
 
 /// The embedded durable log.
 #[derive(Debug)]
 pub struct SqliteLog {
-    pool: sqlx::AnyPool,
-    /// Appends compute `MAX(seq) + 1`; SQLite has one writer anyway, and taking turns here
-    /// avoids busy retries when two appends race to upgrade their read to a write.
-    append_turn: Mutex<()>,
-    /// Each object's end, when every append goes through this handle (see
-    /// [`SqliteLog::sole_writer`]): a read from the end then needs no query.
-    ends: Option<PositionCache<ObjectId>>,
+    database: SqlDatabase,
 }
 
 impl SqliteLog {
@@ -33,59 +29,67 @@ impl SqliteLog {
                 database.dialect
             )));
         }
-        Ok(SqliteLog {
-            pool: database.pool,
-            append_turn: Mutex::new(()),
-            ends: None,
-        })
+        Ok(SqliteLog { database })
     }
 
-    /// A log whose every append goes through this handle (the embedded deployment), so it
-    /// may remember each object's end: a reader that is up to date costs no query.
+    /// The same as [`SqliteLog::new`]: every handle of one database appends through its one
+    /// writer, which remembers each object's end whoever holds the handle.
     pub fn sole_writer(database: SqlDatabase) -> InfraResult<Self> {
-        Ok(SqliteLog {
-            ends: Some(PositionCache::default()),
-            ..SqliteLog::new(database)?
-        })
+        SqliteLog::new(database)
     }
 
     async fn query_end(&self, object: &ObjectId) -> InfraResult<u64> {
         let (end,): (i64,) =
             sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM log_entries WHERE object = ?")
                 .bind(object.to_string())
-                .fetch_one(&self.pool)
+                .fetch_one(&self.database.pool)
                 .await?;
-        Ok(end as u64)
+        Ok(end.max(0) as u64)
     }
 }
 
 #[async_trait]
 impl MessageLog for SqliteLog {
     async fn append(&self, object: &ObjectId, message: &Message) -> InfraResult<u64> {
-        let mut record = message.clone();
-        record.object = String::new();
-        record.seq = 0;
-        let payload = record.encode_to_vec();
-        let _turn = self.append_turn.lock().await;
-        let (seq,): (i64,) = sqlx::query_as(
-            "INSERT INTO log_entries (object, seq, payload) \
-             SELECT ?1, COALESCE(MAX(seq), 0) + 1, ?2 FROM log_entries WHERE object = ?1 \
-             RETURNING seq",
-        )
-        .bind(object.to_string())
-        .bind(payload)
-        .fetch_one(&self.pool)
-        .await?;
-        if let Some(ends) = &self.ends {
-            ends.raise(*object, seq as u64);
+        let seqs = self
+            .database
+            .writer
+            .append(vec![(*object, message.clone())])
+            .await?;
+        seqs.first()
+            .copied()
+            .ok_or_else(|| InfraError::Corrupt("an append was answered without a seq".into()))
+    }
+
+    async fn append_many(&self, entries: &[(ObjectId, Message)]) -> Vec<InfraResult<u64>> {
+        // One job, so one transaction: every entry is written or none is.
+        match self.database.writer.append(entries.to_vec()).await {
+            Ok(seqs) if seqs.len() == entries.len() => seqs.into_iter().map(Ok).collect(),
+            Ok(_) => entries
+                .iter()
+                .map(|_| Err(InfraError::Corrupt("an append lost its seqs".into())))
+                .collect(),
+            Err(error) => {
+                let message = error.to_string();
+                let mut outcomes = vec![Err(error)];
+                outcomes.extend(entries.iter().skip(1).map(|_| {
+                    Err(InfraError::Unavailable(format!(
+                        "appended with the first: {message}"
+                    )))
+                }));
+                outcomes
+            }
         }
-        Ok(seq as u64)
     }
 
     async fn read(&self, object: &ObjectId, after: u64, max: usize) -> InfraResult<Vec<Message>> {
-        if self.ends.is_some() && after >= self.end(object).await? {
-            // Up to date: nothing to read, and no query to find that out.
-            return Ok(Vec::new());
+        let tail = self.database.writer.tail();
+        if tail.end(object).is_none() {
+            let end = self.query_end(object).await?;
+            tail.learn_end(*object, end);
+        }
+        if let Some(recent) = tail.read(object, after, max) {
+            return Ok(recent);
         }
         let name = object.to_string();
         let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
@@ -95,7 +99,7 @@ impl MessageLog for SqliteLog {
         .bind(&name)
         .bind(after.min(i64::MAX as u64) as i64)
         .bind(max.min(i64::MAX as usize) as i64)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.database.pool)
         .await?;
         rows.into_iter()
             .map(|(seq, payload)| {
@@ -109,19 +113,17 @@ impl MessageLog for SqliteLog {
     }
 
     async fn end(&self, object: &ObjectId) -> InfraResult<u64> {
-        let Some(ends) = &self.ends else {
-            return self.query_end(object).await;
-        };
-        if let Some(end) = ends.get(object) {
+        let tail = self.database.writer.tail();
+        if let Some(end) = tail.end(object) {
             return Ok(end);
         }
         let end = self.query_end(object).await?;
-        Ok(ends.raise(*object, end))
+        Ok(tail.learn_end(*object, end))
     }
 
     async fn objects(&self) -> InfraResult<Vec<ObjectId>> {
         let rows: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT object FROM log_entries")
-            .fetch_all(&self.pool)
+            .fetch_all(&self.database.pool)
             .await?;
         rows.into_iter()
             .map(|(name,)| {

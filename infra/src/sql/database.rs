@@ -6,6 +6,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+use super::writer::BatchWriter;
 use crate::error::{InfraError, InfraResult};
 
 /// The SQL dialects natter's schema exists in; the URL's scheme picks one.
@@ -103,6 +104,8 @@ pub struct SqlDatabase {
     pub pool: AnyPool,
     /// Which SQL they speak.
     pub dialect: Dialect,
+    /// The group-commit writer every log and store handle of this database writes through.
+    pub writer: BatchWriter,
 }
 
 /// The `sqlite://` URL of a database file, created if missing.
@@ -135,12 +138,25 @@ pub async fn open_database(url: &str, max_connections: u32) -> InfraResult<SqlDa
         })
         .connect_with(options)
         .await?;
-    let database = SqlDatabase { pool, dialect };
+    let writer = BatchWriter::start(pool.clone(), dialect);
+    let database = SqlDatabase {
+        pool,
+        dialect,
+        writer,
+    };
     database.migrate().await?;
     Ok(database)
 }
 
 impl SqlDatabase {
+    /// Writes what the writer holds back (raised cursors), then closes the connections.
+    pub async fn close(&self) {
+        if let Err(error) = self.writer.flush().await {
+            tracing::warn!(%error, "writing the last cursors before closing failed");
+        }
+        self.pool.close().await;
+    }
+
     /// Apply this dialect's pending migrations.
     pub async fn migrate(&self) -> InfraResult<()> {
         let migrator = match self.dialect {

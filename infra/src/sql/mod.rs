@@ -3,10 +3,14 @@
 //! One implementation serves all three through sqlx's `Any` driver: the few places the dialects
 //! differ (placeholders, insert-unless-present, raising a cursor, how a write transaction
 //! begins) are answered by [`Dialect`], and each dialect has its own migrations folder.
+//! Messages and cursors are written through [`BatchWriter`], which commits what concurrent
+//! callers wrote together.
 
 mod database;
 mod membership_cache;
 mod store;
+pub mod writer;
 
 pub use database::{Dialect, SqlDatabase, open_database, sqlite_url};
 pub use store::{SEARCH_GROUPS_SQL, SEARCH_USERS_SQL, SqlStore};
+pub use writer::BatchWriter;

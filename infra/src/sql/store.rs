@@ -13,6 +13,7 @@ use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
 
 use super::database::{Dialect, SqlDatabase};
 use super::membership_cache::MembershipCache;
+use super::writer::CursorKind;
 use crate::error::{InfraError, InfraResult};
 use crate::positions::PositionCache;
 use crate::store::{
@@ -102,7 +103,6 @@ struct Statements {
     delete_friendship: SqlStr,
     set_nickname: SqlStr,
     friends: SqlStr,
-    put_message: SqlStr,
     messages_before: SqlStr,
     conversation_before: SqlStr,
     search_users: SqlStr,
@@ -118,16 +118,13 @@ struct Statements {
     upload_audiences: SqlStr,
     read_cursor: SqlStr,
     read_cursors: SqlStr,
-    raise_read_cursor: SqlStr,
     inbox_peers: SqlStr,
     latest_with_peer: SqlStr,
     unread: SqlStr,
     message_copies: SqlStr,
     mark_recalled: SqlStr,
     ack_cursor: SqlStr,
-    raise_ack_cursor: SqlStr,
     delivered_cursor: SqlStr,
-    raise_delivered_cursor: SqlStr,
 }
 
 impl Statements {
@@ -212,14 +209,6 @@ impl Statements {
                  FROM friendships f JOIN users u ON u.id = f.friend_id \
                  WHERE f.user_id = ? ORDER BY f.created_at, u.id",
             ),
-            put_message: sql(&dialect.insert_unless_present(
-                concat!(
-                    "INTO messages (",
-                    message_columns!(),
-                    ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                ),
-                "object, seq",
-            )),
             messages_before: sql(concat!(
                 "SELECT ",
                 message_columns!(),
@@ -256,12 +245,6 @@ impl Statements {
             ),
             read_cursor: sql("SELECT seq FROM read_cursors WHERE user_id = ? AND conversation = ?"),
             read_cursors: sql("SELECT conversation, seq FROM read_cursors WHERE user_id = ?"),
-            raise_read_cursor: sql(&dialect.insert_or_raise(
-                "read_cursors",
-                "INTO read_cursors (user_id, conversation, seq) VALUES (?, ?, ?)",
-                "user_id, conversation",
-                "seq",
-            )),
             inbox_peers: sql("SELECT DISTINCT peer FROM messages WHERE object = ? AND peer <> 0"),
             latest_with_peer: sql(concat!(
                 "SELECT ",
@@ -280,19 +263,7 @@ impl Statements {
             )),
             mark_recalled: sql("UPDATE messages SET kind = ?, body = '' WHERE id = ?"),
             ack_cursor: sql("SELECT seq FROM ack_cursors WHERE user_id = ? AND object = ?"),
-            raise_ack_cursor: sql(&dialect.insert_or_raise(
-                "ack_cursors",
-                "INTO ack_cursors (user_id, object, seq) VALUES (?, ?, ?)",
-                "user_id, object",
-                "seq",
-            )),
             delivered_cursor: sql("SELECT seq FROM delivered_cursors WHERE object = ?"),
-            raise_delivered_cursor: sql(&dialect.insert_or_raise(
-                "delivered_cursors",
-                "INTO delivered_cursors (object, seq) VALUES (?, ?)",
-                "object",
-                "seq",
-            )),
         }
     }
 }
@@ -774,29 +745,8 @@ impl Store for SqlStore {
     }
 
     async fn put_messages(&self, messages: &[Message]) -> InfraResult<()> {
-        let mut transaction = self
-            .database
-            .pool
-            .begin_with(self.database.dialect.begin_write())
-            .await?;
-        for message in messages {
-            statement(&self.statements.put_message)
-                .bind(&message.object)
-                .bind(stored_seq(message.seq))
-                .bind(message.id as i64)
-                .bind(message.sender)
-                .bind(message.peer)
-                .bind(&message.kind)
-                .bind(&message.body)
-                .bind(message.ts)
-                .bind(&message.cid)
-                .bind(&message.target_kind)
-                .bind(message.target_id)
-                .execute(&mut *transaction)
-                .await?;
-        }
-        transaction.commit().await?;
-        Ok(())
+        // Committed with whatever else is being written: concurrent sends share a transaction.
+        self.database.writer.put_messages(messages.to_vec()).await
     }
 
     async fn messages_before(
@@ -833,55 +783,55 @@ impl Store for SqlStore {
 
     async fn ack_cursor(&self, user: i64, object: &ObjectId) -> InfraResult<u64> {
         let object = object.to_string();
+        let writer = &self.database.writer;
+        let pending = writer
+            .pending_cursor(CursorKind::Acknowledged, user, &object)
+            .unwrap_or(0);
         let Some(remembered) = &self.remembered else {
-            return self.query_ack_cursor(user, &object).await;
+            return Ok(self.query_ack_cursor(user, &object).await?.max(pending));
         };
         let key = (user, object);
         if let Some(seq) = remembered.ack_cursors.get(&key) {
-            return Ok(seq);
+            return Ok(seq.max(pending));
         }
         let stored = self.query_ack_cursor(user, &key.1).await?;
-        Ok(remembered.ack_cursors.raise(key, stored))
+        Ok(remembered.ack_cursors.raise(key, stored.max(pending)))
     }
 
     async fn advance_ack_cursor(&self, user: i64, object: &ObjectId, seq: u64) -> InfraResult<u64> {
+        // Written with the next flush, the newest per (user, object); a raise lost to a crash
+        // only makes the client receive those messages again.
         let name = object.to_string();
-        statement(&self.statements.raise_ack_cursor)
-            .bind(user)
-            .bind(&name)
-            .bind(stored_seq(seq))
-            .execute(&self.database.pool)
-            .await?;
+        self.database
+            .writer
+            .raise_cursor(CursorKind::Acknowledged, user, &name, seq);
         if let Some(remembered) = &self.remembered {
             let key = (user, name);
             if remembered.ack_cursors.get(&key).is_some() {
-                // Remembered since before this raise, so the larger of the two is stored.
                 return Ok(remembered.ack_cursors.raise(key, seq));
             }
         }
-        // The cursor only rises, so what is read now is at least what was just written.
         self.ack_cursor(user, object).await
     }
 
     async fn delivered_cursor(&self, object: &ObjectId) -> InfraResult<u64> {
         let name = object.to_string();
+        let pending = self.database.writer.pending_delivered(&name).unwrap_or(0);
         let Some(remembered) = &self.remembered else {
-            return self.query_delivered_cursor(&name).await;
+            return Ok(self.query_delivered_cursor(&name).await?.max(pending));
         };
         if let Some(seq) = remembered.delivered.get(&name) {
-            return Ok(seq);
+            return Ok(seq.max(pending));
         }
         let stored = self.query_delivered_cursor(&name).await?;
-        Ok(remembered.delivered.raise(name, stored))
+        Ok(remembered.delivered.raise(name, stored.max(pending)))
     }
 
     async fn set_delivered_cursor(&self, object: &ObjectId, seq: u64) -> InfraResult<()> {
+        // Written with the next flush; one lost to a crash means a redelivery, which clients
+        // drop by (object, seq).
         let name = object.to_string();
-        statement(&self.statements.raise_delivered_cursor)
-            .bind(&name)
-            .bind(stored_seq(seq))
-            .execute(&self.database.pool)
-            .await?;
+        self.database.writer.raise_delivered(&name, seq);
         // Only a remembered cursor is raised: one not remembered is read when first asked.
         if let Some(remembered) = &self.remembered
             && remembered.delivered.get(&name).is_some()
@@ -1032,7 +982,12 @@ impl Store for SqlStore {
             .bind(conversation)
             .fetch_optional(&self.database.pool)
             .await?;
-        Ok(row.map_or(0, |(seq,)| seq as u64))
+        let pending = self
+            .database
+            .writer
+            .pending_cursor(CursorKind::Read, user, conversation)
+            .unwrap_or(0);
+        Ok(row.map_or(0, |(seq,)| seq.max(0) as u64).max(pending))
     }
 
     async fn advance_read_cursor(
@@ -1041,12 +996,10 @@ impl Store for SqlStore {
         conversation: &str,
         seq: u64,
     ) -> InfraResult<u64> {
-        statement(&self.statements.raise_read_cursor)
-            .bind(user)
-            .bind(conversation)
-            .bind(stored_seq(seq))
-            .execute(&self.database.pool)
-            .await?;
+        // Written with the next flush, like acknowledgements.
+        self.database
+            .writer
+            .raise_cursor(CursorKind::Read, user, conversation, seq);
         self.read_cursor(user, conversation).await
     }
 
@@ -1080,13 +1033,22 @@ impl Store for SqlStore {
             std::cmp::Reverse((last.as_ref().map_or(0, |message| message.ts), *peer))
         });
         found.truncate(limit as usize);
-        let read: std::collections::HashMap<String, i64> =
+        let mut read: std::collections::HashMap<String, i64> =
             rows::<(String, i64)>(&self.statements.read_cursors)
                 .bind(user)
                 .fetch_all(&self.database.pool)
                 .await?
                 .into_iter()
                 .collect();
+        // Raised but not yet written cursors count too.
+        for (conversation, seq) in self
+            .database
+            .writer
+            .pending_cursors_of(CursorKind::Read, user)
+        {
+            let entry = read.entry(conversation).or_insert(0);
+            *entry = (*entry).max(stored_seq(seq));
+        }
         let mut conversations = Vec::with_capacity(found.len());
         for (key, object, peer, last) in found {
             let read = read.get(&key).copied().unwrap_or(0);

@@ -1,0 +1,660 @@
+//! Group commit for one SQL database: concurrent callers hand their rows to one writer task,
+//! which writes everything that arrived together in one transaction.
+//!
+//! Log appends, stored messages and cursor raises all go through it. A batch is a handful of
+//! statements whatever its size (multi-row inserts in a few fixed sizes, so each is prepared
+//! once), so the cost of a commit and of the trips to sqlx's connection thread is shared by
+//! every message in it. The writer is the only one to append to the embedded log, so it
+//! numbers appends from the ends it remembers without a lock or a `MAX(seq)` per append.
+//!
+//! Cursors (acknowledged, read, delivered) only rise and losing the newest of them costs a
+//! redelivery, not a message: a raise is remembered at once, answered, and written with the
+//! next flush (every [`CURSOR_FLUSH_INTERVAL`]), the newest per key only.
+//!
+//! The queue is bounded. An append that finds it full is refused as overloaded, with a hint
+//! when to retry, instead of waiting behind a backlog that grows without limit.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use natter_proto::ObjectId;
+use natter_proto::v1::Message;
+use prost::Message as _;
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+use sqlx::{Any, AnyPool, AssertSqlSafe, SqlSafeStr, SqlStr};
+use tokio::sync::{mpsc, oneshot};
+
+use super::database::Dialect;
+use crate::error::{InfraError, InfraResult};
+use crate::log_tail::LogTail;
+
+/// Jobs waiting for the writer at most; an append beyond this is refused.
+pub const QUEUE_CAPACITY: usize = 4096;
+/// Jobs one transaction takes at most.
+const MAX_JOBS_PER_BATCH: usize = 1024;
+/// How often raised cursors are written (the most a crash can lose of them).
+pub const CURSOR_FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+/// What an overloaded caller is told to wait before retrying.
+pub const RETRY_AFTER: Duration = Duration::from_millis(200);
+/// Rows per multi-row statement, largest first; a batch is cut greedily into these sizes.
+const CHUNK_SIZES: [usize; 5] = [256, 64, 16, 4, 1];
+/// Objects whose log end the writer remembers at most before starting over.
+const MAX_REMEMBERED_ENDS: usize = 1_000_000;
+
+/// The handle callers write through; cheap to clone, shared by every store and log handle of
+/// one database.
+#[derive(Clone)]
+pub struct BatchWriter {
+    jobs: mpsc::Sender<Job>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for BatchWriter {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("BatchWriter")
+            .field("queued", &(QUEUE_CAPACITY - self.jobs.capacity()))
+            .finish_non_exhaustive()
+    }
+}
+
+/// What callers and the writer task share.
+#[derive(Debug, Default)]
+struct Shared {
+    /// Raised cursors not yet written.
+    pending: Mutex<PendingCursors>,
+    /// The log's newest entries (the embedded log reads them instead of querying).
+    tail: Arc<LogTail>,
+}
+
+/// Cursor raises waiting for the next flush, the newest per key.
+#[derive(Debug, Default)]
+struct PendingCursors {
+    acknowledged: HashMap<(i64, String), u64>,
+    read: HashMap<(i64, String), u64>,
+    delivered: HashMap<String, u64>,
+}
+
+impl PendingCursors {
+    fn is_empty(&self) -> bool {
+        self.acknowledged.is_empty() && self.read.is_empty() && self.delivered.is_empty()
+    }
+
+    /// Merges `other` back in (a flush that failed), keeping the larger of each.
+    fn merge(&mut self, other: PendingCursors) {
+        for (key, seq) in other.acknowledged {
+            raise(&mut self.acknowledged, key, seq);
+        }
+        for (key, seq) in other.read {
+            raise(&mut self.read, key, seq);
+        }
+        for (key, seq) in other.delivered {
+            raise(&mut self.delivered, key, seq);
+        }
+    }
+}
+
+fn raise<K: std::hash::Hash + Eq>(map: &mut HashMap<K, u64>, key: K, seq: u64) {
+    let entry = map.entry(key).or_insert(seq);
+    *entry = (*entry).max(seq);
+}
+
+/// Which cursor a raise is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CursorKind {
+    /// What a user acknowledged of an object (`ack_cursors`).
+    Acknowledged,
+    /// How far a user read a conversation (`read_cursors`).
+    Read,
+}
+
+/// One caller's write.
+enum Job {
+    /// Entries for the embedded log, numbered by the writer; answered with their seqs.
+    Append {
+        entries: Vec<(ObjectId, Message)>,
+        reply: oneshot::Sender<InfraResult<Vec<u64>>>,
+    },
+    /// Messages for the `messages` table (left alone where already stored).
+    Messages {
+        messages: Vec<Message>,
+        reply: oneshot::Sender<InfraResult<()>>,
+    },
+    /// Write the pending cursors now; answered once they are.
+    Flush {
+        reply: oneshot::Sender<InfraResult<()>>,
+    },
+}
+
+impl Job {
+    fn fail(self, error: InfraError) {
+        // A caller that went away no longer wants the answer.
+        match self {
+            Job::Append { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            Job::Messages { reply, .. } | Job::Flush { reply } => {
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
+}
+
+impl BatchWriter {
+    /// Starts the writer task for `pool` (on the current tokio runtime).
+    pub(crate) fn start(pool: AnyPool, dialect: Dialect) -> BatchWriter {
+        let (jobs, queue) = mpsc::channel(QUEUE_CAPACITY);
+        let shared = Arc::new(Shared::default());
+        let worker = Worker {
+            pool,
+            dialect,
+            statements: BatchStatements::new(dialect),
+            ends: HashMap::new(),
+            shared: Arc::clone(&shared),
+        };
+        tokio::spawn(worker.run(queue));
+        BatchWriter { jobs, shared }
+    }
+
+    /// The log's remembered newest entries.
+    pub(crate) fn tail(&self) -> &Arc<LogTail> {
+        &self.shared.tail
+    }
+
+    /// Appends entries to the embedded log, all in one transaction; returns their seqs in
+    /// order. Refused as overloaded when the queue is full.
+    pub async fn append(&self, entries: Vec<(ObjectId, Message)>) -> InfraResult<Vec<u64>> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (reply, answer) = oneshot::channel();
+        match self.jobs.try_send(Job::Append { entries, reply }) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics::counter!("natter_writer_refused_total").increment(1);
+                return Err(InfraError::Overloaded {
+                    what: "the log writer's queue is full".into(),
+                    retry_after: RETRY_AFTER,
+                });
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(stopped()),
+        }
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Stores messages (idempotent on `(object, seq)`), together with whatever else is queued.
+    pub async fn put_messages(&self, messages: Vec<Message>) -> InfraResult<()> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job::Messages { messages, reply })
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Writes every raised cursor now (before a shutdown, or where a test needs it stored).
+    pub async fn flush(&self) -> InfraResult<()> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job::Flush { reply })
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    fn pending(&self) -> MutexGuard<'_, PendingCursors> {
+        self.shared
+            .pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Raises a user's cursor; it is written with the next flush.
+    pub fn raise_cursor(&self, kind: CursorKind, user: i64, name: &str, seq: u64) {
+        let mut pending = self.pending();
+        let map = match kind {
+            CursorKind::Acknowledged => &mut pending.acknowledged,
+            CursorKind::Read => &mut pending.read,
+        };
+        raise(map, (user, name.to_string()), seq);
+    }
+
+    /// The raised, not yet written, value of a user's cursor.
+    pub fn pending_cursor(&self, kind: CursorKind, user: i64, name: &str) -> Option<u64> {
+        let pending = self.pending();
+        let map = match kind {
+            CursorKind::Acknowledged => &pending.acknowledged,
+            CursorKind::Read => &pending.read,
+        };
+        map.get(&(user, name.to_string())).copied()
+    }
+
+    /// Every raised, not yet written, cursor of a user of this kind.
+    pub fn pending_cursors_of(&self, kind: CursorKind, user: i64) -> Vec<(String, u64)> {
+        let pending = self.pending();
+        let map = match kind {
+            CursorKind::Acknowledged => &pending.acknowledged,
+            CursorKind::Read => &pending.read,
+        };
+        map.iter()
+            .filter(|((owner, _), _)| *owner == user)
+            .map(|((_, name), seq)| (name.clone(), *seq))
+            .collect()
+    }
+
+    /// Raises an object's delivered cursor; it is written with the next flush.
+    pub fn raise_delivered(&self, object: &str, seq: u64) {
+        raise(&mut self.pending().delivered, object.to_string(), seq);
+    }
+
+    /// The raised, not yet written, delivered cursor of an object.
+    pub fn pending_delivered(&self, object: &str) -> Option<u64> {
+        self.pending().delivered.get(object).copied()
+    }
+}
+
+fn stopped() -> InfraError {
+    InfraError::Unavailable("the database writer has stopped".into())
+}
+
+/// The writer task's state.
+struct Worker {
+    pool: AnyPool,
+    dialect: Dialect,
+    statements: BatchStatements,
+    /// Each object's committed log end, as far as this writer knows (the truth when it is
+    /// the only appender; a failed append forgets its objects, which are then read again).
+    ends: HashMap<ObjectId, u64>,
+    shared: Arc<Shared>,
+}
+
+/// A committed job's answer, sent once the log's remembered entries are up to date.
+enum Reply {
+    Seqs(oneshot::Sender<InfraResult<Vec<u64>>>, Vec<u64>),
+    Done(oneshot::Sender<InfraResult<()>>),
+}
+
+/// What one committed job wrote: the seqs of an append, nothing otherwise.
+type Written = Vec<Vec<u64>>;
+
+impl Worker {
+    async fn run(mut self, mut queue: mpsc::Receiver<Job>) {
+        let mut flush = tokio::time::interval(CURSOR_FLUSH_INTERVAL);
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let mut batch = Vec::new();
+            let mut flush_due = false;
+            tokio::select! {
+                job = queue.recv() => match job {
+                    Some(job) => batch.push(job),
+                    None => {
+                        // Every handle is gone: write what is left, then stop.
+                        self.commit(Vec::new(), true).await;
+                        return;
+                    }
+                },
+                _ = flush.tick() => flush_due = true,
+            }
+            while batch.len() < MAX_JOBS_PER_BATCH {
+                match queue.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            flush_due |= batch.iter().any(|job| matches!(job, Job::Flush { .. }));
+            self.commit(batch, flush_due).await;
+        }
+    }
+
+    fn take_pending(&self) -> PendingCursors {
+        std::mem::take(
+            &mut *self
+                .shared
+                .pending
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        )
+    }
+
+    fn restore_pending(&self, cursors: PendingCursors) {
+        self.shared
+            .pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .merge(cursors);
+    }
+
+    /// Writes a batch in one transaction and answers every job in it. When the batch fails,
+    /// each job is tried again on its own, so one bad job fails only its own caller.
+    async fn commit(&mut self, batch: Vec<Job>, flush_cursors: bool) {
+        let cursors = if flush_cursors {
+            self.take_pending()
+        } else {
+            PendingCursors::default()
+        };
+        if batch.is_empty() && cursors.is_empty() {
+            return;
+        }
+        let started = Instant::now();
+        let jobs = batch.len();
+        match self.write(&batch, &cursors).await {
+            Ok(written) => {
+                metrics::histogram!("natter_writer_batch_jobs").record(jobs as f64);
+                metrics::histogram!("natter_writer_commit_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                self.answer(batch, written);
+                return;
+            }
+            Err(error) if jobs + usize::from(!cursors.is_empty()) <= 1 => {
+                self.after_failure(&batch);
+                if !cursors.is_empty() {
+                    tracing::warn!(%error, "writing cursors failed; retrying with the next flush");
+                    self.restore_pending(cursors);
+                }
+                if let Some(job) = batch.into_iter().next() {
+                    job.fail(error);
+                }
+                return;
+            }
+            Err(error) => {
+                metrics::counter!("natter_writer_split_batches_total").increment(1);
+                tracing::warn!(%error, jobs, "a batched write failed; writing its jobs one by one");
+                self.after_failure(&batch);
+            }
+        }
+        if !cursors.is_empty()
+            && let Err(error) = self.write(&[], &cursors).await
+        {
+            tracing::warn!(%error, "writing cursors failed; retrying with the next flush");
+            self.restore_pending(cursors);
+        }
+        for job in batch {
+            let mut outcome = self
+                .write(std::slice::from_ref(&job), &PendingCursors::default())
+                .await;
+            if outcome.is_err() && matches!(job, Job::Append { .. }) {
+                // Perhaps another writer appended to these objects: read their ends again.
+                self.after_failure(std::slice::from_ref(&job));
+                outcome = self
+                    .write(std::slice::from_ref(&job), &PendingCursors::default())
+                    .await;
+            }
+            match outcome {
+                Ok(written) => self.answer(vec![job], written),
+                Err(error) => {
+                    self.after_failure(std::slice::from_ref(&job));
+                    job.fail(error);
+                }
+            }
+        }
+    }
+
+    /// Forgets the ends of the objects a failed append touched: the database says again.
+    fn after_failure(&mut self, jobs: &[Job]) {
+        for job in jobs {
+            if let Job::Append { entries, .. } = job {
+                for (object, _) in entries {
+                    self.ends.remove(object);
+                    self.shared.tail.forget(object);
+                }
+            }
+        }
+    }
+
+    /// Records the appended entries as the log's newest, then answers the committed jobs: a
+    /// caller told its seq may wake a reader, which must find the entry remembered.
+    fn answer(&mut self, batch: Vec<Job>, written: Written) {
+        let mut appended: HashMap<ObjectId, Vec<Message>> = HashMap::new();
+        let mut replies = Vec::with_capacity(batch.len());
+        for (job, seqs) in batch.into_iter().zip(written) {
+            match job {
+                Job::Append { entries, reply } => {
+                    for ((object, mut message), seq) in entries.into_iter().zip(&seqs) {
+                        if self.ends.len() >= MAX_REMEMBERED_ENDS {
+                            self.ends.clear();
+                        }
+                        let end = self.ends.entry(object).or_insert(0);
+                        *end = (*end).max(*seq);
+                        message.object = object.to_string();
+                        message.seq = *seq;
+                        appended.entry(object).or_default().push(message);
+                    }
+                    replies.push(Reply::Seqs(reply, seqs));
+                }
+                Job::Messages { reply, .. } | Job::Flush { reply } => {
+                    replies.push(Reply::Done(reply))
+                }
+            }
+        }
+        for (object, messages) in appended {
+            self.shared.tail.appended(object, &messages);
+        }
+        for reply in replies {
+            // A caller that went away no longer wants the answer.
+            match reply {
+                Reply::Seqs(reply, seqs) => {
+                    let _ = reply.send(Ok(seqs));
+                }
+                Reply::Done(reply) => {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+        }
+    }
+
+    /// One transaction: the log entries, the messages and the cursors of `jobs`.
+    async fn write(&self, jobs: &[Job], cursors: &PendingCursors) -> InfraResult<Written> {
+        let mut transaction = self.pool.begin_with(self.dialect.begin_write()).await?;
+        // Number the appends from the known ends, in the order the jobs arrived.
+        let mut next: HashMap<ObjectId, u64> = HashMap::new();
+        let mut log_rows: Vec<(String, i64, Vec<u8>)> = Vec::new();
+        let mut written = Vec::with_capacity(jobs.len());
+        let mut messages: Vec<&Message> = Vec::new();
+        for job in jobs {
+            match job {
+                Job::Append { entries, .. } => {
+                    let mut seqs = Vec::with_capacity(entries.len());
+                    for (object, message) in entries {
+                        let seq = match next.get(object) {
+                            Some(end) => end + 1,
+                            None => match self.ends.get(object) {
+                                Some(end) => end + 1,
+                                None => query_end(&mut transaction, object).await? + 1,
+                            },
+                        };
+                        next.insert(*object, seq);
+                        let mut record = message.clone();
+                        record.object = String::new();
+                        record.seq = 0;
+                        log_rows.push((object.to_string(), seq as i64, record.encode_to_vec()));
+                        seqs.push(seq);
+                    }
+                    written.push(seqs);
+                }
+                Job::Messages {
+                    messages: stored, ..
+                } => {
+                    messages.extend(stored);
+                    written.push(Vec::new());
+                }
+                Job::Flush { .. } => written.push(Vec::new()),
+            }
+        }
+        insert_chunks(
+            &mut transaction,
+            &self.statements.log,
+            &log_rows,
+            |query, row| query.bind(&row.0).bind(row.1).bind(&row.2),
+        )
+        .await?;
+        insert_chunks(
+            &mut transaction,
+            &self.statements.messages,
+            &messages,
+            |query, row| {
+                query
+                    .bind(&row.object)
+                    .bind(stored_seq(row.seq))
+                    .bind(row.id as i64)
+                    .bind(row.sender)
+                    .bind(row.peer)
+                    .bind(&row.kind)
+                    .bind(&row.body)
+                    .bind(row.ts)
+                    .bind(&row.cid)
+                    .bind(&row.target_kind)
+                    .bind(row.target_id)
+            },
+        )
+        .await?;
+        let acknowledged: Vec<_> = cursors.acknowledged.iter().collect();
+        insert_chunks(
+            &mut transaction,
+            &self.statements.acknowledged,
+            &acknowledged,
+            |query, row| query.bind(row.0.0).bind(&row.0.1).bind(stored_seq(*row.1)),
+        )
+        .await?;
+        let read: Vec<_> = cursors.read.iter().collect();
+        insert_chunks(
+            &mut transaction,
+            &self.statements.read,
+            &read,
+            |query, row| query.bind(row.0.0).bind(&row.0.1).bind(stored_seq(*row.1)),
+        )
+        .await?;
+        let delivered: Vec<_> = cursors.delivered.iter().collect();
+        insert_chunks(
+            &mut transaction,
+            &self.statements.delivered,
+            &delivered,
+            |query, row| query.bind(row.0).bind(stored_seq(*row.1)),
+        )
+        .await?;
+        transaction.commit().await?;
+        Ok(written)
+    }
+}
+
+/// The end of an object's log as committed.
+async fn query_end(
+    transaction: &mut sqlx::Transaction<'static, Any>,
+    object: &ObjectId,
+) -> InfraResult<u64> {
+    let (end,): (i64,) =
+        sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM log_entries WHERE object = ?")
+            .bind(object.to_string())
+            .fetch_one(&mut **transaction)
+            .await?;
+    Ok(end.max(0) as u64)
+}
+
+/// A seq as the signed 64-bit integer every dialect stores.
+fn stored_seq(seq: u64) -> i64 {
+    seq.min(i64::MAX as u64) as i64
+}
+
+/// Inserts `rows` with as few statements as the chunk sizes allow.
+async fn insert_chunks<Row>(
+    transaction: &mut sqlx::Transaction<'static, Any>,
+    statements: &ChunkStatements,
+    rows: &[Row],
+    bind: impl for<'q> Fn(Query<'q, Any, AnyArguments>, &'q Row) -> Query<'q, Any, AnyArguments>,
+) -> InfraResult<()> {
+    let mut rest = rows;
+    while let Some((size, sql)) = statements
+        .by_size
+        .iter()
+        .find(|(size, _)| *size <= rest.len())
+    {
+        let (chunk, after) = rest.split_at(*size);
+        let mut query = sqlx::query(sql.clone());
+        for row in chunk {
+            query = bind(query, row);
+        }
+        query.execute(&mut **transaction).await?;
+        rest = after;
+    }
+    Ok(())
+}
+
+/// One multi-row statement per chunk size, for one table.
+#[derive(Debug)]
+struct ChunkStatements {
+    /// `(rows, statement)`, largest first, as [`CHUNK_SIZES`].
+    by_size: Vec<(usize, SqlStr)>,
+}
+
+impl ChunkStatements {
+    /// `make(values)` builds the statement around `VALUES` rows of `columns` placeholders.
+    fn new(dialect: Dialect, columns: usize, make: impl Fn(&str) -> String) -> ChunkStatements {
+        let row = format!("({})", vec!["?"; columns].join(", "));
+        let by_size = CHUNK_SIZES
+            .iter()
+            .map(|&size| {
+                let values = vec![row.as_str(); size].join(", ");
+                let text = dialect.placeholders(&make(&values));
+                (size, AssertSqlSafe(Arc::<str>::from(text)).into_sql_str())
+            })
+            .collect();
+        ChunkStatements { by_size }
+    }
+}
+
+/// The writer's statements, in its database's dialect.
+#[derive(Debug)]
+struct BatchStatements {
+    log: ChunkStatements,
+    messages: ChunkStatements,
+    acknowledged: ChunkStatements,
+    read: ChunkStatements,
+    delivered: ChunkStatements,
+}
+
+impl BatchStatements {
+    fn new(dialect: Dialect) -> BatchStatements {
+        BatchStatements {
+            log: ChunkStatements::new(dialect, 3, |values| {
+                format!("INSERT INTO log_entries (object, seq, payload) VALUES {values}")
+            }),
+            messages: ChunkStatements::new(dialect, 11, |values| {
+                dialect.insert_unless_present(
+                    &format!(
+                        "INTO messages (object, seq, id, sender, peer, kind, body, ts, cid, \
+                         target_kind, target_id) VALUES {values}"
+                    ),
+                    "object, seq",
+                )
+            }),
+            acknowledged: ChunkStatements::new(dialect, 3, |values| {
+                dialect.insert_or_raise(
+                    "ack_cursors",
+                    &format!("INTO ack_cursors (user_id, object, seq) VALUES {values}"),
+                    "user_id, object",
+                    "seq",
+                )
+            }),
+            read: ChunkStatements::new(dialect, 3, |values| {
+                dialect.insert_or_raise(
+                    "read_cursors",
+                    &format!("INTO read_cursors (user_id, conversation, seq) VALUES {values}"),
+                    "user_id, conversation",
+                    "seq",
+                )
+            }),
+            delivered: ChunkStatements::new(dialect, 2, |values| {
+                dialect.insert_or_raise(
+                    "delivered_cursors",
+                    &format!("INTO delivered_cursors (object, seq) VALUES {values}"),
+                    "object",
+                    "seq",
+                )
+            }),
+        }
+    }
+}

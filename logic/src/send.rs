@@ -1,0 +1,370 @@
+//! The send path: check, de-duplicate, name, append, store, answer.
+//!
+//! A one-to-one message has two copies (the recipient's inbox and the sender's own, for the
+//! sender's other devices); both go to the log in one request, which the embedded log writes
+//! in one transaction and the Kafka log as concurrent produces. Concurrent sends meet in the
+//! log's and the store's batch writers, so they share commits instead of taking turns. A send
+//! is answered only once its copies are durable in the log. If only some copies were written,
+//! the de-duplication record says which, so a retry with the same cid writes the rest under
+//! the same id instead of a second message.
+
+use std::time::Duration;
+
+use natter_infra::now_millis;
+use natter_infra::sessions::Claim;
+use natter_proto::v1::{Message, SendReply, SendRequest};
+use natter_proto::{ErrorCode, ObjectId};
+use tonic::Status;
+
+use crate::service::{LogicService, status};
+use crate::validate::{self, Content, Target};
+
+/// How long a send may hold its cid's claim before a retry may take over: longer than any
+/// send takes (the appends are bounded by the log's own deadline).
+const PENDING_CLAIM_TTL: Duration = Duration::from_secs(60);
+
+/// The de-duplication key of a send.
+fn dedup_key(sender: i64, cid: &str) -> String {
+    format!("send:{sender}:{cid}")
+}
+
+/// A one-to-one send of which some copies are in the log: what a retry needs to finish it
+/// under the same id and time.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct PartialSend {
+    id: u64,
+    ts: i64,
+    /// The recipient's copy is in the log.
+    recipient_written: bool,
+    /// The seq of the sender's copy, if it is in the log.
+    sender_seq: Option<u64>,
+}
+
+/// What a send's de-duplication record remembers, so a retry with the same cid neither
+/// writes the message twice nor loses it.
+#[derive(Debug, PartialEq)]
+enum Remembered {
+    /// Finished: the retry gets the same reply. Stored as `id object seq ts`.
+    Sent(SendReply),
+    /// Some copies are in the log (the log failed for the others): a retry writes only the
+    /// missing ones. Stored as `partial id ts recipient_written sender_seq` (0: not written);
+    /// the older `partial id ts` means the recipient's copy alone.
+    Partial(PartialSend),
+}
+
+impl Remembered {
+    fn encode(&self) -> String {
+        match self {
+            Remembered::Sent(reply) => {
+                format!("{} {} {} {}", reply.id, reply.object, reply.seq, reply.ts)
+            }
+            Remembered::Partial(partial) => format!(
+                "partial {} {} {} {}",
+                partial.id,
+                partial.ts,
+                u8::from(partial.recipient_written),
+                partial.sender_seq.unwrap_or(0)
+            ),
+        }
+    }
+
+    fn decode(cid: &str, text: &str) -> Option<Remembered> {
+        let mut parts = text.split(' ');
+        let first = parts.next()?;
+        if first == "partial" {
+            let id = parts.next()?.parse().ok()?;
+            let ts = parts.next()?.parse().ok()?;
+            let (recipient_written, sender_seq) = match (parts.next(), parts.next()) {
+                (None, None) => (true, None),
+                (Some(recipient), Some(sender)) => {
+                    let sender: u64 = sender.parse().ok()?;
+                    (recipient == "1", (sender > 0).then_some(sender))
+                }
+                _ => return None,
+            };
+            return Some(Remembered::Partial(PartialSend {
+                id,
+                ts,
+                recipient_written,
+                sender_seq,
+            }));
+        }
+        Some(Remembered::Sent(SendReply {
+            cid: cid.to_string(),
+            id: first.parse().ok()?,
+            object: parts.next()?.to_string(),
+            seq: parts.next()?.parse().ok()?,
+            ts: parts.next()?.parse().ok()?,
+        }))
+    }
+}
+
+/// How far a failed send got.
+enum SendFailure {
+    /// Nothing was written: a retry starts afresh.
+    NothingWritten(Status),
+    /// Some copies were written; a retry must finish with the same id.
+    Partial(Status, PartialSend),
+}
+
+impl LogicService {
+    /// Checks a send and returns its target; authorisation included.
+    async fn check_send(&self, request: &SendRequest) -> Result<Target, Status> {
+        if request.sender <= 0 {
+            return Err(ErrorCode::Unauthorized.status("no sender"));
+        }
+        validate::cid(&request.cid)?;
+        let content = validate::content(&request.kind, &request.body, self.config.max_text_chars)?;
+        let target = validate::target(&request.target_kind, request.target_id)?;
+        if !self.may_reach(request.sender, target).await? {
+            return Err(match target {
+                Target::User(peer) => {
+                    ErrorCode::NotFriends.status(format!("user {peer} is not your friend"))
+                }
+                Target::Group(group) => {
+                    ErrorCode::NotMember.status(format!("you are not a member of group {group}"))
+                }
+            });
+        }
+        if let Content::Image(upload) = content {
+            self.share_image(request.sender, upload, target).await?;
+        }
+        Ok(target)
+    }
+
+    /// Logs, stores and announces an accepted group message: one copy, in the group's log,
+    /// which every member follows (the sender's devices get it from there too).
+    async fn deliver_group(&self, request: &SendRequest, group: i64) -> Result<SendReply, Status> {
+        let object = ObjectId::Group(group);
+        let message = Message {
+            id: self.ids.next_id().map_err(status)?,
+            sender: request.sender,
+            peer: group,
+            kind: request.kind.clone(),
+            body: request.body.clone(),
+            ts: now_millis(),
+            cid: request.cid.clone(),
+            target_kind: "group".into(),
+            target_id: group,
+            ..Message::default()
+        };
+        let [message] = self
+            .append_copies(vec![(object, message)])
+            .await?
+            .try_into()
+            .map_err(|_| ErrorCode::Internal.status("one copy appended, not one returned"))?;
+        metrics::counter!("natter_messages_accepted_total").increment(1);
+        Ok(SendReply {
+            cid: request.cid.clone(),
+            id: message.id,
+            object: message.object,
+            seq: message.seq,
+            ts: message.ts,
+        })
+    }
+
+    /// Logs, stores and announces an accepted one-to-one message; returns the sender's reply.
+    /// `resume` is an earlier attempt that wrote some of the copies.
+    async fn deliver_direct(
+        &self,
+        request: &SendRequest,
+        peer: i64,
+        resume: Option<PartialSend>,
+    ) -> Result<SendReply, SendFailure> {
+        let mut progress = match resume {
+            Some(earlier) => earlier,
+            None => PartialSend {
+                id: self
+                    .ids
+                    .next_id()
+                    .map_err(|error| SendFailure::NothingWritten(status(error)))?,
+                ts: now_millis(),
+                recipient_written: false,
+                sender_seq: None,
+            },
+        };
+        let base = Message {
+            id: progress.id,
+            sender: request.sender,
+            kind: request.kind.clone(),
+            body: request.body.clone(),
+            ts: progress.ts,
+            cid: request.cid.clone(),
+            target_kind: "user".into(),
+            target_id: peer,
+            ..Message::default()
+        };
+        let recipient_object = ObjectId::User(peer);
+        let sender_object = ObjectId::User(request.sender);
+        let mut missing = Vec::with_capacity(2);
+        if !progress.recipient_written {
+            let copy = Message {
+                peer: request.sender,
+                ..base.clone()
+            };
+            missing.push((recipient_object, copy));
+        }
+        if progress.sender_seq.is_none() {
+            missing.push((sender_object, Message { peer, ..base }));
+        }
+        // Both copies in one request: written together, not one after the other.
+        let outcomes = self.log.append_many(&missing).await;
+        let mut written = Vec::with_capacity(missing.len());
+        let mut failure = None;
+        for ((object, mut copy), outcome) in missing.into_iter().zip(outcomes) {
+            match outcome {
+                Ok(seq) => {
+                    if object == recipient_object {
+                        progress.recipient_written = true;
+                    } else {
+                        progress.sender_seq = Some(seq);
+                    }
+                    copy.seq = seq;
+                    copy.object = object.to_string();
+                    written.push(copy);
+                }
+                Err(error) => failure = failure.or(Some(error)),
+            }
+        }
+        let woken: Vec<ObjectId> = written
+            .iter()
+            .filter_map(|copy| copy.object.parse().ok())
+            .collect();
+        self.wake(woken);
+        // The log is the durable record; the store copy makes it visible to history. If the
+        // store fails the message still goes out (task repairs the store as it delivers), and
+        // a copy written by an earlier attempt is repaired the same way.
+        if let Err(error) = self.store.put_messages(&written).await {
+            tracing::warn!(%error, id = progress.id, "storing an accepted message failed; task will repair it");
+        }
+        if let Some(error) = failure {
+            let status = status(error);
+            return Err(
+                if progress.recipient_written || progress.sender_seq.is_some() {
+                    SendFailure::Partial(status, progress)
+                } else {
+                    SendFailure::NothingWritten(status)
+                },
+            );
+        }
+        let seq = progress.sender_seq.ok_or_else(|| {
+            SendFailure::Partial(ErrorCode::Internal.status("no sender copy"), progress)
+        })?;
+        metrics::counter!("natter_messages_accepted_total").increment(1);
+        Ok(SendReply {
+            cid: request.cid.clone(),
+            id: progress.id,
+            object: sender_object.to_string(),
+            seq,
+            ts: progress.ts,
+        })
+    }
+
+    /// One send: claim its cid, write it (or finish a half-written earlier attempt), and
+    /// remember the outcome for retries.
+    pub(crate) async fn send_once(&self, request: SendRequest) -> Result<SendReply, Status> {
+        let target = self.check_send(&request).await?;
+        let key = dedup_key(request.sender, &request.cid);
+        // A claim in progress expires soon, in case this process dies mid-send; a finished
+        // one is kept for the whole de-duplication window.
+        let resume = match self
+            .sessions
+            .claim(&key, PENDING_CLAIM_TTL)
+            .await
+            .map_err(status)?
+        {
+            Claim::New => None,
+            Claim::Pending => {
+                return Err(ErrorCode::InProgress
+                    .status("a message with this cid is still being processed"));
+            }
+            Claim::Done(text) => match Remembered::decode(&request.cid, &text) {
+                Some(Remembered::Sent(reply)) => return Ok(reply),
+                Some(Remembered::Partial(partial)) => Some(partial),
+                None => {
+                    return Err(ErrorCode::Internal.status("unreadable de-duplication record"));
+                }
+            },
+        };
+        let outcome = match target {
+            Target::User(peer) => self.deliver_direct(&request, peer, resume).await,
+            // One append: it either happened (and the claim records the reply) or not.
+            Target::Group(group) => self
+                .deliver_group(&request, group)
+                .await
+                .map_err(SendFailure::NothingWritten),
+        };
+        let (remembered, result) = match outcome {
+            Ok(reply) => (Some(Remembered::Sent(reply.clone())), Ok(reply)),
+            Err(SendFailure::Partial(status, partial)) => {
+                (Some(Remembered::Partial(partial)), Err(status))
+            }
+            // A resumed send keeps its record: the earlier copies are still written.
+            Err(SendFailure::NothingWritten(status)) if resume.is_some() => (None, Err(status)),
+            Err(SendFailure::NothingWritten(status)) => {
+                if let Err(error) = self.sessions.abandon_claim(&key).await {
+                    tracing::warn!(%error, "releasing a de-duplication claim failed");
+                }
+                (None, Err(status))
+            }
+        };
+        if let Some(remembered) = remembered {
+            let stored = self
+                .sessions
+                .complete_claim(&key, &remembered.encode(), self.config.dedup_ttl())
+                .await;
+            if let Err(error) = stored {
+                tracing::warn!(%error, "remembering a send for de-duplication failed");
+            }
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembered_sends_round_trip() {
+        let reply = SendReply {
+            cid: "c1".into(),
+            id: 77,
+            object: "user:3".into(),
+            seq: 9,
+            ts: 1234,
+        };
+        let partials = [(true, None), (false, Some(4)), (true, Some(5))].map(
+            |(recipient_written, sender_seq)| {
+                Remembered::Partial(PartialSend {
+                    id: 77,
+                    ts: 1234,
+                    recipient_written,
+                    sender_seq,
+                })
+            },
+        );
+        for remembered in std::iter::once(Remembered::Sent(reply)).chain(partials) {
+            assert_eq!(
+                Remembered::decode("c1", &remembered.encode()),
+                Some(remembered)
+            );
+        }
+        assert_eq!(Remembered::decode("c1", "garbage"), None);
+        assert_eq!(Remembered::decode("c1", "partial 1"), None);
+        assert_eq!(Remembered::decode("c1", "partial 1 2 1"), None);
+    }
+
+    #[test]
+    fn an_older_partial_record_means_the_recipient_copy_alone() {
+        assert_eq!(
+            Remembered::decode("c1", "partial 77 1234"),
+            Some(Remembered::Partial(PartialSend {
+                id: 77,
+                ts: 1234,
+                recipient_written: true,
+                sender_seq: None,
+            }))
+        );
+    }
+}
