@@ -39,6 +39,9 @@ pub struct DirectOptions {
     /// Seconds to wait after sending stops for deliveries still on their way.
     #[arg(long, default_value_t = 10)]
     pub drain_seconds: u64,
+    /// Users seeded by `natter-bench seed` (their sessions file) instead of registering.
+    #[arg(long)]
+    pub sessions: Option<std::path::PathBuf>,
 }
 
 /// Upper bounds that keep every run small enough for a shared machine.
@@ -51,9 +54,27 @@ pub async fn run(options: &DirectOptions) -> anyhow::Result<Results> {
         bail!("--users must be even, between 2 and {MAX_USERS}");
     }
     check_timing(options.rate, MAX_RATE, options.seconds)?;
-    let api = ApiClient::new(&options.target.api);
-    let users = register_users(&api, options.users).await?;
-    befriend_pairs(&api, &users).await?;
+    let users = match &options.sessions {
+        Some(path) => {
+            let mut seeded = crate::seed::load_sessions(path)?;
+            if seeded.len() < options.users {
+                bail!(
+                    "{} holds {} users, not {}",
+                    path.display(),
+                    seeded.len(),
+                    options.users
+                );
+            }
+            seeded.truncate(options.users);
+            seeded
+        }
+        None => {
+            let api = ApiClient::new(&options.target.api);
+            let users = register_users(&api, options.users).await?;
+            befriend_pairs(&api, &users).await?;
+            users
+        }
+    };
 
     let tally = Arc::new(Tally::new()?);
     let bar = progress_bar(users.len() as u64, "connections");

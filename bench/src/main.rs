@@ -8,6 +8,7 @@ mod cpu;
 mod direct;
 mod fanout;
 mod report;
+mod seed;
 mod setup;
 mod tally;
 
@@ -35,6 +36,8 @@ enum Scenario {
     Fanout(fanout::FanoutOptions),
     /// System notices to every online connection through the admin API.
     Broadcast(broadcast::BroadcastOptions),
+    /// Users in friend pairs written straight into the store, with tokens, for `direct`.
+    Seed(seed::SeedOptions),
 }
 
 /// Where the server is and where results go; shared by every scenario.
@@ -91,6 +94,7 @@ async fn main() -> anyhow::Result<()> {
             options.target.check_loopback()?;
             publish(&options.target, &broadcast::run(&options).await?)?;
         }
+        Scenario::Seed(options) => seed::run(&options).await?,
         Scenario::Connect(options) => {
             options.target.check_loopback()?;
             let results = connect::run(&options).await?;

@@ -336,3 +336,140 @@ async fn search_reads_index_ranges_among_100000_users() {
         "no scan of the table: {groups_plan:?}"
     );
 }
+
+/// Many concurrent appenders into one object (and a one-to-one pair's two copies at once):
+/// seqs are gap-free, each answered seq holds the message it was answered for, and the two
+/// copies of each pair land together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_appends_into_one_object_are_gap_free_and_in_answered_order() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let log = Arc::new(SqliteLog::new(database(dir.path()).await).expect("sqlite log"));
+    let group = ObjectId::Group(5);
+    let mut tasks = Vec::new();
+    for sender in 0..200u64 {
+        let log = Arc::clone(&log);
+        tasks.push(tokio::spawn(async move {
+            let message = Message {
+                id: 1000 + sender,
+                body: format!("from {sender}"),
+                ..Message::default()
+            };
+            // Half of them as a pair: the group and the sender's own inbox together.
+            let entries = if sender % 2 == 0 {
+                vec![(group, message.clone())]
+            } else {
+                vec![
+                    (group, message.clone()),
+                    (ObjectId::User(sender as i64), message),
+                ]
+            };
+            let outcomes = log.append_many(&entries).await;
+            let seqs: Vec<u64> = outcomes
+                .into_iter()
+                .map(|seq| seq.expect("append"))
+                .collect();
+            (1000 + sender, seqs)
+        }));
+    }
+    let mut answered = Vec::new();
+    for task in tasks {
+        let (id, seqs) = task.await.expect("append task");
+        if id % 2 == 1 {
+            assert_eq!(seqs[1], 1, "the pair's second copy opens its own inbox");
+        }
+        answered.push((seqs[0], id));
+    }
+    answered.sort_unstable();
+    let seqs: Vec<u64> = answered.iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=200).collect::<Vec<u64>>(),
+        "gap-free, no seq twice"
+    );
+    // Read through the remembered tail and through the table alike.
+    for after in [0, 150, 199] {
+        let read = log.read(&group, after, 500).await.expect("read");
+        let got: Vec<(u64, u64)> = read
+            .iter()
+            .map(|message| (message.seq, message.id))
+            .collect();
+        assert_eq!(got, answered[after as usize..].to_vec(), "after {after}");
+    }
+}
+
+/// A batch whose statement fails half-way (here a trigger refuses one object's rows) is
+/// written job by job: the others are answered and stored once, the refused one is refused
+/// and leaves nothing, and numbering carries on without a gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_that_fails_half_way_loses_nothing_answered_and_stores_nothing_twice() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let database = database(dir.path()).await;
+    sqlx::query(
+        "CREATE TRIGGER refuse_poisoned BEFORE INSERT ON log_entries \
+         WHEN NEW.object = 'user:666' BEGIN SELECT RAISE(ABORT, 'poisoned'); END",
+    )
+    .execute(&database.pool)
+    .await
+    .expect("trigger");
+    let log = Arc::new(SqliteLog::new(database.clone()).expect("sqlite log"));
+    let store = Arc::new(SqlStore::new(database.clone()));
+    let good = ObjectId::User(7);
+    let poisoned = ObjectId::User(666);
+    let mut tasks = Vec::new();
+    for number in 0..300u64 {
+        let (log, store) = (Arc::clone(&log), Arc::clone(&store));
+        tasks.push(tokio::spawn(async move {
+            let object = if number % 10 == 3 { poisoned } else { good };
+            let message = Message {
+                id: 5000 + number,
+                body: format!("number {number}"),
+                ..Message::default()
+            };
+            let outcome = log.append(&object, &message).await;
+            if let Ok(seq) = outcome {
+                let stored = Message {
+                    object: object.to_string(),
+                    seq,
+                    ..message
+                };
+                store.put_messages(&[stored]).await.expect("store");
+            }
+            (object, number, outcome.ok())
+        }));
+    }
+    let mut answered = Vec::new();
+    for task in tasks {
+        let (object, number, seq) = task.await.expect("task");
+        if object == poisoned {
+            assert_eq!(seq, None, "the poisoned append is refused");
+        } else {
+            answered.push((seq.expect("a good append is answered"), 5000 + number));
+        }
+    }
+    answered.sort_unstable();
+    assert_eq!(answered.len(), 270);
+    let seqs: Vec<u64> = answered.iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=270).collect::<Vec<u64>>(),
+        "gap-free despite the failures"
+    );
+    let read = log.read(&good, 0, 1000).await.expect("read");
+    let got: Vec<(u64, u64)> = read
+        .iter()
+        .map(|message| (message.seq, message.id))
+        .collect();
+    assert_eq!(got, answered, "every answered append is there, once");
+    assert_eq!(log.end(&poisoned).await.expect("end"), 0);
+    let (stored,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM messages WHERE object = 'user:7'")
+        .fetch_one(&database.pool)
+        .await
+        .expect("count");
+    assert_eq!(stored, 270, "each answered message stored once");
+    // The log keeps numbering from where the table is.
+    let next = log
+        .append(&good, &Message::default())
+        .await
+        .expect("append after the failures");
+    assert_eq!(next, 271);
+}

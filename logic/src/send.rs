@@ -263,7 +263,10 @@ impl LogicService {
     /// One send: claim its cid, write it (or finish a half-written earlier attempt), and
     /// remember the outcome for retries.
     pub(crate) async fn send_once(&self, request: SendRequest) -> Result<SendReply, Status> {
+        let started = std::time::Instant::now();
         let target = self.check_send(&request).await?;
+        metrics::histogram!("natter_send_stage_seconds", "stage" => "check")
+            .record(started.elapsed().as_secs_f64());
         let key = dedup_key(request.sender, &request.cid);
         // A claim in progress expires soon, in case this process dies mid-send; a finished
         // one is kept for the whole de-duplication window.
@@ -286,6 +289,8 @@ impl LogicService {
                 }
             },
         };
+        metrics::histogram!("natter_send_stage_seconds", "stage" => "claim")
+            .record(started.elapsed().as_secs_f64());
         let outcome = match target {
             Target::User(peer) => self.deliver_direct(&request, peer, resume).await,
             // One append: it either happened (and the claim records the reply) or not.
@@ -294,6 +299,8 @@ impl LogicService {
                 .await
                 .map_err(SendFailure::NothingWritten),
         };
+        metrics::histogram!("natter_send_stage_seconds", "stage" => "written")
+            .record(started.elapsed().as_secs_f64());
         let (remembered, result) = match outcome {
             Ok(reply) => (Some(Remembered::Sent(reply.clone())), Ok(reply)),
             Err(SendFailure::Partial(status, partial)) => {

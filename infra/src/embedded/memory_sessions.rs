@@ -18,6 +18,8 @@ struct State {
     locks: HashMap<String, (String, Instant)>,
     /// Claim key → (value once completed, expiry).
     claims: HashMap<String, (Option<String>, Instant)>,
+    /// The number of claims at which expired ones are next swept out.
+    claims_sweep_at: usize,
     /// Group → node → (online members counted there, expiry).
     group_online: HashMap<i64, HashMap<String, (u64, Instant)>>,
     /// Users whose friends were last told they are online.
@@ -25,6 +27,9 @@ struct State {
     /// Presence events not yet taken, oldest first.
     presence: VecDeque<PresenceEvent>,
 }
+
+/// Claims held before expired ones are first swept out.
+const MIN_CLAIMS_SWEEP: usize = 4096;
 
 /// Sessions for the embedded, single-process deployment.
 #[derive(Debug, Default)]
@@ -152,9 +157,12 @@ impl Sessions for MemorySessions {
     async fn claim(&self, key: &str, ttl: Duration) -> InfraResult<Claim> {
         let mut state = self.state();
         let now = Instant::now();
-        if state.claims.len() > 4096 {
-            // Expired claims are dropped in passing so the map stays near its live size.
+        if state.claims.len() > state.claims_sweep_at.max(MIN_CLAIMS_SWEEP) {
+            // Expired claims are dropped in passing, and the next sweep waits until the map
+            // has doubled again: sweeping on every claim once past a size made each send cost
+            // a pass over every claim of the last day.
             state.claims.retain(|_, (_, expiry)| *expiry > now);
+            state.claims_sweep_at = state.claims.len() * 2;
         }
         match state.claims.get(key) {
             Some((Some(value), expiry)) if *expiry > now => Ok(Claim::Done(value.clone())),

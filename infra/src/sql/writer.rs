@@ -14,7 +14,7 @@
 //! The queue is bounded. An append that finds it full is refused as overloaded, with a hint
 //! when to retry, instead of waiting behind a backlog that grows without limit.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -60,9 +60,41 @@ impl std::fmt::Debug for BatchWriter {
     }
 }
 
+/// Stored messages' keys remembered at most, so a repeated store of them (task repairing
+/// what logic already stored) is answered without a transaction.
+const MAX_RECENTLY_STORED: usize = 200_000;
+
+/// The `(object, seq)` keys of the messages this writer stored most recently.
+#[derive(Debug, Default)]
+struct RecentlyStored {
+    keys: HashSet<(String, u64)>,
+    order: VecDeque<(String, u64)>,
+}
+
+impl RecentlyStored {
+    fn record(&mut self, key: (String, u64)) {
+        if self.keys.insert(key.clone()) {
+            self.order.push_back(key);
+            while self.order.len() > MAX_RECENTLY_STORED {
+                if let Some(oldest) = self.order.pop_front() {
+                    self.keys.remove(&oldest);
+                }
+            }
+        }
+    }
+
+    fn holds_all(&self, messages: &[Message]) -> bool {
+        messages
+            .iter()
+            .all(|message| self.keys.contains(&(message.object.clone(), message.seq)))
+    }
+}
+
 /// What callers and the writer task share.
 #[derive(Debug, Default)]
 struct Shared {
+    /// Keys of messages stored lately.
+    stored: Mutex<RecentlyStored>,
     /// Raised cursors not yet written.
     pending: Mutex<PendingCursors>,
     /// The log's newest entries (the embedded log reads them instead of querying).
@@ -186,7 +218,8 @@ impl BatchWriter {
 
     /// Stores messages (idempotent on `(object, seq)`), together with whatever else is queued.
     pub async fn put_messages(&self, messages: Vec<Message>) -> InfraResult<()> {
-        if messages.is_empty() {
+        if messages.is_empty() || self.stored().holds_all(&messages) {
+            // Stored already (logic stored them, task is repairing): nothing to write.
             return Ok(());
         }
         let (reply, answer) = oneshot::channel();
@@ -205,6 +238,13 @@ impl BatchWriter {
             .await
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
+    }
+
+    fn stored(&self) -> MutexGuard<'_, RecentlyStored> {
+        self.shared
+            .stored
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn pending(&self) -> MutexGuard<'_, PendingCursors> {
@@ -426,9 +466,18 @@ impl Worker {
                     }
                     replies.push(Reply::Seqs(reply, seqs));
                 }
-                Job::Messages { reply, .. } | Job::Flush { reply } => {
-                    replies.push(Reply::Done(reply))
+                Job::Messages { messages, reply } => {
+                    let mut stored = self
+                        .shared
+                        .stored
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    for message in messages {
+                        stored.record((message.object, message.seq));
+                    }
+                    replies.push(Reply::Done(reply));
                 }
+                Job::Flush { reply } => replies.push(Reply::Done(reply)),
             }
         }
         for (object, messages) in appended {

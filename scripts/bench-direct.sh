@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# One-to-one chat on `natter serve`, as BENCHMARKS.md reports it: a fresh data folder, 2,000
+# users seeded straight into the store in friend pairs (`natter-bench seed`), the server pinned
+# to core 0 and the generator to core 1.
+#   scripts/bench-direct.sh RATE_PER_USER [SECONDS] [OUT]
+# Prints the summary row, the bytes the server wrote to disk, and its refusals.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rate=${1:?usage: scripts/bench-direct.sh RATE_PER_USER [SECONDS] [OUT]}
+seconds=${2:-15}
+out=$(realpath -m "${3:-bench-results/direct-$rate}")
+cargo build --release --locked -q -p natter -p natter-bench
+bin=$PWD/target/release
+work=$(mktemp -d /tmp/natter-bench.XXXXXX)
+server=""
+trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
+cd "$work"
+# A first start creates the database and the signing secret, then the users are seeded.
+"$bin/natter" serve >/dev/null 2>&1 &
+server=$!
+for _ in $(seq 50); do [ -f natter-data/jwt-secret ] && break; sleep 0.1; done
+sleep 1
+kill "$server"; wait "$server" 2>/dev/null || true
+"$bin/natter-bench" seed --users 2000 --sessions "$work/sessions.json"
+taskset -c 0 "$bin/natter" serve >"$work/serve.log" 2>&1 &
+server=$!
+for _ in $(seq 100); do curl -sf localhost:8080/healthz >/dev/null 2>&1 && break; sleep 0.1; done
+before=$(awk '/^write_bytes/{print $2}' "/proc/$server/io")
+taskset -c 1 "$bin/natter-bench" direct --sessions "$work/sessions.json" --users 2000 \
+    --rate "$rate" --seconds "$seconds" --drain-seconds 5 --server-pid "$server" --out "$out"
+after=$(awk '/^write_bytes/{print $2}' "/proc/$server/io")
+echo "bytes written to disk by the server: $((after - before))"
+curl -s localhost:8080/metrics | grep -E '^natter_(sends_refused|writer_refused|messages_accepted)_total' || true
