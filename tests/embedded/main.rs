@@ -6,6 +6,7 @@ mod auth;
 mod bad_input;
 mod chat;
 mod cli;
+mod crash;
 mod delivery;
 mod docs;
 mod groups;

@@ -1,0 +1,156 @@
+//! `natter serve` killed with SIGKILL in the middle of a burst of sends: after a restart on
+//! the same data, every message that was answered `sent` is there, once, at the seq it was
+//! answered with, and the recipient receives it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use natter::client::{ApiClient, Session, WsClient};
+use natter_proto::frame::{ClientFrame, ServerFrame};
+
+use crate::harness::sync;
+
+/// A loopback port nobody listens on now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}
+
+/// `natter serve` as its own process on `data`.
+fn serve(data: &std::path::Path, api: u16, ws: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_natter"))
+        .arg("serve")
+        .env("NATTER_NODE__DATA_DIR", data)
+        .env("NATTER_LISTEN__API", format!("127.0.0.1:{api}"))
+        .env("NATTER_LISTEN__WS", format!("127.0.0.1:{ws}"))
+        .env_remove("NATTER_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("natter serve starts")
+}
+
+async fn wait_until_up(api: &ApiClient) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(reply) = api
+            .call(
+                tokio_tungstenite::tungstenite::http::Method::GET,
+                "/healthz",
+                None,
+                None,
+            )
+            .await
+            && reply.status == 200
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "natter serve did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A connection past its welcome frame.
+async fn connected(url: &str, session: &Session) -> WsClient {
+    let mut socket = WsClient::connect(url, &session.access_token)
+        .await
+        .expect("connect");
+    match socket.next(Duration::from_secs(10)).await.expect("welcome") {
+        Some(ServerFrame::Welcome { .. }) => socket,
+        other => panic!("expected welcome, got {other:?}"),
+    }
+}
+
+const BURST: usize = 300;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_message_answered_sent_survives_a_kill_during_a_burst() {
+    let data = tempfile::tempdir().expect("data folder");
+    let (api_port, ws_port) = (free_port(), free_port());
+    let api = ApiClient::new(format!("http://127.0.0.1:{api_port}"));
+    let ws_url = format!("ws://127.0.0.1:{ws_port}/ws");
+    let mut server = serve(data.path(), api_port, ws_port);
+    wait_until_up(&api).await;
+    let alice = api
+        .register("crashalice", "correct horse battery")
+        .await
+        .expect("alice");
+    let bob = api
+        .register("crashbob", "correct horse battery")
+        .await
+        .expect("bob");
+    api.befriend(&alice, &bob).await.expect("friends");
+
+    let mut sender = connected(&ws_url, &alice).await;
+    sync(&mut sender, BTreeMap::new()).await;
+    for number in 0..BURST {
+        let frame = ClientFrame::Send {
+            cid: format!("burst-{number}"),
+            to: format!("user:{}", bob.user_id),
+            kind: "text".into(),
+            body: format!("burst message {number}"),
+        };
+        sender.send(&frame).await.expect("send");
+    }
+    // Kill the server once a third of the burst is answered, with the rest still in flight.
+    let mut answered: HashMap<String, (String, u64)> = HashMap::new();
+    while answered.len() < BURST / 3 {
+        match sender.next(Duration::from_secs(20)).await.expect("frames") {
+            Some(ServerFrame::Sent { cid, id, seq, .. }) => {
+                answered.insert(cid, (id, seq));
+            }
+            Some(_) => {}
+            None => panic!("closed before the kill"),
+        }
+    }
+    server.kill().expect("SIGKILL");
+    server.wait().expect("reaped");
+    // Answers already on the wire were sent before the kill: they count too.
+    while let Ok(Some(frame)) = sender.next(Duration::from_millis(200)).await {
+        if let ServerFrame::Sent { cid, id, seq, .. } = frame {
+            answered.insert(cid, (id, seq));
+        }
+    }
+    assert!(answered.len() < BURST, "the kill came during the burst");
+
+    let mut server = serve(data.path(), api_port, ws_port);
+    wait_until_up(&api).await;
+    let mut recipient = connected(&ws_url, &bob).await;
+    let received = sync(&mut recipient, BTreeMap::new()).await;
+    let mut own = connected(&ws_url, &alice).await;
+    let own_copies = sync(&mut own, BTreeMap::new()).await;
+    server.kill().expect("stop");
+    let _ = server.wait();
+
+    let mut received_ids: HashMap<&str, usize> = HashMap::new();
+    for message in &received {
+        *received_ids.entry(message.id.as_str()).or_default() += 1;
+    }
+    let own_by_seq: HashMap<u64, &str> = own_copies
+        .iter()
+        .map(|message| (message.seq, message.id.as_str()))
+        .collect();
+    for (cid, (id, seq)) in &answered {
+        assert_eq!(
+            received_ids.get(id.as_str()),
+            Some(&1),
+            "{cid} was answered sent but the recipient has it {:?} times",
+            received_ids.get(id.as_str())
+        );
+        assert_eq!(
+            own_by_seq.get(seq),
+            Some(&id.as_str()),
+            "{cid}: the sender's copy is not at the answered seq"
+        );
+    }
+    let seqs: Vec<u64> = received.iter().map(|message| message.seq).collect();
+    let expected: Vec<u64> = (1..=received.len() as u64).collect();
+    assert_eq!(
+        seqs, expected,
+        "the recipient's inbox is gap-free after the restart"
+    );
+}
