@@ -7,6 +7,7 @@
 //! callers wrote together.
 
 mod database;
+mod friendship_cache;
 mod membership_cache;
 mod store;
 pub mod writer;

@@ -12,6 +12,7 @@ use sqlx::{Any, FromRow};
 use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
 
 use super::database::{Dialect, SqlDatabase};
+use super::friendship_cache::FriendshipCache;
 use super::membership_cache::MembershipCache;
 use super::writer::CursorKind;
 use crate::error::{InfraError, InfraResult};
@@ -35,6 +36,8 @@ pub struct SqlStore {
 struct Remembered {
     /// Each user's groups.
     membership: MembershipCache,
+    /// Who is friends with whom.
+    friendships: FriendshipCache,
     /// Read cursors by (user, object).
     ack_cursors: PositionCache<(i64, String)>,
     /// Delivered cursors by object.
@@ -284,6 +287,14 @@ impl SqlStore {
         SqlStore {
             remembered: Some(Remembered::default()),
             ..SqlStore::new(database)
+        }
+    }
+
+    /// Forgets a remembered friendship; called before a change and again once it is
+    /// committed, so no answer read while it was under way is remembered.
+    fn friendship_changed(&self, a: i64, b: i64) {
+        if let Some(remembered) = &self.remembered {
+            remembered.friendships.forget(a, b);
         }
     }
 
@@ -644,6 +655,7 @@ impl Store for SqlStore {
     }
 
     async fn accept_friend_request(&self, from: i64, to: i64, now: i64) -> InfraResult<()> {
+        self.friendship_changed(from, to);
         let mut transaction = self
             .database
             .pool
@@ -673,6 +685,7 @@ impl Store for SqlStore {
                 .await?;
         }
         transaction.commit().await?;
+        self.friendship_changed(from, to);
         Ok(())
     }
 
@@ -700,6 +713,7 @@ impl Store for SqlStore {
     }
 
     async fn remove_friendship(&self, a: i64, b: i64) -> InfraResult<bool> {
+        self.friendship_changed(a, b);
         let mut transaction = self
             .database
             .pool
@@ -715,6 +729,7 @@ impl Store for SqlStore {
                 .rows_affected();
         }
         transaction.commit().await?;
+        self.friendship_changed(a, b);
         Ok(removed > 0)
     }
 
@@ -736,11 +751,23 @@ impl Store for SqlStore {
     }
 
     async fn are_friends(&self, a: i64, b: i64) -> InfraResult<bool> {
+        let cache = self
+            .remembered
+            .as_ref()
+            .map(|remembered| &remembered.friendships);
+        let generation = match cache.map(|cache| cache.get(a, b)) {
+            Some(Ok(friends)) => return Ok(friends),
+            Some(Err(generation)) => Some(generation),
+            None => None,
+        };
         let (count,): (i64,) = rows(&self.statements.are_friends)
             .bind(a)
             .bind(b)
             .fetch_one(&self.database.pool)
             .await?;
+        if let (Some(cache), Some(generation)) = (cache, generation) {
+            cache.remember(a, b, count > 0, generation);
+        }
         Ok(count > 0)
     }
 

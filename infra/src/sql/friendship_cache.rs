@@ -1,0 +1,82 @@
+//! Who is friends with whom, remembered by a store that is the only writer of its database
+//! (the embedded deployment), so that a one-to-one send does not pay a query to learn what
+//! rarely changes.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+/// Pairs remembered at most; past this the cache starts over rather than grow without bound.
+const MAX_PAIRS: usize = 500_000;
+
+/// Whether two users are friends, by (smaller id, larger id).
+#[derive(Debug, Default)]
+pub(crate) struct FriendshipCache {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    pairs: HashMap<(i64, i64), bool>,
+    /// Bumped by every change, so an answer read from the database before a change is not
+    /// remembered after it.
+    generation: u64,
+}
+
+fn pair(a: i64, b: i64) -> (i64, i64) {
+    (a.min(b), a.max(b))
+}
+
+impl FriendshipCache {
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The remembered answer, or the generation to hand to [`Self::remember`] after asking
+    /// the database.
+    pub(crate) fn get(&self, a: i64, b: i64) -> Result<bool, u64> {
+        let inner = self.inner();
+        inner
+            .pairs
+            .get(&pair(a, b))
+            .copied()
+            .ok_or(inner.generation)
+    }
+
+    /// Remembers an answer read at `generation`, unless something changed since.
+    pub(crate) fn remember(&self, a: i64, b: i64, friends: bool, generation: u64) {
+        let mut inner = self.inner();
+        if inner.generation != generation {
+            return;
+        }
+        if inner.pairs.len() >= MAX_PAIRS {
+            inner.pairs.clear();
+        }
+        inner.pairs.insert(pair(a, b), friends);
+    }
+
+    /// Forgets a pair whose friendship changed (or is about to).
+    pub(crate) fn forget(&self, a: i64, b: i64) {
+        let mut inner = self.inner();
+        inner.generation += 1;
+        inner.pairs.remove(&pair(a, b));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_read_before_a_change_is_not_remembered() {
+        let cache = FriendshipCache::default();
+        let generation = cache.get(1, 2).expect_err("nothing remembered");
+        cache.forget(2, 1);
+        cache.remember(1, 2, false, generation);
+        assert!(cache.get(1, 2).is_err(), "a stale answer is dropped");
+        let generation = cache.get(2, 1).expect_err("still nothing");
+        cache.remember(2, 1, true, generation);
+        assert_eq!(cache.get(1, 2), Ok(true), "either order names one pair");
+    }
+}
