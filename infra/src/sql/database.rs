@@ -97,6 +97,11 @@ impl Dialect {
     }
 }
 
+/// A seq as the signed 64-bit integer every dialect stores.
+pub(crate) fn stored_seq(seq: u64) -> i64 {
+    seq.min(i64::MAX as u64) as i64
+}
+
 /// An open pool on one of the dialects, with its migrations applied.
 #[derive(Clone, Debug)]
 pub struct SqlDatabase {

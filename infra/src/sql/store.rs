@@ -11,7 +11,7 @@ use sqlx::query::{Query, QueryAs};
 use sqlx::{Any, FromRow};
 use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
 
-use super::database::{Dialect, SqlDatabase};
+use super::database::{Dialect, SqlDatabase, stored_seq};
 use super::friendship_cache::FriendshipCache;
 use super::membership_cache::MembershipCache;
 use super::writer::CursorKind;
@@ -421,11 +421,6 @@ fn prefix_range(prefix: &str) -> (String, String) {
     let mut high = low.clone();
     high.push(char::MAX);
     (low, high)
-}
-
-/// A seq as the signed 64-bit integer every dialect stores.
-fn stored_seq(seq: u64) -> i64 {
-    seq.min(i64::MAX as u64) as i64
 }
 
 #[async_trait]

@@ -20,14 +20,15 @@ use std::time::{Duration, Instant};
 
 use natter_proto::ObjectId;
 use natter_proto::v1::Message;
-use prost::Message as _;
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::{Any, AnyPool, AssertSqlSafe, SqlSafeStr, SqlStr};
 use tokio::sync::{mpsc, oneshot};
 
-use super::database::Dialect;
+use super::database::{Dialect, stored_seq};
+use crate::embedded::sqlite_log::committed_end;
 use crate::error::{InfraError, InfraResult};
+use crate::log::record_payload;
 use crate::log_tail::LogTail;
 
 /// Jobs waiting for the writer at most; an append beyond this is refused.
@@ -101,6 +102,20 @@ struct Shared {
     tail: Arc<LogTail>,
 }
 
+impl Shared {
+    fn stored(&self) -> MutexGuard<'_, RecentlyStored> {
+        self.stored
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn pending(&self) -> MutexGuard<'_, PendingCursors> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 /// Cursor raises waiting for the next flush, the newest per key.
 #[derive(Debug, Default)]
 struct PendingCursors {
@@ -112,6 +127,14 @@ struct PendingCursors {
 impl PendingCursors {
     fn is_empty(&self) -> bool {
         self.acknowledged.is_empty() && self.read.is_empty() && self.delivered.is_empty()
+    }
+
+    /// The user cursors of one kind.
+    fn of_kind(&self, kind: CursorKind) -> &HashMap<(i64, String), u64> {
+        match kind {
+            CursorKind::Acknowledged => &self.acknowledged,
+            CursorKind::Read => &self.read,
+        }
     }
 
     /// Merges `other` back in (a flush that failed), keeping the larger of each.
@@ -218,7 +241,7 @@ impl BatchWriter {
 
     /// Stores messages (idempotent on `(object, seq)`), together with whatever else is queued.
     pub async fn put_messages(&self, messages: Vec<Message>) -> InfraResult<()> {
-        if messages.is_empty() || self.stored().holds_all(&messages) {
+        if messages.is_empty() || self.shared.stored().holds_all(&messages) {
             // Stored already (logic stored them, task is repairing): nothing to write.
             return Ok(());
         }
@@ -240,23 +263,9 @@ impl BatchWriter {
         answer.await.map_err(|_| stopped())?
     }
 
-    fn stored(&self) -> MutexGuard<'_, RecentlyStored> {
-        self.shared
-            .stored
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn pending(&self) -> MutexGuard<'_, PendingCursors> {
-        self.shared
-            .pending
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     /// Raises a user's cursor; it is written with the next flush.
     pub fn raise_cursor(&self, kind: CursorKind, user: i64, name: &str, seq: u64) {
-        let mut pending = self.pending();
+        let mut pending = self.shared.pending();
         let map = match kind {
             CursorKind::Acknowledged => &mut pending.acknowledged,
             CursorKind::Read => &mut pending.read,
@@ -266,22 +275,19 @@ impl BatchWriter {
 
     /// The raised, not yet written, value of a user's cursor.
     pub fn pending_cursor(&self, kind: CursorKind, user: i64, name: &str) -> Option<u64> {
-        let pending = self.pending();
-        let map = match kind {
-            CursorKind::Acknowledged => &pending.acknowledged,
-            CursorKind::Read => &pending.read,
-        };
-        map.get(&(user, name.to_string())).copied()
+        self.shared
+            .pending()
+            .of_kind(kind)
+            .get(&(user, name.to_string()))
+            .copied()
     }
 
     /// Every raised, not yet written, cursor of a user of this kind.
     pub fn pending_cursors_of(&self, kind: CursorKind, user: i64) -> Vec<(String, u64)> {
-        let pending = self.pending();
-        let map = match kind {
-            CursorKind::Acknowledged => &pending.acknowledged,
-            CursorKind::Read => &pending.read,
-        };
-        map.iter()
+        self.shared
+            .pending()
+            .of_kind(kind)
+            .iter()
             .filter(|((owner, _), _)| *owner == user)
             .map(|((_, name), seq)| (name.clone(), *seq))
             .collect()
@@ -289,12 +295,16 @@ impl BatchWriter {
 
     /// Raises an object's delivered cursor; it is written with the next flush.
     pub fn raise_delivered(&self, object: &str, seq: u64) {
-        raise(&mut self.pending().delivered, object.to_string(), seq);
+        raise(
+            &mut self.shared.pending().delivered,
+            object.to_string(),
+            seq,
+        );
     }
 
     /// The raised, not yet written, delivered cursor of an object.
     pub fn pending_delivered(&self, object: &str) -> Option<u64> {
-        self.pending().delivered.get(object).copied()
+        self.shared.pending().delivered.get(object).copied()
     }
 }
 
@@ -351,29 +361,11 @@ impl Worker {
         }
     }
 
-    fn take_pending(&self) -> PendingCursors {
-        std::mem::take(
-            &mut *self
-                .shared
-                .pending
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
-        )
-    }
-
-    fn restore_pending(&self, cursors: PendingCursors) {
-        self.shared
-            .pending
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .merge(cursors);
-    }
-
     /// Writes a batch in one transaction and answers every job in it. When the batch fails,
     /// each job is tried again on its own, so one bad job fails only its own caller.
     async fn commit(&mut self, batch: Vec<Job>, flush_cursors: bool) {
         let cursors = if flush_cursors {
-            self.take_pending()
+            std::mem::take(&mut *self.shared.pending())
         } else {
             PendingCursors::default()
         };
@@ -394,7 +386,7 @@ impl Worker {
                 self.after_failure(&batch);
                 if !cursors.is_empty() {
                     tracing::warn!(%error, "writing cursors failed; retrying with the next flush");
-                    self.restore_pending(cursors);
+                    self.shared.pending().merge(cursors);
                 }
                 if let Some(job) = batch.into_iter().next() {
                     job.fail(error);
@@ -411,7 +403,7 @@ impl Worker {
             && let Err(error) = self.write(&[], &cursors).await
         {
             tracing::warn!(%error, "writing cursors failed; retrying with the next flush");
-            self.restore_pending(cursors);
+            self.shared.pending().merge(cursors);
         }
         for job in batch {
             let mut outcome = self
@@ -467,11 +459,7 @@ impl Worker {
                     replies.push(Reply::Seqs(reply, seqs));
                 }
                 Job::Messages { messages, reply } => {
-                    let mut stored = self
-                        .shared
-                        .stored
-                        .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    let mut stored = self.shared.stored();
                     for message in messages {
                         stored.record((message.object, message.seq));
                     }
@@ -513,14 +501,11 @@ impl Worker {
                             Some(end) => end + 1,
                             None => match self.ends.get(object) {
                                 Some(end) => end + 1,
-                                None => query_end(&mut transaction, object).await? + 1,
+                                None => committed_end(&mut *transaction, object).await? + 1,
                             },
                         };
                         next.insert(*object, seq);
-                        let mut record = message.clone();
-                        record.object = String::new();
-                        record.seq = 0;
-                        log_rows.push((object.to_string(), seq as i64, record.encode_to_vec()));
+                        log_rows.push((object.to_string(), seq as i64, record_payload(message)));
                         seqs.push(seq);
                     }
                     written.push(seqs);
@@ -561,22 +546,16 @@ impl Worker {
             },
         )
         .await?;
-        let acknowledged: Vec<_> = cursors.acknowledged.iter().collect();
-        insert_chunks(
-            &mut transaction,
-            &self.statements.acknowledged,
-            &acknowledged,
-            |query, row| query.bind(row.0.0).bind(&row.0.1).bind(stored_seq(*row.1)),
-        )
-        .await?;
-        let read: Vec<_> = cursors.read.iter().collect();
-        insert_chunks(
-            &mut transaction,
-            &self.statements.read,
-            &read,
-            |query, row| query.bind(row.0.0).bind(&row.0.1).bind(stored_seq(*row.1)),
-        )
-        .await?;
+        for (kind, statements) in [
+            (CursorKind::Acknowledged, &self.statements.acknowledged),
+            (CursorKind::Read, &self.statements.read),
+        ] {
+            let raised: Vec<_> = cursors.of_kind(kind).iter().collect();
+            insert_chunks(&mut transaction, statements, &raised, |query, row| {
+                query.bind(row.0.0).bind(&row.0.1).bind(stored_seq(*row.1))
+            })
+            .await?;
+        }
         let delivered: Vec<_> = cursors.delivered.iter().collect();
         insert_chunks(
             &mut transaction,
@@ -588,24 +567,6 @@ impl Worker {
         transaction.commit().await?;
         Ok(written)
     }
-}
-
-/// The end of an object's log as committed.
-async fn query_end(
-    transaction: &mut sqlx::Transaction<'static, Any>,
-    object: &ObjectId,
-) -> InfraResult<u64> {
-    let (end,): (i64,) =
-        sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM log_entries WHERE object = ?")
-            .bind(object.to_string())
-            .fetch_one(&mut **transaction)
-            .await?;
-    Ok(end.max(0) as u64)
-}
-
-/// A seq as the signed 64-bit integer every dialect stores.
-fn stored_seq(seq: u64) -> i64 {
-    seq.min(i64::MAX as u64) as i64
 }
 
 /// Inserts `rows` with as few statements as the chunk sizes allow.
