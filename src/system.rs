@@ -95,7 +95,7 @@ impl RunningSystem {
             .with_context(|| format!("opening {}", database.display()))?;
         // This process is the database's only writer, so the store may remember memberships.
         let store: Arc<dyn Store> = Arc::new(SqlStore::sole_writer(pool.clone()));
-        let log: Arc<dyn MessageLog> = Arc::new(SqliteLog::sole_writer(pool.clone())?);
+        let log: Arc<dyn MessageLog> = Arc::new(SqliteLog::new(pool.clone())?);
         let sessions: Arc<dyn Sessions> = Arc::new(MemorySessions::new());
         let registry = StaticRegistry::new(config.node.id);
         let node_id = registry.allocate_node_id(&config.node.name).await?;

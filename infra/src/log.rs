@@ -6,6 +6,18 @@ use natter_proto::v1::Message;
 
 use crate::error::InfraResult;
 
+/// The bytes a log keeps for a message: the message without its object and seq, which the
+/// entry's place in the log says.
+pub(crate) fn record_payload(message: &Message) -> Vec<u8> {
+    use prost::Message as _;
+    Message {
+        object: String::new(),
+        seq: 0,
+        ..message.clone()
+    }
+    .encode_to_vec()
+}
+
 /// The durable log ("the Kafka layer"). A message's seq is its position in its object's log:
 /// the first is 1, and seqs are gap-free and strictly increasing per object.
 #[async_trait]

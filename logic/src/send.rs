@@ -207,35 +207,17 @@ impl LogicService {
         if progress.sender_seq.is_none() {
             missing.push((sender_object, Message { peer, ..base }));
         }
-        // Both copies in one request: written together, not one after the other.
-        let outcomes = self.log.append_many(&missing).await;
-        let mut written = Vec::with_capacity(missing.len());
-        let mut failure = None;
-        for ((object, mut copy), outcome) in missing.into_iter().zip(outcomes) {
-            match outcome {
-                Ok(seq) => {
-                    if object == recipient_object {
-                        progress.recipient_written = true;
-                    } else {
-                        progress.sender_seq = Some(seq);
-                    }
-                    copy.seq = seq;
-                    copy.object = object.to_string();
-                    written.push(copy);
-                }
-                Err(error) => failure = failure.or(Some(error)),
+        // Both copies in one request: written together, not one after the other. The store
+        // copy makes them visible to history; a copy written by an earlier attempt is
+        // repaired by task as it delivers it.
+        let (written, failure) = self.write_copies(missing).await;
+        let recipient_name = recipient_object.to_string();
+        for copy in &written {
+            if copy.object == recipient_name {
+                progress.recipient_written = true;
+            } else {
+                progress.sender_seq = Some(copy.seq);
             }
-        }
-        let woken: Vec<ObjectId> = written
-            .iter()
-            .filter_map(|copy| copy.object.parse().ok())
-            .collect();
-        self.wake(woken);
-        // The log is the durable record; the store copy makes it visible to history. If the
-        // store fails the message still goes out (task repairs the store as it delivers), and
-        // a copy written by an earlier attempt is repaired the same way.
-        if let Err(error) = self.store.put_messages(&written).await {
-            tracing::warn!(%error, id = progress.id, "storing an accepted message failed; task will repair it");
         }
         if let Some(error) = failure {
             let status = status(error);

@@ -165,35 +165,40 @@ impl LogicService {
         &self,
         copies: Vec<(ObjectId, Message)>,
     ) -> Result<Vec<Message>, Status> {
-        // One request for every copy: the log writes them together, not one after another.
+        match self.write_copies(copies).await {
+            (_, Some(error)) => Err(status(error)),
+            (written, None) => Ok(written),
+        }
+    }
+
+    /// Appends the copies in one request (the log writes them together, not one after
+    /// another), then wakes task for and stores those written, even when another failed.
+    /// Returns the written copies with their object and seq, and the first failure.
+    pub(crate) async fn write_copies(
+        &self,
+        copies: Vec<(ObjectId, Message)>,
+    ) -> (Vec<Message>, Option<InfraError>) {
         let outcomes = self.log.append_many(&copies).await;
-        let mut stored = Vec::with_capacity(copies.len());
+        let mut written = Vec::with_capacity(copies.len());
+        let mut objects = Vec::with_capacity(copies.len());
         let mut failure = None;
         for ((object, mut copy), outcome) in copies.into_iter().zip(outcomes) {
             match outcome {
                 Ok(seq) => {
                     copy.seq = seq;
                     copy.object = object.to_string();
-                    stored.push(copy);
+                    written.push(copy);
+                    objects.push(object);
                 }
                 Err(error) => failure = failure.or(Some(error)),
             }
         }
-        // What was written goes out and is stored even when another copy failed.
-        self.wake(
-            stored
-                .iter()
-                .filter_map(|copy| copy.object.parse().ok())
-                .collect(),
-        );
-        if let Err(error) = self.store.put_messages(&stored).await {
-            let id = stored.first().map_or(0, |copy| copy.id);
+        self.wake(objects);
+        if let Err(error) = self.store.put_messages(&written).await {
+            let id = written.first().map_or(0, |copy| copy.id);
             tracing::warn!(%error, id, "storing accepted messages failed; task will repair it");
         }
-        match failure {
-            Some(error) => Err(status(error)),
-            None => Ok(stored),
-        }
+        (written, failure)
     }
 
     /// Marks objects dirty at task; best effort (task also recovers lagging objects on start).

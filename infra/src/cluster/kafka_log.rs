@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, OnceCell};
 
 use crate::error::{InfraError, InfraResult};
-use crate::log::MessageLog;
+use crate::log::{MessageLog, record_payload};
 
 /// How natter reaches its broker and names its topics.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -245,9 +245,6 @@ impl KafkaLog {
         let records: Vec<Record> = messages
             .iter()
             .map(|message| {
-                let mut record = (*message).clone();
-                record.object = String::new();
-                record.seq = 0;
                 // The record's time is the message's; a nonsense value becomes the epoch
                 // rather than an error, since brokers only use it for retention.
                 let timestamp = Utc
@@ -256,7 +253,7 @@ impl KafkaLog {
                     .unwrap_or_default();
                 Record {
                     key: None,
-                    value: Some(record.encode_to_vec()),
+                    value: Some(record_payload(message)),
                     headers: Default::default(),
                     timestamp,
                 }

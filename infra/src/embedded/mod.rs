@@ -3,7 +3,7 @@
 mod dir_blobs;
 mod memory_sessions;
 mod sqlite;
-mod sqlite_log;
+pub(crate) mod sqlite_log;
 mod static_registry;
 
 pub use dir_blobs::DirBlobs;

@@ -31,21 +31,20 @@ impl SqliteLog {
         }
         Ok(SqliteLog { database })
     }
+}
 
-    /// The same as [`SqliteLog::new`]: every handle of one database appends through its one
-    /// writer, which remembers each object's end whoever holds the handle.
-    pub fn sole_writer(database: SqlDatabase) -> InfraResult<Self> {
-        SqliteLog::new(database)
-    }
-
-    async fn query_end(&self, object: &ObjectId) -> InfraResult<u64> {
-        let (end,): (i64,) =
-            sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM log_entries WHERE object = ?")
-                .bind(object.to_string())
-                .fetch_one(&self.database.pool)
-                .await?;
-        Ok(end.max(0) as u64)
-    }
+/// The end of an object's log as committed (0 for an unknown object), read through `executor`
+/// (the pool, or the writer's transaction).
+pub(crate) async fn committed_end<'e, E>(executor: E, object: &ObjectId) -> InfraResult<u64>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let (end,): (i64,) =
+        sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM log_entries WHERE object = ?")
+            .bind(object.to_string())
+            .fetch_one(executor)
+            .await?;
+    Ok(end.max(0) as u64)
 }
 
 #[async_trait]
@@ -83,12 +82,9 @@ impl MessageLog for SqliteLog {
     }
 
     async fn read(&self, object: &ObjectId, after: u64, max: usize) -> InfraResult<Vec<Message>> {
-        let tail = self.database.writer.tail();
-        if tail.end(object).is_none() {
-            let end = self.query_end(object).await?;
-            tail.learn_end(*object, end);
-        }
-        if let Some(recent) = tail.read(object, after, max) {
+        // Knowing the end lets the remembered entries answer a reader that is up to date.
+        self.end(object).await?;
+        if let Some(recent) = self.database.writer.tail().read(object, after, max) {
             return Ok(recent);
         }
         let name = object.to_string();
@@ -117,7 +113,7 @@ impl MessageLog for SqliteLog {
         if let Some(end) = tail.end(object) {
             return Ok(end);
         }
-        let end = self.query_end(object).await?;
+        let end = committed_end(&self.database.pool, object).await?;
         Ok(tail.learn_end(*object, end))
     }
 
