@@ -13,7 +13,7 @@ cargo build --release --locked -q -p natter -p natter-bench
 bin=$PWD/target/release
 work=$(mktemp -d /tmp/natter-bench.XXXXXX)
 server=""
-trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
+trap '[ -n "$server" ] && kill "$server" 2>/dev/null; cp "$work/serve.log" "$out/serve.log" 2>/dev/null; rm -rf "$work"' EXIT
 cd "$work"
 # A first start creates the database and the signing secret, then the users are seeded.
 "$bin/natter" serve >/dev/null 2>&1 &
@@ -30,4 +30,5 @@ taskset -c 1 "$bin/natter-bench" direct --sessions "$work/sessions.json" --users
     --rate "$rate" --seconds "$seconds" --drain-seconds 5 --server-pid "$server" --out "$out"
 after=$(awk '/^write_bytes/{print $2}' "/proc/$server/io")
 echo "bytes written to disk by the server: $((after - before))"
-curl -s localhost:8080/metrics | grep -E '^natter_(sends_refused|writer_refused|messages_accepted)_total' || true
+curl -s localhost:8080/metrics | grep -E "^natter_(sends_refused|writer_refused|messages_accepted)_total" || true
+[ -n "${METRICS_OUT:-}" ] && curl -s localhost:8080/metrics > "$METRICS_OUT"

@@ -281,6 +281,10 @@ pub async fn open(ws_url: &str, token: &str, source: Ipv4Addr) -> anyhow::Result
     let socket = TcpSocket::new_v4()?;
     socket.bind(SocketAddr::new(source.into(), 0))?;
     let stream = socket.connect(server).await?;
+    // A chat client's frames are small and each is wanted at once: without this, Nagle holds
+    // a frame until the previous one is acknowledged, and the generator measures its own
+    // 40 ms delayed-ACK waits instead of the server.
+    stream.set_nodelay(true)?;
     let (mut socket, _) = tokio_tungstenite::client_async(request, stream).await?;
     let welcome = tokio::time::timeout(Duration::from_secs(30), socket.next())
         .await

@@ -6,6 +6,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+use super::checkpointer;
 use super::writer::BatchWriter;
 use crate::error::{InfraError, InfraResult};
 
@@ -131,11 +132,17 @@ pub async fn open_database(url: &str, max_connections: u32) -> InfraResult<SqlDa
                 if dialect == Dialect::Sqlite {
                     // In WAL mode NORMAL survives a process crash; only a power loss can drop
                     // the newest commits, the trade every embedded chat store makes for speed.
+                    // Statement journals stay in memory: a batch's multi-row inserts would
+                    // otherwise write each touched page to a temporary file as well.
                     connection
                         .execute(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
+                             PRAGMA temp_store = MEMORY;",
                         )
+                        .await?;
+                    connection
+                        .execute(checkpointer::NO_AUTOMATIC_CHECKPOINT)
                         .await?;
                 }
                 Ok(())
@@ -144,6 +151,9 @@ pub async fn open_database(url: &str, max_connections: u32) -> InfraResult<SqlDa
         .connect_with(options)
         .await?;
     let writer = BatchWriter::start(pool.clone(), dialect);
+    if dialect == Dialect::Sqlite {
+        tokio::spawn(checkpointer::run(pool.clone()));
+    }
     let database = SqlDatabase {
         pool,
         dialect,
@@ -156,7 +166,7 @@ pub async fn open_database(url: &str, max_connections: u32) -> InfraResult<SqlDa
 impl SqlDatabase {
     /// Writes what the writer holds back (raised cursors), then closes the connections.
     pub async fn close(&self) {
-        if let Err(error) = self.writer.flush().await {
+        if let Err(error) = self.writer.close().await {
             tracing::warn!(%error, "writing the last cursors before closing failed");
         }
         self.pool.close().await;

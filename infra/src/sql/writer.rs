@@ -21,8 +21,9 @@ use std::time::{Duration, Instant};
 use natter_proto::ObjectId;
 use natter_proto::v1::Message;
 use sqlx::any::AnyArguments;
+use sqlx::pool::PoolConnection;
 use sqlx::query::Query;
-use sqlx::{Any, AnyPool, AssertSqlSafe, SqlSafeStr, SqlStr};
+use sqlx::{Any, AnyPool, AssertSqlSafe, Executor, SqlSafeStr, SqlStr};
 use tokio::sync::{mpsc, oneshot};
 
 use super::database::{Dialect, stored_seq};
@@ -41,6 +42,8 @@ pub const CURSOR_FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 pub const RETRY_AFTER: Duration = Duration::from_millis(200);
 /// Rows per multi-row statement, largest first; a batch is cut greedily into these sizes.
 const CHUNK_SIZES: [usize; 5] = [256, 64, 16, 4, 1];
+/// The writer connection's SQLite page cache (negative: KiB), larger than a reader's.
+const WRITER_SQLITE_CACHE: &str = "PRAGMA cache_size = -131072";
 /// Objects whose log end the writer remembers at most before starting over.
 const MAX_REMEMBERED_ENDS: usize = 1_000_000;
 
@@ -180,6 +183,8 @@ enum Job {
     /// Write the pending cursors now; answered once they are.
     Flush {
         reply: oneshot::Sender<InfraResult<()>>,
+        /// Give the writer's connection back to the pool afterwards (the pool is closing).
+        release: bool,
     },
 }
 
@@ -190,7 +195,7 @@ impl Job {
             Job::Append { reply, .. } => {
                 let _ = reply.send(Err(error));
             }
-            Job::Messages { reply, .. } | Job::Flush { reply } => {
+            Job::Messages { reply, .. } | Job::Flush { reply, .. } => {
                 let _ = reply.send(Err(error));
             }
         }
@@ -204,6 +209,7 @@ impl BatchWriter {
         let shared = Arc::new(Shared::default());
         let worker = Worker {
             pool,
+            connection: None,
             dialect,
             statements: BatchStatements::new(dialect),
             ends: HashMap::new(),
@@ -253,11 +259,21 @@ impl BatchWriter {
         answer.await.map_err(|_| stopped())?
     }
 
-    /// Writes every raised cursor now (before a shutdown, or where a test needs it stored).
+    /// Writes every raised cursor now (where a test needs it stored).
     pub async fn flush(&self) -> InfraResult<()> {
+        self.flush_and(false).await
+    }
+
+    /// Writes every raised cursor, then gives the writer's connection back so the pool can
+    /// close; a later write takes a new one.
+    pub async fn close(&self) -> InfraResult<()> {
+        self.flush_and(true).await
+    }
+
+    async fn flush_and(&self, release: bool) -> InfraResult<()> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Job::Flush { reply })
+            .send(Job::Flush { reply, release })
             .await
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
@@ -315,6 +331,9 @@ fn stopped() -> InfraError {
 /// The writer task's state.
 struct Worker {
     pool: AnyPool,
+    /// The connection every batch is written on, held between batches so its page cache
+    /// stays warm (taken from the pool again after a failure).
+    connection: Option<PoolConnection<Any>>,
     dialect: Dialect,
     statements: BatchStatements,
     /// Each object's committed log end, as far as this writer knows (the truth when it is
@@ -357,7 +376,13 @@ impl Worker {
                 }
             }
             flush_due |= batch.iter().any(|job| matches!(job, Job::Flush { .. }));
+            let release = batch
+                .iter()
+                .any(|job| matches!(job, Job::Flush { release: true, .. }));
             self.commit(batch, flush_due).await;
+            if release {
+                self.connection = None;
+            }
         }
     }
 
@@ -465,7 +490,7 @@ impl Worker {
                     }
                     replies.push(Reply::Done(reply));
                 }
-                Job::Flush { reply } => replies.push(Reply::Done(reply)),
+                Job::Flush { reply, .. } => replies.push(Reply::Done(reply)),
             }
         }
         for (object, messages) in appended {
@@ -485,93 +510,149 @@ impl Worker {
     }
 
     /// One transaction: the log entries, the messages and the cursors of `jobs`.
-    async fn write(&self, jobs: &[Job], cursors: &PendingCursors) -> InfraResult<Written> {
-        let mut transaction = self.pool.begin_with(self.dialect.begin_write()).await?;
-        // Number the appends from the known ends, in the order the jobs arrived.
-        let mut next: HashMap<ObjectId, u64> = HashMap::new();
-        let mut log_rows: Vec<(String, i64, Vec<u8>)> = Vec::new();
-        let mut written = Vec::with_capacity(jobs.len());
-        let mut messages: Vec<&Message> = Vec::new();
-        for job in jobs {
-            match job {
-                Job::Append { entries, .. } => {
-                    let mut seqs = Vec::with_capacity(entries.len());
-                    for (object, message) in entries {
-                        let seq = match next.get(object) {
-                            Some(end) => end + 1,
-                            None => match self.ends.get(object) {
-                                Some(end) => end + 1,
-                                None => committed_end(&mut *transaction, object).await? + 1,
-                            },
-                        };
-                        next.insert(*object, seq);
-                        log_rows.push((object.to_string(), seq as i64, record_payload(message)));
-                        seqs.push(seq);
-                    }
-                    written.push(seqs);
-                }
-                Job::Messages {
-                    messages: stored, ..
-                } => {
-                    messages.extend(stored);
-                    written.push(Vec::new());
-                }
-                Job::Flush { .. } => written.push(Vec::new()),
-            }
-        }
-        insert_chunks(
-            &mut transaction,
-            &self.statements.log,
-            &log_rows,
-            |query, row| query.bind(&row.0).bind(row.1).bind(&row.2),
-        )
-        .await?;
-        insert_chunks(
-            &mut transaction,
-            &self.statements.messages,
-            &messages,
-            |query, row| {
-                query
-                    .bind(&row.object)
-                    .bind(stored_seq(row.seq))
-                    .bind(row.id as i64)
-                    .bind(row.sender)
-                    .bind(row.peer)
-                    .bind(&row.kind)
-                    .bind(&row.body)
-                    .bind(row.ts)
-                    .bind(&row.cid)
-                    .bind(&row.target_kind)
-                    .bind(row.target_id)
+    async fn write(&mut self, jobs: &[Job], cursors: &PendingCursors) -> InfraResult<Written> {
+        let mut connection = match self.connection.take() {
+            Some(connection) => connection,
+            None => fresh_connection(&self.pool, self.dialect).await?,
+        };
+        let outcome = write_on(
+            &mut connection,
+            BatchContext {
+                dialect: self.dialect,
+                statements: &self.statements,
+                ends: &self.ends,
             },
+            jobs,
+            cursors,
         )
-        .await?;
-        for (kind, statements) in [
-            (CursorKind::Acknowledged, &self.statements.acknowledged),
-            (CursorKind::Read, &self.statements.read),
-        ] {
-            let raised: Vec<_> = cursors.of_kind(kind).iter().collect();
-            insert_chunks(&mut transaction, statements, &raised, |query, row| {
-                query.bind(row.0.0).bind(&row.0.1).bind(stored_seq(*row.1))
-            })
-            .await?;
+        .await;
+        // The connection may be what failed: then the next batch takes a fresh one.
+        if outcome.is_ok() {
+            self.connection = Some(connection);
         }
-        let delivered: Vec<_> = cursors.delivered.iter().collect();
-        insert_chunks(
-            &mut transaction,
-            &self.statements.delivered,
-            &delivered,
-            |query, row| query.bind(row.0).bind(stored_seq(*row.1)),
-        )
-        .await?;
-        transaction.commit().await?;
-        Ok(written)
+        outcome
     }
+}
+
+/// A connection from the pool, given a large page cache.
+async fn fresh_connection(pool: &AnyPool, dialect: Dialect) -> InfraResult<PoolConnection<Any>> {
+    let mut connection = pool.acquire().await?;
+    if dialect == Dialect::Sqlite {
+        // A batch touches pages all over five B-trees; a cache that holds them saves
+        // rereading (and respilling) them for every batch.
+        connection
+            .execute(sqlx::raw_sql(WRITER_SQLITE_CACHE))
+            .await?;
+    }
+    Ok(connection)
+}
+
+/// What a batch's transaction needs of the writer besides its connection.
+#[derive(Clone, Copy)]
+struct BatchContext<'a> {
+    dialect: Dialect,
+    statements: &'a BatchStatements,
+    ends: &'a HashMap<ObjectId, u64>,
+}
+
+/// One transaction on `connection`: the log entries, the messages and the cursors of `jobs`.
+async fn write_on(
+    connection: &mut PoolConnection<Any>,
+    context: BatchContext<'_>,
+    jobs: &[Job],
+    cursors: &PendingCursors,
+) -> InfraResult<Written> {
+    let BatchContext {
+        dialect,
+        statements,
+        ends,
+    } = context;
+    let mut transaction =
+        sqlx::Connection::begin_with(&mut **connection, dialect.begin_write()).await?;
+    // Number the appends from the known ends, in the order the jobs arrived.
+    let mut next: HashMap<ObjectId, u64> = HashMap::new();
+    let mut log_rows: Vec<(String, i64, Vec<u8>)> = Vec::new();
+    let mut written = Vec::with_capacity(jobs.len());
+    let mut messages: Vec<&Message> = Vec::new();
+    for job in jobs {
+        match job {
+            Job::Append { entries, .. } => {
+                let mut seqs = Vec::with_capacity(entries.len());
+                for (object, message) in entries {
+                    let seq = match next.get(object) {
+                        Some(end) => end + 1,
+                        None => match ends.get(object) {
+                            Some(end) => end + 1,
+                            None => committed_end(&mut *transaction, object).await? + 1,
+                        },
+                    };
+                    next.insert(*object, seq);
+                    log_rows.push((object.to_string(), seq as i64, record_payload(message)));
+                    seqs.push(seq);
+                }
+                written.push(seqs);
+            }
+            Job::Messages {
+                messages: stored, ..
+            } => {
+                messages.extend(stored);
+                written.push(Vec::new());
+            }
+            Job::Flush { .. } => written.push(Vec::new()),
+        }
+    }
+    insert_chunks(
+        &mut transaction,
+        &statements.log,
+        &log_rows,
+        |query, row| query.bind(&row.0).bind(row.1).bind(&row.2),
+    )
+    .await?;
+    insert_chunks(
+        &mut transaction,
+        &statements.messages,
+        &messages,
+        |query, row| {
+            query
+                .bind(&row.object)
+                .bind(stored_seq(row.seq))
+                .bind(row.id as i64)
+                .bind(row.sender)
+                .bind(row.peer)
+                .bind(&row.kind)
+                .bind(&row.body)
+                .bind(row.ts)
+                .bind(&row.cid)
+                .bind(&row.target_kind)
+                .bind(row.target_id)
+        },
+    )
+    .await?;
+    for (kind, statements) in [
+        (CursorKind::Acknowledged, &statements.acknowledged),
+        (CursorKind::Read, &statements.read),
+    ] {
+        let raised: Vec<_> = cursors.of_kind(kind).iter().collect();
+        insert_chunks(&mut transaction, statements, &raised, |query, row| {
+            query.bind(row.0.0).bind(&row.0.1).bind(stored_seq(*row.1))
+        })
+        .await?;
+    }
+    let delivered: Vec<_> = cursors.delivered.iter().collect();
+    insert_chunks(
+        &mut transaction,
+        &statements.delivered,
+        &delivered,
+        |query, row| query.bind(row.0).bind(stored_seq(*row.1)),
+    )
+    .await?;
+    transaction.commit().await?;
+    Ok(written)
 }
 
 /// Inserts `rows` with as few statements as the chunk sizes allow.
 async fn insert_chunks<Row>(
-    transaction: &mut sqlx::Transaction<'static, Any>,
+    transaction: &mut sqlx::Transaction<'_, Any>,
     statements: &ChunkStatements,
     rows: &[Row],
     bind: impl for<'q> Fn(Query<'q, Any, AnyArguments>, &'q Row) -> Query<'q, Any, AnyArguments>,
