@@ -3,7 +3,8 @@
 # users seeded straight into the store in friend pairs (`natter-bench seed`), the server pinned
 # to core 0 and the generator to core 1.
 #   scripts/bench-direct.sh RATE_PER_USER [SECONDS] [OUT]
-# Prints the summary row, the bytes the server wrote to disk, and its refusals.
+# Prints the summary row, the bytes the server wrote to disk, and its refusals; the server's
+# log goes to OUT/serve.log, and its /metrics at the end to the file METRICS_OUT names, if set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rate=${1:?usage: scripts/bench-direct.sh RATE_PER_USER [SECONDS] [OUT]}
@@ -30,5 +31,7 @@ taskset -c 1 "$bin/natter-bench" direct --sessions "$work/sessions.json" --users
     --rate "$rate" --seconds "$seconds" --drain-seconds 5 --server-pid "$server" --out "$out"
 after=$(awk '/^write_bytes/{print $2}' "/proc/$server/io")
 echo "bytes written to disk by the server: $((after - before))"
-curl -s localhost:8080/metrics | grep -E "^natter_(sends_refused|writer_refused|messages_accepted)_total" || true
-[ -n "${METRICS_OUT:-}" ] && curl -s localhost:8080/metrics > "$METRICS_OUT"
+curl -s localhost:8080/metrics | grep -E '^natter_(sends_refused|writer_refused|messages_accepted)_total' || true
+if [ -n "${METRICS_OUT:-}" ]; then
+    curl -s localhost:8080/metrics >"$METRICS_OUT"
+fi

@@ -16,7 +16,8 @@ pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
 /// Connection setting that leaves checkpoints to [`run`].
 pub const NO_AUTOMATIC_CHECKPOINT: &str = "PRAGMA wal_autocheckpoint = 0;";
 
-/// Checkpoints `pool`'s database every [`CHECKPOINT_INTERVAL`] until the pool closes.
+/// Checkpoints `pool`'s database every [`CHECKPOINT_INTERVAL`] until the pool closes (or the
+/// writer that started it stops it).
 pub async fn run(pool: AnyPool) {
     let mut ticks = tokio::time::interval(CHECKPOINT_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -151,9 +151,6 @@ pub async fn open_database(url: &str, max_connections: u32) -> InfraResult<SqlDa
         .connect_with(options)
         .await?;
     let writer = BatchWriter::start(pool.clone(), dialect);
-    if dialect == Dialect::Sqlite {
-        tokio::spawn(checkpointer::run(pool.clone()));
-    }
     let database = SqlDatabase {
         pool,
         dialect,

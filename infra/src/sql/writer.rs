@@ -25,7 +25,9 @@ use sqlx::pool::PoolConnection;
 use sqlx::query::Query;
 use sqlx::{Any, AnyPool, AssertSqlSafe, Executor, SqlSafeStr, SqlStr};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::AbortHandle;
 
+use super::checkpointer;
 use super::database::{Dialect, stored_seq};
 use crate::embedded::sqlite_log::committed_end;
 use crate::error::{InfraError, InfraResult};
@@ -180,11 +182,10 @@ enum Job {
         messages: Vec<Message>,
         reply: oneshot::Sender<InfraResult<()>>,
     },
-    /// Write the pending cursors now; answered once they are.
-    Flush {
+    /// Write the pending cursors now, then give the connection back (the pool is closing);
+    /// answered once they are written.
+    Close {
         reply: oneshot::Sender<InfraResult<()>>,
-        /// Give the writer's connection back to the pool afterwards (the pool is closing).
-        release: bool,
     },
 }
 
@@ -195,7 +196,7 @@ impl Job {
             Job::Append { reply, .. } => {
                 let _ = reply.send(Err(error));
             }
-            Job::Messages { reply, .. } | Job::Flush { reply, .. } => {
+            Job::Messages { reply, .. } | Job::Close { reply } => {
                 let _ = reply.send(Err(error));
             }
         }
@@ -207,9 +208,13 @@ impl BatchWriter {
     pub(crate) fn start(pool: AnyPool, dialect: Dialect) -> BatchWriter {
         let (jobs, queue) = mpsc::channel(QUEUE_CAPACITY);
         let shared = Arc::new(Shared::default());
+        // SQLite's WAL is copied back beside the writer, for as long as the writer runs.
+        let checkpoints = (dialect == Dialect::Sqlite)
+            .then(|| tokio::spawn(checkpointer::run(pool.clone())).abort_handle());
         let worker = Worker {
             pool,
             connection: None,
+            checkpoints,
             dialect,
             statements: BatchStatements::new(dialect),
             ends: HashMap::new(),
@@ -259,21 +264,12 @@ impl BatchWriter {
         answer.await.map_err(|_| stopped())?
     }
 
-    /// Writes every raised cursor now (where a test needs it stored).
-    pub async fn flush(&self) -> InfraResult<()> {
-        self.flush_and(false).await
-    }
-
     /// Writes every raised cursor, then gives the writer's connection back so the pool can
     /// close; a later write takes a new one.
     pub async fn close(&self) -> InfraResult<()> {
-        self.flush_and(true).await
-    }
-
-    async fn flush_and(&self, release: bool) -> InfraResult<()> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Job::Flush { reply, release })
+            .send(Job::Close { reply })
             .await
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
@@ -334,12 +330,22 @@ struct Worker {
     /// The connection every batch is written on, held between batches so its page cache
     /// stays warm (taken from the pool again after a failure).
     connection: Option<PoolConnection<Any>>,
+    /// The SQLite checkpoint task, stopped with the writer.
+    checkpoints: Option<AbortHandle>,
     dialect: Dialect,
     statements: BatchStatements,
     /// Each object's committed log end, as far as this writer knows (the truth when it is
     /// the only appender; a failed append forgets its objects, which are then read again).
     ends: HashMap<ObjectId, u64>,
     shared: Arc<Shared>,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Some(checkpoints) = &self.checkpoints {
+            checkpoints.abort();
+        }
+    }
 }
 
 /// A committed job's answer, sent once the log's remembered entries are up to date.
@@ -375,12 +381,9 @@ impl Worker {
                     Err(_) => break,
                 }
             }
-            flush_due |= batch.iter().any(|job| matches!(job, Job::Flush { .. }));
-            let release = batch
-                .iter()
-                .any(|job| matches!(job, Job::Flush { release: true, .. }));
-            self.commit(batch, flush_due).await;
-            if release {
+            let closing = batch.iter().any(|job| matches!(job, Job::Close { .. }));
+            self.commit(batch, flush_due || closing).await;
+            if closing {
                 self.connection = None;
             }
         }
@@ -490,7 +493,7 @@ impl Worker {
                     }
                     replies.push(Reply::Done(reply));
                 }
-                Job::Flush { reply, .. } => replies.push(Reply::Done(reply)),
+                Job::Close { reply } => replies.push(Reply::Done(reply)),
             }
         }
         for (object, messages) in appended {
@@ -515,22 +518,105 @@ impl Worker {
             Some(connection) => connection,
             None => fresh_connection(&self.pool, self.dialect).await?,
         };
-        let outcome = write_on(
-            &mut connection,
-            BatchContext {
-                dialect: self.dialect,
-                statements: &self.statements,
-                ends: &self.ends,
-            },
-            jobs,
-            cursors,
-        )
-        .await;
+        let outcome = self.write_on(&mut connection, jobs, cursors).await;
         // The connection may be what failed: then the next batch takes a fresh one.
         if outcome.is_ok() {
             self.connection = Some(connection);
         }
         outcome
+    }
+
+    /// One transaction on `connection`: the log entries, the messages and the cursors of `jobs`.
+    ///
+    /// `&mut self` although it only reads the worker: the held connection makes the worker `Send`
+    /// but not `Sync`, so a shared borrow of it may not live across an await.
+    async fn write_on(
+        &mut self,
+        connection: &mut PoolConnection<Any>,
+        jobs: &[Job],
+        cursors: &PendingCursors,
+    ) -> InfraResult<Written> {
+        let mut transaction =
+            sqlx::Connection::begin_with(&mut **connection, self.dialect.begin_write()).await?;
+        // Number the appends from the known ends, in the order the jobs arrived.
+        let mut next: HashMap<ObjectId, u64> = HashMap::new();
+        let mut log_rows: Vec<(String, i64, Vec<u8>)> = Vec::new();
+        let mut written = Vec::with_capacity(jobs.len());
+        let mut messages: Vec<&Message> = Vec::new();
+        for job in jobs {
+            match job {
+                Job::Append { entries, .. } => {
+                    let mut seqs = Vec::with_capacity(entries.len());
+                    for (object, message) in entries {
+                        let seq = match next.get(object) {
+                            Some(end) => end + 1,
+                            None => match self.ends.get(object) {
+                                Some(end) => end + 1,
+                                None => committed_end(&mut *transaction, object).await? + 1,
+                            },
+                        };
+                        next.insert(*object, seq);
+                        log_rows.push((object.to_string(), seq as i64, record_payload(message)));
+                        seqs.push(seq);
+                    }
+                    written.push(seqs);
+                }
+                Job::Messages {
+                    messages: stored, ..
+                } => {
+                    messages.extend(stored);
+                    written.push(Vec::new());
+                }
+                Job::Close { .. } => written.push(Vec::new()),
+            }
+        }
+        insert_chunks(
+            &mut transaction,
+            &self.statements.log,
+            &log_rows,
+            |query, row| query.bind(&row.0).bind(row.1).bind(&row.2),
+        )
+        .await?;
+        insert_chunks(
+            &mut transaction,
+            &self.statements.messages,
+            &messages,
+            |query, row| {
+                query
+                    .bind(&row.object)
+                    .bind(stored_seq(row.seq))
+                    .bind(row.id as i64)
+                    .bind(row.sender)
+                    .bind(row.peer)
+                    .bind(&row.kind)
+                    .bind(&row.body)
+                    .bind(row.ts)
+                    .bind(&row.cid)
+                    .bind(&row.target_kind)
+                    .bind(row.target_id)
+            },
+        )
+        .await?;
+        for (kind, statements) in [
+            (CursorKind::Acknowledged, &self.statements.acknowledged),
+            (CursorKind::Read, &self.statements.read),
+        ] {
+            let raised: Vec<_> = cursors.of_kind(kind).iter().collect();
+            insert_chunks(&mut transaction, statements, &raised, |query, row| {
+                query.bind(row.0.0).bind(&row.0.1).bind(stored_seq(*row.1))
+            })
+            .await?;
+        }
+        let delivered: Vec<_> = cursors.delivered.iter().collect();
+        insert_chunks(
+            &mut transaction,
+            &self.statements.delivered,
+            &delivered,
+            |query, row| query.bind(row.0).bind(stored_seq(*row.1)),
+        )
+        .await?;
+        transaction.commit().await?;
+        Ok(written)
     }
 }
 
@@ -545,109 +631,6 @@ async fn fresh_connection(pool: &AnyPool, dialect: Dialect) -> InfraResult<PoolC
             .await?;
     }
     Ok(connection)
-}
-
-/// What a batch's transaction needs of the writer besides its connection.
-#[derive(Clone, Copy)]
-struct BatchContext<'a> {
-    dialect: Dialect,
-    statements: &'a BatchStatements,
-    ends: &'a HashMap<ObjectId, u64>,
-}
-
-/// One transaction on `connection`: the log entries, the messages and the cursors of `jobs`.
-async fn write_on(
-    connection: &mut PoolConnection<Any>,
-    context: BatchContext<'_>,
-    jobs: &[Job],
-    cursors: &PendingCursors,
-) -> InfraResult<Written> {
-    let BatchContext {
-        dialect,
-        statements,
-        ends,
-    } = context;
-    let mut transaction =
-        sqlx::Connection::begin_with(&mut **connection, dialect.begin_write()).await?;
-    // Number the appends from the known ends, in the order the jobs arrived.
-    let mut next: HashMap<ObjectId, u64> = HashMap::new();
-    let mut log_rows: Vec<(String, i64, Vec<u8>)> = Vec::new();
-    let mut written = Vec::with_capacity(jobs.len());
-    let mut messages: Vec<&Message> = Vec::new();
-    for job in jobs {
-        match job {
-            Job::Append { entries, .. } => {
-                let mut seqs = Vec::with_capacity(entries.len());
-                for (object, message) in entries {
-                    let seq = match next.get(object) {
-                        Some(end) => end + 1,
-                        None => match ends.get(object) {
-                            Some(end) => end + 1,
-                            None => committed_end(&mut *transaction, object).await? + 1,
-                        },
-                    };
-                    next.insert(*object, seq);
-                    log_rows.push((object.to_string(), seq as i64, record_payload(message)));
-                    seqs.push(seq);
-                }
-                written.push(seqs);
-            }
-            Job::Messages {
-                messages: stored, ..
-            } => {
-                messages.extend(stored);
-                written.push(Vec::new());
-            }
-            Job::Flush { .. } => written.push(Vec::new()),
-        }
-    }
-    insert_chunks(
-        &mut transaction,
-        &statements.log,
-        &log_rows,
-        |query, row| query.bind(&row.0).bind(row.1).bind(&row.2),
-    )
-    .await?;
-    insert_chunks(
-        &mut transaction,
-        &statements.messages,
-        &messages,
-        |query, row| {
-            query
-                .bind(&row.object)
-                .bind(stored_seq(row.seq))
-                .bind(row.id as i64)
-                .bind(row.sender)
-                .bind(row.peer)
-                .bind(&row.kind)
-                .bind(&row.body)
-                .bind(row.ts)
-                .bind(&row.cid)
-                .bind(&row.target_kind)
-                .bind(row.target_id)
-        },
-    )
-    .await?;
-    for (kind, statements) in [
-        (CursorKind::Acknowledged, &statements.acknowledged),
-        (CursorKind::Read, &statements.read),
-    ] {
-        let raised: Vec<_> = cursors.of_kind(kind).iter().collect();
-        insert_chunks(&mut transaction, statements, &raised, |query, row| {
-            query.bind(row.0.0).bind(&row.0.1).bind(stored_seq(*row.1))
-        })
-        .await?;
-    }
-    let delivered: Vec<_> = cursors.delivered.iter().collect();
-    insert_chunks(
-        &mut transaction,
-        &statements.delivered,
-        &delivered,
-        |query, row| query.bind(row.0).bind(stored_seq(*row.1)),
-    )
-    .await?;
-    transaction.commit().await?;
-    Ok(written)
 }
 
 /// Inserts `rows` with as few statements as the chunk sizes allow.
