@@ -122,7 +122,7 @@ impl Shared {
 }
 
 /// Cursor raises waiting for the next flush, the newest per key.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct PendingCursors {
     acknowledged: HashMap<(i64, String), u64>,
     read: HashMap<(i64, String), u64>,
@@ -142,16 +142,19 @@ impl PendingCursors {
         }
     }
 
-    /// Merges `other` back in (a flush that failed), keeping the larger of each.
-    fn merge(&mut self, other: PendingCursors) {
-        for (key, seq) in other.acknowledged {
-            raise(&mut self.acknowledged, key, seq);
-        }
-        for (key, seq) in other.read {
-            raise(&mut self.read, key, seq);
-        }
-        for (key, seq) in other.delivered {
-            raise(&mut self.delivered, key, seq);
+    /// Forgets the raises `written` holds, now that they are in the database; a key raised
+    /// again since is kept.
+    fn forget_written(&mut self, written: &PendingCursors) {
+        forget(&mut self.acknowledged, &written.acknowledged);
+        forget(&mut self.read, &written.read);
+        forget(&mut self.delivered, &written.delivered);
+    }
+}
+
+fn forget<K: std::hash::Hash + Eq>(pending: &mut HashMap<K, u64>, written: &HashMap<K, u64>) {
+    for (key, seq) in written {
+        if pending.get(key) == Some(seq) {
+            pending.remove(key);
         }
     }
 }
@@ -392,8 +395,10 @@ impl Worker {
     /// Writes a batch in one transaction and answers every job in it. When the batch fails,
     /// each job is tried again on its own, so one bad job fails only its own caller.
     async fn commit(&mut self, batch: Vec<Job>, flush_cursors: bool) {
+        // A copy: the raises stay readable as pending until the database holds them, so a
+        // reader never sees a cursor fall back while a flush is under way.
         let cursors = if flush_cursors {
-            std::mem::take(&mut *self.shared.pending())
+            self.shared.pending().clone()
         } else {
             PendingCursors::default()
         };
@@ -407,6 +412,7 @@ impl Worker {
                 metrics::histogram!("natter_writer_batch_jobs").record(jobs as f64);
                 metrics::histogram!("natter_writer_commit_seconds")
                     .record(started.elapsed().as_secs_f64());
+                self.shared.pending().forget_written(&cursors);
                 self.answer(batch, written);
                 return;
             }
@@ -414,7 +420,6 @@ impl Worker {
                 self.after_failure(&batch);
                 if !cursors.is_empty() {
                     tracing::warn!(%error, "writing cursors failed; retrying with the next flush");
-                    self.shared.pending().merge(cursors);
                 }
                 if let Some(job) = batch.into_iter().next() {
                     job.fail(error);
@@ -427,11 +432,13 @@ impl Worker {
                 self.after_failure(&batch);
             }
         }
-        if !cursors.is_empty()
-            && let Err(error) = self.write(&[], &cursors).await
-        {
-            tracing::warn!(%error, "writing cursors failed; retrying with the next flush");
-            self.shared.pending().merge(cursors);
+        if !cursors.is_empty() {
+            match self.write(&[], &cursors).await {
+                Ok(_) => self.shared.pending().forget_written(&cursors),
+                Err(error) => {
+                    tracing::warn!(%error, "writing cursors failed; retrying with the next flush");
+                }
+            }
         }
         for job in batch {
             let mut outcome = self
@@ -730,5 +737,32 @@ impl BatchStatements {
                 )
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flush_forgets_only_what_it_wrote() {
+        let mut pending = PendingCursors::default();
+        raise(&mut pending.acknowledged, (1, "user:2".into()), 4);
+        raise(&mut pending.delivered, "user:2".into(), 9);
+        raise(&mut pending.read, (1, "user:2".into()), 3);
+        // The flush writes a copy; meanwhile the delivered cursor is raised again.
+        let written = pending.clone();
+        raise(&mut pending.delivered, "user:2".into(), 12);
+        // A lower raise during the flush keeps the higher value, still readable.
+        raise(&mut pending.acknowledged, (1, "user:2".into()), 2);
+        assert_eq!(pending.acknowledged[&(1, "user:2".into())], 4);
+        pending.forget_written(&written);
+        assert!(pending.acknowledged.is_empty(), "written, so forgotten");
+        assert!(pending.read.is_empty(), "written, so forgotten");
+        assert_eq!(
+            pending.delivered.get("user:2"),
+            Some(&12),
+            "raised after the copy was taken: kept for the next flush"
+        );
     }
 }
