@@ -1,7 +1,9 @@
 //! `MessageLog` on SQLite: a table of (object, seq, payload) in the embedded database.
 //!
 //! Appends go through the database's [`BatchWriter`](crate::sql::BatchWriter), which numbers
-//! them and commits whatever arrived together in one transaction. Reads near an object's end
+//! them and commits whatever arrived together in one transaction, together with the messages'
+//! rows in the store's `messages` table (the embedded store lives in the same database), so
+//! the store write that follows an append finds them there and costs nothing. Reads near an object's end
 //! are answered from the entries the writer remembers; older ones from the table.
 
 use async_trait::async_trait;

@@ -1,7 +1,8 @@
 //! Group commit for one SQL database: concurrent callers hand their rows to one writer task,
 //! which writes everything that arrived together in one transaction.
 //!
-//! Log appends, stored messages and cursor raises all go through it. A batch is a handful of
+//! Log appends, stored messages and cursor raises all go through it; an embedded log append
+//! writes the message's store row in the same transaction, so a send costs one commit. A batch is a handful of
 //! statements whatever its size (multi-row inserts in a few fixed sizes, so each is prepared
 //! once), so the cost of a commit and of the trips to sqlx's connection thread is shared by
 //! every message in it. The writer is the only one to append to the embedded log, so it
@@ -20,13 +21,12 @@ use std::time::{Duration, Instant};
 
 use natter_proto::ObjectId;
 use natter_proto::v1::Message;
-use sqlx::any::AnyArguments;
 use sqlx::pool::PoolConnection;
-use sqlx::query::Query;
-use sqlx::{Any, AnyPool, AssertSqlSafe, Executor, SqlSafeStr, SqlStr};
+use sqlx::{Any, AnyPool, Executor};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 
+use super::batch_insert::{BatchInsert, Value};
 use super::checkpointer;
 use super::database::{Dialect, stored_seq};
 use crate::embedded::sqlite_log::committed_end;
@@ -42,8 +42,6 @@ const MAX_JOBS_PER_BATCH: usize = 1024;
 pub const CURSOR_FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 /// What an overloaded caller is told to wait before retrying.
 pub const RETRY_AFTER: Duration = Duration::from_millis(200);
-/// Rows per multi-row statement, largest first; a batch is cut greedily into these sizes.
-const CHUNK_SIZES: [usize; 5] = [256, 64, 16, 4, 1];
 /// The writer connection's SQLite page cache (negative: KiB), larger than a reader's.
 const WRITER_SQLITE_CACHE: &str = "PRAGMA cache_size = -131072";
 /// Objects whose log end the writer remembers at most before starting over.
@@ -175,7 +173,9 @@ pub enum CursorKind {
 
 /// One caller's write.
 enum Job {
-    /// Entries for the embedded log, numbered by the writer; answered with their seqs.
+    /// Entries for the embedded log, numbered by the writer, and their rows in `messages` (the
+    /// embedded log and store are one database, so a message is logged and stored in one
+    /// commit); answered with their seqs.
     Append {
         entries: Vec<(ObjectId, Message)>,
         reply: oneshot::Sender<InfraResult<Vec<u64>>>,
@@ -478,6 +478,8 @@ impl Worker {
     fn answer(&mut self, batch: Vec<Job>, written: Written) {
         let mut appended: HashMap<ObjectId, Vec<Message>> = HashMap::new();
         let mut replies = Vec::with_capacity(batch.len());
+        let shared = Arc::clone(&self.shared);
+        let mut stored = shared.stored();
         for (job, seqs) in batch.into_iter().zip(written) {
             match job {
                 Job::Append { entries, reply } => {
@@ -489,12 +491,12 @@ impl Worker {
                         *end = (*end).max(*seq);
                         message.object = object.to_string();
                         message.seq = *seq;
+                        stored.record((message.object.clone(), message.seq));
                         appended.entry(object).or_default().push(message);
                     }
                     replies.push(Reply::Seqs(reply, seqs));
                 }
                 Job::Messages { messages, reply } => {
-                    let mut stored = self.shared.stored();
                     for message in messages {
                         stored.record((message.object, message.seq));
                     }
@@ -503,6 +505,7 @@ impl Worker {
                 Job::Close { reply } => replies.push(Reply::Done(reply)),
             }
         }
+        drop(stored);
         for (object, messages) in appended {
             self.shared.tail.appended(object, &messages);
         }
@@ -549,79 +552,89 @@ impl Worker {
         let mut next: HashMap<ObjectId, u64> = HashMap::new();
         let mut log_rows: Vec<(String, i64, Vec<u8>)> = Vec::new();
         let mut written = Vec::with_capacity(jobs.len());
-        let mut messages: Vec<&Message> = Vec::new();
+        // The appended entries as the store keeps them, with their object and seq.
+        let mut appended: Vec<Message> = Vec::new();
         for job in jobs {
-            match job {
-                Job::Append { entries, .. } => {
-                    let mut seqs = Vec::with_capacity(entries.len());
-                    for (object, message) in entries {
-                        let seq = match next.get(object) {
+            if let Job::Append { entries, .. } = job {
+                let mut seqs = Vec::with_capacity(entries.len());
+                for (object, message) in entries {
+                    let seq = match next.get(object) {
+                        Some(end) => end + 1,
+                        None => match self.ends.get(object) {
                             Some(end) => end + 1,
-                            None => match self.ends.get(object) {
-                                Some(end) => end + 1,
-                                None => committed_end(&mut *transaction, object).await? + 1,
-                            },
-                        };
-                        next.insert(*object, seq);
-                        log_rows.push((object.to_string(), seq as i64, record_payload(message)));
-                        seqs.push(seq);
-                    }
-                    written.push(seqs);
+                            None => committed_end(&mut *transaction, object).await? + 1,
+                        },
+                    };
+                    next.insert(*object, seq);
+                    let name = object.to_string();
+                    log_rows.push((name.clone(), seq as i64, record_payload(message)));
+                    appended.push(Message {
+                        object: name,
+                        seq,
+                        ..message.clone()
+                    });
+                    seqs.push(seq);
                 }
-                Job::Messages {
-                    messages: stored, ..
-                } => {
-                    messages.extend(stored);
-                    written.push(Vec::new());
-                }
-                Job::Close { .. } => written.push(Vec::new()),
+                written.push(seqs);
+            } else {
+                written.push(Vec::new());
             }
         }
-        insert_chunks(
-            &mut transaction,
-            &self.statements.log,
-            &log_rows,
-            |query, row| query.bind(&row.0).bind(row.1).bind(&row.2),
-        )
-        .await?;
-        insert_chunks(
-            &mut transaction,
-            &self.statements.messages,
-            &messages,
-            |query, row| {
-                query
-                    .bind(&row.object)
-                    .bind(stored_seq(row.seq))
-                    .bind(row.id as i64)
-                    .bind(row.sender)
-                    .bind(row.peer)
-                    .bind(&row.kind)
-                    .bind(&row.body)
-                    .bind(row.ts)
-                    .bind(&row.cid)
-                    .bind(&row.target_kind)
-                    .bind(row.target_id)
-            },
-        )
-        .await?;
-        for (kind, statements) in [
+        let mut messages: Vec<&Message> = appended.iter().collect();
+        for job in jobs {
+            if let Job::Messages {
+                messages: stored, ..
+            } = job
+            {
+                messages.extend(stored);
+            }
+        }
+        self.statements
+            .log
+            .run(&mut transaction, &log_rows, |row, values| {
+                values.extend([Value::Text(&row.0), Value::Int(row.1), Value::Blob(&row.2)]);
+            })
+            .await?;
+        self.statements
+            .messages
+            .run(&mut transaction, &messages, |row, values| {
+                values.extend([
+                    Value::Text(&row.object),
+                    Value::Int(stored_seq(row.seq)),
+                    Value::Int(row.id as i64),
+                    Value::Int(row.sender),
+                    Value::Int(row.peer),
+                    Value::Text(&row.kind),
+                    Value::Text(&row.body),
+                    Value::Int(row.ts),
+                    Value::Text(&row.cid),
+                    Value::Text(&row.target_kind),
+                    Value::Int(row.target_id),
+                ]);
+            })
+            .await?;
+        for (kind, statement) in [
             (CursorKind::Acknowledged, &self.statements.acknowledged),
             (CursorKind::Read, &self.statements.read),
         ] {
             let raised: Vec<_> = cursors.of_kind(kind).iter().collect();
-            insert_chunks(&mut transaction, statements, &raised, |query, row| {
-                query.bind(row.0.0).bind(&row.0.1).bind(stored_seq(*row.1))
-            })
-            .await?;
+            statement
+                .run(&mut transaction, &raised, |row, values| {
+                    values.extend([
+                        Value::Int(row.0.0),
+                        Value::Text(&row.0.1),
+                        Value::Int(stored_seq(*row.1)),
+                    ]);
+                })
+                .await?;
         }
         let delivered: Vec<_> = cursors.delivered.iter().collect();
-        insert_chunks(
-            &mut transaction,
-            &self.statements.delivered,
-            &delivered,
-            |query, row| query.bind(row.0).bind(stored_seq(*row.1)),
-        )
-        .await?;
+        self.statements
+            .delivered
+            .run(&mut transaction, &delivered, |row, values| {
+                values.extend([Value::Text(row.0), Value::Int(stored_seq(*row.1))]);
+            })
+            .await?;
         transaction.commit().await?;
         Ok(written)
     }
@@ -640,98 +653,51 @@ async fn fresh_connection(pool: &AnyPool, dialect: Dialect) -> InfraResult<PoolC
     Ok(connection)
 }
 
-/// Inserts `rows` with as few statements as the chunk sizes allow.
-async fn insert_chunks<Row>(
-    transaction: &mut sqlx::Transaction<'_, Any>,
-    statements: &ChunkStatements,
-    rows: &[Row],
-    bind: impl for<'q> Fn(Query<'q, Any, AnyArguments>, &'q Row) -> Query<'q, Any, AnyArguments>,
-) -> InfraResult<()> {
-    let mut rest = rows;
-    while let Some((size, sql)) = statements
-        .by_size
-        .iter()
-        .find(|(size, _)| *size <= rest.len())
-    {
-        let (chunk, after) = rest.split_at(*size);
-        let mut query = sqlx::query(sql.clone());
-        for row in chunk {
-            query = bind(query, row);
-        }
-        query.execute(&mut **transaction).await?;
-        rest = after;
-    }
-    Ok(())
-}
-
-/// One multi-row statement per chunk size, for one table.
-#[derive(Debug)]
-struct ChunkStatements {
-    /// `(rows, statement)`, largest first, as [`CHUNK_SIZES`].
-    by_size: Vec<(usize, SqlStr)>,
-}
-
-impl ChunkStatements {
-    /// `make(values)` builds the statement around `VALUES` rows of `columns` placeholders.
-    fn new(dialect: Dialect, columns: usize, make: impl Fn(&str) -> String) -> ChunkStatements {
-        let row = format!("({})", vec!["?"; columns].join(", "));
-        let by_size = CHUNK_SIZES
-            .iter()
-            .map(|&size| {
-                let values = vec![row.as_str(); size].join(", ");
-                let text = dialect.placeholders(&make(&values));
-                (size, AssertSqlSafe(Arc::<str>::from(text)).into_sql_str())
-            })
-            .collect();
-        ChunkStatements { by_size }
-    }
-}
-
 /// The writer's statements, in its database's dialect.
 #[derive(Debug)]
 struct BatchStatements {
-    log: ChunkStatements,
-    messages: ChunkStatements,
-    acknowledged: ChunkStatements,
-    read: ChunkStatements,
-    delivered: ChunkStatements,
+    log: BatchInsert,
+    messages: BatchInsert,
+    acknowledged: BatchInsert,
+    read: BatchInsert,
+    delivered: BatchInsert,
 }
 
 impl BatchStatements {
     fn new(dialect: Dialect) -> BatchStatements {
         BatchStatements {
-            log: ChunkStatements::new(dialect, 3, |values| {
-                format!("INSERT INTO log_entries (object, seq, payload) VALUES {values}")
+            log: BatchInsert::new(dialect, 3, &[2], |source| {
+                format!("INSERT INTO log_entries (object, seq, payload) {source}")
             }),
-            messages: ChunkStatements::new(dialect, 11, |values| {
+            messages: BatchInsert::new(dialect, 11, &[], |source| {
                 dialect.insert_unless_present(
                     &format!(
                         "INTO messages (object, seq, id, sender, peer, kind, body, ts, cid, \
-                         target_kind, target_id) VALUES {values}"
+                         target_kind, target_id) {source}"
                     ),
                     "object, seq",
                 )
             }),
-            acknowledged: ChunkStatements::new(dialect, 3, |values| {
+            acknowledged: BatchInsert::new(dialect, 3, &[], |source| {
                 dialect.insert_or_raise(
                     "ack_cursors",
-                    &format!("INTO ack_cursors (user_id, object, seq) VALUES {values}"),
+                    &format!("INTO ack_cursors (user_id, object, seq) {source}"),
                     "user_id, object",
                     "seq",
                 )
             }),
-            read: ChunkStatements::new(dialect, 3, |values| {
+            read: BatchInsert::new(dialect, 3, &[], |source| {
                 dialect.insert_or_raise(
                     "read_cursors",
-                    &format!("INTO read_cursors (user_id, conversation, seq) VALUES {values}"),
+                    &format!("INTO read_cursors (user_id, conversation, seq) {source}"),
                     "user_id, conversation",
                     "seq",
                 )
             }),
-            delivered: ChunkStatements::new(dialect, 2, |values| {
+            delivered: BatchInsert::new(dialect, 2, &[], |source| {
                 dialect.insert_or_raise(
                     "delivered_cursors",
-                    &format!("INTO delivered_cursors (object, seq) VALUES {values}"),
+                    &format!("INTO delivered_cursors (object, seq) {source}"),
                     "object",
                     "seq",
                 )

@@ -1,0 +1,214 @@
+//! Inserting many rows of one table in as few statements as the dialect allows.
+//!
+//! Every statement is a trip from the writer's task to the database and back, and on SQLite
+//! each trip waits for sqlx's connection thread and then for the runtime to poll the writer
+//! again. So SQLite gets all of a batch's rows of a table in one statement, as one JSON
+//! parameter unpacked by `json_each` (its placeholder limit would otherwise cut a batch into
+//! many statements); PostgreSQL and MySQL get multi-row `VALUES` in a few fixed sizes, each
+//! prepared once.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+use sqlx::{Any, AssertSqlSafe, SqlSafeStr, SqlStr};
+
+use super::database::Dialect;
+use crate::error::InfraResult;
+
+/// Rows per multi-row statement, largest first; a batch is cut greedily into these sizes.
+const CHUNK_SIZES: [usize; 5] = [256, 64, 16, 4, 1];
+
+/// One column's value in a row to insert.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Value<'a> {
+    Text(&'a str),
+    Int(i64),
+    Blob(&'a [u8]),
+}
+
+/// How a table's rows go in, in one dialect.
+#[derive(Debug)]
+enum Shape {
+    /// `(rows, statement)`, largest first, as [`CHUNK_SIZES`].
+    Chunks(Vec<(usize, SqlStr)>),
+    /// One statement taking every row as a JSON array of arrays (SQLite).
+    Json(SqlStr),
+}
+
+/// The statements that insert rows of one table.
+#[derive(Debug)]
+pub(crate) struct BatchInsert {
+    shape: Shape,
+    columns: usize,
+}
+
+impl BatchInsert {
+    /// `make(source)` builds the whole statement around its row source: `VALUES (…), …` or,
+    /// on SQLite, a `SELECT` from `json_each` (with `WHERE true`, which SQLite needs before an
+    /// `ON CONFLICT` clause). `blobs` are the columns that hold bytes.
+    pub(crate) fn new(
+        dialect: Dialect,
+        columns: usize,
+        blobs: &[usize],
+        make: impl Fn(&str) -> String,
+    ) -> BatchInsert {
+        let shape = match dialect {
+            Dialect::Sqlite => {
+                // Bytes travel hex-encoded in the JSON.
+                let values: Vec<String> = (0..columns)
+                    .map(|column| {
+                        if blobs.contains(&column) {
+                            format!("unhex(value ->> {column})")
+                        } else {
+                            format!("value ->> {column}")
+                        }
+                    })
+                    .collect();
+                let source = format!("SELECT {} FROM json_each(?) WHERE true", values.join(", "));
+                Shape::Json(sql_text(make(&source)))
+            }
+            Dialect::Postgres | Dialect::MySql => {
+                let row = format!("({})", vec!["?"; columns].join(", "));
+                let by_size = CHUNK_SIZES
+                    .iter()
+                    .map(|&size| {
+                        let values = vec![row.as_str(); size].join(", ");
+                        let source = format!("VALUES {values}");
+                        (size, sql_text(dialect.placeholders(&make(&source))))
+                    })
+                    .collect();
+                Shape::Chunks(by_size)
+            }
+        };
+        BatchInsert { shape, columns }
+    }
+
+    /// Inserts `rows`, each given as its columns by `columns`, inside `transaction`.
+    pub(crate) async fn run<Row>(
+        &self,
+        transaction: &mut sqlx::Transaction<'_, Any>,
+        rows: &[Row],
+        columns: impl for<'r> Fn(&'r Row, &mut Vec<Value<'r>>),
+    ) -> InfraResult<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut values = Vec::with_capacity(self.columns);
+        match &self.shape {
+            Shape::Json(sql) => {
+                let mut json = String::with_capacity(rows.len() * 64 * self.columns);
+                json.push('[');
+                for (index, row) in rows.iter().enumerate() {
+                    if index > 0 {
+                        json.push(',');
+                    }
+                    values.clear();
+                    columns(row, &mut values);
+                    push_json_row(&mut json, &values);
+                }
+                json.push(']');
+                sqlx::query(sql.clone())
+                    .bind(json)
+                    .execute(&mut **transaction)
+                    .await?;
+            }
+            Shape::Chunks(by_size) => {
+                let mut rest = rows;
+                while let Some((size, sql)) = by_size.iter().find(|(size, _)| *size <= rest.len()) {
+                    let (chunk, after) = rest.split_at(*size);
+                    let mut query = sqlx::query(sql.clone());
+                    for row in chunk {
+                        values.clear();
+                        columns(row, &mut values);
+                        for value in values.drain(..) {
+                            query = bind(query, value);
+                        }
+                    }
+                    query.execute(&mut **transaction).await?;
+                    rest = after;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn sql_text(text: String) -> SqlStr {
+    AssertSqlSafe(Arc::<str>::from(text)).into_sql_str()
+}
+
+fn bind<'q>(query: Query<'q, Any, AnyArguments>, value: Value<'q>) -> Query<'q, Any, AnyArguments> {
+    match value {
+        Value::Text(text) => query.bind(text),
+        Value::Int(number) => query.bind(number),
+        Value::Blob(bytes) => query.bind(bytes),
+    }
+}
+
+/// Appends one row as a JSON array: text escaped, bytes as hex.
+fn push_json_row(json: &mut String, values: &[Value<'_>]) {
+    json.push('[');
+    for (index, value) in values.iter().enumerate() {
+        if index > 0 {
+            json.push(',');
+        }
+        match value {
+            Value::Text(text) => push_json_string(json, text),
+            Value::Int(number) => {
+                let _ = write!(json, "{number}");
+            }
+            Value::Blob(bytes) => {
+                json.push('"');
+                for byte in *bytes {
+                    let _ = write!(json, "{byte:02x}");
+                }
+                json.push('"');
+            }
+        }
+    }
+    json.push(']');
+}
+
+/// Appends `text` as a JSON string.
+fn push_json_string(json: &mut String, text: &str) {
+    json.push('"');
+    for character in text.chars() {
+        match character {
+            '"' => json.push_str("\\\""),
+            '\\' => json.push_str("\\\\"),
+            '\n' => json.push_str("\\n"),
+            '\r' => json.push_str("\\r"),
+            '\t' => json.push_str("\\t"),
+            control if u32::from(control) < 0x20 => {
+                let _ = write!(json, "\\u{:04x}", u32::from(control));
+            }
+            other => json.push(other),
+        }
+    }
+    json.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_become_json_that_round_trips() {
+        let mut json = String::new();
+        let text = "quote \" back \\ line\nbell\u{7} é 🎉";
+        push_json_row(
+            &mut json,
+            &[
+                Value::Text(text),
+                Value::Int(-5),
+                Value::Blob(&[0, 0xab, 0xff]),
+            ],
+        );
+        let parsed: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+        assert_eq!(parsed[0], text);
+        assert_eq!(parsed[1], -5);
+        assert_eq!(parsed[2], "00abff");
+    }
+}
