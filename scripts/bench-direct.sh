@@ -5,6 +5,8 @@
 #   scripts/bench-direct.sh RATE_PER_USER [SECONDS] [OUT]
 # Prints the summary row, the bytes the server wrote to disk, and its refusals; the server's
 # log goes to OUT/serve.log, and its /metrics at the end to the file METRICS_OUT names, if set.
+# ACK_INTERVAL_MS=250 makes the clients acknowledge as the web client does (the newest message of
+# a chat at most every 250 ms); unset, every message is acknowledged as it arrives.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rate=${1:?usage: scripts/bench-direct.sh RATE_PER_USER [SECONDS] [OUT]}
@@ -28,7 +30,7 @@ server=$!
 for _ in $(seq 100); do curl -sf localhost:8080/healthz >/dev/null 2>&1 && break; sleep 0.1; done
 before=$(awk '/^write_bytes/{print $2}' "/proc/$server/io")
 taskset -c 1 "$bin/natter-bench" direct --sessions "$work/sessions.json" --users 2000 \
-    --rate "$rate" --seconds "$seconds" --drain-seconds 5 --server-pid "$server" --out "$out"
+    --rate "$rate" --seconds "$seconds" --drain-seconds 5 --ack-interval-ms "${ACK_INTERVAL_MS:-0}" --server-pid "$server" --out "$out"
 after=$(awk '/^write_bytes/{print $2}' "/proc/$server/io")
 echo "bytes written to disk by the server: $((after - before))"
 curl -s localhost:8080/metrics | grep -E '^natter_(sends_refused|writer_refused|messages_accepted)_total' || true

@@ -42,6 +42,10 @@ pub struct DirectOptions {
     /// Users seeded by `natter-bench seed` (their sessions file) instead of registering.
     #[arg(long)]
     pub sessions: Option<std::path::PathBuf>,
+    /// Acknowledge the newest message of each chat at most once per this many milliseconds,
+    /// as the web client does; 0 acknowledges every message as it arrives.
+    #[arg(long, default_value_t = 0)]
+    pub ack_interval_ms: u64,
 }
 
 /// Upper bounds that keep every run small enough for a shared machine.
@@ -99,7 +103,10 @@ pub async fn run(options: &DirectOptions) -> anyhow::Result<Results> {
         let plan = Plan {
             to: format!("user:{}", friend.user_id),
             rate: options.rate,
-            ack: AckPolicy::Each,
+            ack: match options.ack_interval_ms {
+                0 => AckPolicy::Each,
+                every => AckPolicy::Every(Duration::from_millis(every)),
+            },
             send_until,
             stop_at,
         };

@@ -49,6 +49,41 @@ where
     Ok(end.max(0) as u64)
 }
 
+/// The committed ends of several objects' logs (0 for unknown ones), in one query.
+pub(crate) async fn committed_ends<'e, E>(
+    executor: E,
+    objects: &[ObjectId],
+) -> InfraResult<Vec<(ObjectId, u64)>>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let names: Vec<String> = objects.iter().map(ObjectId::to_string).collect();
+    let mut json = String::from("[");
+    for (index, name) in names.iter().enumerate() {
+        if index > 0 {
+            json.push(',');
+        }
+        crate::sql::push_json_string(&mut json, name);
+    }
+    json.push(']');
+    let ends: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT key, (SELECT COALESCE(MAX(seq), 0) FROM log_entries WHERE object = value) \
+         FROM json_each(?)",
+    )
+    .bind(json)
+    .fetch_all(executor)
+    .await?;
+    ends.into_iter()
+        .map(|(index, end)| {
+            let object = usize::try_from(index)
+                .ok()
+                .and_then(|index| objects.get(index))
+                .ok_or_else(|| InfraError::Corrupt(format!("no object at index {index}")))?;
+            Ok((*object, end.max(0) as u64))
+        })
+        .collect()
+}
+
 #[async_trait]
 impl MessageLog for SqliteLog {
     async fn append(&self, object: &ObjectId, message: &Message) -> InfraResult<u64> {

@@ -1,18 +1,22 @@
-//! Inserting many rows of one table in as few statements as the dialect allows.
+//! Inserting many rows of one table in as few statements as the dialect allows, and a whole
+//! transaction of such inserts in as few trips to the database as it allows.
 //!
 //! Every statement is a trip from the writer's task to the database and back, and on SQLite
 //! each trip waits for sqlx's connection thread and then for the runtime to poll the writer
-//! again. So SQLite gets all of a batch's rows of a table in one statement, as one JSON
-//! parameter unpacked by `json_each` (its placeholder limit would otherwise cut a batch into
-//! many statements); PostgreSQL and MySQL get multi-row `VALUES` in a few fixed sizes, each
-//! prepared once.
+//! again, which under load means behind every task the previous batch's answers woke. So
+//! SQLite gets all of a batch's rows of a table in one statement, as one JSON parameter
+//! unpacked by `json_each` (its placeholder limit would otherwise cut a batch into many
+//! statements), and the whole transaction, `BEGIN` to `COMMIT`, as one script in one trip
+//! (sqlx runs a query's statements in turn on its connection thread, binding the parameters
+//! in order). PostgreSQL and MySQL get multi-row `VALUES` in a few fixed sizes, each prepared
+//! once, inside an ordinary transaction.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
 
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
-use sqlx::{Any, AssertSqlSafe, SqlSafeStr, SqlStr};
+use sqlx::{Any, AnyConnection, AssertSqlSafe, Executor, SqlSafeStr, SqlStr};
 
 use super::database::Dialect;
 use crate::error::InfraResult;
@@ -85,10 +89,10 @@ impl BatchInsert {
         BatchInsert { shape, columns }
     }
 
-    /// Inserts `rows`, each given as its columns by `columns`, inside `transaction`.
+    /// Inserts `rows`, each given as its columns by `columns`, as part of `batch`.
     pub(crate) async fn run<Row>(
         &self,
-        transaction: &mut sqlx::Transaction<'_, Any>,
+        batch: &mut WriteBatch<'_>,
         rows: &[Row],
         columns: impl for<'r> Fn(&'r Row, &mut Vec<Value<'r>>),
     ) -> InfraResult<()> {
@@ -109,12 +113,31 @@ impl BatchInsert {
                     push_json_row(&mut json, &values);
                 }
                 json.push(']');
-                sqlx::query(sql.clone())
-                    .bind(json)
-                    .execute(&mut **transaction)
-                    .await?;
+                match batch {
+                    WriteBatch::Script {
+                        sql: script,
+                        arguments,
+                        ..
+                    } => {
+                        script.push_str(sql.as_str());
+                        script.push_str(";\n");
+                        arguments.push(json);
+                    }
+                    WriteBatch::Transaction(transaction) => {
+                        sqlx::query(sql.clone())
+                            .bind(json)
+                            .execute(&mut **transaction)
+                            .await?;
+                    }
+                }
             }
             Shape::Chunks(by_size) => {
+                let WriteBatch::Transaction(transaction) = batch else {
+                    // Both follow the dialect, so this is a programming error.
+                    return Err(crate::error::InfraError::Config(
+                        "multi-row VALUES inserts need an open transaction".into(),
+                    ));
+                };
                 let mut rest = rows;
                 while let Some((size, sql)) = by_size.iter().find(|(size, _)| *size <= rest.len()) {
                     let (chunk, after) = rest.split_at(*size);
@@ -128,6 +151,64 @@ impl BatchInsert {
                     }
                     query.execute(&mut **transaction).await?;
                     rest = after;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One transaction's inserts: run as they come inside an open transaction, or gathered into
+/// one script that travels to the database once, at [`WriteBatch::commit`].
+pub(crate) enum WriteBatch<'c> {
+    /// An open transaction (PostgreSQL, MySQL).
+    Transaction(sqlx::Transaction<'c, Any>),
+    /// A script from `BEGIN` on, with its parameters in order (SQLite).
+    Script {
+        connection: &'c mut AnyConnection,
+        sql: String,
+        arguments: Vec<String>,
+    },
+}
+
+impl<'c> WriteBatch<'c> {
+    /// Starts a batch on `connection` in `dialect`, beginning with `begin`.
+    pub(crate) async fn begin(
+        connection: &'c mut AnyConnection,
+        dialect: Dialect,
+    ) -> InfraResult<WriteBatch<'c>> {
+        Ok(match dialect {
+            Dialect::Sqlite => WriteBatch::Script {
+                connection,
+                sql: format!("{};\n", dialect.begin_write()),
+                arguments: Vec::new(),
+            },
+            Dialect::Postgres | Dialect::MySql => WriteBatch::Transaction(
+                sqlx::Connection::begin_with(connection, dialect.begin_write()).await?,
+            ),
+        })
+    }
+
+    /// Commits everything the batch holds; on failure nothing of it is written.
+    pub(crate) async fn commit(self) -> InfraResult<()> {
+        match self {
+            WriteBatch::Transaction(transaction) => transaction.commit().await?,
+            WriteBatch::Script {
+                connection,
+                mut sql,
+                arguments,
+            } => {
+                sql.push_str("COMMIT;");
+                let mut query = sqlx::query(sql_text(sql));
+                for argument in arguments {
+                    query = query.bind(argument);
+                }
+                if let Err(error) = query.execute(&mut *connection).await {
+                    // The script stops at its first error, inside its transaction: end it,
+                    // or the connection's next batch would begin inside this one. Fails
+                    // harmlessly when the error came before the transaction began.
+                    let _ = connection.execute("ROLLBACK").await;
+                    return Err(error.into());
                 }
             }
         }
@@ -172,7 +253,7 @@ fn push_json_row(json: &mut String, values: &[Value<'_>]) {
 }
 
 /// Appends `text` as a JSON string.
-fn push_json_string(json: &mut String, text: &str) {
+pub(crate) fn push_json_string(json: &mut String, text: &str) {
     json.push('"');
     for character in text.chars() {
         match character {

@@ -14,6 +14,7 @@ mod membership_cache;
 mod store;
 pub mod writer;
 
+pub(crate) use batch_insert::push_json_string;
 pub use database::{Dialect, SqlDatabase, open_database, sqlite_url};
 pub use store::{SEARCH_GROUPS_SQL, SEARCH_USERS_SQL, SqlStore};
 pub use writer::BatchWriter;

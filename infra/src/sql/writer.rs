@@ -2,10 +2,10 @@
 //! which writes everything that arrived together in one transaction.
 //!
 //! Log appends, stored messages and cursor raises all go through it; an embedded log append
-//! writes the message's store row in the same transaction, so a send costs one commit. A batch is a handful of
-//! statements whatever its size (multi-row inserts in a few fixed sizes, so each is prepared
-//! once), so the cost of a commit and of the trips to sqlx's connection thread is shared by
-//! every message in it. The writer is the only one to append to the embedded log, so it
+//! writes the message's store row in the same transaction, so a send costs one commit. A batch
+//! is one statement per table whatever its size, and on SQLite one trip to the database for the
+//! whole transaction ([`super::batch_insert`]), so the cost of a commit and of the trips to
+//! sqlx's connection thread is shared by every message in it. The writer is the only one to append to the embedded log, so it
 //! numbers appends from the ends it remembers without a lock or a `MAX(seq)` per append.
 //!
 //! Cursors (acknowledged, read, delivered) only rise and losing the newest of them costs a
@@ -26,10 +26,10 @@ use sqlx::{Any, AnyPool, Executor};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 
-use super::batch_insert::{BatchInsert, Value};
+use super::batch_insert::{BatchInsert, Value, WriteBatch};
 use super::checkpointer;
 use super::database::{Dialect, stored_seq};
-use crate::embedded::sqlite_log::committed_end;
+use crate::embedded::sqlite_log::committed_ends;
 use crate::error::{InfraError, InfraResult};
 use crate::log::record_payload;
 use crate::log_tail::LogTail;
@@ -546,8 +546,23 @@ impl Worker {
         jobs: &[Job],
         cursors: &PendingCursors,
     ) -> InfraResult<Written> {
-        let mut transaction =
-            sqlx::Connection::begin_with(&mut **connection, self.dialect.begin_write()).await?;
+        // Ends not remembered are read before the transaction: this writer is the log's only
+        // one, and were it not, a stale end fails the batch on the log's key, never reuses a seq.
+        let mut unknown: Vec<ObjectId> = Vec::new();
+        for job in jobs {
+            if let Job::Append { entries, .. } = job {
+                for (object, _) in entries {
+                    if !self.ends.contains_key(object) && !unknown.contains(object) {
+                        unknown.push(*object);
+                    }
+                }
+            }
+        }
+        if !unknown.is_empty() {
+            self.ends
+                .extend(committed_ends(&mut **connection, &unknown).await?);
+        }
+        let mut batch = WriteBatch::begin(connection, self.dialect).await?;
         // Number the appends from the known ends, in the order the jobs arrived.
         let mut next: HashMap<ObjectId, u64> = HashMap::new();
         let mut log_rows: Vec<(String, i64, Vec<u8>)> = Vec::new();
@@ -558,13 +573,12 @@ impl Worker {
             if let Job::Append { entries, .. } = job {
                 let mut seqs = Vec::with_capacity(entries.len());
                 for (object, message) in entries {
-                    let seq = match next.get(object) {
-                        Some(end) => end + 1,
-                        None => match self.ends.get(object) {
-                            Some(end) => end + 1,
-                            None => committed_end(&mut *transaction, object).await? + 1,
-                        },
-                    };
+                    let seq = next
+                        .get(object)
+                        .or_else(|| self.ends.get(object))
+                        .copied()
+                        .unwrap_or(0)
+                        + 1;
                     next.insert(*object, seq);
                     let name = object.to_string();
                     log_rows.push((name.clone(), seq as i64, record_payload(message)));
@@ -591,13 +605,13 @@ impl Worker {
         }
         self.statements
             .log
-            .run(&mut transaction, &log_rows, |row, values| {
+            .run(&mut batch, &log_rows, |row, values| {
                 values.extend([Value::Text(&row.0), Value::Int(row.1), Value::Blob(&row.2)]);
             })
             .await?;
         self.statements
             .messages
-            .run(&mut transaction, &messages, |row, values| {
+            .run(&mut batch, &messages, |row, values| {
                 values.extend([
                     Value::Text(&row.object),
                     Value::Int(stored_seq(row.seq)),
@@ -619,7 +633,7 @@ impl Worker {
         ] {
             let raised: Vec<_> = cursors.of_kind(kind).iter().collect();
             statement
-                .run(&mut transaction, &raised, |row, values| {
+                .run(&mut batch, &raised, |row, values| {
                     values.extend([
                         Value::Int(row.0.0),
                         Value::Text(&row.0.1),
@@ -631,11 +645,11 @@ impl Worker {
         let delivered: Vec<_> = cursors.delivered.iter().collect();
         self.statements
             .delivered
-            .run(&mut transaction, &delivered, |row, values| {
+            .run(&mut batch, &delivered, |row, values| {
                 values.extend([Value::Text(row.0), Value::Int(stored_seq(*row.1))]);
             })
             .await?;
-        transaction.commit().await?;
+        batch.commit().await?;
         Ok(written)
     }
 }
