@@ -238,6 +238,7 @@ impl BatchWriter {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
+        let started = Instant::now();
         let (reply, answer) = oneshot::channel();
         match self.jobs.try_send(Job::Append { entries, reply }) {
             Ok(()) => {}
@@ -250,7 +251,10 @@ impl BatchWriter {
             }
             Err(mpsc::error::TrySendError::Closed(_)) => return Err(stopped()),
         }
-        answer.await.map_err(|_| stopped())?
+        let outcome = answer.await.map_err(|_| stopped())?;
+        // Queued, committed and answered: beside the commit time, it shows the wait.
+        metrics::histogram!("natter_writer_append_seconds").record(started.elapsed().as_secs_f64());
+        outcome
     }
 
     /// Stores messages (idempotent on `(object, seq)`), together with whatever else is queued.
