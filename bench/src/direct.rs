@@ -180,17 +180,24 @@ where
     }
     let sends = plan.rate > 0.0;
     let period = Duration::from_secs_f64(if sends { 1.0 / plan.rate } else { 3600.0 });
-    let mut sending = tokio::time::interval(period);
+    // Start the users out of step so their sends do not land in lockstep bursts. The phase is
+    // the interval's start: an interval made before a random sleep would tick every user at
+    // the same instants after its first send, all of them at once every period.
+    let offset = if sends {
+        period.mul_f64(rand::random::<f64>())
+    } else {
+        Duration::ZERO
+    };
+    let mut sending = tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
     sending.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    // Start the users out of step so their sends do not land in lockstep bursts.
-    if sends {
-        tokio::time::sleep(period.mul_f64(rand::random::<f64>())).await;
-    }
     let ack_period = match plan.ack {
         AckPolicy::Each | AckPolicy::Never => Duration::from_secs(3600),
         AckPolicy::Every(period) => period,
     };
-    let mut acking = tokio::time::interval(ack_period);
+    let mut acking = tokio::time::interval_at(
+        tokio::time::Instant::now() + ack_period.mul_f64(rand::random::<f64>()),
+        ack_period,
+    );
     acking.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut unacked: BTreeMap<String, u64> = BTreeMap::new();
     let mut number = 0u64;
