@@ -179,6 +179,8 @@ enum Job {
     Append {
         entries: Vec<(ObjectId, Message)>,
         reply: oneshot::Sender<InfraResult<Vec<u64>>>,
+        /// When it was queued (for the queue wait on `/metrics`).
+        queued: Instant,
     },
     /// Messages for the `messages` table (left alone where already stored).
     Messages {
@@ -240,7 +242,11 @@ impl BatchWriter {
         }
         let started = Instant::now();
         let (reply, answer) = oneshot::channel();
-        match self.jobs.try_send(Job::Append { entries, reply }) {
+        match self.jobs.try_send(Job::Append {
+            entries,
+            reply,
+            queued: started,
+        }) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
                 metrics::counter!("natter_writer_refused_total").increment(1);
@@ -411,6 +417,12 @@ impl Worker {
         }
         let started = Instant::now();
         let jobs = batch.len();
+        for job in &batch {
+            if let Job::Append { queued, .. } = job {
+                metrics::histogram!("natter_writer_queue_wait_seconds")
+                    .record(started.duration_since(*queued).as_secs_f64());
+            }
+        }
         match self.write(&batch, &cursors).await {
             Ok(written) => {
                 metrics::histogram!("natter_writer_batch_jobs").record(jobs as f64);
@@ -486,7 +498,7 @@ impl Worker {
         let mut stored = shared.stored();
         for (job, seqs) in batch.into_iter().zip(written) {
             match job {
-                Job::Append { entries, reply } => {
+                Job::Append { entries, reply, .. } => {
                     for ((object, mut message), seq) in entries.into_iter().zip(&seqs) {
                         if self.ends.len() >= MAX_REMEMBERED_ENDS {
                             self.ends.clear();
