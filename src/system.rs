@@ -106,8 +106,13 @@ impl RunningSystem {
         // Wiring order breaks the cycle logic → task → connect → logic: task starts with an
         // empty directory of connect nodes and learns the local one once it exists.
         let directory = Arc::new(ConnectDirectory::new());
+        // Locks live in memory here, so checking for a release often costs nothing.
+        let mut task_config = config.task.clone();
+        task_config
+            .release_poll_max_ms
+            .get_or_insert(natter_task::config::EMBEDDED_RELEASE_POLL_MAX_MS);
         let task = TaskService::new(Deliverer::new(
-            config.task.clone(),
+            task_config,
             Arc::clone(&store),
             Arc::clone(&log),
             Arc::clone(&sessions),

@@ -76,9 +76,9 @@ impl Audience {
     }
 }
 
-/// First wait between checks of an unreleased lock; doubles up to [`MAX_POLL`].
+/// First wait between checks of an unreleased lock; doubles up to the configured most
+/// ([`TaskConfig::release_poll_max`]).
 const FIRST_POLL: Duration = Duration::from_micros(500);
-const MAX_POLL: Duration = Duration::from_millis(50);
 
 /// One push to one connect node, waiting for its lock to be released.
 struct Pending {
@@ -92,6 +92,12 @@ struct Pending {
 }
 
 impl Deliverer {
+    /// The longest wait between lock checks (the cluster's when the configuration leaves it).
+    fn longest_poll(&self) -> Duration {
+        self.config
+            .release_poll_max(crate::config::CLUSTER_RELEASE_POLL_MAX_MS)
+    }
+
     /// A deliverer over the given ports.
     pub fn new(
         config: TaskConfig,
@@ -296,7 +302,7 @@ impl Deliverer {
                 return Ok(asked_at + ttl - margin);
             }
             tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(MAX_POLL);
+            pause = (pause * 2).min(self.longest_poll());
         }
     }
 
@@ -326,7 +332,7 @@ impl Deliverer {
             };
             let wait = next_deadline.saturating_duration_since(Instant::now());
             tokio::time::sleep(pause.min(wait)).await;
-            pause = (pause * 2).min(MAX_POLL);
+            pause = (pause * 2).min(self.longest_poll());
         }
         Ok(lost)
     }
