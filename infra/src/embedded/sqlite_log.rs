@@ -3,8 +3,8 @@
 //! Appends go through the database's [`BatchWriter`](crate::sql::BatchWriter), which numbers
 //! them and commits whatever arrived together in one transaction, together with the messages'
 //! rows in the store's `messages` table (the embedded store lives in the same database), so
-//! the store write that follows an append finds them there and costs nothing. Reads near an object's end
-//! are answered from the entries the writer remembers; older ones from the table.
+//! the store write that follows an append finds them there and costs nothing. Reads near an
+//! object's end are answered from the entries the writer remembers; older ones from the table.
 
 use async_trait::async_trait;
 use natter_proto::ObjectId;
@@ -35,20 +35,6 @@ impl SqliteLog {
     }
 }
 
-/// The end of an object's log as committed (0 for an unknown object), read through `executor`
-/// (the pool, or the writer's transaction).
-pub(crate) async fn committed_end<'e, E>(executor: E, object: &ObjectId) -> InfraResult<u64>
-where
-    E: sqlx::Executor<'e, Database = sqlx::Any>,
-{
-    let (end,): (i64,) =
-        sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM log_entries WHERE object = ?")
-            .bind(object.to_string())
-            .fetch_one(executor)
-            .await?;
-    Ok(end.max(0) as u64)
-}
-
 /// The committed ends of several objects' logs (0 for unknown ones), in one query.
 pub(crate) async fn committed_ends<'e, E>(
     executor: E,
@@ -57,13 +43,12 @@ pub(crate) async fn committed_ends<'e, E>(
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
-    let names: Vec<String> = objects.iter().map(ObjectId::to_string).collect();
     let mut json = String::from("[");
-    for (index, name) in names.iter().enumerate() {
+    for (index, object) in objects.iter().enumerate() {
         if index > 0 {
             json.push(',');
         }
-        crate::sql::push_json_string(&mut json, name);
+        crate::sql::push_json_string(&mut json, &object.to_string());
     }
     json.push(']');
     let ends: Vec<(i64, i64)> = sqlx::query_as(
@@ -150,7 +135,10 @@ impl MessageLog for SqliteLog {
         if let Some(end) = tail.end(object) {
             return Ok(end);
         }
-        let end = committed_end(&self.database.pool, object).await?;
+        let end = committed_ends(&self.database.pool, std::slice::from_ref(object))
+            .await?
+            .first()
+            .map_or(0, |(_, end)| *end);
         Ok(tail.learn_end(*object, end))
     }
 

@@ -172,7 +172,7 @@ pub(crate) enum WriteBatch<'c> {
 }
 
 impl<'c> WriteBatch<'c> {
-    /// Starts a batch on `connection` in `dialect`, beginning with `begin`.
+    /// Starts a batch on `connection`, in its dialect's way of beginning a write.
     pub(crate) async fn begin(
         connection: &'c mut AnyConnection,
         dialect: Dialect,

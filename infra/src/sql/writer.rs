@@ -5,8 +5,9 @@
 //! writes the message's store row in the same transaction, so a send costs one commit. A batch
 //! is one statement per table whatever its size, and on SQLite one trip to the database for the
 //! whole transaction ([`super::batch_insert`]), so the cost of a commit and of the trips to
-//! sqlx's connection thread is shared by every message in it. The writer is the only one to append to the embedded log, so it
-//! numbers appends from the ends it remembers without a lock or a `MAX(seq)` per append.
+//! sqlx's connection thread is shared by every message in it. The writer is the only one to
+//! append to the embedded log, so it numbers appends from the ends it remembers without a lock
+//! or a `MAX(seq)` per append.
 //!
 //! Cursors (acknowledged, read, delivered) only rise and losing the newest of them costs a
 //! redelivery, not a message: a raise is remembered at once, answered, and written with the
@@ -581,10 +582,10 @@ impl Worker {
         let mut batch = WriteBatch::begin(connection, self.dialect).await?;
         // Number the appends from the known ends, in the order the jobs arrived.
         let mut next: HashMap<ObjectId, u64> = HashMap::new();
-        let mut log_rows: Vec<(String, i64, Vec<u8>)> = Vec::new();
+        let mut log_rows: Vec<(String, u64, Vec<u8>)> = Vec::new();
         let mut written = Vec::with_capacity(jobs.len());
-        // The appended entries as the store keeps them, with their object and seq.
-        let mut appended: Vec<Message> = Vec::new();
+        // The appended messages, in the order of `log_rows`.
+        let mut appended: Vec<&Message> = Vec::new();
         for job in jobs {
             if let Job::Append { entries, .. } = job {
                 let mut seqs = Vec::with_capacity(entries.len());
@@ -596,13 +597,8 @@ impl Worker {
                         .unwrap_or(0)
                         + 1;
                     next.insert(*object, seq);
-                    let name = object.to_string();
-                    log_rows.push((name.clone(), seq as i64, record_payload(message)));
-                    appended.push(Message {
-                        object: name,
-                        seq,
-                        ..message.clone()
-                    });
+                    log_rows.push((object.to_string(), seq, record_payload(message)));
+                    appended.push(message);
                     seqs.push(seq);
                 }
                 written.push(seqs);
@@ -610,36 +606,50 @@ impl Worker {
                 written.push(Vec::new());
             }
         }
-        let mut messages: Vec<&Message> = appended.iter().collect();
+        // Store rows as (object, seq, message): an appended message is stored under its log
+        // position without copying it to carry that position.
+        let mut messages: Vec<(&str, u64, &Message)> = log_rows
+            .iter()
+            .zip(&appended)
+            .map(|((object, seq, _), message)| (object.as_str(), *seq, *message))
+            .collect();
         for job in jobs {
             if let Job::Messages {
                 messages: stored, ..
             } = job
             {
-                messages.extend(stored);
+                messages.extend(
+                    stored
+                        .iter()
+                        .map(|message| (message.object.as_str(), message.seq, message)),
+                );
             }
         }
         self.statements
             .log
             .run(&mut batch, &log_rows, |row, values| {
-                values.extend([Value::Text(&row.0), Value::Int(row.1), Value::Blob(&row.2)]);
+                values.extend([
+                    Value::Text(&row.0),
+                    Value::Int(stored_seq(row.1)),
+                    Value::Blob(&row.2),
+                ]);
             })
             .await?;
         self.statements
             .messages
-            .run(&mut batch, &messages, |row, values| {
+            .run(&mut batch, &messages, |(object, seq, message), values| {
                 values.extend([
-                    Value::Text(&row.object),
-                    Value::Int(stored_seq(row.seq)),
-                    Value::Int(row.id as i64),
-                    Value::Int(row.sender),
-                    Value::Int(row.peer),
-                    Value::Text(&row.kind),
-                    Value::Text(&row.body),
-                    Value::Int(row.ts),
-                    Value::Text(&row.cid),
-                    Value::Text(&row.target_kind),
-                    Value::Int(row.target_id),
+                    Value::Text(object),
+                    Value::Int(stored_seq(*seq)),
+                    Value::Int(message.id as i64),
+                    Value::Int(message.sender),
+                    Value::Int(message.peer),
+                    Value::Text(&message.kind),
+                    Value::Text(&message.body),
+                    Value::Int(message.ts),
+                    Value::Text(&message.cid),
+                    Value::Text(&message.target_kind),
+                    Value::Int(message.target_id),
                 ]);
             })
             .await?;
