@@ -444,8 +444,6 @@ async fn follow_connect_nodes(
     apply(&peers);
     tokio::spawn(async move {
         while changes.changed().await.is_ok() {
-            // Peers rebuilds on the same change; let it run first.
-            tokio::task::yield_now().await;
             for node in apply(&peers) {
                 match sessions.remove_node_sessions(&node).await {
                     Ok(users) => {

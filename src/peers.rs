@@ -36,7 +36,7 @@ pub struct Peer<Client> {
 /// A layer's live processes, in node-name order.
 pub struct Peers<Client> {
     current: Arc<RwLock<Vec<Peer<Client>>>>,
-    changes: watch::Receiver<Vec<ServiceNode>>,
+    rebuilt: watch::Receiver<u64>,
     next: AtomicUsize,
 }
 
@@ -60,9 +60,12 @@ impl<Client: Clone + Send + Sync + 'static> Peers<Client> {
     {
         let mut changes = registry.watch(layer).await?;
         let current = Arc::new(RwLock::new(Vec::new()));
+        // Bumped after each rebuild, so a follower that reads `all()` on a change sees the
+        // new list, not the one before it.
+        let (rebuilt_sender, rebuilt) = watch::channel(0u64);
         let peers = Arc::new(Peers {
             current: Arc::clone(&current),
-            changes: changes.clone(),
+            rebuilt,
             next: AtomicUsize::new(0),
         });
         let rebuild = move |nodes: &[ServiceNode]| {
@@ -98,6 +101,7 @@ impl<Client: Clone + Send + Sync + 'static> Peers<Client> {
             while changes.changed().await.is_ok() {
                 let nodes = changes.borrow_and_update().clone();
                 rebuild(&nodes);
+                rebuilt_sender.send_modify(|generation| *generation += 1);
             }
         });
         Ok(peers)
@@ -135,9 +139,9 @@ impl<Client: Clone + Send + Sync + 'static> Peers<Client> {
         current.iter().find(|peer| peer.node == *owner).cloned()
     }
 
-    /// The registry's view of the layer, to wait for changes.
-    pub fn changes(&self) -> watch::Receiver<Vec<ServiceNode>> {
-        self.changes.clone()
+    /// Changes once after each rebuild of the live list, to wait for changes.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.rebuilt.clone()
     }
 }
 
@@ -369,5 +373,49 @@ impl Task for TaskRouter {
             async move { task.push_ephemeral(request).await }
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use natter_infra::embedded::StaticRegistry;
+    use std::time::Duration;
+
+    fn node(name: &str) -> ServiceNode {
+        ServiceNode {
+            layer: "connect".into(),
+            node: name.into(),
+            address: format!("http://{name}"),
+        }
+    }
+
+    /// A follower woken by a change must read the list that change made: reading the one
+    /// before it left a connect node out of task's directory until the next change.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_change_is_announced_after_the_list_holds_it() {
+        let registry = StaticRegistry::new(1);
+        let peers = Peers::follow(&registry, "connect", |address: &str| {
+            Ok::<_, std::convert::Infallible>(address.to_string())
+        })
+        .await
+        .expect("follow");
+        let mut changes = peers.changes();
+        for count in 1..=200 {
+            registry
+                .register(&node(&format!("connect-{count:03}")))
+                .await
+                .expect("register");
+            tokio::time::timeout(Duration::from_secs(5), changes.changed())
+                .await
+                .expect("a change is announced")
+                .expect("the follower runs");
+            assert_eq!(
+                peers.all().len(),
+                count,
+                "the announced list holds the change"
+            );
+        }
+        assert_eq!(peers.all().len(), 200);
     }
 }
