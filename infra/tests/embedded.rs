@@ -130,6 +130,119 @@ async fn open_sqlite_puts_the_database_in_wal_mode() {
     assert_eq!(mode.to_lowercase(), "wal");
 }
 
+/// A database from before the log became the `messages` table (migrations 1–4 only): opening
+/// it rebuilds `messages` keyed by (object, seq) with its rows, folds in the `log_entries` rows
+/// a crash had kept out of it, and drops that table.
+#[tokio::test]
+async fn an_older_database_keeps_every_message_when_the_log_moves_into_messages() {
+    use prost::Message as _;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("natter.db");
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&natter_infra::sql::sqlite_url(&path))
+        .await
+        .expect("open");
+    let mut before = sqlx::migrate!("./migrations/sqlite");
+    before.migrations = before
+        .migrations
+        .iter()
+        .filter(|migration| migration.version < 5)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    before.run(&pool).await.expect("the older schema");
+    let object = ObjectId::User(5);
+    // 2,500 log entries (more than one fold round); the first ten have their rows already.
+    for seq in 1..=2500i64 {
+        let message = Message {
+            id: 100 + seq as u64,
+            sender: 3,
+            peer: 3,
+            kind: "text".into(),
+            body: format!("entry {seq}"),
+            ts: 1_000 + seq,
+            cid: format!("c{seq}"),
+            target_kind: "user".into(),
+            target_id: 5,
+            ..Message::default()
+        };
+        sqlx::query("INSERT INTO log_entries (object, seq, payload) VALUES (?, ?, ?)")
+            .bind(object.to_string())
+            .bind(seq)
+            .bind(message.encode_to_vec())
+            .execute(&pool)
+            .await
+            .expect("an old entry");
+        if seq <= 10 {
+            sqlx::query(
+                "INSERT INTO messages (object, seq, id, sender, peer, kind, body, ts, cid, \
+                 target_kind, target_id) VALUES (?, ?, ?, 3, 3, 'text', ?, ?, ?, 'user', 5)",
+            )
+            .bind(object.to_string())
+            .bind(seq)
+            .bind(100 + seq)
+            .bind(format!("stored {seq}"))
+            .bind(1_000 + seq)
+            .bind(format!("c{seq}"))
+            .execute(&pool)
+            .await
+            .expect("an old row");
+        }
+    }
+    pool.close().await;
+
+    let reopened = open_sqlite(&path).await.expect("reopen");
+    let names: Vec<(String,)> = sqlx::query_as(
+        "SELECT name FROM sqlite_master WHERE tbl_name IN ('messages', 'log_entries')",
+    )
+    .fetch_all(&reopened.pool)
+    .await
+    .expect("the schema");
+    let names: Vec<&str> = names.iter().map(|(name,)| name.as_str()).collect();
+    assert!(
+        !names.contains(&"log_entries"),
+        "the old table is gone: {names:?}"
+    );
+    for index in ["messages_by_peer", "messages_by_id"] {
+        assert!(names.contains(&index), "{index} rebuilt: {names:?}");
+    }
+    assert!(
+        sqlx::query("SELECT rowid FROM messages")
+            .fetch_all(&reopened.pool)
+            .await
+            .is_err(),
+        "messages is keyed by (object, seq), without a rowid"
+    );
+    let log = SqliteLog::new(reopened.clone()).expect("sqlite log");
+    assert_eq!(log.end(&object).await.expect("end"), 2500);
+    let read = log.read(&object, 0, 5000).await.expect("read");
+    assert_eq!(read.len(), 2500, "every old entry is in the log");
+    assert!(
+        read.iter().enumerate().all(|(index, message)| {
+            let seq = index as u64 + 1;
+            let body = if seq <= 10 {
+                format!("stored {seq}")
+            } else {
+                format!("entry {seq}")
+            };
+            message.seq == seq
+                && message.id == 100 + seq
+                && message.body == body
+                && message.object == "user:5"
+                && message.cid == format!("c{seq}")
+        }),
+        "each folded once, the stored rows left as they were"
+    );
+    // Numbering carries on after the folded entries.
+    let next = log
+        .append(&object, &Message::default())
+        .await
+        .expect("append");
+    assert_eq!(next, 2501);
+}
+
 #[tokio::test]
 async fn log_records_and_users_survive_reopening_the_database() {
     let dir = tempfile::tempdir().expect("temporary directory");
@@ -405,7 +518,7 @@ async fn a_batch_that_fails_half_way_loses_nothing_answered_and_stores_nothing_t
     let dir = tempfile::tempdir().expect("temporary directory");
     let database = database(dir.path()).await;
     sqlx::query(
-        "CREATE TRIGGER refuse_poisoned BEFORE INSERT ON log_entries \
+        "CREATE TRIGGER refuse_poisoned BEFORE INSERT ON messages \
          WHEN NEW.object = 'user:666' BEGIN SELECT RAISE(ABORT, 'poisoned'); END",
     )
     .execute(&database.pool)

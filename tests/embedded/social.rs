@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::http::Method;
 
-use crate::harness::{Harness, WAIT, call, expect_silence, next_error, next_message, send_text};
+use crate::harness::{
+    Harness, WAIT, call, expect_silence, next_error, next_message, send_text, sync,
+};
 
 /// Presence grace and group-count interval short enough to keep the tests quick.
 async fn fast_harness() -> Harness {
@@ -1597,6 +1599,28 @@ async fn senders_recall_their_messages_for_everyone() {
             .unwrap_or_else(|| panic!("the kept message in {page}"));
         assert_eq!(other["body"], "this stays");
     }
+    // A device that syncs from the start afterwards never sees the text: it reads the
+    // original emptied, then the notice.
+    let mut bob_tablet = harness.connect(&bob).await;
+    let synced = sync(
+        &mut bob_tablet,
+        std::collections::BTreeMap::from([(to_bob.clone(), 0)]),
+    )
+    .await;
+    let original = synced
+        .iter()
+        .find(|message| message.id == id)
+        .unwrap_or_else(|| panic!("the recalled message in {synced:?}"));
+    assert_eq!(
+        (original.kind.as_str(), original.body.as_str()),
+        ("recalled", "")
+    );
+    assert!(
+        synced
+            .iter()
+            .any(|message| message.kind == "recall" && message.body == id),
+        "the notice follows: {synced:?}"
+    );
 
     // Twice is a conflict, and nothing more arrives.
     refused(

@@ -1,4 +1,5 @@
-//! Opening the embedded SQLite database: WAL, a busy timeout, migrations applied.
+//! Opening the embedded SQLite database: WAL, a busy timeout, migrations applied, the old log
+//! table folded into `messages`.
 
 use std::path::Path;
 
@@ -16,5 +17,7 @@ pub async fn open_sqlite(path: &Path) -> InfraResult<SqlDatabase> {
     {
         tokio::fs::create_dir_all(parent).await?;
     }
-    open_database(&sqlite_url(path), SQLITE_CONNECTIONS).await
+    let database = open_database(&sqlite_url(path), SQLITE_CONNECTIONS).await?;
+    super::sqlite_log::fold_log_entries(&database).await?;
+    Ok(database)
 }

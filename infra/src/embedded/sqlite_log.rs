@@ -1,10 +1,11 @@
-//! `MessageLog` on SQLite: a table of (object, seq, payload) in the embedded database.
+//! `MessageLog` on SQLite: the store's `messages` table, keyed by (object, seq), is the log.
 //!
-//! Appends go through the database's [`BatchWriter`](crate::sql::BatchWriter), which numbers
-//! them and commits whatever arrived together in one transaction, together with the messages'
-//! rows in the store's `messages` table (the embedded store lives in the same database), so
-//! the store write that follows an append finds them there and costs nothing. Reads near an
-//! object's end are answered from the entries the writer remembers; older ones from the table.
+//! The embedded log and store are one database, so an appended message is one row there:
+//! appends go through the database's [`BatchWriter`](crate::sql::BatchWriter), which numbers
+//! them and commits whatever arrived together in one transaction, and the store write that
+//! follows an append finds its row and costs nothing. Reads near an object's end are answered
+//! from the entries the writer remembers; older ones from the table. A recalled message is
+//! read back emptied, as history shows it, followed by its `recall` entry.
 
 use async_trait::async_trait;
 use natter_proto::ObjectId;
@@ -13,7 +14,10 @@ use prost::Message as _;
 
 use crate::error::{InfraError, InfraResult};
 use crate::log::MessageLog;
-use crate::sql::{Dialect, SqlDatabase};
+use crate::sql::{Dialect, MessageRow, SqlDatabase, message_columns, message_from};
+
+/// Older rows of the retired `log_entries` table folded into `messages` per round.
+const FOLD_CHUNK: i64 = 1000;
 
 /// The embedded durable log.
 #[derive(Debug)]
@@ -52,7 +56,7 @@ where
     }
     json.push(']');
     let ends: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT key, (SELECT COALESCE(MAX(seq), 0) FROM log_entries WHERE object = value) \
+        "SELECT key, (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE object = value) \
          FROM json_each(?)",
     )
     .bind(json)
@@ -109,25 +113,17 @@ impl MessageLog for SqliteLog {
         if let Some(recent) = self.database.writer.tail().read(object, after, max) {
             return Ok(recent);
         }
-        let name = object.to_string();
-        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT seq, payload FROM log_entries WHERE object = ? AND seq > ? \
-             ORDER BY seq LIMIT ?",
-        )
-        .bind(&name)
+        let rows: Vec<MessageRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            message_columns!(),
+            " FROM messages WHERE object = ? AND seq > ? ORDER BY seq LIMIT ?"
+        ))
+        .bind(object.to_string())
         .bind(after.min(i64::MAX as u64) as i64)
         .bind(max.min(i64::MAX as usize) as i64)
         .fetch_all(&self.database.pool)
         .await?;
-        rows.into_iter()
-            .map(|(seq, payload)| {
-                let mut message = Message::decode(payload.as_slice())
-                    .map_err(|error| InfraError::Corrupt(format!("{name}@{seq}: {error}")))?;
-                message.object = name.clone();
-                message.seq = seq as u64;
-                Ok(message)
-            })
-            .collect()
+        Ok(rows.into_iter().map(message_from).collect())
     }
 
     async fn end(&self, object: &ObjectId) -> InfraResult<u64> {
@@ -143,7 +139,7 @@ impl MessageLog for SqliteLog {
     }
 
     async fn objects(&self) -> InfraResult<Vec<ObjectId>> {
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT object FROM log_entries")
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT object FROM messages")
             .fetch_all(&self.database.pool)
             .await?;
         rows.into_iter()
@@ -153,4 +149,62 @@ impl MessageLog for SqliteLog {
             })
             .collect()
     }
+}
+
+/// Folds the retired `log_entries` table into `messages` and drops it. The log was kept there
+/// (as encoded records) beside the store's rows until the log became the `messages` table;
+/// entries whose row a crash kept out of `messages` are moved, a chunk at a time with its
+/// progress logged, so none is lost. Idempotent: a fold cut short resumes where it stopped.
+pub(crate) async fn fold_log_entries(database: &SqlDatabase) -> InfraResult<()> {
+    let table: Option<(String,)> = sqlx::query_as(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'log_entries'",
+    )
+    .fetch_optional(&database.pool)
+    .await?;
+    if table.is_none() {
+        return Ok(());
+    }
+    macro_rules! missing_entries {
+        () => {
+            " FROM log_entries AS entry WHERE NOT EXISTS (SELECT 1 FROM messages \
+             WHERE messages.object = entry.object AND messages.seq = entry.seq)"
+        };
+    }
+    let (missing,): (i64,) = sqlx::query_as(concat!("SELECT COUNT(*)", missing_entries!()))
+        .fetch_one(&database.pool)
+        .await?;
+    let mut folded = 0i64;
+    while folded < missing {
+        let rows: Vec<(String, i64, Vec<u8>)> = sqlx::query_as(concat!(
+            "SELECT entry.object, entry.seq, entry.payload",
+            missing_entries!(),
+            " LIMIT ?"
+        ))
+        .bind(FOLD_CHUNK)
+        .fetch_all(&database.pool)
+        .await?;
+        if rows.is_empty() {
+            break;
+        }
+        let messages = rows
+            .into_iter()
+            .map(|(object, seq, payload)| {
+                let mut message = Message::decode(payload.as_slice())
+                    .map_err(|error| InfraError::Corrupt(format!("{object}@{seq}: {error}")))?;
+                message.object = object;
+                message.seq = seq.max(0) as u64;
+                Ok(message)
+            })
+            .collect::<InfraResult<Vec<Message>>>()?;
+        folded += messages.len() as i64;
+        database.writer.put_messages(messages).await?;
+        tracing::info!(folded, missing, "folding the old log table into messages");
+    }
+    sqlx::query("DROP TABLE log_entries")
+        .execute(&database.pool)
+        .await?;
+    if missing > 0 {
+        tracing::info!(folded, "the old log table is folded into messages");
+    }
+    Ok(())
 }

@@ -29,7 +29,6 @@ const CHUNK_SIZES: [usize; 5] = [256, 64, 16, 4, 1];
 pub(crate) enum Value<'a> {
     Text(&'a str),
     Int(i64),
-    Blob(&'a [u8]),
 }
 
 /// How a table's rows go in, in one dialect.
@@ -51,24 +50,16 @@ pub(crate) struct BatchInsert {
 impl BatchInsert {
     /// `make(source)` builds the whole statement around its row source: `VALUES (…), …` or,
     /// on SQLite, a `SELECT` from `json_each` (with `WHERE true`, which SQLite needs before an
-    /// `ON CONFLICT` clause). `blobs` are the columns that hold bytes.
+    /// `ON CONFLICT` clause).
     pub(crate) fn new(
         dialect: Dialect,
         columns: usize,
-        blobs: &[usize],
         make: impl Fn(&str) -> String,
     ) -> BatchInsert {
         let shape = match dialect {
             Dialect::Sqlite => {
-                // Bytes travel hex-encoded in the JSON.
                 let values: Vec<String> = (0..columns)
-                    .map(|column| {
-                        if blobs.contains(&column) {
-                            format!("unhex(value ->> {column})")
-                        } else {
-                            format!("value ->> {column}")
-                        }
-                    })
+                    .map(|column| format!("value ->> {column}"))
                     .collect();
                 let source = format!("SELECT {} FROM json_each(?) WHERE true", values.join(", "));
                 Shape::Json(sql_text(make(&source)))
@@ -224,11 +215,10 @@ fn bind<'q>(query: Query<'q, Any, AnyArguments>, value: Value<'q>) -> Query<'q, 
     match value {
         Value::Text(text) => query.bind(text),
         Value::Int(number) => query.bind(number),
-        Value::Blob(bytes) => query.bind(bytes),
     }
 }
 
-/// Appends one row as a JSON array: text escaped, bytes as hex.
+/// Appends one row as a JSON array.
 fn push_json_row(json: &mut String, values: &[Value<'_>]) {
     json.push('[');
     for (index, value) in values.iter().enumerate() {
@@ -237,16 +227,7 @@ fn push_json_row(json: &mut String, values: &[Value<'_>]) {
         }
         match value {
             Value::Text(text) => push_json_string(json, text),
-            Value::Int(number) => {
-                let _ = write!(json, "{number}");
-            }
-            Value::Blob(bytes) => {
-                json.push('"');
-                for byte in *bytes {
-                    let _ = write!(json, "{byte:02x}");
-                }
-                json.push('"');
-            }
+            Value::Int(number) => json.push_str(itoa::Buffer::new().format(*number)),
         }
     }
     json.push(']');
@@ -255,19 +236,27 @@ fn push_json_row(json: &mut String, values: &[Value<'_>]) {
 /// Appends `text` as a JSON string.
 pub(crate) fn push_json_string(json: &mut String, text: &str) {
     json.push('"');
-    for character in text.chars() {
-        match character {
-            '"' => json.push_str("\\\""),
-            '\\' => json.push_str("\\\\"),
-            '\n' => json.push_str("\\n"),
-            '\r' => json.push_str("\\r"),
-            '\t' => json.push_str("\\t"),
-            control if u32::from(control) < 0x20 => {
-                let _ = write!(json, "\\u{:04x}", u32::from(control));
-            }
-            other => json.push(other),
+    // Runs that need no escape (nearly all text) are copied whole.
+    let mut plain_from = 0;
+    for (index, byte) in text.bytes().enumerate() {
+        let escape = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            control if control < 0x20 => "",
+            _ => continue,
+        };
+        json.push_str(&text[plain_from..index]);
+        if escape.is_empty() {
+            let _ = write!(json, "\\u{:04x}", byte);
+        } else {
+            json.push_str(escape);
         }
+        plain_from = index + 1;
     }
+    json.push_str(&text[plain_from..]);
     json.push('"');
 }
 
@@ -281,15 +270,11 @@ mod tests {
         let text = "quote \" back \\ line\nbell\u{7} é 🎉";
         push_json_row(
             &mut json,
-            &[
-                Value::Text(text),
-                Value::Int(-5),
-                Value::Blob(&[0, 0xab, 0xff]),
-            ],
+            &[Value::Text(text), Value::Int(-5), Value::Int(i64::MIN)],
         );
         let parsed: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
         assert_eq!(parsed[0], text);
         assert_eq!(parsed[1], -5);
-        assert_eq!(parsed[2], "00abff");
+        assert_eq!(parsed[2], i64::MIN);
     }
 }

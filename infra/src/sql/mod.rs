@@ -16,5 +16,6 @@ pub mod writer;
 
 pub(crate) use batch_insert::push_json_string;
 pub use database::{Dialect, SqlDatabase, open_database, sqlite_url};
+pub(crate) use store::{MessageRow, message_columns, message_from};
 pub use store::{SEARCH_GROUPS_SQL, SEARCH_USERS_SQL, SqlStore};
 pub use writer::BatchWriter;

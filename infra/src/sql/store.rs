@@ -64,6 +64,7 @@ macro_rules! message_columns {
         "object, seq, id, sender, peer, kind, body, ts, cid, target_kind, target_id"
     };
 }
+pub(crate) use message_columns;
 
 /// User search (with `?` placeholders): each arm is one range of its own index, and the
 /// union drops a user found by both. Binds: low, high, after (twice), then the limit.
@@ -346,7 +347,8 @@ where
 
 type UserRow = (i64, String, String, Option<String>, i64);
 type GroupRow = (i64, String, i64, Option<String>, i64);
-type MessageRow = (
+/// A `messages` row, in [`message_columns`] order.
+pub(crate) type MessageRow = (
     String,
     i64,
     i64,
@@ -382,7 +384,8 @@ fn group_from(row: GroupRow) -> Group {
     }
 }
 
-fn message_from(row: MessageRow) -> Message {
+/// The message a `messages` row holds.
+pub(crate) fn message_from(row: MessageRow) -> Message {
     let (object, seq, id, sender, peer, kind, body, ts, cid, target_kind, target_id) = row;
     Message {
         id: id as u64,
@@ -1115,6 +1118,15 @@ impl Store for SqlStore {
             .execute(&self.database.pool)
             .await?
             .rows_affected();
+        if changed > 0 && self.database.dialect == Dialect::Sqlite {
+            // The embedded log reads from this table; its remembered newest entries would
+            // still hold the text, so the objects holding a copy are read afresh.
+            for copy in self.message_copies(id).await? {
+                if let Ok(object) = copy.object.parse() {
+                    self.database.writer.tail().forget(&object);
+                }
+            }
+        }
         Ok(changed)
     }
 }

@@ -32,7 +32,6 @@ use super::checkpointer;
 use super::database::{Dialect, stored_seq};
 use crate::embedded::sqlite_log::committed_ends;
 use crate::error::{InfraError, InfraResult};
-use crate::log::record_payload;
 use crate::log_tail::LogTail;
 
 /// Jobs waiting for the writer at most; an append beyond this is refused.
@@ -582,10 +581,9 @@ impl Worker {
         let mut batch = WriteBatch::begin(connection, self.dialect).await?;
         // Number the appends from the known ends, in the order the jobs arrived.
         let mut next: HashMap<ObjectId, u64> = HashMap::new();
-        let mut log_rows: Vec<(String, u64, Vec<u8>)> = Vec::new();
+        let mut objects: Vec<String> = Vec::new();
+        let mut appended: Vec<(u64, &Message)> = Vec::new();
         let mut written = Vec::with_capacity(jobs.len());
-        // The appended messages, in the order of `log_rows`.
-        let mut appended: Vec<&Message> = Vec::new();
         for job in jobs {
             if let Job::Append { entries, .. } = job {
                 let mut seqs = Vec::with_capacity(entries.len());
@@ -597,8 +595,8 @@ impl Worker {
                         .unwrap_or(0)
                         + 1;
                     next.insert(*object, seq);
-                    log_rows.push((object.to_string(), seq, record_payload(message)));
-                    appended.push(message);
+                    objects.push(object.to_string());
+                    appended.push((seq, message));
                     seqs.push(seq);
                 }
                 written.push(seqs);
@@ -606,52 +604,30 @@ impl Worker {
                 written.push(Vec::new());
             }
         }
-        // Store rows as (object, seq, message): an appended message is stored under its log
-        // position without copying it to carry that position.
-        let mut messages: Vec<(&str, u64, &Message)> = log_rows
+        // Appended rows as (object, seq, message): the embedded log is the `messages` table,
+        // so an append is its row, stored under its log position without copying the message.
+        let appended: Vec<(&str, u64, &Message)> = objects
             .iter()
-            .zip(&appended)
-            .map(|((object, seq, _), message)| (object.as_str(), *seq, *message))
+            .zip(appended)
+            .map(|(object, (seq, message))| (object.as_str(), seq, message))
             .collect();
-        for job in jobs {
-            if let Job::Messages {
-                messages: stored, ..
-            } = job
-            {
-                messages.extend(
-                    stored
-                        .iter()
-                        .map(|message| (message.object.as_str(), message.seq, message)),
-                );
-            }
-        }
-        self.statements
-            .log
-            .run(&mut batch, &log_rows, |row, values| {
-                values.extend([
-                    Value::Text(&row.0),
-                    Value::Int(stored_seq(row.1)),
-                    Value::Blob(&row.2),
-                ]);
+        let stored: Vec<(&str, u64, &Message)> = jobs
+            .iter()
+            .filter_map(|job| match job {
+                Job::Messages { messages, .. } => Some(messages),
+                _ => None,
             })
+            .flatten()
+            .map(|message| (message.object.as_str(), message.seq, message))
+            .collect();
+        // Appends first and strictly: a seq taken twice fails the batch, never hides a row.
+        self.statements
+            .appended
+            .run(&mut batch, &appended, message_values)
             .await?;
         self.statements
-            .messages
-            .run(&mut batch, &messages, |(object, seq, message), values| {
-                values.extend([
-                    Value::Text(object),
-                    Value::Int(stored_seq(*seq)),
-                    Value::Int(message.id as i64),
-                    Value::Int(message.sender),
-                    Value::Int(message.peer),
-                    Value::Text(&message.kind),
-                    Value::Text(&message.body),
-                    Value::Int(message.ts),
-                    Value::Text(&message.cid),
-                    Value::Text(&message.target_kind),
-                    Value::Int(message.target_id),
-                ]);
-            })
+            .stored
+            .run(&mut batch, &stored, message_values)
             .await?;
         for (kind, statement) in [
             (CursorKind::Acknowledged, &self.statements.acknowledged),
@@ -680,12 +656,34 @@ impl Worker {
     }
 }
 
+/// A `messages` row's values, in the column order of [`MESSAGE_INSERT`].
+fn message_values<'r>(row: &'r (&str, u64, &Message), values: &mut Vec<Value<'r>>) {
+    let (object, seq, message) = *row;
+    values.extend([
+        Value::Text(object),
+        Value::Int(stored_seq(seq)),
+        Value::Int(message.id as i64),
+        Value::Int(message.sender),
+        Value::Int(message.peer),
+        Value::Text(&message.kind),
+        Value::Text(&message.body),
+        Value::Int(message.ts),
+        Value::Text(&message.cid),
+        Value::Text(&message.target_kind),
+        Value::Int(message.target_id),
+    ]);
+}
+
+/// The `messages` insert, up to its row source.
+const MESSAGE_INSERT: &str = "INTO messages (object, seq, id, sender, peer, kind, body, ts, cid, \
+                              target_kind, target_id)";
+
 /// A connection from the pool, given a large page cache.
 async fn fresh_connection(pool: &AnyPool, dialect: Dialect) -> InfraResult<PoolConnection<Any>> {
     let mut connection = pool.acquire().await?;
     if dialect == Dialect::Sqlite {
-        // A batch touches pages all over five B-trees; a cache that holds them saves
-        // rereading (and respilling) them for every batch.
+        // A batch touches pages all over `messages`, its indexes and the cursor tables; a
+        // cache that holds them saves rereading (and respilling) them for every batch.
         connection
             .execute(sqlx::raw_sql(WRITER_SQLITE_CACHE))
             .await?;
@@ -696,8 +694,10 @@ async fn fresh_connection(pool: &AnyPool, dialect: Dialect) -> InfraResult<PoolC
 /// The writer's statements, in its database's dialect.
 #[derive(Debug)]
 struct BatchStatements {
-    log: BatchInsert,
-    messages: BatchInsert,
+    /// Embedded log appends: a plain insert, which fails on a seq already taken.
+    appended: BatchInsert,
+    /// Stored messages: left alone where already present.
+    stored: BatchInsert,
     acknowledged: BatchInsert,
     read: BatchInsert,
     delivered: BatchInsert,
@@ -706,19 +706,13 @@ struct BatchStatements {
 impl BatchStatements {
     fn new(dialect: Dialect) -> BatchStatements {
         BatchStatements {
-            log: BatchInsert::new(dialect, 3, &[2], |source| {
-                format!("INSERT INTO log_entries (object, seq, payload) {source}")
+            appended: BatchInsert::new(dialect, 11, |source| {
+                format!("INSERT {MESSAGE_INSERT} {source}")
             }),
-            messages: BatchInsert::new(dialect, 11, &[], |source| {
-                dialect.insert_unless_present(
-                    &format!(
-                        "INTO messages (object, seq, id, sender, peer, kind, body, ts, cid, \
-                         target_kind, target_id) {source}"
-                    ),
-                    "object, seq",
-                )
+            stored: BatchInsert::new(dialect, 11, |source| {
+                dialect.insert_unless_present(&format!("{MESSAGE_INSERT} {source}"), "object, seq")
             }),
-            acknowledged: BatchInsert::new(dialect, 3, &[], |source| {
+            acknowledged: BatchInsert::new(dialect, 3, |source| {
                 dialect.insert_or_raise(
                     "ack_cursors",
                     &format!("INTO ack_cursors (user_id, object, seq) {source}"),
@@ -726,7 +720,7 @@ impl BatchStatements {
                     "seq",
                 )
             }),
-            read: BatchInsert::new(dialect, 3, &[], |source| {
+            read: BatchInsert::new(dialect, 3, |source| {
                 dialect.insert_or_raise(
                     "read_cursors",
                     &format!("INTO read_cursors (user_id, conversation, seq) {source}"),
@@ -734,7 +728,7 @@ impl BatchStatements {
                     "seq",
                 )
             }),
-            delivered: BatchInsert::new(dialect, 2, &[], |source| {
+            delivered: BatchInsert::new(dialect, 2, |source| {
                 dialect.insert_or_raise(
                     "delivered_cursors",
                     &format!("INTO delivered_cursors (object, seq) {source}"),
