@@ -5,6 +5,7 @@
 #   scripts/bench-direct.sh RATE_PER_USER [SECONDS] [OUT]
 # Prints the summary row, the bytes the server wrote to disk, and its refusals; the server's
 # log goes to OUT/serve.log, and its /metrics at the end to the file METRICS_OUT names, if set.
+# NATTER_BIN_DIR=DIR takes natter and natter-bench from DIR instead of building them.
 # ACK_INTERVAL_MS=250 makes the clients acknowledge as the web client does (the newest message of
 # a chat at most every 250 ms); unset, every message is acknowledged as it arrives.
 set -euo pipefail
@@ -12,8 +13,13 @@ cd "$(dirname "$0")/.."
 rate=${1:?usage: scripts/bench-direct.sh RATE_PER_USER [SECONDS] [OUT]}
 seconds=${2:-15}
 out=$(realpath -m "${3:-bench-results/direct-$rate}")
-cargo build --release --locked -q -p natter -p natter-bench
-bin=$PWD/target/release
+# NATTER_BIN_DIR runs binaries built elsewhere (an older commit, for a side-by-side run).
+if [ -n "${NATTER_BIN_DIR:-}" ]; then
+    bin=$(realpath "$NATTER_BIN_DIR")
+else
+    cargo build --release --locked -q -p natter -p natter-bench
+    bin=$PWD/target/release
+fi
 work=$(mktemp -d /tmp/natter-bench.XXXXXX)
 server=""
 trap '[ -n "$server" ] && kill "$server" 2>/dev/null; cp "$work/serve.log" "$out/serve.log" 2>/dev/null; rm -rf "$work"' EXIT
