@@ -178,6 +178,23 @@ where
         tally.errors.fetch_add(1, Ordering::Relaxed);
         return;
     }
+    // A client sends once it is synced, as a real one does (a fresh run has nothing to sync,
+    // so nothing is tallied here); one never synced by the end of the run counts as an error.
+    let synced = tokio::time::timeout_at(plan.stop_at.into(), async {
+        while let Some(Ok(frame)) = stream.next().await {
+            if let WsMessage::Text(text) = frame
+                && let Ok(ServerFrame::Synced { .. }) = serde_json::from_str(text.as_str())
+            {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    if synced != Ok(true) {
+        tally.errors.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
     let sends = plan.rate > 0.0;
     let period = Duration::from_secs_f64(if sends { 1.0 / plan.rate } else { 3600.0 });
     // Start the users out of step so their sends do not land in lockstep bursts. The phase is

@@ -44,6 +44,11 @@ impl FriendshipCache {
             .ok_or(inner.generation)
     }
 
+    /// The generation now, to hand to [`Self::remember`] for answers about to be read.
+    pub(crate) fn generation(&self) -> u64 {
+        self.inner().generation
+    }
+
     /// Remembers an answer read at `generation`, unless something changed since.
     pub(crate) fn remember(&self, a: i64, b: i64, friends: bool, generation: u64) {
         let mut inner = self.inner();
@@ -78,5 +83,10 @@ mod tests {
         let generation = cache.get(2, 1).expect_err("still nothing");
         cache.remember(2, 1, true, generation);
         assert_eq!(cache.get(1, 2), Ok(true), "either order names one pair");
+        // A friend list read before a change is not remembered either.
+        let generation = cache.generation();
+        cache.forget(3, 4);
+        cache.remember(3, 5, true, generation);
+        assert!(cache.get(3, 5).is_err(), "read before a change: dropped");
     }
 }

@@ -732,11 +732,24 @@ impl Store for SqlStore {
     }
 
     async fn friends(&self, user: i64) -> InfraResult<Vec<Friend>> {
+        let cache = self
+            .remembered
+            .as_ref()
+            .map(|remembered| &remembered.friendships);
+        let generation = cache.map(|cache| cache.generation());
         let found: Vec<(i64, String, String, Option<String>, i64, i64)> =
             rows(&self.statements.friends)
                 .bind(user)
                 .fetch_all(&self.database.pool)
                 .await?;
+        // A user's friend list is read as they come online (to tell their friends): their
+        // first sends then find each friendship remembered instead of querying it, which is
+        // what made the first second after a restart slow.
+        if let (Some(cache), Some(generation)) = (cache, generation) {
+            for (friend, ..) in &found {
+                cache.remember(user, *friend, true, generation);
+            }
+        }
         Ok(found
             .into_iter()
             .map(
