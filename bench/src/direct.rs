@@ -178,14 +178,27 @@ where
         tally.errors.fetch_add(1, Ordering::Relaxed);
         return;
     }
-    // A client sends once it is synced, as a real one does (a fresh run has nothing to sync,
-    // so nothing is tallied here); one never synced by the end of the run counts as an error.
+    // A client sends once it is synced, as a real one does. A friend already sending can
+    // land a message in this sync; it counts like any other delivery (acknowledged with the
+    // next acknowledgement). One never synced by the end of the run counts as an error.
+    let mut seen = HashSet::new();
+    let mut unacked: BTreeMap<String, u64> = BTreeMap::new();
+    let me_text = me.user_id.to_string();
     let synced = tokio::time::timeout_at(plan.stop_at.into(), async {
         while let Some(Ok(frame)) = stream.next().await {
-            if let WsMessage::Text(text) = frame
-                && let Ok(ServerFrame::Synced { .. }) = serde_json::from_str(text.as_str())
-            {
-                return true;
+            let WsMessage::Text(text) = frame else {
+                continue;
+            };
+            match serde_json::from_str::<ServerFrame>(text.as_str()) {
+                Ok(ServerFrame::Synced { .. }) => return true,
+                Ok(ServerFrame::Msg(message)) => {
+                    if !matches!(plan.ack, AckPolicy::Never) {
+                        let newest = unacked.entry(message.object.clone()).or_default();
+                        *newest = (*newest).max(message.seq);
+                    }
+                    tally.received(&me_text, &message, &mut seen).await;
+                }
+                _ => {}
             }
         }
         false
@@ -194,6 +207,11 @@ where
     if synced != Ok(true) {
         tally.errors.fetch_add(1, Ordering::Relaxed);
         return;
+    }
+    for (object, seq) in std::mem::take(&mut unacked) {
+        if let Ok(text) = serde_json::to_string(&ClientFrame::Ack { object, seq }) {
+            let _ = sink.send(WsMessage::text(text)).await;
+        }
     }
     let sends = plan.rate > 0.0;
     let period = Duration::from_secs_f64(if sends { 1.0 / plan.rate } else { 3600.0 });
@@ -216,10 +234,7 @@ where
         ack_period,
     );
     acking.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut unacked: BTreeMap<String, u64> = BTreeMap::new();
     let mut number = 0u64;
-    let mut seen = HashSet::new();
-    let me_text = me.user_id.to_string();
     let stop = tokio::time::sleep_until(plan.stop_at.into());
     tokio::pin!(stop);
     loop {
