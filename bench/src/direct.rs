@@ -178,41 +178,12 @@ where
         tally.errors.fetch_add(1, Ordering::Relaxed);
         return;
     }
-    // A client sends once it is synced, as a real one does. A friend already sending can
-    // land a message in this sync; it counts like any other delivery (acknowledged with the
-    // next acknowledgement). One never synced by the end of the run counts as an error.
     let mut seen = HashSet::new();
     let mut unacked: BTreeMap<String, u64> = BTreeMap::new();
     let me_text = me.user_id.to_string();
-    let synced = tokio::time::timeout_at(plan.stop_at.into(), async {
-        while let Some(Ok(frame)) = stream.next().await {
-            let WsMessage::Text(text) = frame else {
-                continue;
-            };
-            match serde_json::from_str::<ServerFrame>(text.as_str()) {
-                Ok(ServerFrame::Synced { .. }) => return true,
-                Ok(ServerFrame::Msg(message)) => {
-                    if !matches!(plan.ack, AckPolicy::Never) {
-                        let newest = unacked.entry(message.object.clone()).or_default();
-                        *newest = (*newest).max(message.seq);
-                    }
-                    tally.received(&me_text, &message, &mut seen).await;
-                }
-                _ => {}
-            }
-        }
-        false
-    })
-    .await;
-    if synced != Ok(true) {
-        tally.errors.fetch_add(1, Ordering::Relaxed);
-        return;
-    }
-    for (object, seq) in std::mem::take(&mut unacked) {
-        if let Ok(text) = serde_json::to_string(&ClientFrame::Ack { object, seq }) {
-            let _ = sink.send(WsMessage::text(text)).await;
-        }
-    }
+    // A client sends once it is synced, as a real one does; a message a friend already
+    // sending lands in that sync counts like any other. One never synced is an error.
+    let mut synced = false;
     let sends = plan.rate > 0.0;
     let period = Duration::from_secs_f64(if sends { 1.0 / plan.rate } else { 3600.0 });
     // Start the users out of step so their sends do not land in lockstep bursts. The phase is
@@ -240,7 +211,7 @@ where
     loop {
         tokio::select! {
             _ = &mut stop => break,
-            _ = sending.tick(), if sends && Instant::now() < plan.send_until => {
+            _ = sending.tick(), if sends && synced && Instant::now() < plan.send_until => {
                 number += 1;
                 let frame = ClientFrame::Send {
                     cid: format!("{}-{number}", me.user_id),
@@ -270,6 +241,7 @@ where
                     continue;
                 };
                 match serde_json::from_str::<ServerFrame>(text.as_str()) {
+                    Ok(ServerFrame::Synced { .. }) => synced = true,
                     Ok(ServerFrame::Sent { .. }) => {
                         tally.acknowledged.fetch_add(1, Ordering::Relaxed);
                     }
@@ -300,6 +272,9 @@ where
                 }
             }
         }
+    }
+    if !synced {
+        tally.errors.fetch_add(1, Ordering::Relaxed);
     }
     let _ = sink.close().await;
 }
