@@ -581,8 +581,9 @@ impl Worker {
         let mut batch = WriteBatch::begin(connection, self.dialect).await?;
         // Number the appends from the known ends, in the order the jobs arrived.
         let mut next: HashMap<ObjectId, u64> = HashMap::new();
-        let mut objects: Vec<String> = Vec::new();
-        let mut appended: Vec<(u64, &Message)> = Vec::new();
+        // Appended rows as (object, seq, message): the embedded log is the `messages` table,
+        // so an append is its row, stored under its log position without copying the message.
+        let mut appended: Vec<(String, u64, &Message)> = Vec::new();
         let mut written = Vec::with_capacity(jobs.len());
         for job in jobs {
             if let Job::Append { entries, .. } = job {
@@ -595,8 +596,7 @@ impl Worker {
                         .unwrap_or(0)
                         + 1;
                     next.insert(*object, seq);
-                    objects.push(object.to_string());
-                    appended.push((seq, message));
+                    appended.push((object.to_string(), seq, message));
                     seqs.push(seq);
                 }
                 written.push(seqs);
@@ -604,13 +604,6 @@ impl Worker {
                 written.push(Vec::new());
             }
         }
-        // Appended rows as (object, seq, message): the embedded log is the `messages` table,
-        // so an append is its row, stored under its log position without copying the message.
-        let appended: Vec<(&str, u64, &Message)> = objects
-            .iter()
-            .zip(appended)
-            .map(|(object, (seq, message))| (object.as_str(), seq, message))
-            .collect();
         let stored: Vec<(&str, u64, &Message)> = jobs
             .iter()
             .filter_map(|job| match job {
@@ -657,11 +650,14 @@ impl Worker {
 }
 
 /// A `messages` row's values, in the column order of [`MESSAGE_INSERT`].
-fn message_values<'r>(row: &'r (&str, u64, &Message), values: &mut Vec<Value<'r>>) {
-    let (object, seq, message) = *row;
+fn message_values<'r, Object: AsRef<str>>(
+    row: &'r (Object, u64, &Message),
+    values: &mut Vec<Value<'r>>,
+) {
+    let (object, seq, message) = row;
     values.extend([
-        Value::Text(object),
-        Value::Int(stored_seq(seq)),
+        Value::Text(object.as_ref()),
+        Value::Int(stored_seq(*seq)),
         Value::Int(message.id as i64),
         Value::Int(message.sender),
         Value::Int(message.peer),
