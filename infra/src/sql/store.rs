@@ -291,11 +291,19 @@ impl SqlStore {
         }
     }
 
+    /// The remembered friendships, if this store remembers them (it is its database's only
+    /// writer).
+    fn friendships(&self) -> Option<&FriendshipCache> {
+        self.remembered
+            .as_ref()
+            .map(|remembered| &remembered.friendships)
+    }
+
     /// Forgets a remembered friendship; called before a change and again once it is
     /// committed, so no answer read while it was under way is remembered.
     fn friendship_changed(&self, a: i64, b: i64) {
-        if let Some(remembered) = &self.remembered {
-            remembered.friendships.forget(a, b);
+        if let Some(cache) = self.friendships() {
+            cache.forget(a, b);
         }
     }
 
@@ -732,10 +740,7 @@ impl Store for SqlStore {
     }
 
     async fn friends(&self, user: i64) -> InfraResult<Vec<Friend>> {
-        let cache = self
-            .remembered
-            .as_ref()
-            .map(|remembered| &remembered.friendships);
+        let cache = self.friendships();
         let generation = cache.map(|cache| cache.generation());
         let found: Vec<(i64, String, String, Option<String>, i64, i64)> =
             rows(&self.statements.friends)
@@ -762,10 +767,7 @@ impl Store for SqlStore {
     }
 
     async fn are_friends(&self, a: i64, b: i64) -> InfraResult<bool> {
-        let cache = self
-            .remembered
-            .as_ref()
-            .map(|remembered| &remembered.friendships);
+        let cache = self.friendships();
         let generation = match cache.map(|cache| cache.get(a, b)) {
             Some(Ok(friends)) => return Ok(friends),
             Some(Err(generation)) => Some(generation),
