@@ -6,11 +6,16 @@
 #   scripts/deps.sh down     stop what `up` started (and only that), remove its data
 #   scripts/deps.sh status   which servers are up
 #   scripts/deps.sh env      the URLs the tests read, as `export` lines (eval "$(scripts/deps.sh env)")
-#   scripts/deps.sh prefetch start building the Kafka-protocol broker in the background and return
+#   scripts/deps.sh restart kafka      stop the broker and start it again on the same data
+#   scripts/deps.sh stop|kill|start kafka-cluster-N
+#                                 stop one broker of kafka-cluster politely (SIGTERM), kill it
+#                                 (SIGKILL, as a crash would), or start it again on its data
 #
-# The broker is tansu (crates.io), built once per machine into NATTER_CACHE_DIR (default
-# ~/.cache/natter) because the build takes about 30 minutes; `up` waits for a build `prefetch`
-# started instead of starting a second one.
+# The broker is Apache Kafka in KRaft mode (one process that is broker and controller), run from
+# its Maven Central jars: Maven copies kafka_2.13 and its runtime dependencies once per machine
+# into NATTER_CACHE_DIR (default ~/.cache/natter). `kafka-cluster` is three more such processes
+# forming one cluster, for the tests that kill a broker: topics there get three replicas and
+# `min.insync.replicas=2`.
 #
 # Ports are off the defaults so a developer's own servers are never touched. NATTER_DEPS_DIR
 # chooses the folder (default /tmp/natter-deps).
@@ -23,9 +28,12 @@ ETCD_PEER_PORT=12380
 PG_PORT=15432
 MYSQL_PORT=13306
 KAFKA_PORT=19092
+# kafka-cluster-N listens on 19N92 for clients and 19N93 for its controller quorum.
+KAFKA_CLUSTER_SIZE=3
 CACHE=${NATTER_CACHE_DIR:-$HOME/.cache/natter}
-TANSU_VERSION=0.6.0
-TANSU_BIN=$CACHE/tansu-$TANSU_VERSION/bin/tansu
+KAFKA_VERSION=4.4.0
+KAFKA_LIB=$CACHE/kafka-$KAFKA_VERSION/lib
+KAFKA_HEAP=${NATTER_KAFKA_HEAP:-512m}
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 
 say() { printf 'deps: %s\n' "$*" >&2; }
@@ -62,21 +70,47 @@ install_missing() {
     fi
 }
 
-# Builds tansu into the cache under a lock, so a background prefetch and `up` never build twice.
-install_tansu() {
-    [ -x "$TANSU_BIN" ] && return 0
+# Copies Apache Kafka's jars from Maven Central into the cache under a lock, so two suites on one
+# machine never fetch at once; a fetch cut short leaves nothing that looks complete.
+install_kafka() {
+    [ -f "$KAFKA_LIB/.complete" ] && return 0
+    command -v mvn >/dev/null || apt_install maven
+    command -v java >/dev/null || fail "Apache Kafka needs Java 17 or newer (java is not on PATH)"
     mkdir -p "$CACHE"
-    local log="$CACHE/tansu-build.log"
+    local home=$CACHE/kafka-$KAFKA_VERSION log=$CACHE/kafka-$KAFKA_VERSION-fetch.log
     (
         flock 9
-        [ -x "$TANSU_BIN" ] && exit 0
-        say "building tansu $TANSU_VERSION into $CACHE (about 30 minutes, once per machine; log: $log)"
-        # Its own target folder keeps the build out of the workspace's and lets a rerun resume.
-        CARGO_TARGET_DIR="$CACHE/tansu-target" nice cargo install tansu --version "=$TANSU_VERSION" \
-            --locked --features libsql --root "$CACHE/tansu-$TANSU_VERSION" >"$log" 2>&1 ||
-            { tail -n 30 "$log" >&2; exit 1; }
-        rm -rf "$CACHE/tansu-target"
-    ) 9>"$CACHE/tansu.lock" || fail "building tansu (log: $log)"
+        [ -f "$KAFKA_LIB/.complete" ] && exit 0
+        say "fetching Apache Kafka $KAFKA_VERSION from Maven Central into $home (once per machine)"
+        rm -rf "$home"
+        mkdir -p "$home"
+        cat >"$home/pom.xml" <<EOF
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>natter.test</groupId>
+  <artifactId>kafka-runtime</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka_2.13</artifactId>
+      <version>$KAFKA_VERSION</version>
+    </dependency>
+    <!-- Kafka logs through SLF4J 1.x; this binds it to Log4j 2, which reads log4j2.yaml. -->
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId>
+      <artifactId>log4j-slf4j-impl</artifactId>
+      <version>2.24.3</version>
+    </dependency>
+  </dependencies>
+</project>
+EOF
+        mvn -q -B -f "$home/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
+            -DoutputDirectory="$KAFKA_LIB" >"$log" 2>&1 || { tail -n 30 "$log" >&2; exit 1; }
+        ls "$KAFKA_LIB"/kafka_2.13-*.jar >/dev/null 2>&1 || { echo "no kafka_2.13 jar" >&2; exit 1; }
+        touch "$KAFKA_LIB/.complete"
+    ) 9>"$CACHE/kafka.lock" || fail "fetching Apache Kafka (log: $log)"
 }
 
 # wait_for NAME SECONDS COMMAND...: run COMMAND until it succeeds.
@@ -156,22 +190,128 @@ start_mariadb() {
         fail "creating the MariaDB test database"
 }
 
+# The JVM every broker and its storage tool run in: a fixed heap, logs configured by us.
+KAFKA_JAVA=(java -Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" -XX:+UseG1GC
+    -Dlog4j2.configurationFile="$DIR/kafka-log4j2.yaml" -cp "$KAFKA_LIB/*")
+
+# write_kafka_config NAME NODE_ID CLIENT_PORT CONTROLLER_PORT VOTERS REPLICAS: one broker's
+# server.properties (an empty VOTERS means a standalone controller quorum of this node alone).
+write_kafka_config() {
+    local name=$1 node=$2 port=$3 controller=$4 voters=$5 replicas=$6 quorum
+    if [ -n "$voters" ]; then quorum="controller.quorum.voters=$voters"; else
+        quorum="controller.quorum.bootstrap.servers=127.0.0.1:$controller"
+    fi
+    cat >"$DIR/$name/server.properties" <<EOF
+process.roles=broker,controller
+node.id=$node
+$quorum
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$DIR/$name/data
+num.partitions=1
+default.replication.factor=$replicas
+min.insync.replicas=$((replicas > 1 ? 2 : 1))
+offsets.topic.replication.factor=$replicas
+transaction.state.log.replication.factor=$replicas
+transaction.state.log.min.isr=$((replicas > 1 ? 2 : 1))
+share.coordinator.state.topic.replication.factor=$replicas
+share.coordinator.state.topic.min.isr=$((replicas > 1 ? 2 : 1))
+# The topics are the message history: nothing expires.
+log.retention.ms=-1
+log.retention.bytes=-1
+group.initial.rebalance.delay.ms=0
+EOF
+}
+
+# launch_kafka NAME [--standalone]: format NAME's storage once (a restart keeps its data) and
+# start it in the background.
+launch_kafka() {
+    local name=$1 standalone=${2:-}
+    if [ ! -f "$DIR/$name/data/meta.properties" ]; then
+        "${KAFKA_JAVA[@]}" kafka.tools.StorageTool format $standalone -t "$(cat "$DIR/kafka-cluster-id")" \
+            -c "$DIR/$name/server.properties" >"$DIR/$name-format.log" 2>&1 ||
+            fail "formatting $name's storage (log: $DIR/$name-format.log)"
+    fi
+    : >"$DIR/$name.log"
+    nohup "${KAFKA_JAVA[@]}" kafka.Kafka "$DIR/$name/server.properties" \
+        </dev/null >>"$DIR/$name.log" 2>&1 &
+    echo $! >"$DIR/$name.pid"
+}
+
+# kafka_ready NAME PORT: the broker runs, has logged that it started, and takes connections.
+kafka_ready() {
+    alive "$1" && grep -q 'Kafka Server started' "$DIR/$1.log" &&
+        bash -c "exec 3<>/dev/tcp/127.0.0.1/$2"
+}
+
+# Waits for each named broker (a cluster's brokers start together, so they are awaited after).
+await_kafka() {
+    local name port
+    for name in "$@"; do
+        port=$(awk -F: '/^advertised.listeners/{print $NF}' "$DIR/$name/server.properties")
+        wait_for "$name" 90 kafka_ready "$name" "$port"
+    done
+}
+
+prepare_kafka() {
+    install_kafka
+    # One cluster id per data folder: a restarted broker must find the id it was formatted with.
+    [ -f "$DIR/kafka-cluster-id" ] ||
+        python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))' \
+            >"$DIR/kafka-cluster-id"
+    cat >"$DIR/kafka-log4j2.yaml" <<EOF
+Configuration:
+  Appenders:
+    Console:
+      name: STDOUT
+      PatternLayout:
+        pattern: "[%d] %p %m (%c)%n"
+  Loggers:
+    Root:
+      level: INFO
+      AppenderRef:
+        - ref: STDOUT
+    Logger:
+      - name: org.apache.kafka.common.config.AbstractConfig
+        level: WARN
+EOF
+}
+
 start_kafka() {
     alive kafka && return 0
-    install_tansu
+    prepare_kafka
     mkdir -p "$DIR/kafka"
-    # tansu opens its SQLite file relative to the working directory.
-    # The cd and the launch are separate commands so that `$!` is the broker itself, not a
-    # subshell waiting for it (which would also hold the caller's stdout open).
-    (
-        cd "$DIR/kafka"
-        nohup "$TANSU_BIN" broker \
-            --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-            --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-            --storage-engine "sqlite://tansu.db" </dev/null >"$DIR/kafka.log" 2>&1 &
-        echo $! >"$DIR/kafka.pid"
-    )
-    wait_for kafka 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$KAFKA_PORT"
+    write_kafka_config kafka 1 "$KAFKA_PORT" $((KAFKA_PORT + 1)) "" 1
+    launch_kafka kafka --standalone
+    await_kafka kafka
+}
+
+kafka_cluster_port() { echo $((19002 + 100 * $1 + 90)); }
+
+kafka_cluster_voters() {
+    local node voters=""
+    for node in $(seq "$KAFKA_CLUSTER_SIZE"); do
+        voters+="${voters:+,}$node@127.0.0.1:$(($(kafka_cluster_port "$node") + 1))"
+    done
+    echo "$voters"
+}
+
+# start_kafka_cluster [NODE]: the three-broker cluster, or one of its brokers again.
+start_kafka_cluster() {
+    local nodes=${1:-$(seq "$KAFKA_CLUSTER_SIZE")} node name port started=()
+    prepare_kafka
+    for node in $nodes; do
+        name=kafka-cluster-$node
+        alive "$name" && continue
+        port=$(kafka_cluster_port "$node")
+        mkdir -p "$DIR/$name"
+        write_kafka_config "$name" "$node" "$port" $((port + 1)) "$(kafka_cluster_voters)" 3
+        launch_kafka "$name"
+        started+=("$name")
+    done
+    [ ${#started[@]} -eq 0 ] || await_kafka "${started[@]}"
 }
 
 print_env() {
@@ -182,9 +322,18 @@ export NATTER_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:$PG_PORT/natter_te
 export NATTER_TEST_MYSQL_URL=mysql://natter:natter@127.0.0.1:$MYSQL_PORT/natter_test
 export NATTER_TEST_KAFKA_URL=127.0.0.1:$KAFKA_PORT
 EOF
+    if alive kafka-cluster-1 || alive kafka-cluster-2 || alive kafka-cluster-3; then
+        local node brokers=""
+        for node in $(seq "$KAFKA_CLUSTER_SIZE"); do
+            brokers+="${brokers:+,}127.0.0.1:$(kafka_cluster_port "$node")"
+        done
+        echo "export NATTER_TEST_KAFKA_CLUSTER_URL=$brokers"
+    fi
 }
 
-SERVERS="redis etcd postgres mariadb kafka"
+SERVERS="redis etcd postgres mariadb kafka kafka-cluster"
+# Every process `down` stops and `status` reports (kafka-cluster is three of them).
+PROCESSES="redis etcd postgres mariadb kafka kafka-cluster-1 kafka-cluster-2 kafka-cluster-3"
 
 # Stops one server this script started: a polite signal, then a hard one.
 stop_one() {
@@ -210,6 +359,7 @@ up)
     for name in ${*:-$SERVERS}; do
         case $name in
         redis | etcd | postgres | mariadb | kafka) "start_$name" ;;
+        kafka-cluster) start_kafka_cluster ;;
         *) fail "unknown server $name (known: $SERVERS)" ;;
         esac
     done
@@ -220,7 +370,7 @@ down)
     if alive postgres; then
         su postgres -s /bin/sh -c "'$PG_BIN/pg_ctl' -D '$DIR/postgres' -m fast -w stop" >/dev/null 2>&1 || true
     fi
-    for name in $SERVERS; do stop_one "$name"; done
+    for name in $PROCESSES; do stop_one "$name"; done
     rm -rf "$DIR"
     ;;
 restart)
@@ -229,15 +379,28 @@ restart)
     stop_one kafka
     start_kafka
     ;;
-prefetch)
-    mkdir -p "$CACHE"
-    [ -x "$TANSU_BIN" ] || { nohup "$0" build-broker >/dev/null 2>&1 & say "building tansu in the background"; }
+stop | kill | start)
+    # One broker of kafka-cluster at a time, for tests that take a broker away and bring it back.
+    case "${2:-}" in
+    kafka-cluster-[1-3]) ;;
+    *) echo "usage: $0 $1 kafka-cluster-N (N = 1..$KAFKA_CLUSTER_SIZE)" >&2; exit 2 ;;
+    esac
+    case $1 in
+    stop) stop_one "$2" ;;
+    kill)
+        if alive "$2"; then kill -9 "$(cat "$DIR/$2.pid")"; say "$2 killed"; fi
+        rm -f "$DIR/$2.pid"
+        ;;
+    start) start_kafka_cluster "${2##*-}" ;;
+    esac
     ;;
-build-broker)
-    install_tansu
+prefetch)
+    # Fetches the broker's jars ahead of `up`.
+    mkdir -p "$DIR" "$CACHE"
+    install_kafka
     ;;
 status)
-    for name in $SERVERS; do
+    for name in $PROCESSES; do
         if alive "$name"; then echo "$name: up (pid $(cat "$DIR/$name.pid"))"; else echo "$name: down"; fi
     done
     ;;
@@ -245,7 +408,7 @@ env)
     print_env
     ;;
 *)
-    echo "usage: $0 up|down|status|env|restart kafka|prefetch" >&2
+    echo "usage: $0 up [NAME...]|down|status|env|restart kafka|stop|kill|start kafka-cluster-N|prefetch" >&2
     exit 2
     ;;
 esac

@@ -13,8 +13,13 @@ rustup component list --installed 2>/dev/null | grep -qE '^rustfmt' || rustup co
 rustup component list --installed 2>/dev/null | grep -qE '^clippy' || rustup component add clippy
 # protoc comes from the protoc-bin-vendored crate, so no system package is needed.
 
-step "Kafka-protocol broker (built once per machine, in the background while the checks run)"
-scripts/deps.sh prefetch
+# The real servers' data and logs go under one temporary folder; `down` stops what was started
+# there and removes it when this script ends, however it ends.
+export NATTER_DEPS_DIR=${NATTER_DEPS_DIR:-$(mktemp -d /tmp/natter-deps.XXXXXX)}
+trap 'scripts/deps.sh down' EXIT
+
+step "Apache Kafka's jars (Maven Central, fetched once per machine, in the background while the checks run)"
+scripts/deps.sh prefetch >"$NATTER_DEPS_DIR/prefetch.log" 2>&1 &
 
 step "format (cargo fmt --check)"
 cargo fmt --all -- --check
@@ -23,10 +28,7 @@ step "lints (cargo clippy --all-targets -D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "real servers for the cluster tests (scripts/deps.sh)"
-# Installs what is missing, starts each server on loopback with its data in a temporary folder,
-# and stops what it started when this script ends, however it ends.
-export NATTER_DEPS_DIR=${NATTER_DEPS_DIR:-$(mktemp -d /tmp/natter-deps.XXXXXX)}
-trap 'scripts/deps.sh down' EXIT
+# Installs what is missing and starts each server on loopback, waiting until it answers.
 scripts/deps.sh up
 eval "$(scripts/deps.sh env)"
 

@@ -175,8 +175,7 @@ async fn a_process_that_stops_renewing_drops_out_of_watches() {
     observer.close().await.expect("close");
 }
 
-/// A Kafka log whose topics no other run shares (tansu 0.6 deletes every topic on
-/// DeleteTopics, so runs are kept apart by prefix, never by cleaning up).
+/// A Kafka log whose topics no other test shares: the tests run at once on one broker.
 async fn kafka_log(prefix: &str) -> KafkaLog {
     let url = server("NATTER_TEST_KAFKA_URL");
     KafkaLog::connect(KafkaLogConfig {
@@ -275,6 +274,104 @@ async fn kafka_records_outlive_the_client_that_wrote_them() {
         !other.objects().await.expect("objects").contains(&object),
         "another prefix does not see this prefix's objects"
     );
+}
+
+/// Kills one broker of `scripts/deps.sh up kafka-cluster` (SIGKILL, as a crash would) and
+/// starts it again when dropped, so a failing test still leaves the cluster whole.
+struct KilledBroker(String);
+
+impl KilledBroker {
+    fn kill(node: i32) -> KilledBroker {
+        let name = format!("kafka-cluster-{node}");
+        deps(&["kill", &name]);
+        KilledBroker(name)
+    }
+}
+
+impl Drop for KilledBroker {
+    fn drop(&mut self) {
+        deps(&["start", &self.0]);
+    }
+}
+
+/// The node id of the broker leading partition 0 of `topic` in `kafka-cluster`, read from the
+/// brokers' own logs (rskafka does not expose partition leaders).
+fn leader_of(topic: &str) -> i32 {
+    let folder = std::path::PathBuf::from(server("NATTER_DEPS_DIR"));
+    // Each broker that takes the lead logs "[Broker id=N] Leader TOPIC-0 with topic id …"; the
+    // newest such line (lines start with their time) names the current leader.
+    let wanted = format!("] Leader {topic}-0 with topic id");
+    let mut newest: Option<(String, i32)> = None;
+    for node in 1..=3 {
+        let log = folder.join(format!("kafka-cluster-{node}.log"));
+        let text = std::fs::read_to_string(&log).unwrap_or_else(|error| panic!("{log:?}: {error}"));
+        for line in text.lines().filter(|line| line.contains(&wanted)) {
+            if newest.as_ref().is_none_or(|(time, _)| line > time.as_str()) {
+                newest = Some((line.to_owned(), node));
+            }
+        }
+    }
+    newest
+        .map(|(_, node)| node)
+        .unwrap_or_else(|| panic!("no broker logged that it leads {topic}-0"))
+}
+
+/// Runs `scripts/deps.sh ARGS` on the servers this suite was started with.
+fn deps(arguments: &[&str]) {
+    server("NATTER_DEPS_DIR");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/deps.sh");
+    let status = std::process::Command::new(script)
+        .args(arguments)
+        .status()
+        .expect("run scripts/deps.sh");
+    assert!(status.success(), "scripts/deps.sh {arguments:?} failed");
+}
+
+#[tokio::test]
+async fn kafka_appends_survive_the_leader_broker_being_killed() {
+    let bootstrap: Vec<String> = server("NATTER_TEST_KAFKA_CLUSTER_URL")
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    let prefix = kafka_prefix();
+    let log = KafkaLog::connect(KafkaLogConfig {
+        bootstrap: bootstrap.clone(),
+        topic_prefix: prefix.clone(),
+        replication_factor: 3,
+        request_deadline_ms: 60_000,
+        ..KafkaLogConfig::default()
+    })
+    .await
+    .expect("connect to the three brokers");
+    let object = ObjectId::User(7);
+    for number in 1..=20 {
+        assert_eq!(
+            log.append(&object, &numbered(number))
+                .await
+                .expect("append"),
+            number
+        );
+    }
+    // The partition's leader is the broker whose loss matters: it holds the newest records.
+    let leader = leader_of(&format!("{prefix}.user.7"));
+    let killed = KilledBroker::kill(leader);
+    for number in 21..=40 {
+        assert_eq!(
+            log.append(&object, &numbered(number))
+                .await
+                .expect("append with the leader gone"),
+            number,
+            "seqs go on gap-free under the new leader"
+        );
+    }
+    let read = log.read(&object, 0, 100).await.expect("read");
+    let ids: Vec<u64> = read.iter().map(|message| message.id).collect();
+    assert_eq!(
+        ids,
+        (1..=40).collect::<Vec<u64>>(),
+        "every acknowledged append, in order"
+    );
+    drop(killed);
 }
 
 #[tokio::test]

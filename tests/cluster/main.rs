@@ -69,7 +69,7 @@ impl Cluster {
                 "NATTER_CLUSTER__KAFKA__BOOTSTRAP",
                 required("NATTER_TEST_KAFKA_URL"),
             ),
-            // Runs share the broker; tansu cannot delete topics safely, so each run has its own.
+            // Runs may share a broker (a developer's own, say): each keeps to its own topics.
             ("NATTER_CLUSTER__KAFKA__TOPIC_PREFIX", format!("test-{run}")),
             // Short enough that a dead process's lease and locks run out within the test.
             ("NATTER_CLUSTER__LEASE_TTL_MS", "2000".to_string()),

@@ -1,4 +1,4 @@
-//! `MessageLog` on a Kafka-protocol broker (Apache Kafka, Redpanda, tansu) through rskafka.
+//! `MessageLog` on a Kafka-protocol broker through rskafka (tested on Apache Kafka 4.4, KRaft).
 //!
 //! Each object is one single-partition topic, `<prefix>.user.<id>` or `<prefix>.group.<id>`,
 //! created on its first append. A message's seq is its offset plus one, so the log's own
@@ -57,8 +57,8 @@ impl Default for KafkaLogConfig {
 }
 
 /// How long a fetch may wait on the broker for data: not at all. Readers are woken when
-/// there is something to read, so a fetch never needs to long-poll, and some brokers (tansu
-/// 0.6) wait the whole `max_wait` even when data is there, which would add it to every read.
+/// there is something to read, so a fetch never needs to long-poll, and a reader that is behind
+/// must get what is there now rather than wait for more.
 const FETCH_MAX_WAIT_MS: i32 = 0;
 /// The most bytes one fetch asks for; a record larger than this still comes back whole.
 const FETCH_MAX_BYTES: i32 = 1 << 20;
@@ -388,18 +388,9 @@ impl MessageLog for KafkaLog {
         let Some(partition) = self.existing_partition(&topic).await? else {
             return Ok(0);
         };
-        // The high watermark of a fetch response, not ListOffsets(Latest): some brokers
-        // answer the latter wrongly, and every broker gets the former right because
-        // consumers depend on it.
-        match partition.fetch_records(0, 1..1, FETCH_MAX_WAIT_MS).await {
-            Ok((_, high_watermark)) => Ok(u64::try_from(high_watermark).unwrap_or(0)),
-            // Offset 0 is gone only where retention deleted old records; then ListOffsets is
-            // the one way left to ask.
-            Err(error) if is_protocol(&error, ProtocolError::OffsetOutOfRange) => partition
-                .get_offset(OffsetAt::Latest)
-                .await
-                .map(|latest| u64::try_from(latest).unwrap_or(0))
-                .map_err(unavailable),
+        // ListOffsets(Latest) answers the high watermark: the end of what readers can see.
+        match partition.get_offset(OffsetAt::Latest).await {
+            Ok(latest) => Ok(u64::try_from(latest).unwrap_or(0)),
             Err(error) => {
                 self.forget(&topic).await;
                 Err(unavailable(error))
@@ -446,14 +437,13 @@ where
     }
 }
 
-/// Broker errors that a retry may get past: a broker busy (tansu's SQLite engine answers
-/// UnknownServerError when its database is locked), short of replicas, or slow.
+/// Broker errors that a retry may get past: short of in-sync replicas while one catches up, a
+/// leader moving, or a broker slow to answer.
 fn is_transient(error: &KafkaError) -> bool {
     match error {
         KafkaError::ServerError { protocol_error, .. } => matches!(
             protocol_error,
-            ProtocolError::UnknownServerError
-                | ProtocolError::NotEnoughReplicas
+            ProtocolError::NotEnoughReplicas
                 | ProtocolError::NotEnoughReplicasAfterAppend
                 | ProtocolError::RequestTimedOut
                 | ProtocolError::KafkaStorageError
