@@ -28,7 +28,8 @@ up() {
         say "building $BIN"
         cargo build --release --bin natter
     fi
-    scripts/deps.sh up
+    # Only the servers the cluster uses: no MariaDB, no three-broker Kafka cluster.
+    scripts/deps.sh up redis etcd postgres kafka
     local entry name layer port
     for entry in $PROCESSES; do
         IFS=: read -r name layer port <<<"$entry"
