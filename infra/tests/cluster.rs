@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use natter_infra::MessageLog;
 use natter_infra::Registry;
+use natter_infra::Store;
 use natter_infra::cluster::{EtcdRegistry, KafkaLog, KafkaLogConfig, RedisSessions};
 use natter_infra::conformance;
 use natter_infra::registry::ServiceNode;
@@ -83,6 +84,56 @@ async fn postgres_store_conforms() {
 #[tokio::test]
 async fn mysql_store_conforms() {
     store_conforms_on("NATTER_TEST_MYSQL_URL", Dialect::MySql).await;
+}
+
+/// Deadlocks PostgreSQL has counted in the test database. The count is flushed when a
+/// backend ends, so it is read on a connection of its own after the writers closed theirs.
+async fn postgres_deadlocks(url: &str) -> i64 {
+    let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+        .await
+        .expect("connect to PostgreSQL");
+    sqlx::query_scalar("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
+        .fetch_one(&mut connection)
+        .await
+        .expect("read pg_stat_database")
+}
+
+/// In a cluster logic stores each accepted message and task stores it again as it delivers
+/// it (a repair of whatever logic's write lost). Two such writers given the same rows in
+/// opposite orders took row locks in opposite orders and deadlocked; they must not.
+#[tokio::test]
+async fn postgres_writers_in_two_processes_never_deadlock() {
+    let url = server("NATTER_TEST_POSTGRES_URL");
+    let before = postgres_deadlocks(&url).await;
+    let (first, second) = tokio::join!(open_database(&url, 2), open_database(&url, 2));
+    let (first, second) = (first.expect("open"), second.expect("open"));
+    let (logic, task) = (SqlStore::new(first.clone()), SqlStore::new(second.clone()));
+    let base = i64::from(rand::random::<u32>()) << 16;
+    for round in 0..20 {
+        let messages: Vec<Message> = (0..40)
+            .map(|number| {
+                let mut message = numbered(number);
+                message.id = (base + round * 100 + number as i64) as u64;
+                message.object = format!("user:{}", base + number as i64);
+                message.seq = round as u64 + 1;
+                message
+            })
+            .collect();
+        let reversed: Vec<Message> = messages.iter().rev().cloned().collect();
+        let (stored, repaired) =
+            tokio::join!(logic.put_messages(&messages), task.put_messages(&reversed));
+        stored.expect("logic's write");
+        repaired.expect("task's write");
+    }
+    first.close().await;
+    second.close().await;
+    // The writers' backends have ended, so their counts are in.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        postgres_deadlocks(&url).await,
+        before,
+        "PostgreSQL counted deadlocks between the two writers"
+    );
 }
 
 /// An etcd registry for a cluster name no other run shares.

@@ -604,7 +604,11 @@ impl Worker {
                 written.push(Vec::new());
             }
         }
-        let stored: Vec<(&str, u64, &Message)> = jobs
+        // Rows and cursors go in key order: in a cluster, logic and task processes write the
+        // same messages and cursors at once, and two transactions that take row locks in
+        // different orders deadlock (PostgreSQL then waits `deadlock_timeout`, a second, before
+        // it aborts one of them).
+        let mut stored: Vec<(&str, u64, &Message)> = jobs
             .iter()
             .filter_map(|job| match job {
                 Job::Messages { messages, .. } => Some(messages),
@@ -613,6 +617,8 @@ impl Worker {
             .flatten()
             .map(|message| (message.object.as_str(), message.seq, message))
             .collect();
+        stored.sort_unstable_by_key(|(object, seq, _)| (*object, *seq));
+        stored.dedup_by_key(|(object, seq, _)| (*object, *seq));
         // Appends first and strictly: a seq taken twice fails the batch, never hides a row.
         self.statements
             .appended
@@ -626,7 +632,8 @@ impl Worker {
             (CursorKind::Acknowledged, &self.statements.acknowledged),
             (CursorKind::Read, &self.statements.read),
         ] {
-            let raised: Vec<_> = cursors.of_kind(kind).iter().collect();
+            let mut raised: Vec<_> = cursors.of_kind(kind).iter().collect();
+            raised.sort_unstable();
             statement
                 .run(&mut batch, &raised, |row, values| {
                     values.extend([
@@ -637,7 +644,8 @@ impl Worker {
                 })
                 .await?;
         }
-        let delivered: Vec<_> = cursors.delivered.iter().collect();
+        let mut delivered: Vec<_> = cursors.delivered.iter().collect();
+        delivered.sort_unstable();
         self.statements
             .delivered
             .run(&mut batch, &delivered, |row, values| {
