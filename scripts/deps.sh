@@ -218,6 +218,8 @@ transaction.state.log.replication.factor=$replicas
 transaction.state.log.min.isr=$((replicas > 1 ? 2 : 1))
 share.coordinator.state.topic.replication.factor=$replicas
 share.coordinator.state.topic.min.isr=$((replicas > 1 ? 2 : 1))
+# natter creates its topics itself; a metadata request must never create one.
+auto.create.topics.enable=false
 # The topics are the message history: nothing expires.
 log.retention.ms=-1
 log.retention.bytes=-1
