@@ -138,7 +138,8 @@ pub struct LogConfig {
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
-            filter: "info".into(),
+            // rskafka says at info level every time it opens a partition: once per topic.
+            filter: "info,rskafka=warn".into(),
             json: false,
         }
     }

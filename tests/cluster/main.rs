@@ -74,7 +74,7 @@ impl Cluster {
             // Short enough that a dead process's lease and locks run out within the test.
             ("NATTER_CLUSTER__LEASE_TTL_MS", "2000".to_string()),
             ("NATTER_TASK__LOCK_TTL_MS", "2000".to_string()),
-            ("RUST_LOG", "info".to_string()),
+            ("RUST_LOG", "info,rskafka=warn".to_string()),
         ]
         .into_iter()
         .map(|(name, value)| (name.to_string(), value))
