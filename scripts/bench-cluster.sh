@@ -6,6 +6,8 @@
 # its friend at RATE_PER_USER messages a second.
 #   scripts/bench-cluster.sh USERS RATE_PER_USER [SECONDS] [OUT]
 # Prints the generator's summary row and the CPU seconds each process used during the run.
+# The sessions go to OUT/sessions.json; SESSIONS=FILE runs those users again instead of seeding
+# new ones (on the per-object topology, a first run also creates every user's topic).
 # The servers and the cluster stay up afterwards (scripts/cluster.sh down, scripts/deps.sh down).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,13 +19,17 @@ export NATTER_DEPS_DIR=${NATTER_DEPS_DIR:-/tmp/natter-deps}
 cluster_dir=${NATTER_CLUSTER_DIR:-/tmp/natter-cluster}
 cargo build --release --locked -q -p natter -p natter-bench
 scripts/cluster.sh up
-work=$(mktemp -d /tmp/natter-bench-cluster.XXXXXX)
-trap 'rm -rf "$work"' EXIT
-# The cluster's signing secret, so the seeded sessions' tokens are accepted by connect.
-sed -n 's/^jwt_secret = "\(.*\)"$/\1/p' deployments/local/connect-1.toml >"$work/jwt-secret"
-database=$(sed -n 's/^database_url = "\(.*\)"$/\1/p' deployments/local/logic-1.toml)
-target/release/natter-bench seed --database "$database" --secret-file "$work/jwt-secret" \
-    --users "$users" --sessions "$work/sessions.json"
+mkdir -p "$out"
+sessions=${SESSIONS:-$out/sessions.json}
+if [ -z "${SESSIONS:-}" ]; then
+    work=$(mktemp -d /tmp/natter-bench-cluster.XXXXXX)
+    trap 'rm -rf "$work"' EXIT
+    # The cluster's signing secret, so the seeded sessions' tokens are accepted by connect.
+    sed -n 's/^jwt_secret = "\(.*\)"$/\1/p' deployments/local/connect-1.toml >"$work/jwt-secret"
+    database=$(sed -n 's/^database_url = "\(.*\)"$/\1/p' deployments/local/logic-1.toml)
+    target/release/natter-bench seed --database "$database" --secret-file "$work/jwt-secret" \
+        --users "$users" --sessions "$sessions"
+fi
 
 names=() pids=()
 for file in "$cluster_dir"/*.pid "$NATTER_DEPS_DIR/kafka.pid"; do
@@ -34,7 +40,7 @@ done
 cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
 before=()
 for pid in "${pids[@]}"; do before+=("$(cpu_seconds "$pid")"); done
-target/release/natter-bench direct --sessions "$work/sessions.json" --users "$users" \
+target/release/natter-bench direct --sessions "$sessions" --users "$users" \
     --ws ws://127.0.0.1:8391/ws,ws://127.0.0.1:8392/ws --rate "$rate" --seconds "$seconds" \
     --drain-seconds 5 --server-pid "$(IFS=,; echo "${pids[*]}")" --out "$out"
 echo "CPU seconds during the run, by process:"

@@ -161,6 +161,13 @@ pub struct Plan {
     pub stop_at: Instant,
 }
 
+/// This run's number: part of every cid, since a cid is remembered for a day and a second run
+/// of the same users would otherwise be answered with the first run's messages.
+fn run_id() -> u32 {
+    static RUN: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *RUN.get_or_init(rand::random)
+}
+
 /// One client: syncs, sends to `plan.to` at `plan.rate` until `send_until`, and reads (and
 /// acknowledges) until `stop_at`.
 pub async fn chat<S>(socket: WebSocketStream<S>, me: Session, plan: Plan, tally: Arc<Tally>)
@@ -214,7 +221,7 @@ where
             _ = sending.tick(), if sends && synced && Instant::now() < plan.send_until => {
                 number += 1;
                 let frame = ClientFrame::Send {
-                    cid: format!("{}-{number}", me.user_id),
+                    cid: format!("{}-{}-{number}", run_id(), me.user_id),
                     to: plan.to.clone(),
                     kind: "text".into(),
                     body: timed_body(number),
