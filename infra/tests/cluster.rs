@@ -8,7 +8,9 @@ use std::time::Duration;
 use natter_infra::MessageLog;
 use natter_infra::Registry;
 use natter_infra::Store;
-use natter_infra::cluster::{EtcdRegistry, KafkaLog, KafkaLogConfig, RedisSessions};
+use natter_infra::cluster::{
+    EtcdRegistry, KafkaLog, KafkaLogConfig, PartitionProducer, RedisSessions,
+};
 use natter_infra::conformance;
 use natter_infra::registry::ServiceNode;
 use natter_infra::sql::{Dialect, SqlStore, open_database};
@@ -423,6 +425,104 @@ async fn kafka_appends_survive_the_leader_broker_being_killed() {
         "every acknowledged append, in order"
     );
     drop(killed);
+}
+
+/// A fresh topic of `partitions` partitions on the single test broker, and a client for it.
+async fn partitioned_topic(partitions: i32) -> (rskafka::client::Client, String) {
+    let url = server("NATTER_TEST_KAFKA_URL");
+    let client = rskafka::client::ClientBuilder::new(vec![url])
+        .build()
+        .await
+        .expect("connect to the broker");
+    let topic = format!("{}.shared", kafka_prefix());
+    client
+        .controller_client()
+        .expect("controller")
+        .create_topic(&topic, partitions, 1, 5_000)
+        .await
+        .expect("create the topic");
+    (client, topic)
+}
+
+fn record(text: String) -> rskafka::record::Record {
+    rskafka::record::Record {
+        key: None,
+        value: Some(text.into_bytes()),
+        headers: Default::default(),
+        timestamp: rskafka::chrono::DateTime::UNIX_EPOCH,
+    }
+}
+
+#[tokio::test]
+async fn concurrent_produces_to_one_partition_share_requests_and_keep_each_callers_order() {
+    let (client, topic) = partitioned_topic(4).await;
+    let partition = client
+        .partition_client(
+            &topic,
+            2,
+            rskafka::client::partition::UnknownTopicHandling::Retry,
+        )
+        .await
+        .expect("partition client");
+    let partition = std::sync::Arc::new(partition);
+    let producer = PartitionProducer::new(std::sync::Arc::clone(&partition));
+    // 300 callers at once, each with three records that must stay together and in order.
+    let calls = (0..300).map(|caller| {
+        let producer = &producer;
+        async move {
+            let records = (0..3)
+                .map(|part| record(format!("{caller}.{part}")))
+                .collect();
+            (caller, producer.produce(records).await.expect("produce"))
+        }
+    });
+    let answers = futures_util::future::join_all(calls).await;
+    let mut all: Vec<i64> = Vec::new();
+    for (caller, offsets) in &answers {
+        assert_eq!(offsets.len(), 3, "caller {caller}: one offset per record");
+        assert!(
+            offsets.windows(2).all(|pair| pair[1] == pair[0] + 1),
+            "caller {caller}: its records are consecutive: {offsets:?}"
+        );
+        all.extend(offsets);
+    }
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (0..900).collect::<Vec<i64>>(),
+        "every record once, no gap"
+    );
+    assert!(
+        producer.requests() < 60,
+        "300 concurrent callers took {} produce requests",
+        producer.requests()
+    );
+    // Past its bound a producer refuses at once instead of queueing without limit.
+    let flood = (0..20_001)
+        .map(|number| record(number.to_string()))
+        .collect();
+    assert!(
+        matches!(
+            producer.produce(flood).await,
+            Err(natter_infra::InfraError::Unavailable(_))
+        ),
+        "more records than may wait are refused"
+    );
+    // What the broker holds is what each caller was told.
+    let (fetched, _) = partition
+        .fetch_records(0, 1..(4 << 20), 0)
+        .await
+        .expect("fetch");
+    for (caller, offsets) in &answers {
+        for (part, offset) in offsets.iter().enumerate() {
+            let stored = fetched
+                .iter()
+                .find(|record| record.offset == *offset)
+                .and_then(|record| record.record.value.clone())
+                .expect("the record at its offset");
+            assert_eq!(String::from_utf8_lossy(&stored), format!("{caller}.{part}"));
+        }
+    }
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ pub mod frame;
 pub mod handle;
 pub mod object;
 pub mod ownership;
+pub mod placement;
 pub mod token;
 
 /// Generated gRPC types and services (package `natter.v1`).

@@ -15,12 +15,13 @@ use prost::Message as _;
 use rskafka::BackoffConfig;
 use rskafka::chrono::{TimeZone, Utc};
 use rskafka::client::error::{Error as KafkaError, ProtocolError};
-use rskafka::client::partition::{Compression, OffsetAt, PartitionClient, UnknownTopicHandling};
+use rskafka::client::partition::{OffsetAt, UnknownTopicHandling};
 use rskafka::client::{Client, ClientBuilder};
 use rskafka::record::Record;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, OnceCell};
 
+use crate::cluster::PartitionProducer;
 use crate::error::{InfraError, InfraResult};
 use crate::log::{MessageLog, record_payload};
 
@@ -63,8 +64,9 @@ const FETCH_MAX_WAIT_MS: i32 = 0;
 /// The most bytes one fetch asks for; a record larger than this still comes back whole.
 const FETCH_MAX_BYTES: i32 = 1 << 20;
 
-/// One partition client per topic, created once even when many callers race for it.
-type PartitionSlot = Arc<OnceCell<Arc<PartitionClient>>>;
+/// One partition's producer (and through it its client) per topic, created once even when
+/// many callers race for it.
+type PartitionSlot = Arc<OnceCell<Arc<PartitionProducer>>>;
 
 /// The durable log on a Kafka-protocol broker.
 pub struct KafkaLog {
@@ -149,7 +151,7 @@ impl KafkaLog {
         &self,
         topic: &str,
         create: bool,
-    ) -> Result<Arc<PartitionClient>, PartitionError> {
+    ) -> Result<Arc<PartitionProducer>, PartitionError> {
         let slot = {
             let mut partitions = self.partitions.lock().await;
             if let Some(slot) = partitions.get(topic) {
@@ -175,13 +177,13 @@ impl KafkaLog {
         &self,
         topic: &str,
         create: bool,
-    ) -> Result<Arc<PartitionClient>, PartitionError> {
+    ) -> Result<Arc<PartitionProducer>, PartitionError> {
         match self
             .client
             .partition_client(topic, 0, UnknownTopicHandling::Error)
             .await
         {
-            Ok(partition) => return Ok(Arc::new(partition)),
+            Ok(partition) => return Ok(PartitionProducer::new(Arc::new(partition))),
             Err(error) if is_protocol(&error, ProtocolError::UnknownTopicOrPartition) => {
                 if !create {
                     return Err(PartitionError::Missing);
@@ -215,12 +217,12 @@ impl KafkaLog {
         self.client
             .partition_client(topic, 0, UnknownTopicHandling::Retry)
             .await
-            .map(Arc::new)
+            .map(|partition| PartitionProducer::new(Arc::new(partition)))
             .map_err(|error| PartitionError::Failed(unavailable(error)))
     }
 
     /// The partition client of an existing topic, or None when it has never been written.
-    async fn existing_partition(&self, topic: &str) -> InfraResult<Option<Arc<PartitionClient>>> {
+    async fn existing_partition(&self, topic: &str) -> InfraResult<Option<Arc<PartitionProducer>>> {
         match self.partition(topic, false).await {
             Ok(partition) => Ok(Some(partition)),
             Err(PartitionError::Missing) => Ok(None),
@@ -260,24 +262,16 @@ impl KafkaLog {
             })
             .collect();
         let started = std::time::Instant::now();
-        let produced =
-            retry_transient(|| partition.produce(records.clone(), Compression::NoCompression))
-                .await;
-        let offsets = match produced {
+        // Concurrent appends to one object (a busy group) share produce requests.
+        let offsets = match partition.produce(records).await {
             Ok(offsets) => offsets,
             Err(error) => {
                 self.forget(&topic).await;
-                return Err(unavailable(error));
+                return Err(error);
             }
         };
         metrics::histogram!("natter_log_append_seconds").record(started.elapsed().as_secs_f64());
-        if offsets.len() != records.len() {
-            return Err(InfraError::Unavailable(format!(
-                "{topic}: the broker returned {} offsets for {} records",
-                offsets.len(),
-                records.len()
-            )));
-        }
+        // The producer checked that the broker answered one offset per record.
         Ok(offsets.into_iter().map(seq_of_offset).collect())
     }
 }
@@ -349,7 +343,9 @@ impl MessageLog for KafkaLog {
         let started = std::time::Instant::now();
         while messages.len() < max {
             let (records, high_watermark) = match retry_transient(|| {
-                partition.fetch_records(next_offset, 1..FETCH_MAX_BYTES, FETCH_MAX_WAIT_MS)
+                partition
+                    .client()
+                    .fetch_records(next_offset, 1..FETCH_MAX_BYTES, FETCH_MAX_WAIT_MS)
             })
             .await
             {
@@ -389,7 +385,7 @@ impl MessageLog for KafkaLog {
             return Ok(0);
         };
         // ListOffsets(Latest) answers the high watermark: the end of what readers can see.
-        match partition.get_offset(OffsetAt::Latest).await {
+        match partition.client().get_offset(OffsetAt::Latest).await {
             Ok(latest) => Ok(u64::try_from(latest).unwrap_or(0)),
             Err(error) => {
                 self.forget(&topic).await;
@@ -416,7 +412,9 @@ const TRANSIENT_ATTEMPTS: u32 = 5;
 /// Runs `operation` again, with a short growing pause, while the broker answers with an error
 /// that says "not now" rather than "no". A retried produce the broker had in fact stored is
 /// stored twice under one message id, which clients already tolerate (docs/protocol.md).
-async fn retry_transient<T, F, Operation>(mut operation: Operation) -> Result<T, KafkaError>
+pub(crate) async fn retry_transient<T, F, Operation>(
+    mut operation: Operation,
+) -> Result<T, KafkaError>
 where
     Operation: FnMut() -> F,
     F: std::future::Future<Output = Result<T, KafkaError>>,
@@ -464,7 +462,7 @@ fn is_protocol(error: &KafkaError, expected: ProtocolError) -> bool {
     }
 }
 
-fn unavailable(error: KafkaError) -> InfraError {
+pub(crate) fn unavailable(error: KafkaError) -> InfraError {
     InfraError::Unavailable(format!("kafka: {error}"))
 }
 

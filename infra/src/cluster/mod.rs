@@ -2,8 +2,10 @@
 
 mod etcd_registry;
 mod kafka_log;
+mod partition_producer;
 mod redis_sessions;
 
 pub use etcd_registry::EtcdRegistry;
 pub use kafka_log::{KafkaLog, KafkaLogConfig};
+pub use partition_producer::PartitionProducer;
 pub use redis_sessions::RedisSessions;
