@@ -1017,16 +1017,18 @@ impl Store for SqlStore {
     }
 
     async fn read_cursor(&self, user: i64, conversation: &str) -> InfraResult<u64> {
-        let row: Option<(i64,)> = rows(&self.statements.read_cursor)
-            .bind(user)
-            .bind(conversation)
-            .fetch_optional(&self.database.pool)
-            .await?;
+        // The pending raise first: a flush forgets it only once it is committed, so read in
+        // this order one of the two always holds it (the other order can miss both).
         let pending = self
             .database
             .writer
             .pending_cursor(CursorKind::Read, user, conversation)
             .unwrap_or(0);
+        let row: Option<(i64,)> = rows(&self.statements.read_cursor)
+            .bind(user)
+            .bind(conversation)
+            .fetch_optional(&self.database.pool)
+            .await?;
         Ok(row.map_or(0, |(seq,)| seq.max(0) as u64).max(pending))
     }
 
@@ -1073,6 +1075,12 @@ impl Store for SqlStore {
             std::cmp::Reverse((last.as_ref().map_or(0, |message| message.ts), *peer))
         });
         found.truncate(limit as usize);
+        // Raised but not yet written cursors count too. They are taken before the table is
+        // read: a flush forgets a raise only once it is committed, so one of the two holds it.
+        let pending = self
+            .database
+            .writer
+            .pending_cursors_of(CursorKind::Read, user);
         let mut read: std::collections::HashMap<String, i64> =
             rows::<(String, i64)>(&self.statements.read_cursors)
                 .bind(user)
@@ -1080,12 +1088,7 @@ impl Store for SqlStore {
                 .await?
                 .into_iter()
                 .collect();
-        // Raised but not yet written cursors count too.
-        for (conversation, seq) in self
-            .database
-            .writer
-            .pending_cursors_of(CursorKind::Read, user)
-        {
+        for (conversation, seq) in pending {
             let entry = read.entry(conversation).or_insert(0);
             *entry = (*entry).max(stored_seq(seq));
         }
