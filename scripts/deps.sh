@@ -290,7 +290,7 @@ start_kafka() {
     await_kafka kafka
 }
 
-kafka_cluster_port() { echo $((19002 + 100 * $1 + 90)); }
+kafka_cluster_port() { echo $((19092 + 100 * $1)); }
 
 kafka_cluster_voters() {
     local node voters=""
