@@ -74,8 +74,9 @@ install_missing() {
 # machine never fetch at once; a fetch cut short leaves nothing that looks complete.
 install_kafka() {
     [ -f "$KAFKA_LIB/.complete" ] && return 0
+    # Kafka 4 runs on Java 17 or newer; Debian 12's headless JRE is 17.
+    command -v java >/dev/null || apt_install openjdk-17-jre-headless
     command -v mvn >/dev/null || apt_install maven
-    command -v java >/dev/null || fail "Apache Kafka needs Java 17 or newer (java is not on PATH)"
     mkdir -p "$CACHE"
     local home=$CACHE/kafka-$KAFKA_VERSION log=$CACHE/kafka-$KAFKA_VERSION-fetch.log
     (
