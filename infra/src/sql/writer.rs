@@ -30,6 +30,7 @@ use tokio::task::AbortHandle;
 use super::batch_insert::{BatchInsert, Value, WriteBatch};
 use super::checkpointer;
 use super::database::{Dialect, stored_seq};
+use super::message_columns;
 use crate::embedded::sqlite_log::committed_ends;
 use crate::error::{InfraError, InfraResult};
 use crate::log_tail::LogTail;
@@ -678,9 +679,8 @@ fn message_values<'r, Object: AsRef<str>>(
     ]);
 }
 
-/// The `messages` insert, up to its row source.
-const MESSAGE_INSERT: &str = "INTO messages (object, seq, id, sender, peer, kind, body, ts, cid, \
-                              target_kind, target_id)";
+/// The `messages` insert, up to its row source: the store's column list, in its order.
+const MESSAGE_INSERT: &str = concat!("INTO messages (", message_columns!(), ")");
 
 /// A connection from the pool, given a large page cache.
 async fn fresh_connection(pool: &AnyPool, dialect: Dialect) -> InfraResult<PoolConnection<Any>> {
