@@ -125,10 +125,13 @@ impl PartitionProducer {
 
     /// One produce request for `batch`; each caller gets its own offsets or the error.
     async fn send(&self, batch: Vec<Waiting>) {
-        let records: Vec<Record> = batch
-            .iter()
-            .flat_map(|waiting| waiting.records.iter().cloned())
-            .collect();
+        // The records move into the request; each caller keeps how many were its own.
+        let mut records: Vec<Record> = Vec::new();
+        let mut callers = Vec::with_capacity(batch.len());
+        for waiting in batch {
+            callers.push((waiting.records.len(), waiting.reply));
+            records.extend(waiting.records);
+        }
         let count = records.len();
         self.requests.fetch_add(1, Ordering::Relaxed);
         metrics::histogram!("natter_log_produce_records").record(count as f64);
@@ -140,10 +143,10 @@ impl PartitionProducer {
         match produced {
             Ok(offsets) if offsets.len() == count => {
                 let mut offsets = offsets.into_iter();
-                for waiting in batch {
-                    let mine: Vec<i64> = offsets.by_ref().take(waiting.records.len()).collect();
+                for (own, reply) in callers {
+                    let mine: Vec<i64> = offsets.by_ref().take(own).collect();
                     // A caller that gave up no longer listens; its records are stored anyway.
-                    let _ = waiting.reply.send(Ok(mine));
+                    let _ = reply.send(Ok(mine));
                 }
             }
             outcome => {
@@ -154,10 +157,8 @@ impl PartitionProducer {
                     ),
                     Err(error) => unavailable(error).to_string(),
                 };
-                for waiting in batch {
-                    let _ = waiting
-                        .reply
-                        .send(Err(InfraError::Unavailable(text.clone())));
+                for (_, reply) in callers {
+                    let _ = reply.send(Err(InfraError::Unavailable(text.clone())));
                 }
             }
         }
