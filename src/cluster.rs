@@ -9,19 +9,21 @@ use std::time::Duration;
 use anyhow::Context;
 use natter_api::ApiState;
 use natter_connect::{ConnectServer, ConnectService};
-use natter_infra::cluster::{EtcdRegistry, KafkaLog, RedisSessions};
+use natter_infra::cluster::{EtcdRegistry, KafkaLog, KafkaPartitions, LogTopology, RedisSessions};
 use natter_infra::ids::IdGenerator;
 use natter_infra::registry::ServiceNode;
-use natter_infra::sql::{SqlDatabase, SqlStore, open_database};
+use natter_infra::sql::{SqlDatabase, SqlLog, SqlStore, open_database};
 use natter_infra::{MessageLog, Registry, Sessions, Store};
 use natter_logic::LogicService;
 use natter_proto::ObjectId;
 use natter_proto::handle::{ConnectHandle, LogicHandle, TaskHandle};
+use natter_proto::placement::Placement;
 use natter_proto::token::TokenKeys;
 use natter_proto::v1::connect_server::ConnectServer as ConnectGrpc;
 use natter_proto::v1::logic_server::LogicServer as LogicGrpc;
 use natter_proto::v1::task_server::TaskServer as TaskGrpc;
 use natter_task::delivery::Deliverer;
+use natter_task::sequencer::Sequencer;
 use natter_task::{ConnectDirectory, TaskService};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -30,6 +32,7 @@ use tokio::task::JoinHandle;
 use crate::config::NatterConfig;
 use crate::listener::bind;
 use crate::peers::{LogicBalancer, Peers, TaskRouter};
+use crate::sequenced_log::SequencedLog;
 use crate::telemetry;
 
 /// A layer of natter, run as its own process in a cluster.
@@ -103,16 +106,83 @@ async fn cluster_store(
     Ok(Arc::new(SqlStore::new(database)))
 }
 
-async fn cluster_log(config: &NatterConfig) -> anyhow::Result<Arc<dyn MessageLog>> {
-    let log = KafkaLog::connect(config.cluster.kafka.clone())
-        .await
-        .with_context(|| {
-            format!(
-                "reaching the broker at {:?}",
-                config.cluster.kafka.bootstrap
-            )
-        })?;
-    Ok(Arc::new(log))
+/// What task processes own, as the log's topology says.
+fn placement(config: &NatterConfig) -> Placement {
+    let kafka = &config.cluster.kafka;
+    match kafka.topology {
+        LogTopology::PerObject => Placement::PerObject,
+        LogTopology::Partitioned => Placement::Partitioned {
+            inbox: kafka.inbox_partitions,
+            groups: kafka.group_partitions,
+        },
+    }
+}
+
+fn reaching_the_broker(config: &NatterConfig) -> String {
+    format!(
+        "reaching the broker at {:?}",
+        config.cluster.kafka.bootstrap
+    )
+}
+
+/// The database a layer opened with [`cluster_store`].
+fn opened_database(running: &RunningLayer) -> anyhow::Result<SqlDatabase> {
+    running
+        .database
+        .clone()
+        .context("the store must be opened before the log")
+}
+
+/// Logic's log: per-object topics, or the partitioned log numbered by task.
+async fn logic_log(
+    config: &NatterConfig,
+    running: &RunningLayer,
+    task: TaskHandle,
+) -> anyhow::Result<Arc<dyn MessageLog>> {
+    let kafka = config.cluster.kafka.clone();
+    Ok(match kafka.topology {
+        LogTopology::PerObject => Arc::new(
+            KafkaLog::connect(kafka)
+                .await
+                .with_context(|| reaching_the_broker(config))?,
+        ),
+        LogTopology::Partitioned => {
+            let partitions = KafkaPartitions::connect(kafka)
+                .await
+                .with_context(|| reaching_the_broker(config))?;
+            Arc::new(SequencedLog::new(
+                Arc::new(partitions),
+                SqlLog::reader(opened_database(running)?),
+                task,
+            ))
+        }
+    })
+}
+
+/// Task's log, and for the partitioned log the numbering of the partitions it owns.
+async fn task_log(
+    config: &NatterConfig,
+    running: &RunningLayer,
+) -> anyhow::Result<(Arc<dyn MessageLog>, Option<Arc<Sequencer>>)> {
+    let kafka = config.cluster.kafka.clone();
+    Ok(match kafka.topology {
+        LogTopology::PerObject => (
+            Arc::new(
+                KafkaLog::connect(kafka)
+                    .await
+                    .with_context(|| reaching_the_broker(config))?,
+            ),
+            None,
+        ),
+        LogTopology::Partitioned => {
+            let partitions = KafkaPartitions::connect(kafka)
+                .await
+                .with_context(|| reaching_the_broker(config))?;
+            let numbered = Arc::new(SqlLog::new(opened_database(running)?)?);
+            let sequencer = Sequencer::new(Arc::new(partitions), Arc::clone(&numbered));
+            (numbered, Some(sequencer))
+        }
+    })
 }
 
 async fn cluster_sessions(config: &NatterConfig) -> anyhow::Result<Arc<dyn Sessions>> {
@@ -275,13 +345,15 @@ impl RunningLayer {
             }
             Layer::Logic => {
                 let tasks = Peers::follow(&registry, "task", TaskHandle::remote).await?;
+                let task = TaskHandle::Local(Arc::new(TaskRouter::new(tasks, placement(config))));
+                let store = cluster_store(config, &mut running).await?;
                 let service = LogicService::new(
                     config.logic.clone(),
-                    cluster_store(config, &mut running).await?,
-                    cluster_log(config).await?,
+                    store,
+                    logic_log(config, &running, task.clone()).await?,
                     cluster_sessions(config).await?,
                     ids,
-                    TaskHandle::Local(Arc::new(TaskRouter::new(tasks))),
+                    task,
                 );
                 service.follow_departures();
                 grpc = Some(grpc_router().add_service(LogicGrpc::new(service)));
@@ -291,13 +363,14 @@ impl RunningLayer {
                 let directory = Arc::new(ConnectDirectory::new());
                 follow_connect_nodes(&registry, Arc::clone(&directory), Arc::clone(&sessions))
                     .await?;
-                let task = TaskService::new(Deliverer::new(
-                    config.task.clone(),
-                    cluster_store(config, &mut running).await?,
-                    cluster_log(config).await?,
-                    sessions,
-                    directory,
-                ));
+                let store = cluster_store(config, &mut running).await?;
+                let (log, sequencer) = task_log(config, &running).await?;
+                let deliverer =
+                    Deliverer::new(config.task.clone(), store, log, sessions, directory);
+                let task = match sequencer {
+                    Some(sequencer) => TaskService::with_sequencer(deliverer, sequencer),
+                    None => TaskService::new(deliverer),
+                };
                 grpc = Some(grpc_router().add_service(TaskGrpc::new(task.clone())));
                 running.task = Some(task);
             }
@@ -356,6 +429,7 @@ impl RunningLayer {
             running.servers.push(tokio::spawn(recover_owned_objects(
                 registry.clone(),
                 task,
+                placement(config),
                 node.clone(),
                 stopping,
             )));
@@ -465,6 +539,7 @@ async fn follow_connect_nodes(
 async fn recover_owned_objects(
     registry: EtcdRegistry,
     task: TaskService,
+    placement: Placement,
     node: String,
     mut stopping: watch::Receiver<bool>,
 ) {
@@ -482,10 +557,19 @@ async fn recover_owned_objects(
             .map(|member| member.node.clone())
             .collect();
         if names.contains(&node) {
-            let owned = |object: &ObjectId| {
-                natter_proto::ownership::owner(&object.to_string(), &names)
-                    .is_some_and(|owner| *owner == node)
+            let owns = |anchor: &str| {
+                natter_proto::ownership::owner(anchor, &names).is_some_and(|owner| *owner == node)
             };
+            if let Some(sequencer) = task.sequencer() {
+                // Partitions first: the objects recovered below are numbered by them.
+                let partitions: Vec<_> = placement
+                    .partitions()
+                    .into_iter()
+                    .filter(|partition| owns(&partition.to_string()))
+                    .collect();
+                sequencer.own(&partitions);
+            }
+            let owned = |object: &ObjectId| owns(&placement.anchor(object));
             match task.recover_owned(owned).await {
                 Ok(lagging) => {
                     tracing::debug!(lagging, members = names.len(), "recovered owned objects")

@@ -4,6 +4,8 @@
 //! - [`system`]: the embedded deployment — every layer in one process on the embedded ports.
 //! - [`cluster`]: the cluster deployment — one layer per process on shared servers.
 //! - [`peers`]: a layer's live processes from the registry; the logic and task routers.
+//! - [`sequenced_log`]: logic's view of the partitioned log — produce, then ask the
+//!   partition's owner for the seqs.
 //! - [`telemetry`]: tracing output and the Prometheus recorder behind `/metrics`.
 //! - [`client`]: a minimal natter client (REST + WebSocket) for `natter client` and the tests.
 
@@ -12,5 +14,6 @@ pub mod cluster;
 pub mod config;
 mod listener;
 pub mod peers;
+pub mod sequenced_log;
 pub mod system;
 pub mod telemetry;

@@ -10,14 +10,16 @@ use natter_infra::Registry;
 use natter_infra::registry::ServiceNode;
 use natter_proto::ObjectId;
 use natter_proto::handle::{LogicHandle, TaskHandle};
+use natter_proto::placement::Placement;
 use natter_proto::v1::logic_server::Logic;
 use natter_proto::v1::task_server::Task;
 use natter_proto::v1::{
     AckReply, AckRequest, ConnectedReply, ConnectionEvent, CreateGroupRequest, Empty,
     EphemeralPushRequest, GroupMemberRequest, GroupMembershipRequest, GroupReply,
     ManageGroupRequest, NotifyRequest, OnlineReply, OnlineRequest, PushReply, ReadReply,
-    ReadRequest, RecallReply, RecallRequest, SendReply, SendRequest, SyncReply, SyncRequest,
-    SystemPushReply, SystemPushRequest, TypingRequest, WakeRequest,
+    ReadRequest, RecallReply, RecallRequest, SendReply, SendRequest, SequenceReply,
+    SequenceRequest, SyncReply, SyncRequest, SystemPushReply, SystemPushRequest, TypingRequest,
+    WakeRequest,
 };
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
@@ -281,12 +283,23 @@ impl Logic for LogicBalancer {
 #[derive(Debug)]
 pub struct TaskRouter {
     peers: Arc<Peers<TaskHandle>>,
+    /// What task processes own: objects, or the log partitions holding them.
+    placement: Placement,
 }
 
 impl TaskRouter {
-    /// A router over the live task processes.
-    pub fn new(peers: Arc<Peers<TaskHandle>>) -> Self {
-        TaskRouter { peers }
+    /// A router over the live task processes, which own what `placement` says.
+    pub fn new(peers: Arc<Peers<TaskHandle>>, placement: Placement) -> Self {
+        TaskRouter { peers, placement }
+    }
+
+    /// The ownership anchor of an object's name (the name itself when it is malformed, so
+    /// the owner logs it).
+    fn anchor(&self, object: &str) -> String {
+        match object.parse::<ObjectId>() {
+            Ok(object) => self.placement.anchor(&object),
+            Err(_) => object.to_owned(),
+        }
     }
 
     /// Runs `call` on a task process for work any of them can do: the owner of `anchor`
@@ -326,7 +339,7 @@ impl Task for TaskRouter {
         for object in request.into_inner().objects {
             let owner = self
                 .peers
-                .owner(&object)
+                .owner(&self.anchor(&object))
                 .ok_or_else(|| no_process("task"))?;
             by_owner
                 .entry(owner.node)
@@ -350,7 +363,7 @@ impl Task for TaskRouter {
     ) -> Result<Response<Empty>, Status> {
         let request = request.into_inner();
         // Any task process can pass it on; the owner of the user's inbox is as good as any.
-        let anchor = ObjectId::User(request.user_id).to_string();
+        let anchor = self.placement.anchor(&ObjectId::User(request.user_id));
         self.on_any_task(&anchor, |task| {
             let request = request.clone();
             async move { task.update_groups(request).await }
@@ -368,9 +381,23 @@ impl Task for TaskRouter {
             "group" => ObjectId::Group(request.group_id),
             _ => ObjectId::User(request.user_ids.first().copied().unwrap_or(0)),
         };
-        self.on_any_task(&anchor.to_string(), |task| {
+        self.on_any_task(&self.placement.anchor(&anchor), |task| {
             let request = request.clone();
             async move { task.push_ephemeral(request).await }
+        })
+        .await
+    }
+
+    async fn sequence(
+        &self,
+        request: Request<SequenceRequest>,
+    ) -> Result<Response<SequenceReply>, Status> {
+        // The partition's owner numbers it; if it is gone, any other starts reading it.
+        let request = request.into_inner();
+        let anchor = request.partition.clone();
+        self.on_any_task(&anchor, |task| {
+            let request = request.clone();
+            async move { task.sequence(request).await }
         })
         .await
     }

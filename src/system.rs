@@ -7,9 +7,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use natter_api::ApiState;
 use natter_connect::{ConnectServer, ConnectService};
-use natter_infra::embedded::{MemorySessions, SqliteLog, StaticRegistry, open_sqlite};
+use natter_infra::embedded::{MemorySessions, StaticRegistry, open_sqlite};
 use natter_infra::ids::IdGenerator;
 use natter_infra::registry::ServiceNode;
+use natter_infra::sql::SqlLog;
 use natter_infra::sql::SqlStore;
 use natter_infra::{MessageLog, Registry, Sessions, Store};
 use natter_logic::LogicService;
@@ -95,7 +96,7 @@ impl RunningSystem {
             .with_context(|| format!("opening {}", database.display()))?;
         // This process is the database's only writer, so the store may remember memberships.
         let store: Arc<dyn Store> = Arc::new(SqlStore::sole_writer(pool.clone()));
-        let log: Arc<dyn MessageLog> = Arc::new(SqliteLog::new(pool.clone())?);
+        let log: Arc<dyn MessageLog> = Arc::new(SqlLog::new(pool.clone())?);
         let sessions: Arc<dyn Sessions> = Arc::new(MemorySessions::new());
         let registry = StaticRegistry::new(config.node.id);
         let node_id = registry.allocate_node_id(&config.node.name).await?;

@@ -41,4 +41,9 @@ pub trait MessageLog: Send + Sync + 'static {
     async fn end(&self, object: &ObjectId) -> InfraResult<u64>;
     /// Every object with at least one message (for recovery on start).
     async fn objects(&self) -> InfraResult<Vec<ObjectId>>;
+    /// Whether an append also leaves the message stored (the log is the store's `messages`
+    /// table, or its numbering writes there), so the appender need not store it again.
+    fn stores_messages(&self) -> bool {
+        false
+    }
 }

@@ -118,6 +118,13 @@ impl LogTail {
         state.held = (state.held + added).saturating_sub(removed);
     }
 
+    /// Forgets every object (another process may have written to any of them).
+    pub(crate) fn clear(&self) {
+        let mut state = self.state();
+        state.objects.clear();
+        state.held = 0;
+    }
+
     /// Forgets an object (its writes failed and what the database holds must be read again).
     pub(crate) fn forget(&self, object: &ObjectId) {
         let mut state = self.state();

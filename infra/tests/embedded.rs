@@ -4,7 +4,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use natter_infra::conformance;
-use natter_infra::embedded::{DirBlobs, MemorySessions, SqliteLog, StaticRegistry, open_sqlite};
+use natter_infra::embedded::{DirBlobs, MemorySessions, StaticRegistry, open_sqlite};
+use natter_infra::sql::SqlLog;
 use natter_infra::sql::{SqlDatabase, SqlStore};
 use natter_infra::store::User;
 use natter_infra::{Blobs, MessageLog, Store};
@@ -30,10 +31,10 @@ async fn sqlite_store_conforms() {
 #[tokio::test]
 async fn sqlite_log_conforms() {
     let dir = tempfile::tempdir().expect("temporary directory");
-    conformance::log::run(&SqliteLog::new(database(dir.path()).await).expect("sqlite log")).await;
+    conformance::log::run(&SqlLog::new(database(dir.path()).await).expect("sqlite log")).await;
     // Again on a fresh database, whose writer starts with no ends remembered.
     let again = tempfile::tempdir().expect("temporary folder");
-    let log = SqliteLog::new(database(again.path()).await).expect("sqlite log");
+    let log = SqlLog::new(database(again.path()).await).expect("sqlite log");
     conformance::log::run(&log).await;
 }
 
@@ -60,7 +61,7 @@ async fn the_suites_pass_again_on_a_used_backend() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let pool = database(dir.path()).await;
     let store = SqlStore::new(pool.clone());
-    let log = SqliteLog::new(pool).expect("sqlite log");
+    let log = SqlLog::new(pool).expect("sqlite log");
     let sessions = MemorySessions::new();
     let registry = StaticRegistry::new(5);
     let blobs = DirBlobs::new(dir.path().join("blobs"));
@@ -90,8 +91,8 @@ async fn appends_through_two_log_handles_racing_stay_gap_free() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let pool = database(dir.path()).await;
     let handles = [
-        Arc::new(SqliteLog::new(pool.clone()).expect("sqlite log")),
-        Arc::new(SqliteLog::new(pool).expect("sqlite log")),
+        Arc::new(SqlLog::new(pool.clone()).expect("sqlite log")),
+        Arc::new(SqlLog::new(pool).expect("sqlite log")),
     ];
     let object = ObjectId::Group(77);
     let mut tasks = Vec::new();
@@ -215,7 +216,7 @@ async fn an_older_database_keeps_every_message_when_the_log_moves_into_messages(
             .is_err(),
         "messages is keyed by (object, seq), without a rowid"
     );
-    let log = SqliteLog::new(reopened.clone()).expect("sqlite log");
+    let log = SqlLog::new(reopened.clone()).expect("sqlite log");
     assert_eq!(log.end(&object).await.expect("end"), 2500);
     let read = log.read(&object, 0, 5000).await.expect("read");
     assert_eq!(read.len(), 2500, "every old entry is in the log");
@@ -248,7 +249,7 @@ async fn log_records_and_users_survive_reopening_the_database() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let pool = database(dir.path()).await;
     let object = ObjectId::User(42);
-    let log = SqliteLog::new(pool.clone()).expect("sqlite log");
+    let log = SqlLog::new(pool.clone()).expect("sqlite log");
     for body in ["kept one", "kept two"] {
         let message = Message {
             id: 9,
@@ -274,7 +275,7 @@ async fn log_records_and_users_survive_reopening_the_database() {
     pool.close().await;
 
     let reopened = database(dir.path()).await;
-    let log = SqliteLog::new(reopened.clone()).expect("sqlite log");
+    let log = SqlLog::new(reopened.clone()).expect("sqlite log");
     let read = log.read(&object, 0, 10).await.expect("read");
     assert_eq!(
         read.iter()
@@ -456,7 +457,7 @@ async fn search_reads_index_ranges_among_100000_users() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_appends_into_one_object_are_gap_free_and_in_answered_order() {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let log = Arc::new(SqliteLog::new(database(dir.path()).await).expect("sqlite log"));
+    let log = Arc::new(SqlLog::new(database(dir.path()).await).expect("sqlite log"));
     let group = ObjectId::Group(5);
     let mut tasks = Vec::new();
     for sender in 0..200u64 {
@@ -524,7 +525,7 @@ async fn a_batch_that_fails_half_way_loses_nothing_answered_and_stores_nothing_t
     .execute(&database.pool)
     .await
     .expect("trigger");
-    let log = Arc::new(SqliteLog::new(database.clone()).expect("sqlite log"));
+    let log = Arc::new(SqlLog::new(database.clone()).expect("sqlite log"));
     let store = Arc::new(SqlStore::new(database.clone()));
     let good = ObjectId::User(7);
     let poisoned = ObjectId::User(666);

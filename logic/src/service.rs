@@ -194,6 +194,11 @@ impl LogicService {
             }
         }
         self.wake(objects);
+        // A log that numbers into the store (the embedded log, the partitioned one) has
+        // stored them already.
+        if self.log.stores_messages() {
+            return (written, failure);
+        }
         if let Err(error) = self.store.put_messages(&written).await {
             let id = written.first().map_or(0, |copy| copy.id);
             tracing::warn!(%error, id, "storing accepted messages failed; task will repair it");

@@ -6,9 +6,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use natter_infra::embedded::{MemorySessions, SqliteLog, open_sqlite};
+use natter_infra::embedded::{MemorySessions, open_sqlite};
 use natter_infra::error::{InfraError, InfraResult};
 use natter_infra::ids::IdGenerator;
+use natter_infra::sql::SqlLog;
 use natter_infra::sql::SqlStore;
 use natter_infra::store::{FriendRequest, User};
 use natter_infra::{MessageLog, Store};
@@ -25,7 +26,7 @@ use tonic::{Request, Response, Status};
 
 /// A log that fails the next append to one user's inbox when armed, and can be slow.
 struct FlakyLog {
-    inner: SqliteLog,
+    inner: SqlLog,
     fail_next_append_to: AtomicI64,
     append_delay_ms: AtomicI64,
 }
@@ -80,6 +81,13 @@ impl Task for NoTask {
     ) -> Result<Response<PushReply>, Status> {
         Ok(Response::new(PushReply { connections: 0 }))
     }
+
+    async fn sequence(
+        &self,
+        _request: Request<natter_proto::v1::SequenceRequest>,
+    ) -> Result<Response<natter_proto::v1::SequenceReply>, Status> {
+        Err(Status::unimplemented("this test's log numbers itself"))
+    }
 }
 
 fn user(id: i64) -> User {
@@ -99,7 +107,7 @@ async fn friends_and_logic(folder: &std::path::Path) -> (LogicService, Arc<Flaky
         .expect("database");
     let store = Arc::new(SqlStore::new(database.clone()));
     let log = Arc::new(FlakyLog {
-        inner: SqliteLog::new(database).expect("log"),
+        inner: SqlLog::new(database).expect("log"),
         fail_next_append_to: AtomicI64::new(0),
         append_delay_ms: AtomicI64::new(0),
     });

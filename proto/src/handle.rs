@@ -110,5 +110,6 @@ service_handle! {
         wake(v1::WakeRequest) -> v1::Empty;
         update_groups(v1::GroupMembershipRequest) -> v1::Empty;
         push_ephemeral(v1::EphemeralPushRequest) -> v1::PushReply;
+        sequence(v1::SequenceRequest) -> v1::SequenceReply;
     }
 }

@@ -2,10 +2,137 @@
 //! modulo the partition count, so every process (logic producing, task consuming) places an
 //! object alike without asking anyone.
 
+use std::fmt;
+use std::str::FromStr;
+
+use crate::ObjectId;
+
 /// The partition (0-based) of `object` among `partitions`; `partitions` of 0 counts as 1.
 pub fn partition_of(object: &str, partitions: u32) -> u32 {
     let hash = cityhasher::hash::<u64>(object.as_bytes());
     (hash % u64::from(partitions.max(1))) as u32
+}
+
+/// One of the shared log's two topics: inboxes and groups are apart, so a busy group's
+/// partition does not slow the inboxes placed beside it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stream {
+    /// Users' inboxes.
+    Inbox,
+    /// Groups.
+    Groups,
+}
+
+impl Stream {
+    /// The stream holding `object`.
+    pub fn of(object: &ObjectId) -> Stream {
+        match object {
+            ObjectId::User(_) => Stream::Inbox,
+            ObjectId::Group(_) => Stream::Groups,
+        }
+    }
+
+    /// Its name in partition names and topic names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stream::Inbox => "inbox",
+            Stream::Groups => "groups",
+        }
+    }
+}
+
+/// One partition of the shared log, named `inbox/<n>` or `groups/<n>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LogPartition {
+    /// Which topic.
+    pub stream: Stream,
+    /// Which partition of it (0-based).
+    pub index: u32,
+}
+
+impl LogPartition {
+    /// The partition holding `object` when its stream has `partitions` partitions.
+    pub fn of(object: &ObjectId, partitions: u32) -> LogPartition {
+        LogPartition {
+            stream: Stream::of(object),
+            index: partition_of(&object.to_string(), partitions),
+        }
+    }
+}
+
+impl fmt::Display for LogPartition {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{}/{}", self.stream.name(), self.index)
+    }
+}
+
+/// What a task process owns: objects themselves (the per-object log) or the partitions
+/// that hold them (the partitioned log), so an object's delivery runs where it is numbered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// Each object is owned on its own.
+    PerObject,
+    /// Objects are owned with their partition.
+    Partitioned {
+        /// Partitions of the inbox topic.
+        inbox: u32,
+        /// Partitions of the groups topic.
+        groups: u32,
+    },
+}
+
+impl Placement {
+    /// The name ownership is decided on for `object` (rendezvous hashing over it).
+    pub fn anchor(&self, object: &ObjectId) -> String {
+        match self {
+            Placement::PerObject => object.to_string(),
+            Placement::Partitioned { inbox, groups } => {
+                let partitions = match object {
+                    ObjectId::User(_) => *inbox,
+                    ObjectId::Group(_) => *groups,
+                };
+                LogPartition::of(object, partitions).to_string()
+            }
+        }
+    }
+
+    /// Every partition, for the partitioned log (none otherwise).
+    pub fn partitions(&self) -> Vec<LogPartition> {
+        match self {
+            Placement::PerObject => Vec::new(),
+            Placement::Partitioned { inbox, groups } => (0..*inbox)
+                .map(|index| LogPartition {
+                    stream: Stream::Inbox,
+                    index,
+                })
+                .chain((0..*groups).map(|index| LogPartition {
+                    stream: Stream::Groups,
+                    index,
+                }))
+                .collect(),
+        }
+    }
+}
+
+/// The text was not `inbox/<n>` or `groups/<n>`.
+#[derive(Debug, thiserror::Error)]
+#[error("not a log partition: {0:?} (expected inbox/<n> or groups/<n>)")]
+pub struct ParsePartitionError(pub String);
+
+impl FromStr for LogPartition {
+    type Err = ParsePartitionError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let error = || ParsePartitionError(text.chars().take(64).collect());
+        let (stream, index) = text.split_once('/').ok_or_else(error)?;
+        let stream = match stream {
+            "inbox" => Stream::Inbox,
+            "groups" => Stream::Groups,
+            _ => return Err(error()),
+        };
+        let index = index.parse().map_err(|_| error())?;
+        Ok(LogPartition { stream, index })
+    }
 }
 
 #[cfg(test)]
@@ -20,6 +147,20 @@ mod tests {
         }
         for count in counts {
             assert!((800..1_200).contains(&count), "uneven spread: {counts:?}");
+        }
+    }
+
+    #[test]
+    fn partition_names_round_trip() {
+        let partition = LogPartition::of(&ObjectId::User(1), 64);
+        assert_eq!(partition.to_string(), "inbox/43");
+        assert_eq!("inbox/43".parse::<LogPartition>().unwrap(), partition);
+        assert_eq!(
+            LogPartition::of(&ObjectId::Group(7), 64).to_string(),
+            "groups/3"
+        );
+        for bad in ["inbox", "inbox/x", "users/1", "inbox/-1", ""] {
+            assert!(bad.parse::<LogPartition>().is_err(), "{bad:?} accepted");
         }
     }
 

@@ -4,14 +4,18 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use natter_infra::InfraError;
+use natter_proto::ErrorCode;
 use natter_proto::ObjectId;
+use natter_proto::placement::LogPartition;
 use natter_proto::v1::task_server::Task;
 use natter_proto::v1::{
-    Empty, EphemeralPushRequest, GroupMembershipRequest, PushReply, WakeRequest,
+    Empty, EphemeralPushRequest, GroupMembershipRequest, PushReply, SequenceReply, SequenceRequest,
+    WakeRequest,
 };
 use tonic::{Request, Response, Status};
 
 use crate::delivery::Deliverer;
+use crate::sequencer::Sequencer;
 
 /// The task layer's service implementation.
 #[derive(Clone)]
@@ -23,6 +27,8 @@ struct Inner {
     deliverer: Deliverer,
     /// Objects with a running delivery loop, and whether a wake arrived since it last read.
     running: Mutex<HashMap<ObjectId, bool>>,
+    /// The numbering of the partitioned log, when the log is partitioned.
+    sequencer: Option<Arc<Sequencer>>,
 }
 
 impl std::fmt::Debug for TaskService {
@@ -38,13 +44,45 @@ impl TaskService {
             inner: Arc::new(Inner {
                 deliverer,
                 running: Mutex::new(HashMap::new()),
+                sequencer: None,
             }),
         }
+    }
+
+    /// A task service that also numbers the partitioned log with `sequencer`, delivering
+    /// each object as soon as its new records are numbered.
+    pub fn with_sequencer(deliverer: Deliverer, sequencer: Arc<Sequencer>) -> Self {
+        let service = TaskService {
+            inner: Arc::new(Inner {
+                deliverer,
+                running: Mutex::new(HashMap::new()),
+                sequencer: Some(Arc::clone(&sequencer)),
+            }),
+        };
+        // Weak: the sequencer lives in the service, and must not keep it alive.
+        let weak = Arc::downgrade(&service.inner);
+        sequencer.on_numbered(Box::new(move |objects| {
+            if let Some(inner) = weak.upgrade() {
+                let service = TaskService { inner };
+                for object in objects {
+                    service.mark_dirty(object);
+                }
+            }
+        }));
+        service
+    }
+
+    /// The numbering of the partitioned log, if this service has one.
+    pub fn sequencer(&self) -> Option<&Arc<Sequencer>> {
+        self.inner.sequencer.as_ref()
     }
 
     /// Stop delivering (the process is stopping).
     pub fn stop(&self) {
         self.inner.deliverer.stop();
+        if let Some(sequencer) = &self.inner.sequencer {
+            sequencer.stop();
+        }
     }
 
     /// Schedule every object whose delivered cursor is behind its log end (after a restart).
@@ -147,5 +185,32 @@ impl Task for TaskService {
             .await
             .map_err(InfraError::into_status)?;
         Ok(Response::new(PushReply { connections }))
+    }
+
+    async fn sequence(
+        &self,
+        request: Request<SequenceRequest>,
+    ) -> Result<Response<SequenceReply>, Status> {
+        let Some(sequencer) = &self.inner.sequencer else {
+            return Err(ErrorCode::Internal.status("this task process numbers no partitioned log"));
+        };
+        let request = request.into_inner();
+        let partition: LogPartition = request
+            .partition
+            .parse()
+            .map_err(|error| ErrorCode::InvalidInput.status(format!("{error}")))?;
+        let mut records = Vec::with_capacity(request.records.len());
+        for record in request.records {
+            let object: ObjectId = record
+                .object
+                .parse()
+                .map_err(|error| ErrorCode::InvalidInput.status(format!("{error}")))?;
+            records.push((record.offset, object, record.id));
+        }
+        let seqs = sequencer
+            .sequence(partition, records)
+            .await
+            .map_err(InfraError::into_status)?;
+        Ok(Response::new(SequenceReply { seqs }))
     }
 }

@@ -1,8 +1,9 @@
 //! `MessageLog` on a Kafka-protocol broker through rskafka (tested on Apache Kafka 4.4, KRaft).
 //!
-//! Each object is one single-partition topic, `<prefix>.user.<id>` or `<prefix>.group.<id>`,
-//! created on its first append. A message's seq is its offset plus one, so the log's own
-//! numbering is the only numbering: nothing else has to agree with it.
+//! The `per-object` topology (the seeds' design): each object is one single-partition topic,
+//! `<prefix>.user.<id>` or `<prefix>.group.<id>`, created on its first append. A message's seq
+//! is its offset plus one, so the log's own numbering is the only numbering: nothing else has
+//! to agree with it. The `partitioned` topology is [`super::KafkaPartitions`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +26,19 @@ use crate::cluster::PartitionProducer;
 use crate::error::{InfraError, InfraResult};
 use crate::log::{MessageLog, record_payload};
 
+/// How the message log is laid out on the broker.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogTopology {
+    /// Two topics (inboxes, groups) with a fixed number of partitions each; objects share
+    /// them by hash, and the task process owning a partition numbers its records.
+    #[default]
+    Partitioned,
+    /// One single-partition topic per object (the seeds' design): a broker holds a
+    /// partition per user and per group that ever received a message.
+    PerObject,
+}
+
 /// How natter reaches its broker and names its topics.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -42,6 +56,12 @@ pub struct KafkaLogConfig {
     pub request_deadline_ms: u64,
     /// The most topics whose partition clients stay cached (each holds a little state).
     pub cached_partitions: usize,
+    /// How objects' logs are laid out on the broker.
+    pub topology: LogTopology,
+    /// Partitions of the inbox topic (`partitioned`); fixed once the topic exists.
+    pub inbox_partitions: u32,
+    /// Partitions of the groups topic (`partitioned`); fixed once the topic exists.
+    pub group_partitions: u32,
 }
 
 impl Default for KafkaLogConfig {
@@ -53,6 +73,9 @@ impl Default for KafkaLogConfig {
             create_timeout_ms: 5_000,
             request_deadline_ms: 15_000,
             cached_partitions: 10_000,
+            topology: LogTopology::default(),
+            inbox_partitions: 64,
+            group_partitions: 64,
         }
     }
 }
@@ -60,9 +83,9 @@ impl Default for KafkaLogConfig {
 /// How long a fetch may wait on the broker for data: not at all. Readers are woken when
 /// there is something to read, so a fetch never needs to long-poll, and a reader that is behind
 /// must get what is there now rather than wait for more.
-const FETCH_MAX_WAIT_MS: i32 = 0;
+pub(crate) const FETCH_MAX_WAIT_MS: i32 = 0;
 /// The most bytes one fetch asks for; a record larger than this still comes back whole.
-const FETCH_MAX_BYTES: i32 = 1 << 20;
+pub(crate) const FETCH_MAX_BYTES: i32 = 1 << 20;
 
 /// One partition's producer (and through it its client) per topic, created once even when
 /// many callers race for it.
@@ -96,39 +119,46 @@ enum PartitionError {
 impl KafkaLog {
     /// Connects to the brokers; fails (after `request_deadline_ms`) when none answers.
     pub async fn connect(config: KafkaLogConfig) -> InfraResult<KafkaLog> {
-        if config.bootstrap.is_empty() {
-            return Err(InfraError::Config("kafka.bootstrap lists no broker".into()));
-        }
-        if config.topic_prefix.is_empty()
-            || !config
-                .topic_prefix
-                .chars()
-                .all(|character| character.is_ascii_alphanumeric() || "._-".contains(character))
-        {
-            return Err(InfraError::Config(format!(
-                "kafka.topic_prefix {:?} must be letters, digits, '.', '_' or '-'",
-                config.topic_prefix
-            )));
-        }
-        let backoff = BackoffConfig {
-            init_backoff: Duration::from_millis(50),
-            max_backoff: Duration::from_secs(1),
-            base: 2.0,
-            deadline: Some(Duration::from_millis(config.request_deadline_ms)),
-        };
-        let client = ClientBuilder::new(config.bootstrap.clone())
-            .client_id("natter")
-            .backoff_config(backoff)
-            .build()
-            .await
-            .map_err(unavailable)?;
+        let client = connect_client(&config).await?;
         Ok(KafkaLog {
             client,
             config,
             partitions: Mutex::new(HashMap::new()),
         })
     }
+}
 
+/// A client of the brokers `config` names, after checking the names it will use.
+pub(crate) async fn connect_client(config: &KafkaLogConfig) -> InfraResult<Client> {
+    if config.bootstrap.is_empty() {
+        return Err(InfraError::Config("kafka.bootstrap lists no broker".into()));
+    }
+    if config.topic_prefix.is_empty()
+        || !config
+            .topic_prefix
+            .chars()
+            .all(|character| character.is_ascii_alphanumeric() || "._-".contains(character))
+    {
+        return Err(InfraError::Config(format!(
+            "kafka.topic_prefix {:?} must be letters, digits, '.', '_' or '-'",
+            config.topic_prefix
+        )));
+    }
+    let backoff = BackoffConfig {
+        init_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_secs(1),
+        base: 2.0,
+        deadline: Some(Duration::from_millis(config.request_deadline_ms)),
+    };
+    ClientBuilder::new(config.bootstrap.clone())
+        .client_id("natter")
+        .backoff_config(backoff)
+        .build()
+        .await
+        .map_err(unavailable)
+}
+
+impl KafkaLog {
     /// The topic that holds `object`'s log.
     fn topic(&self, object: &ObjectId) -> String {
         match object {
@@ -246,20 +276,7 @@ impl KafkaLog {
         };
         let records: Vec<Record> = messages
             .iter()
-            .map(|message| {
-                // The record's time is the message's; a nonsense value becomes the epoch
-                // rather than an error, since brokers only use it for retention.
-                let timestamp = Utc
-                    .timestamp_millis_opt(message.ts)
-                    .single()
-                    .unwrap_or_default();
-                Record {
-                    key: None,
-                    value: Some(record_payload(message)),
-                    headers: Default::default(),
-                    timestamp,
-                }
-            })
+            .map(|message| record_of(None, message))
             .collect();
         let started = std::time::Instant::now();
         // Concurrent appends to one object (a busy group) share produce requests.
@@ -406,6 +423,22 @@ impl MessageLog for KafkaLog {
     }
 }
 
+/// The broker record of a message, keyed by `key` when its topic holds several objects.
+pub(crate) fn record_of(key: Option<Vec<u8>>, message: &Message) -> Record {
+    // The record's time is the message's; a nonsense value becomes the epoch rather than an
+    // error, since brokers only use it for retention.
+    let timestamp = Utc
+        .timestamp_millis_opt(message.ts)
+        .single()
+        .unwrap_or_default();
+    Record {
+        key,
+        value: Some(record_payload(message)),
+        headers: Default::default(),
+        timestamp,
+    }
+}
+
 /// Attempts at an operation the broker failed in a way that may pass (see [`is_transient`]).
 const TRANSIENT_ATTEMPTS: u32 = 5;
 
@@ -455,7 +488,7 @@ fn seq_of_offset(offset: i64) -> u64 {
     u64::try_from(offset).unwrap_or(0) + 1
 }
 
-fn is_protocol(error: &KafkaError, expected: ProtocolError) -> bool {
+pub(crate) fn is_protocol(error: &KafkaError, expected: ProtocolError) -> bool {
     match error {
         KafkaError::ServerError { protocol_error, .. } => *protocol_error == expected,
         _ => false,

@@ -180,6 +180,32 @@ impl<'c> WriteBatch<'c> {
         })
     }
 
+    /// Runs one statement with `values` as its parameters, as part of the batch.
+    pub(crate) async fn execute(&mut self, sql: &SqlStr, values: &[Value<'_>]) -> InfraResult<()> {
+        match self {
+            WriteBatch::Script {
+                sql: script,
+                arguments,
+                ..
+            } => {
+                script.push_str(sql.as_str());
+                script.push_str(";\n");
+                arguments.extend(values.iter().map(|value| match value {
+                    Value::Text(text) => (*text).to_owned(),
+                    Value::Int(number) => number.to_string(),
+                }));
+            }
+            WriteBatch::Transaction(transaction) => {
+                let mut query = sqlx::query(sql.clone());
+                for value in values {
+                    query = bind(query, *value);
+                }
+                query.execute(&mut **transaction).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Commits everything the batch holds; on failure nothing of it is written.
     pub(crate) async fn commit(self) -> InfraResult<()> {
         match self {
@@ -207,7 +233,8 @@ impl<'c> WriteBatch<'c> {
     }
 }
 
-fn sql_text(text: String) -> SqlStr {
+/// A statement built at run time from natter's own fragments, never from input.
+pub(crate) fn sql_text(text: String) -> SqlStr {
     AssertSqlSafe(Arc::<str>::from(text)).into_sql_str()
 }
 

@@ -10,12 +10,15 @@ mod batch_insert;
 mod checkpointer;
 mod database;
 mod friendship_cache;
+mod log;
 mod membership_cache;
 mod store;
 pub mod writer;
 
-pub(crate) use batch_insert::push_json_string;
+pub(crate) use batch_insert::{push_json_string, sql_text};
+pub(crate) use database::stored_seq;
 pub use database::{Dialect, SqlDatabase, open_database, sqlite_url};
+pub use log::SqlLog;
 pub(crate) use store::{MessageRow, message_columns, message_from};
 pub use store::{SEARCH_GROUPS_SQL, SEARCH_USERS_SQL, SqlStore};
 pub use writer::BatchWriter;

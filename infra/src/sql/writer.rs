@@ -17,6 +17,7 @@
 //! when to retry, instead of waiting behind a backlog that grows without limit.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -30,8 +31,8 @@ use tokio::task::AbortHandle;
 use super::batch_insert::{BatchInsert, Value, WriteBatch};
 use super::checkpointer;
 use super::database::{Dialect, stored_seq};
+use super::log::committed_ends;
 use super::message_columns;
-use crate::embedded::sqlite_log::committed_ends;
 use crate::error::{InfraError, InfraResult};
 use crate::log_tail::LogTail;
 
@@ -104,6 +105,8 @@ struct Shared {
     pending: Mutex<PendingCursors>,
     /// The log's newest entries (the embedded log reads them instead of querying).
     tail: Arc<LogTail>,
+    /// Raised to make the writer forget the log ends it remembers before its next batch.
+    forgotten: AtomicU64,
 }
 
 impl Shared {
@@ -172,6 +175,18 @@ pub enum CursorKind {
     Read,
 }
 
+/// A shared-log partition's numbered offsets moving from `from` to `to`, which commits only
+/// if nobody else moved them first.
+#[derive(Clone, Debug)]
+pub(crate) struct PartitionAdvance {
+    /// The partition's name (`inbox/3`).
+    pub(crate) name: String,
+    /// Its next offset as the numbering started from.
+    pub(crate) from: i64,
+    /// Its next offset once these entries are stored.
+    pub(crate) to: i64,
+}
+
 /// One caller's write.
 enum Job {
     /// Entries for the embedded log, numbered by the writer, and their rows in `messages` (the
@@ -182,6 +197,9 @@ enum Job {
         reply: oneshot::Sender<InfraResult<Vec<u64>>>,
         /// When it was queued (for the queue wait on `/metrics`).
         queued: Instant,
+        /// The shared-log partition these entries were numbered from, moved in the same
+        /// transaction (the partitioned cluster log); None for the embedded log.
+        advance: Option<PartitionAdvance>,
     },
     /// Messages for the `messages` table (left alone where already stored).
     Messages {
@@ -224,6 +242,7 @@ impl BatchWriter {
             dialect,
             statements: BatchStatements::new(dialect),
             ends: HashMap::new(),
+            forgotten: 0,
             shared: Arc::clone(&shared),
         };
         tokio::spawn(worker.run(queue));
@@ -241,12 +260,37 @@ impl BatchWriter {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
+        self.queue_append(entries, None).await
+    }
+
+    /// Appends entries numbered from a shared-log partition together with the partition's
+    /// offset move (see [`PartitionAdvance`]); an empty `entries` still moves the offset.
+    pub(crate) async fn append_advancing(
+        &self,
+        entries: Vec<(ObjectId, Message)>,
+        advance: PartitionAdvance,
+    ) -> InfraResult<Vec<u64>> {
+        self.queue_append(entries, Some(advance)).await
+    }
+
+    /// Forgets every remembered log end and entry: another process may have written.
+    pub(crate) fn forget_remembered(&self) {
+        self.shared.forgotten.fetch_add(1, Ordering::AcqRel);
+        self.shared.tail.clear();
+    }
+
+    async fn queue_append(
+        &self,
+        entries: Vec<(ObjectId, Message)>,
+        advance: Option<PartitionAdvance>,
+    ) -> InfraResult<Vec<u64>> {
         let started = Instant::now();
         let (reply, answer) = oneshot::channel();
         match self.jobs.try_send(Job::Append {
             entries,
             reply,
             queued: started,
+            advance,
         }) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -351,6 +395,8 @@ struct Worker {
     /// Each object's committed log end, as far as this writer knows (the truth when it is
     /// the only appender; a failed append forgets its objects, which are then read again).
     ends: HashMap<ObjectId, u64>,
+    /// The value of [`Shared::forgotten`] when `ends` was last cleared for it.
+    forgotten: u64,
     shared: Arc<Shared>,
 }
 
@@ -563,6 +609,11 @@ impl Worker {
         jobs: &[Job],
         cursors: &PendingCursors,
     ) -> InfraResult<Written> {
+        let forgotten = self.shared.forgotten.load(Ordering::Acquire);
+        if forgotten != self.forgotten {
+            self.ends.clear();
+            self.forgotten = forgotten;
+        }
         // Ends not remembered are read before the transaction: this writer is the log's only
         // one, and were it not, a stale end fails the batch on the log's key, never reuses a seq.
         let mut unknown: Vec<ObjectId> = Vec::new();
@@ -577,7 +628,7 @@ impl Worker {
         }
         if !unknown.is_empty() {
             self.ends
-                .extend(committed_ends(&mut **connection, &unknown).await?);
+                .extend(committed_ends(&mut **connection, self.dialect, &unknown).await?);
         }
         let mut batch = WriteBatch::begin(connection, self.dialect).await?;
         // Number the appends from the known ends, in the order the jobs arrived.
@@ -629,6 +680,34 @@ impl Worker {
             .stored
             .run(&mut batch, &stored, message_values)
             .await?;
+        // Partition offsets move only from where their numbering started: one moved by
+        // another process makes the move fail its check, and the batch with it.
+        let mut advances: Vec<&PartitionAdvance> = jobs
+            .iter()
+            .filter_map(|job| match job {
+                Job::Append { advance, .. } => advance.as_ref(),
+                _ => None,
+            })
+            .collect();
+        advances.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        self.statements
+            .partition_known
+            .run(&mut batch, &advances, |advance, values| {
+                values.extend([Value::Text(&advance.name), Value::Int(0)]);
+            })
+            .await?;
+        for advance in advances {
+            batch
+                .execute(
+                    &self.statements.partition_move,
+                    &[
+                        Value::Int(advance.from),
+                        Value::Int(advance.to),
+                        Value::Text(&advance.name),
+                    ],
+                )
+                .await?;
+        }
         for (kind, statement) in [
             (CursorKind::Acknowledged, &self.statements.acknowledged),
             (CursorKind::Read, &self.statements.read),
@@ -705,6 +784,11 @@ struct BatchStatements {
     acknowledged: BatchInsert,
     read: BatchInsert,
     delivered: BatchInsert,
+    /// A shared-log partition's row, made at offset 0 when missing.
+    partition_known: BatchInsert,
+    /// Moves a partition's offset from its first parameter to its second, or fails the
+    /// `next_offset >= 0` check when the stored offset is another.
+    partition_move: sqlx::SqlStr,
 }
 
 impl BatchStatements {
@@ -740,6 +824,25 @@ impl BatchStatements {
                     "seq",
                 )
             }),
+            partition_known: BatchInsert::new(dialect, 2, |source| {
+                dialect.insert_unless_present(
+                    &format!("INTO log_partitions (name, next_offset) {source}"),
+                    "name",
+                )
+            }),
+            partition_move: {
+                // SQLite's scripts bind every parameter as text: the casts compare numbers.
+                let integer = if dialect == Dialect::MySql {
+                    "SIGNED"
+                } else {
+                    "BIGINT"
+                };
+                super::batch_insert::sql_text(dialect.placeholders(&format!(
+                    "UPDATE log_partitions SET next_offset = CASE \
+                     WHEN next_offset = CAST(? AS {integer}) THEN CAST(? AS {integer}) \
+                     ELSE -1 END WHERE name = ?"
+                )))
+            },
         }
     }
 }

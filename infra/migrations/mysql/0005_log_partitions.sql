@@ -1,0 +1,8 @@
+-- The partitioned log (cluster.kafka.topology = "partitioned"): how far the task process owning
+-- each partition has numbered and stored its records. It moves in the same transaction as the
+-- rows it numbered, and only from the offset the writer started from, so two processes that
+-- both think they own a partition cannot both commit a numbering of the same records.
+CREATE TABLE log_partitions (
+    name        VARCHAR(64) PRIMARY KEY,
+    next_offset BIGINT      NOT NULL CHECK (next_offset >= 0)
+);

@@ -1,0 +1,294 @@
+//! The `partitioned` topology of the Kafka log: two topics, `<prefix>.inbox` and
+//! `<prefix>.groups`, each with a fixed number of partitions, which objects share by hash
+//! ([`LogPartition::of`]). Records are keyed by their object's name.
+//!
+//! This side only produces and fetches records: a record's seq in its object is given by the
+//! task process owning its partition, which reads the partition in offset order (see
+//! `task::sequencer`). A million silent users cost the broker nothing here, and the broker's
+//! partition count stays what the configuration says whatever the number of objects.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use natter_proto::ObjectId;
+use natter_proto::placement::{LogPartition, Stream};
+use natter_proto::v1::Message;
+use prost::Message as _;
+use rskafka::client::Client;
+use rskafka::client::error::ProtocolError;
+use rskafka::client::partition::UnknownTopicHandling;
+
+use crate::cluster::PartitionProducer;
+use crate::cluster::kafka_log::{
+    FETCH_MAX_WAIT_MS, KafkaLogConfig, connect_client, is_protocol, record_of, retry_transient,
+    unavailable,
+};
+use crate::error::{InfraError, InfraResult};
+
+/// One record read back from a partition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartitionRecord {
+    /// Its offset in the partition.
+    pub offset: i64,
+    /// The object it was appended to.
+    pub object: ObjectId,
+    /// The message, with `object` filled in and `seq` 0 (the owner numbers it).
+    pub message: Message,
+}
+
+/// What one fetch found.
+#[derive(Debug, Default)]
+pub struct Fetched {
+    /// Records from the offset asked for on, in offset order.
+    pub records: Vec<PartitionRecord>,
+    /// The offset after the last record readers can see (the high watermark).
+    pub end: i64,
+}
+
+/// The shared, partitioned message log on a Kafka-protocol broker.
+pub struct KafkaPartitions {
+    client: Client,
+    config: KafkaLogConfig,
+    producers: HashMap<LogPartition, Arc<PartitionProducer>>,
+}
+
+impl std::fmt::Debug for KafkaPartitions {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("KafkaPartitions")
+            .field("bootstrap", &self.config.bootstrap)
+            .field("topic_prefix", &self.config.topic_prefix)
+            .field("partitions", &self.producers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaPartitions {
+    /// Connects to the brokers and makes sure both topics exist with the configured number of
+    /// partitions. A topic that exists with another count is refused: objects would move
+    /// between partitions, and their numbering with them.
+    pub async fn connect(config: KafkaLogConfig) -> InfraResult<KafkaPartitions> {
+        for (name, count) in [
+            ("inbox_partitions", config.inbox_partitions),
+            ("group_partitions", config.group_partitions),
+        ] {
+            if count == 0 || count > 10_000 {
+                return Err(InfraError::Config(format!(
+                    "kafka.{name} is {count}: expected 1 to 10000"
+                )));
+            }
+        }
+        let client = connect_client(&config).await?;
+        let mut producers = HashMap::new();
+        for stream in [Stream::Inbox, Stream::Groups] {
+            let topic = topic_name(&config, stream);
+            let count = partition_count(&config, stream);
+            ensure_topic(&client, &config, &topic, count).await?;
+            for index in 0..count {
+                let partition = client
+                    .partition_client(topic.as_str(), index as i32, UnknownTopicHandling::Retry)
+                    .await
+                    .map_err(unavailable)?;
+                producers.insert(
+                    LogPartition { stream, index },
+                    PartitionProducer::new(Arc::new(partition)),
+                );
+            }
+        }
+        Ok(KafkaPartitions {
+            client,
+            config,
+            producers,
+        })
+    }
+
+    /// The partition holding `object`.
+    pub fn partition_of(&self, object: &ObjectId) -> LogPartition {
+        LogPartition::of(object, partition_count(&self.config, Stream::of(object)))
+    }
+
+    /// Every partition of both topics.
+    pub fn partitions(&self) -> Vec<LogPartition> {
+        let mut partitions: Vec<LogPartition> = self.producers.keys().copied().collect();
+        partitions.sort_unstable();
+        partitions
+    }
+
+    fn producer(&self, partition: &LogPartition) -> InfraResult<&Arc<PartitionProducer>> {
+        self.producers
+            .get(partition)
+            .ok_or_else(|| InfraError::Config(format!("no log partition {partition}")))
+    }
+
+    /// Produces each entry to its object's partition, all partitions at once (concurrent
+    /// callers' records to one partition share requests); returns where each entry went, in
+    /// order. Entries for one partition go in the order given.
+    pub async fn produce(
+        &self,
+        entries: &[(ObjectId, Message)],
+    ) -> Vec<InfraResult<(LogPartition, i64)>> {
+        let mut by_partition: Vec<(LogPartition, Vec<usize>)> = Vec::new();
+        for (index, (object, _)) in entries.iter().enumerate() {
+            let partition = self.partition_of(object);
+            match by_partition
+                .iter_mut()
+                .find(|(known, _)| *known == partition)
+            {
+                Some((_, indices)) => indices.push(index),
+                None => by_partition.push((partition, vec![index])),
+            }
+        }
+        let started = std::time::Instant::now();
+        let produced =
+            futures_util::future::join_all(by_partition.iter().map(|(partition, indices)| {
+                let records = indices
+                    .iter()
+                    .map(|&index| {
+                        let (object, message) = &entries[index];
+                        record_of(Some(object.to_string().into_bytes()), message)
+                    })
+                    .collect();
+                async move { self.producer(partition)?.produce(records).await }
+            }))
+            .await;
+        metrics::histogram!("natter_log_append_seconds").record(started.elapsed().as_secs_f64());
+        let mut outcomes: Vec<Option<InfraResult<(LogPartition, i64)>>> =
+            entries.iter().map(|_| None).collect();
+        for ((partition, indices), result) in by_partition.iter().zip(produced) {
+            match result {
+                Ok(offsets) => {
+                    for (&index, offset) in indices.iter().zip(offsets) {
+                        outcomes[index] = Some(Ok((*partition, offset)));
+                    }
+                }
+                Err(error) => {
+                    let text = error.to_string();
+                    for &index in indices {
+                        outcomes[index] = Some(Err(InfraError::Unavailable(text.clone())));
+                    }
+                }
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|outcome| {
+                outcome.unwrap_or_else(|| Err(InfraError::Unavailable("not produced".into())))
+            })
+            .collect()
+    }
+
+    /// Records of `partition` from `offset` on, up to about `max_bytes` (a larger record
+    /// still comes back whole), without waiting for more to arrive.
+    pub async fn fetch(
+        &self,
+        partition: &LogPartition,
+        offset: i64,
+        max_bytes: i32,
+    ) -> InfraResult<Fetched> {
+        let client = self.producer(partition)?.client();
+        let started = std::time::Instant::now();
+        let (records, end) = match retry_transient(|| {
+            client.fetch_records(offset, 1..max_bytes.max(1), FETCH_MAX_WAIT_MS)
+        })
+        .await
+        {
+            Ok(fetched) => fetched,
+            // Nothing at or past the end yet.
+            Err(error) if is_protocol(&error, ProtocolError::OffsetOutOfRange) => {
+                return Ok(Fetched {
+                    records: Vec::new(),
+                    end: offset,
+                });
+            }
+            Err(error) => return Err(unavailable(error)),
+        };
+        metrics::histogram!("natter_log_read_seconds").record(started.elapsed().as_secs_f64());
+        let mut fetched = Fetched {
+            records: Vec::with_capacity(records.len()),
+            end,
+        };
+        for record in records {
+            // A fetch may start at the beginning of the batch holding `offset`.
+            if record.offset < offset {
+                continue;
+            }
+            let key = record.record.key.unwrap_or_default();
+            let name = String::from_utf8_lossy(&key);
+            let object: ObjectId = name.parse().map_err(|_| {
+                InfraError::Corrupt(format!("{partition}@{}: key {name:?}", record.offset))
+            })?;
+            let payload = record.record.value.unwrap_or_default();
+            let mut message = Message::decode(payload.as_slice()).map_err(|error| {
+                InfraError::Corrupt(format!("{partition}@{}: {error}", record.offset))
+            })?;
+            message.object = object.to_string();
+            message.seq = 0;
+            fetched.records.push(PartitionRecord {
+                offset: record.offset,
+                object,
+                message,
+            });
+        }
+        Ok(fetched)
+    }
+
+    /// The client, for operations beyond produce and fetch (tests list topics with it).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+/// The topic of a stream: `<prefix>.inbox` or `<prefix>.groups`.
+fn topic_name(config: &KafkaLogConfig, stream: Stream) -> String {
+    format!("{}.{}", config.topic_prefix, stream.name())
+}
+
+fn partition_count(config: &KafkaLogConfig, stream: Stream) -> u32 {
+    match stream {
+        Stream::Inbox => config.inbox_partitions,
+        Stream::Groups => config.group_partitions,
+    }
+}
+
+/// Creates `topic` with `count` partitions unless it exists; refuses one with another count.
+async fn ensure_topic(
+    client: &Client,
+    config: &KafkaLogConfig,
+    topic: &str,
+    count: u32,
+) -> InfraResult<()> {
+    let existing = client.list_topics().await.map_err(unavailable)?;
+    if let Some(found) = existing.iter().find(|known| known.name == topic) {
+        if found.partitions.len() != count as usize {
+            return Err(InfraError::Config(format!(
+                "topic {topic} has {} partitions but the configuration says {count}: changing \
+                 the count would move objects between partitions",
+                found.partitions.len()
+            )));
+        }
+        return Ok(());
+    }
+    let controller = client.controller_client().map_err(unavailable)?;
+    match controller
+        .create_topic(
+            topic,
+            count as i32,
+            config.replication_factor,
+            config.create_timeout_ms,
+        )
+        .await
+    {
+        Ok(()) => {
+            metrics::counter!("natter_log_topics_created_total").increment(1);
+            tracing::info!(topic, partitions = count, "created the log topic");
+            Ok(())
+        }
+        // Another process created it first: check it has the same shape.
+        Err(error) if is_protocol(&error, ProtocolError::TopicAlreadyExists) => {
+            // Its metadata may take a moment to reach the broker answering the listing.
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            Box::pin(ensure_topic(client, config, topic, count)).await
+        }
+        Err(error) => Err(unavailable(error)),
+    }
+}

@@ -1,0 +1,452 @@
+//! Numbering the partitioned log: a task process owns partitions (not objects), reads each in
+//! offset order and gives every record the next seq of its object.
+//!
+//! The numbering depends only on the partition's records and on the state at the offset it
+//! resumes from, and that state is in the store: each batch's rows (object, seq, message) and
+//! the partition's next offset are committed in one transaction, which fails if the stored
+//! offset moved since the batch was read. So a successor taking over a dead owner's partition
+//! resumes exactly where the last commit left it, and two processes that both believe they own
+//! a partition for a moment cannot both number one record. Producers learn their records'
+//! seqs by asking ([`Sequencer::sequence`]); the ask is also what wakes the numbering, and a
+//! slow poll numbers records whose producer died before asking.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use natter_infra::InfraError;
+use natter_infra::cluster::KafkaPartitions;
+use natter_infra::error::InfraResult;
+use natter_infra::sql::SqlLog;
+use natter_proto::ObjectId;
+use natter_proto::placement::LogPartition;
+use natter_proto::v1::Message;
+use tokio::sync::{Notify, oneshot};
+
+/// How often an owned partition is read when nobody asks (records whose producer died).
+const IDLE_POLL: Duration = Duration::from_millis(500);
+/// The most bytes one read of a partition asks for.
+const FETCH_BYTES: i32 = 1 << 20;
+/// Offsets whose seq a partition remembers; older ones are looked up in the store.
+const REMEMBERED_OFFSETS: usize = 65_536;
+/// Message ids a partition remembers to recognise a record produced twice (a retried
+/// produce, a retried send finishing under the same id).
+const REMEMBERED_IDS: usize = 4_096;
+/// How long an ask waits for its records to be numbered.
+const ASK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a partition nobody owns here and nobody asks about keeps being read.
+const UNOWNED_IDLE: Duration = Duration::from_secs(30);
+/// The pause after a failed read or commit.
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
+
+/// A record whose seq a producer waits for.
+struct Ask {
+    offset: i64,
+    object: ObjectId,
+    id: u64,
+    reply: oneshot::Sender<InfraResult<u64>>,
+}
+
+/// One partition's numbering state.
+#[derive(Default)]
+struct NumberingState {
+    /// The first offset not numbered yet; None until read from the store.
+    next_offset: Option<i64>,
+    /// Asks not answered yet.
+    asks: Vec<Ask>,
+    /// (offset, seq) of the newest numbered records, in offset order.
+    offsets: VecDeque<(i64, u64)>,
+    /// The seq of each recently numbered (object, message id), oldest first in `id_order`.
+    ids: HashMap<(ObjectId, u64), u64>,
+    id_order: VecDeque<(ObjectId, u64)>,
+    /// When someone last asked about this partition.
+    last_ask: Option<Instant>,
+}
+
+impl NumberingState {
+    /// Forgets everything read from the store: another process may have moved on.
+    fn reset(&mut self) {
+        self.next_offset = None;
+        self.offsets.clear();
+        self.ids.clear();
+        self.id_order.clear();
+    }
+
+    fn remember_offset(&mut self, offset: i64, seq: u64) {
+        if self.offsets.len() >= REMEMBERED_OFFSETS {
+            self.offsets.pop_front();
+        }
+        self.offsets.push_back((offset, seq));
+    }
+
+    fn remember_id(&mut self, key: (ObjectId, u64), seq: u64) {
+        if self.ids.insert(key, seq).is_none() {
+            self.id_order.push_back(key);
+            if self.id_order.len() > REMEMBERED_IDS
+                && let Some(oldest) = self.id_order.pop_front()
+            {
+                self.ids.remove(&oldest);
+            }
+        }
+    }
+
+    /// The remembered seq of a numbered offset.
+    fn seq_at(&self, offset: i64) -> Option<u64> {
+        self.offsets
+            .binary_search_by_key(&offset, |(known, _)| *known)
+            .ok()
+            .map(|index| self.offsets[index].1)
+    }
+}
+
+/// One partition's numbering.
+struct PartitionNumbering {
+    partition: LogPartition,
+    state: Mutex<NumberingState>,
+    wake: Notify,
+    stopped: AtomicBool,
+    /// Whether the ownership view says this process owns it.
+    owned: AtomicBool,
+}
+
+impl PartitionNumbering {
+    fn state(&self) -> MutexGuard<'_, NumberingState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// What is told when records were numbered: the objects whose logs grew.
+pub type OnNumbered = Box<dyn Fn(Vec<ObjectId>) + Send + Sync>;
+
+/// The numbering of the partitions this task process reads.
+pub struct Sequencer {
+    log: Arc<KafkaPartitions>,
+    numbered: Arc<SqlLog>,
+    on_numbered: OnceLock<OnNumbered>,
+    partitions: Mutex<HashMap<LogPartition, Arc<PartitionNumbering>>>,
+}
+
+impl std::fmt::Debug for Sequencer {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("Sequencer").finish_non_exhaustive()
+    }
+}
+
+impl Sequencer {
+    /// A sequencer reading `log` and numbering into `numbered` (the store's log table).
+    pub fn new(log: Arc<KafkaPartitions>, numbered: Arc<SqlLog>) -> Arc<Sequencer> {
+        Arc::new(Sequencer {
+            log,
+            numbered,
+            on_numbered: OnceLock::new(),
+            partitions: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Sets what is told about numbered objects (delivery); only the first call counts.
+    pub fn on_numbered(&self, tell: OnNumbered) {
+        let _ = self.on_numbered.set(tell);
+    }
+
+    fn partitions(&self) -> MutexGuard<'_, HashMap<LogPartition, Arc<PartitionNumbering>>> {
+        self.partitions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Every partition of the log.
+    pub fn all_partitions(&self) -> Vec<LogPartition> {
+        self.log.partitions()
+    }
+
+    /// The numbering of `partition`, started if it is not running.
+    fn numbering(self: &Arc<Self>, partition: LogPartition) -> Arc<PartitionNumbering> {
+        let mut partitions = self.partitions();
+        if let Some(running) = partitions.get(&partition) {
+            return Arc::clone(running);
+        }
+        // What this process remembers of these objects may be stale: another process may
+        // have numbered them since it last did.
+        self.numbered.forget_remembered();
+        let numbering = Arc::new(PartitionNumbering {
+            partition,
+            state: Mutex::new(NumberingState::default()),
+            wake: Notify::new(),
+            stopped: AtomicBool::new(false),
+            owned: AtomicBool::new(false),
+        });
+        partitions.insert(partition, Arc::clone(&numbering));
+        metrics::gauge!("natter_sequencer_partitions").set(partitions.len() as f64);
+        tracing::info!(%partition, "numbering a log partition");
+        tokio::spawn(Arc::clone(self).run(Arc::clone(&numbering)));
+        numbering
+    }
+
+    /// Reads the partitions this process owns (from the ownership view); stops reading
+    /// those it no longer owns once nobody has asked about them for a while.
+    pub fn own(self: &Arc<Self>, owned: &[LogPartition]) {
+        for partition in owned {
+            self.numbering(*partition)
+                .owned
+                .store(true, Ordering::Release);
+        }
+        let mut partitions = self.partitions();
+        for (partition, numbering) in partitions.iter() {
+            if !owned.contains(partition) {
+                numbering.owned.store(false, Ordering::Release);
+                numbering.wake.notify_one();
+            }
+        }
+        partitions.retain(|_, numbering| !numbering.stopped.load(Ordering::Acquire));
+    }
+
+    /// Stops every numbering (the process is stopping).
+    pub fn stop(&self) {
+        for numbering in self.partitions().values() {
+            numbering.stopped.store(true, Ordering::Release);
+            numbering.wake.notify_one();
+        }
+    }
+
+    /// The seqs of records produced to `partition`, once they are numbered and stored; each
+    /// is given as (offset, object, message id). Any task process may answer: one that does
+    /// not own the partition starts reading it, and the store keeps the two from disagreeing.
+    pub async fn sequence(
+        self: &Arc<Self>,
+        partition: LogPartition,
+        records: Vec<(i64, ObjectId, u64)>,
+    ) -> InfraResult<Vec<u64>> {
+        let numbering = self.numbering(partition);
+        let mut answers = Vec::with_capacity(records.len());
+        {
+            let mut state = numbering.state();
+            state.last_ask = Some(Instant::now());
+            for (offset, object, id) in records {
+                let (reply, answer) = oneshot::channel();
+                state.asks.push(Ask {
+                    offset,
+                    object,
+                    id,
+                    reply,
+                });
+                answers.push(answer);
+            }
+        }
+        numbering.wake.notify_one();
+        let mut seqs = Vec::with_capacity(answers.len());
+        for answer in answers {
+            let seq = tokio::time::timeout(ASK_TIMEOUT, answer)
+                .await
+                .map_err(|_| InfraError::Unavailable(format!("{partition}: not numbered in time")))?
+                .map_err(|_| {
+                    InfraError::Unavailable(format!("{partition}: numbering stopped"))
+                })??;
+            seqs.push(seq);
+        }
+        Ok(seqs)
+    }
+
+    /// One partition's loop: read what is new, number it, commit it, answer the asks.
+    async fn run(self: Arc<Self>, numbering: Arc<PartitionNumbering>) {
+        let partition = numbering.partition;
+        let name = partition.to_string();
+        loop {
+            if numbering.stopped.load(Ordering::Acquire) {
+                break;
+            }
+            let next = numbering.state().next_offset;
+            let next = match next {
+                Some(next) => next,
+                None => match self.numbered.partition_offset(&name).await {
+                    Ok(next) => {
+                        numbering.state().next_offset = Some(next);
+                        next
+                    }
+                    Err(error) => {
+                        tracing::warn!(%partition, %error, "reading a partition's offset failed");
+                        tokio::time::sleep(RETRY_PAUSE).await;
+                        continue;
+                    }
+                },
+            };
+            let fetched = match self.log.fetch(&partition, next, FETCH_BYTES).await {
+                Ok(fetched) => fetched,
+                Err(error) => {
+                    tracing::warn!(%partition, %error, "reading a log partition failed");
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                    continue;
+                }
+            };
+            if fetched.records.is_empty() {
+                self.answer_numbered(&numbering).await;
+                if self.idle_and_unowned(&numbering) {
+                    break;
+                }
+                let asked_beyond = numbering.state().asks.iter().any(|ask| ask.offset >= next);
+                let pause = if asked_beyond {
+                    // Asked about a record not readable yet (a replica catching up).
+                    Duration::from_millis(2)
+                } else {
+                    IDLE_POLL
+                };
+                tokio::select! {
+                    () = numbering.wake.notified() => {}
+                    () = tokio::time::sleep(pause) => {}
+                }
+                continue;
+            }
+            self.number(&numbering, &name, next, fetched.records).await;
+        }
+        numbering.stopped.store(true, Ordering::Release);
+        let asks = std::mem::take(&mut numbering.state().asks);
+        for ask in asks {
+            let _ = ask.reply.send(Err(InfraError::Unavailable(format!(
+                "{partition}: no longer numbered here"
+            ))));
+        }
+        tracing::info!(%partition, "stopped numbering a log partition");
+    }
+
+    /// Whether nobody here owns or asks about the partition any more.
+    fn idle_and_unowned(&self, numbering: &PartitionNumbering) -> bool {
+        if numbering.owned.load(Ordering::Acquire) {
+            return false;
+        }
+        let state = numbering.state();
+        state.asks.is_empty()
+            && state
+                .last_ask
+                .is_none_or(|asked| asked.elapsed() > UNOWNED_IDLE)
+    }
+
+    /// Numbers fetched records from offset `from` and commits them with the partition's
+    /// offset; on failure forgets what it knew, to read it again from the store.
+    async fn number(
+        &self,
+        numbering: &PartitionNumbering,
+        name: &str,
+        from: i64,
+        records: Vec<natter_infra::cluster::PartitionRecord>,
+    ) {
+        let to = records.last().map_or(from, |record| record.offset + 1);
+        // A record produced twice (same object, same message id) is numbered once; the
+        // second copy's offset answers with the first's seq.
+        let mut entries: Vec<(ObjectId, Message)> = Vec::with_capacity(records.len());
+        let mut placed: Vec<(i64, Placement)> = Vec::with_capacity(records.len());
+        {
+            let state = numbering.state();
+            let mut in_batch: HashMap<(ObjectId, u64), usize> = HashMap::new();
+            for record in records {
+                let key = (record.object, record.message.id);
+                if let Some(seq) = state.ids.get(&key) {
+                    placed.push((record.offset, Placement::Known(*seq)));
+                } else if let Some(&entry) = in_batch.get(&key) {
+                    placed.push((record.offset, Placement::Entry(entry)));
+                } else {
+                    in_batch.insert(key, entries.len());
+                    placed.push((record.offset, Placement::Entry(entries.len())));
+                    entries.push((record.object, record.message));
+                }
+            }
+        }
+        let duplicates = placed.len() - entries.len();
+        if duplicates > 0 {
+            metrics::counter!("natter_sequencer_duplicates_total").increment(duplicates as u64);
+        }
+        let keys: Vec<(ObjectId, u64)> = entries
+            .iter()
+            .map(|(object, message)| (*object, message.id))
+            .collect();
+        let started = Instant::now();
+        match self
+            .numbered
+            .append_from_partition(name, from, to, entries)
+            .await
+        {
+            Ok(seqs) => {
+                metrics::histogram!("natter_sequencer_commit_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                metrics::counter!("natter_sequencer_records_total").increment(placed.len() as u64);
+                let mut objects: Vec<ObjectId> = keys.iter().map(|(object, _)| *object).collect();
+                objects.sort_unstable();
+                objects.dedup();
+                {
+                    let mut state = numbering.state();
+                    for (key, seq) in keys.iter().zip(&seqs) {
+                        state.remember_id(*key, *seq);
+                    }
+                    for (offset, placement) in placed {
+                        let seq = match placement {
+                            Placement::Known(seq) => seq,
+                            Placement::Entry(entry) => seqs.get(entry).copied().unwrap_or(0),
+                        };
+                        state.remember_offset(offset, seq);
+                    }
+                    state.next_offset = Some(to);
+                }
+                if let Some(tell) = self.on_numbered.get() {
+                    tell(objects);
+                }
+                self.answer_numbered(numbering).await;
+            }
+            Err(error) => {
+                // Most likely another process numbered these records first (the offset
+                // moved): start again from what the store says.
+                metrics::counter!("natter_sequencer_conflicts_total").increment(1);
+                tracing::warn!(partition = name, %error, from, to, "committing a numbered batch failed; reading the partition's state again");
+                numbering.state().reset();
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+        }
+    }
+
+    /// Answers every ask whose record is numbered: from memory, or from the store for one
+    /// numbered before this process remembers.
+    async fn answer_numbered(&self, numbering: &PartitionNumbering) {
+        let (known, older) = {
+            let mut state = numbering.state();
+            let Some(next) = state.next_offset else {
+                return;
+            };
+            let mut known = Vec::new();
+            let mut older = Vec::new();
+            let mut waiting = Vec::new();
+            for ask in std::mem::take(&mut state.asks) {
+                if ask.offset >= next {
+                    waiting.push(ask);
+                } else if let Some(seq) = state.seq_at(ask.offset) {
+                    known.push((ask, seq));
+                } else {
+                    older.push(ask);
+                }
+            }
+            state.asks = waiting;
+            (known, older)
+        };
+        for (ask, seq) in known {
+            let _ = ask.reply.send(Ok(seq));
+        }
+        for ask in older {
+            let answer = match self.numbered.seq_of(&ask.object, ask.id).await {
+                Ok(Some(seq)) => Ok(seq),
+                Ok(None) => Err(InfraError::Unavailable(format!(
+                    "{}@{}: numbered, but {} {} is not stored",
+                    numbering.partition, ask.offset, ask.object, ask.id
+                ))),
+                Err(error) => Err(error),
+            };
+            let _ = ask.reply.send(answer);
+        }
+    }
+}
+
+/// Where a fetched record's seq comes from.
+enum Placement {
+    /// A record numbered before (a duplicate): its seq.
+    Known(u64),
+    /// The entry of this batch it is (or duplicates).
+    Entry(usize),
+}
