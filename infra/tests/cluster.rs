@@ -12,20 +12,11 @@ use natter_infra::cluster::{
     EtcdRegistry, KafkaLog, KafkaLogConfig, PartitionProducer, RedisSessions,
 };
 use natter_infra::conformance;
+use natter_infra::conformance::test_servers::{KilledBroker, leader_of, server};
 use natter_infra::registry::ServiceNode;
 use natter_infra::sql::{Dialect, SqlStore, open_database};
 use natter_proto::ObjectId;
 use natter_proto::v1::Message;
-
-/// The URL of a test server, or a failure that says how to start it.
-fn server(variable: &str) -> String {
-    std::env::var(variable).unwrap_or_else(|_| {
-        panic!(
-            "{variable} is not set: the cluster tests need real servers. Run \
-             `scripts/deps.sh up && eval \"$(scripts/deps.sh env)\"`, or scripts/test.sh"
-        )
-    })
-}
 
 /// A key prefix no other run shares, so runs never see each other's keys.
 fn run_prefix() -> String {
@@ -329,57 +320,6 @@ async fn kafka_records_outlive_the_client_that_wrote_them() {
     );
 }
 
-/// Kills one broker of `scripts/deps.sh up kafka-cluster` (SIGKILL, as a crash would) and
-/// starts it again when dropped, so a failing test still leaves the cluster whole.
-struct KilledBroker(String);
-
-impl KilledBroker {
-    fn kill(node: i32) -> KilledBroker {
-        let name = format!("kafka-cluster-{node}");
-        deps(&["kill", &name]);
-        KilledBroker(name)
-    }
-}
-
-impl Drop for KilledBroker {
-    fn drop(&mut self) {
-        deps(&["start", &self.0]);
-    }
-}
-
-/// The node id of the broker leading partition 0 of `topic` in `kafka-cluster`, read from the
-/// brokers' own logs (rskafka does not expose partition leaders).
-fn leader_of(topic: &str) -> i32 {
-    let folder = std::path::PathBuf::from(server("NATTER_DEPS_DIR"));
-    // Each broker that takes the lead logs "[Broker id=N] Leader TOPIC-0 with topic id …"; the
-    // newest such line (lines start with their time) names the current leader.
-    let wanted = format!("] Leader {topic}-0 with topic id");
-    let mut newest: Option<(String, i32)> = None;
-    for node in 1..=3 {
-        let log = folder.join(format!("kafka-cluster-{node}.log"));
-        let text = std::fs::read_to_string(&log).unwrap_or_else(|error| panic!("{log:?}: {error}"));
-        for line in text.lines().filter(|line| line.contains(&wanted)) {
-            if newest.as_ref().is_none_or(|(time, _)| line > time.as_str()) {
-                newest = Some((line.to_owned(), node));
-            }
-        }
-    }
-    newest
-        .map(|(_, node)| node)
-        .unwrap_or_else(|| panic!("no broker logged that it leads {topic}-0"))
-}
-
-/// Runs `scripts/deps.sh ARGS` on the servers this suite was started with.
-fn deps(arguments: &[&str]) {
-    server("NATTER_DEPS_DIR");
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/deps.sh");
-    let status = std::process::Command::new(script)
-        .args(arguments)
-        .status()
-        .expect("run scripts/deps.sh");
-    assert!(status.success(), "scripts/deps.sh {arguments:?} failed");
-}
-
 #[tokio::test]
 async fn kafka_appends_survive_the_leader_broker_being_killed() {
     let bootstrap: Vec<String> = server("NATTER_TEST_KAFKA_CLUSTER_URL")
@@ -406,7 +346,7 @@ async fn kafka_appends_survive_the_leader_broker_being_killed() {
         );
     }
     // The partition's leader is the broker whose loss matters: it holds the newest records.
-    let leader = leader_of(&format!("{prefix}.user.7"));
+    let leader = leader_of(&format!("{prefix}.user.7"), 0);
     let killed = KilledBroker::kill(leader);
     for number in 21..=40 {
         assert_eq!(

@@ -252,7 +252,9 @@ impl Sequencer {
     /// One partition's loop: read what is new, number it, commit it, answer the asks.
     async fn run(self: Arc<Self>, numbering: Arc<PartitionNumbering>) {
         let partition = numbering.partition;
-        let name = partition.to_string();
+        // Stored under its topic's name, so another cluster's numbering in the same database
+        // (another topic prefix) is never taken for this one's.
+        let name = self.log.stored_name(&partition);
         loop {
             if numbering.stopped.load(Ordering::Acquire) {
                 break;

@@ -107,6 +107,16 @@ impl KafkaPartitions {
         LogPartition::of(object, partition_count(&self.config, Stream::of(object)))
     }
 
+    /// The name the store keeps `partition`'s numbering under: its topic and index
+    /// (`natter.inbox/3`).
+    pub fn stored_name(&self, partition: &LogPartition) -> String {
+        format!(
+            "{}/{}",
+            topic_name(&self.config, partition.stream),
+            partition.index
+        )
+    }
+
     /// Every partition of both topics.
     pub fn partitions(&self) -> Vec<LogPartition> {
         let mut partitions: Vec<LogPartition> = self.producers.keys().copied().collect();

@@ -8,6 +8,7 @@ pub mod registry;
 pub mod sessions;
 pub mod social;
 pub mod store;
+pub mod test_servers;
 
 /// A random positive id, unlikely to collide with anything already stored.
 pub fn random_id() -> i64 {
