@@ -162,4 +162,8 @@ impl MessageLog for SequencedLog {
     fn stores_messages(&self) -> bool {
         true
     }
+
+    fn delivers_appends(&self) -> bool {
+        true
+    }
 }

@@ -23,7 +23,7 @@ pub mod error;
 pub mod ids;
 pub mod log;
 mod log_tail;
-mod positions;
+pub mod positions;
 pub mod registry;
 pub mod sessions;
 pub mod sql;

@@ -46,4 +46,9 @@ pub trait MessageLog: Send + Sync + 'static {
     fn stores_messages(&self) -> bool {
         false
     }
+    /// Whether an append starts the message's delivery by itself (the partitioned log: the
+    /// task process numbering a record delivers it), so the appender need not wake task.
+    fn delivers_appends(&self) -> bool {
+        false
+    }
 }

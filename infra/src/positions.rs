@@ -1,5 +1,6 @@
-//! Positions that only ever grow (a log's end, a user's read cursor), remembered in memory by
-//! the only writer of their database so that reading them costs no query.
+//! Positions that only ever grow (a log's end, a user's read cursor), remembered in memory so
+//! that reading them costs no query: exactly by the only writer of their database, or as a
+//! floor (reached at least) by a process sharing it.
 //!
 //! Because they only grow, a value read from the database may be merged in at any time: the
 //! larger of the two is right, however reads and writes interleave.
@@ -13,7 +14,7 @@ const MAX_ENTRIES: usize = 500_000;
 
 /// Growing positions by key.
 #[derive(Debug)]
-pub(crate) struct PositionCache<K> {
+pub struct PositionCache<K> {
     positions: Mutex<HashMap<K, u64>>,
 }
 
@@ -33,12 +34,12 @@ impl<K: Hash + Eq> PositionCache<K> {
     }
 
     /// The remembered position, if any.
-    pub(crate) fn get(&self, key: &K) -> Option<u64> {
+    pub fn get(&self, key: &K) -> Option<u64> {
         self.positions().get(key).copied()
     }
 
     /// Merges in a position known to be reached; returns the remembered one (the larger).
-    pub(crate) fn raise(&self, key: K, position: u64) -> u64 {
+    pub fn raise(&self, key: K, position: u64) -> u64 {
         let mut positions = self.positions();
         if positions.len() >= MAX_ENTRIES {
             positions.clear();

@@ -247,7 +247,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// The last seq a user acknowledged in an object (0 if none).
     async fn ack_cursor(&self, user: i64, object: &ObjectId) -> InfraResult<u64>;
-    /// Move a user's acknowledged cursor forward (never back); returns the stored value.
+    /// Move a user's acknowledged cursor forward (never back); returns the stored value, or for
+    /// a store sharing its database with other writers the value as far as this process has
+    /// seen it (never less than `seq`).
     async fn advance_ack_cursor(&self, user: i64, object: &ObjectId, seq: u64) -> InfraResult<u64>;
 
     /// The last seq task delivered for an object (0 if none).

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use natter_infra::ids::IdGenerator;
+use natter_infra::positions::PositionCache;
 use natter_infra::sessions::SessionRef;
 use natter_infra::store::Group;
 use natter_infra::{InfraError, MessageLog, Sessions, Store, now_millis};
@@ -39,6 +40,9 @@ pub struct LogicService {
     pub(crate) pending_group_counts: Arc<PendingGroupCounts>,
     /// The bound on sends in progress.
     admission: SendAdmission,
+    /// The highest seq known to exist per object (appended here, or read as an end), so an
+    /// ack within it is valid without asking the log.
+    known_ends: Arc<PositionCache<ObjectId>>,
 }
 
 impl std::fmt::Debug for LogicService {
@@ -76,6 +80,7 @@ impl LogicService {
             ids,
             task,
             pending_group_counts: Arc::default(),
+            known_ends: Arc::default(),
         }
     }
 
@@ -85,6 +90,26 @@ impl LogicService {
         Ok(std::iter::once(ObjectId::User(user))
             .chain(groups.into_iter().map(ObjectId::Group))
             .collect())
+    }
+
+    /// The object a user acknowledges, if it is theirs to read: their own inbox needs no
+    /// query, a group a membership check.
+    async fn acknowledgeable(&self, user: i64, object: &str) -> Result<ObjectId, Status> {
+        let parsed: ObjectId = object
+            .parse()
+            .map_err(|error| ErrorCode::InvalidInput.status(format!("{error}")))?;
+        let theirs = match parsed {
+            ObjectId::User(owner) => owner == user,
+            ObjectId::Group(group) => self
+                .store
+                .is_group_member(group, user)
+                .await
+                .map_err(status)?,
+        };
+        if !theirs {
+            return Err(ErrorCode::Forbidden.status(format!("{parsed} is not yours to read")));
+        }
+        Ok(parsed)
     }
 
     fn parse_followed(&self, followed: &[ObjectId], object: &str) -> Result<ObjectId, Status> {
@@ -185,6 +210,7 @@ impl LogicService {
         for ((object, mut copy), outcome) in copies.into_iter().zip(outcomes) {
             match outcome {
                 Ok(seq) => {
+                    self.known_ends.raise(object, seq);
                     copy.seq = seq;
                     copy.object = object.to_string();
                     written.push(copy);
@@ -193,7 +219,10 @@ impl LogicService {
                 Err(error) => failure = failure.or(Some(error)),
             }
         }
-        self.wake(objects);
+        // A log whose numbering starts delivery (the partitioned one) needs no wake.
+        if !self.log.delivers_appends() {
+            self.wake(objects);
+        }
         // A log that numbers into the store (the embedded log, the partitioned one) has
         // stored them already.
         if self.log.stores_messages() {
@@ -292,14 +321,23 @@ impl Logic for LogicService {
 
     async fn ack(&self, request: Request<AckRequest>) -> Result<Response<AckReply>, Status> {
         let request = request.into_inner();
-        let followed = self.followed(request.user_id).await?;
-        let object = self.parse_followed(&followed, &request.object)?;
-        let end = self.log.end(&object).await.map_err(status)?;
-        if request.seq > end {
-            return Err(ErrorCode::BadCursor.status(format!(
-                "seq {} is beyond the end of {object} ({end})",
-                request.seq
-            )));
+        let object = self
+            .acknowledgeable(request.user_id, &request.object)
+            .await?;
+        // Most acks are of messages this process appended or has seen: no query then.
+        if self
+            .known_ends
+            .get(&object)
+            .is_none_or(|known| known < request.seq)
+        {
+            let end = self.log.end(&object).await.map_err(status)?;
+            self.known_ends.raise(object, end);
+            if request.seq > end {
+                return Err(ErrorCode::BadCursor.status(format!(
+                    "seq {} is beyond the end of {object} ({end})",
+                    request.seq
+                )));
+            }
         }
         let seq = self
             .store

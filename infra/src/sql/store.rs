@@ -29,6 +29,10 @@ pub struct SqlStore {
     statements: Statements,
     /// What a store that is its database's only writer remembers instead of querying.
     remembered: Option<Remembered>,
+    /// Ack cursors as far as this process has seen them raised, for a store that shares its
+    /// database with other writers: a floor of the stored value, which answers a raise
+    /// without reading the row back.
+    acknowledged_floors: Arc<PositionCache<(i64, String)>>,
 }
 
 /// The memory of a sole-writer store.
@@ -279,6 +283,7 @@ impl SqlStore {
             statements: Statements::new(database.dialect),
             database,
             remembered: None,
+            acknowledged_floors: Arc::default(),
         }
     }
 
@@ -845,11 +850,21 @@ impl Store for SqlStore {
         self.database
             .writer
             .raise_cursor(CursorKind::Acknowledged, user, &name, seq);
-        if let Some(remembered) = &self.remembered {
-            let key = (user, name);
-            if remembered.ack_cursors.get(&key).is_some() {
-                return Ok(remembered.ack_cursors.raise(key, seq));
-            }
+        let Some(remembered) = &self.remembered else {
+            // Other processes write too: answer with what this one has seen (at least `seq`)
+            // rather than read the row back on every acknowledgement.
+            let pending = self
+                .database
+                .writer
+                .pending_cursor(CursorKind::Acknowledged, user, &name)
+                .unwrap_or(0);
+            return Ok(self
+                .acknowledged_floors
+                .raise((user, name), seq.max(pending)));
+        };
+        let key = (user, name);
+        if remembered.ack_cursors.get(&key).is_some() {
+            return Ok(remembered.ack_cursors.raise(key, seq));
         }
         self.ack_cursor(user, object).await
     }
