@@ -2,10 +2,11 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use natter_infra::{Sessions, now_millis};
 use natter_proto::v1::PushLock;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::bucket::Bucket;
 use crate::connection::{Connection, Outgoing};
@@ -18,6 +19,9 @@ pub struct Completion {
     sessions: Arc<dyn Sessions>,
     /// Fault injection: keep the lock, as a node that lost the push would.
     hold: bool,
+    /// Set once the lock is released by this completion, so the push's answer can say so and
+    /// spare the pusher watching the lock.
+    released: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Completion {
@@ -37,7 +41,18 @@ impl Completion {
             lock,
             sessions,
             hold,
+            released: watch::Sender::new(false),
         })
+    }
+
+    /// Whether the lock is released within `patience` (every share queued, the release
+    /// answered); false also when it was lost or is held on purpose.
+    pub async fn released_within(&self, patience: Duration) -> bool {
+        let mut released = self.released.subscribe();
+        matches!(
+            tokio::time::timeout(patience, released.wait_for(|done| *done)).await,
+            Ok(Ok(_))
+        )
     }
 
     /// One bucket is done; the last one releases the lock.
@@ -50,7 +65,9 @@ impl Completion {
             .release_lock(&self.lock.key, &self.lock.token)
             .await
         {
-            Ok(true) => {}
+            Ok(true) => {
+                self.released.send_replace(true);
+            }
             // Expired before we finished: task pushes again and the connections drop the repeat.
             Ok(false) => {
                 tracing::debug!(key = %self.lock.key, "push lock had expired before release")

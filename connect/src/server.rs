@@ -22,6 +22,19 @@ use crate::connection::{CloseReason, Connection, Outgoing};
 use crate::routine::{Completion, PushJob, Recipients};
 use crate::socket::{Socket, drive};
 
+/// How long a push's answer waits for its lock's release, so that the pusher learns of it
+/// from the answer instead of watching the lock.
+const RELEASE_PATIENCE: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// What a push did on this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pushed {
+    /// The users (for a user push) or connections (for a group push) it was queued for.
+    pub reached: usize,
+    /// Its lock was released before the answer: every share was queued.
+    pub released: bool,
+}
+
 /// One connect node.
 pub struct ConnectServer {
     config: ConnectConfig,
@@ -282,13 +295,13 @@ impl ConnectServer {
     }
 
     /// Queue a batch to every connection of `users` on this node; the lock is released once
-    /// every bucket has queued it. Returns how many users had connections here.
+    /// every bucket has queued it. Says how many users had connections here.
     pub async fn push_users(
         &self,
         users: &[i64],
         messages: &[Message],
         lock: Option<PushLock>,
-    ) -> usize {
+    ) -> Pushed {
         let mut per_bucket: BTreeMap<usize, Vec<Arc<Connection>>> = BTreeMap::new();
         let mut reached = 0;
         for user in users {
@@ -303,19 +316,19 @@ impl ConnectServer {
             .into_iter()
             .map(|(index, connections)| (index, Recipients::Connections(connections)))
             .collect();
-        self.dispatch(shares, messages, lock).await;
-        reached
+        let released = self.dispatch(shares, messages, lock).await;
+        Pushed { reached, released }
     }
 
     /// Queue a batch to every online connection of a group on this node: each bucket with
     /// members gets one job, and its routine walks the bucket's list for the group. The lock is
-    /// released once every bucket has queued it. Returns how many connections it went to.
+    /// released once every bucket has queued it. Says how many connections it went to.
     pub async fn push_group(
         &self,
         group: i64,
         messages: &[Message],
         lock: Option<PushLock>,
-    ) -> usize {
+    ) -> Pushed {
         let mut reached = 0;
         let mut shares = Vec::new();
         for (index, bucket) in self.buckets.iter().enumerate() {
@@ -325,8 +338,8 @@ impl ConnectServer {
                 shares.push((index, Recipients::Group(group)));
             }
         }
-        self.dispatch(shares, messages, lock).await;
-        reached
+        let released = self.dispatch(shares, messages, lock).await;
+        Pushed { reached, released }
     }
 
     /// Queue a batch to every connection on this node (system broadcast); returns how many.
@@ -346,12 +359,15 @@ impl ConnectServer {
 
     /// Serialises the batch once and hands each bucket its share; the lock, if any, is
     /// released when the last share is queued (at once when there are none).
+    /// Hands each bucket its share; returns whether the push's lock was released within
+    /// [`RELEASE_PATIENCE`] (the shares are queued in well under that unless a limiter holds
+    /// one back, and then the pusher watches the lock instead).
     async fn dispatch(
         &self,
         shares: Vec<(usize, Recipients)>,
         messages: &[Message],
         lock: Option<PushLock>,
-    ) {
+    ) -> bool {
         let messages: Arc<[Outgoing]> = messages.iter().map(Outgoing::new).collect();
         let completion = lock.map(|lock| {
             Completion::new(
@@ -375,6 +391,10 @@ impl ConnectServer {
             if !self.buckets[index].dispatch(job).await {
                 tracing::warn!(bucket = index, "bucket routines are gone; push dropped");
             }
+        }
+        match completion {
+            Some(completion) => completion.released_within(RELEASE_PATIENCE).await,
+            None => false,
         }
     }
 
@@ -606,7 +626,8 @@ mod tests {
             .server
             .push_group(GROUP, &[message(1)], Some(lock.clone()))
             .await;
-        assert_eq!(reached, members.len());
+        assert_eq!(reached.reached, members.len());
+        assert!(reached.released, "the answer says the lock is free");
         let got = received(&node, members.len()).await;
         let mut buffers = Vec::new();
         for (user, frames) in &got {
@@ -634,8 +655,9 @@ mod tests {
         let gone = &node.connections[4]; // user 5
         node.server.bucket(5).remove(gone);
         node.server.update_groups(25, &[GROUP], &[]);
-        let reached = node.server.push_group(GROUP, &[message(1)], None).await;
-        assert_eq!(reached, 9);
+        let pushed = node.server.push_group(GROUP, &[message(1)], None).await;
+        assert_eq!(pushed.reached, 9);
+        assert!(!pushed.released, "no lock, nothing released");
         let got = received(&node, 9).await;
         let reached_users: Vec<i64> = got
             .iter()
@@ -674,7 +696,10 @@ mod tests {
             node.server
                 .push_group(8, &[message(1)], Some(lock.clone()))
                 .await,
-            0
+            Pushed {
+                reached: 0,
+                released: true
+            }
         );
         assert_released(&node, &lock.key).await;
     }

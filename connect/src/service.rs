@@ -35,12 +35,13 @@ impl Connect for ConnectService {
         request: Request<PushUsersRequest>,
     ) -> Result<Response<PushReply>, Status> {
         let request = request.into_inner();
-        let reached = self
+        let pushed = self
             .server
             .push_users(&request.user_ids, &request.messages, request.lock)
             .await;
         Ok(Response::new(PushReply {
-            connections: count(reached),
+            connections: count(pushed.reached),
+            released: pushed.released,
         }))
     }
 
@@ -49,12 +50,13 @@ impl Connect for ConnectService {
         request: Request<PushGroupRequest>,
     ) -> Result<Response<PushReply>, Status> {
         let request = request.into_inner();
-        let reached = self
+        let pushed = self
             .server
             .push_group(request.group_id, &request.messages, request.lock)
             .await;
         Ok(Response::new(PushReply {
-            connections: count(reached),
+            connections: count(pushed.reached),
+            released: pushed.released,
         }))
     }
 
@@ -65,6 +67,7 @@ impl Connect for ConnectService {
         let reached = self.server.push_all(&request.into_inner().messages).await;
         Ok(Response::new(PushReply {
             connections: count(reached),
+            released: false,
         }))
     }
 

@@ -252,7 +252,8 @@ pub trait Store: Send + Sync + 'static {
     /// seen it (never less than `seq`).
     async fn advance_ack_cursor(&self, user: i64, object: &ObjectId, seq: u64) -> InfraResult<u64>;
 
-    /// The last seq task delivered for an object (0 if none).
+    /// The last seq task delivered for an object (0 if none); a store shared with other
+    /// writers may answer from what this process set, which can be behind another's.
     async fn delivered_cursor(&self, object: &ObjectId) -> InfraResult<u64>;
     /// Record task's delivered cursor for an object (never moves back).
     async fn set_delivered_cursor(&self, object: &ObjectId, seq: u64) -> InfraResult<()>;

@@ -79,7 +79,10 @@ impl Task for NoTask {
         &self,
         _request: Request<EphemeralPushRequest>,
     ) -> Result<Response<PushReply>, Status> {
-        Ok(Response::new(PushReply { connections: 0 }))
+        Ok(Response::new(PushReply {
+            connections: 0,
+            released: false,
+        }))
     }
 
     async fn sequence(

@@ -10,7 +10,7 @@ use natter_proto::ObjectId;
 use natter_proto::handle::ConnectHandle;
 use natter_proto::v1::{
     EphemeralPushRequest, GroupMembershipRequest, Message, PushAllRequest, PushGroupRequest,
-    PushLock, PushUsersRequest,
+    PushLock, PushReply, PushUsersRequest,
 };
 
 use crate::config::TaskConfig;
@@ -44,14 +44,14 @@ enum Audience {
 
 impl Audience {
     /// Pushes `messages` to this audience on `connect`, naming `users` when it is a user
-    /// list; returns how many it was queued for there.
+    /// list; the answer says how many it was queued for there and whether the lock is free.
     async fn push(
         &self,
         connect: &ConnectHandle,
         users: Vec<i64>,
         messages: &[Message],
         lock: Option<PushLock>,
-    ) -> Result<u32, tonic::Status> {
+    ) -> Result<PushReply, tonic::Status> {
         let messages = messages.to_vec();
         let reply = match self {
             Audience::Users => {
@@ -72,7 +72,7 @@ impl Audience {
             }
             Audience::Everyone => connect.push_all(PushAllRequest { messages }).await?,
         };
-        Ok(reply.connections)
+        Ok(reply)
     }
 }
 
@@ -150,8 +150,11 @@ impl Deliverer {
         let Some(last) = batch.last().map(|message| message.seq) else {
             return Ok(false);
         };
-        // Repairs a crash between logic's append and its store write; idempotent.
-        self.store.put_messages(&batch).await?;
+        // Repairs a crash between logic's append and its store write; idempotent. A log that
+        // stores what it numbers (the embedded and the partitioned one) has nothing to repair.
+        if !self.log.stores_messages() {
+            self.store.put_messages(&batch).await?;
+        }
         self.push(object, &batch).await?;
         self.store.set_delivered_cursor(object, last).await?;
         metrics::counter!("natter_task_delivered_messages_total").increment(batch.len() as u64);
@@ -212,7 +215,7 @@ impl Deliverer {
                 continue;
             };
             match audience.push(&connect, users, &messages, None).await {
-                Ok(connections) => reached = reached.saturating_add(connections),
+                Ok(reply) => reached = reached.saturating_add(reply.connections),
                 // Ephemeral: whoever this node holds misses it, as if offline.
                 Err(error) => tracing::warn!(%node, %error, "an ephemeral push failed"),
             }
@@ -271,9 +274,12 @@ impl Deliverer {
                 let pushed = audience
                     .push(&connect, users.clone(), batch, Some(lock))
                     .await;
-                if let Err(error) = pushed {
+                match pushed {
+                    // Released before the answer: confirmed, nothing to watch.
+                    Ok(reply) if reply.released => continue,
+                    Ok(_) => {}
                     // The lock stays: the push is retried when it expires, as any lost push.
-                    tracing::warn!(%node, %error, "push to connect failed");
+                    Err(error) => tracing::warn!(%node, %error, "push to connect failed"),
                 }
                 pending.push(Pending {
                     node,

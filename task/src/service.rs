@@ -184,7 +184,10 @@ impl Task for TaskService {
             .push_ephemeral(request.into_inner())
             .await
             .map_err(InfraError::into_status)?;
-        Ok(Response::new(PushReply { connections }))
+        Ok(Response::new(PushReply {
+            connections,
+            released: false,
+        }))
     }
 
     async fn sequence(

@@ -33,6 +33,11 @@ pub struct SqlStore {
     /// database with other writers: a floor of the stored value, which answers a raise
     /// without reading the row back.
     acknowledged_floors: Arc<PositionCache<(i64, String)>>,
+    /// Delivered cursors as far as this process has set or read them, for a shared store. In
+    /// a cluster only the task process owning an object delivers it, so its own floor is the
+    /// stored value; after ownership moves away and back it may be behind, which costs a
+    /// redelivery that clients drop by (object, seq), never a lost message.
+    delivered_floors: Arc<PositionCache<String>>,
 }
 
 /// The memory of a sole-writer store.
@@ -284,6 +289,7 @@ impl SqlStore {
             database,
             remembered: None,
             acknowledged_floors: Arc::default(),
+            delivered_floors: Arc::default(),
         }
     }
 
@@ -872,14 +878,15 @@ impl Store for SqlStore {
     async fn delivered_cursor(&self, object: &ObjectId) -> InfraResult<u64> {
         let name = object.to_string();
         let pending = self.database.writer.pending_delivered(&name).unwrap_or(0);
-        let Some(remembered) = &self.remembered else {
-            return Ok(self.query_delivered_cursor(&name).await?.max(pending));
+        let remembered = match &self.remembered {
+            Some(remembered) => &remembered.delivered,
+            None => &*self.delivered_floors,
         };
-        if let Some(seq) = remembered.delivered.get(&name) {
+        if let Some(seq) = remembered.get(&name) {
             return Ok(seq.max(pending));
         }
         let stored = self.query_delivered_cursor(&name).await?;
-        Ok(remembered.delivered.raise(name, stored.max(pending)))
+        Ok(remembered.raise(name, stored.max(pending)))
     }
 
     async fn set_delivered_cursor(&self, object: &ObjectId, seq: u64) -> InfraResult<()> {
@@ -888,10 +895,12 @@ impl Store for SqlStore {
         let name = object.to_string();
         self.database.writer.raise_delivered(&name, seq);
         // Only a remembered cursor is raised: one not remembered is read when first asked.
-        if let Some(remembered) = &self.remembered
-            && remembered.delivered.get(&name).is_some()
-        {
-            remembered.delivered.raise(name, seq);
+        let remembered = match &self.remembered {
+            Some(remembered) => &remembered.delivered,
+            None => &*self.delivered_floors,
+        };
+        if remembered.get(&name).is_some() {
+            remembered.raise(name, seq);
         }
         Ok(())
     }
