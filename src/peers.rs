@@ -16,8 +16,8 @@ use natter_proto::v1::task_server::Task;
 use natter_proto::v1::{
     AckReply, AckRequest, ConnectedReply, ConnectionEvent, CreateGroupRequest, Empty,
     EphemeralPushRequest, GroupMemberRequest, GroupMembershipRequest, GroupReply,
-    ManageGroupRequest, NotifyRequest, OnlineReply, OnlineRequest, PushReply, ReadReply,
-    ReadRequest, RecallReply, RecallRequest, SendReply, SendRequest, SequenceReply,
+    ManageGroupRequest, NotifyRequest, OnlineReply, OnlineRequest, PartitionSeqs, PushReply,
+    ReadReply, ReadRequest, RecallReply, RecallRequest, SendReply, SendRequest, SequenceReply,
     SequenceRequest, SyncReply, SyncRequest, SystemPushReply, SystemPushRequest, TypingRequest,
     WakeRequest,
 };
@@ -392,14 +392,58 @@ impl Task for TaskRouter {
         &self,
         request: Request<SequenceRequest>,
     ) -> Result<Response<SequenceReply>, Status> {
-        // The partition's owner numbers it; if it is gone, any other starts reading it.
-        let request = request.into_inner();
-        let anchor = request.partition.clone();
-        self.on_any_task(&anchor, |task| {
-            let request = request.clone();
-            async move { task.sequence(request).await }
-        })
-        .await
+        let partitions = request.into_inner().partitions;
+        // Each owner is asked about its partitions in one call, every owner at once; if an
+        // owner is gone, another task process starts reading its partitions.
+        let mut by_owner: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (index, asked) in partitions.iter().enumerate() {
+            let owner = self
+                .peers
+                .owner(&asked.partition)
+                .ok_or_else(|| no_process("task"))?;
+            by_owner.entry(owner.node).or_default().push(index);
+        }
+        let calls = by_owner.values().map(|indices| {
+            let request = SequenceRequest {
+                partitions: indices
+                    .iter()
+                    .map(|&index| partitions[index].clone())
+                    .collect(),
+            };
+            let anchor = partitions[indices[0]].partition.clone();
+            async move {
+                self.on_any_task(&anchor, |task| {
+                    let request = request.clone();
+                    async move { task.sequence(request).await }
+                })
+                .await
+            }
+        });
+        let replies = futures_util::future::join_all(calls).await;
+        let mut answers: Vec<PartitionSeqs> = partitions
+            .iter()
+            .map(|_| PartitionSeqs {
+                seqs: Vec::new(),
+                error: "no answer from the partition's owner".into(),
+            })
+            .collect();
+        for (indices, reply) in by_owner.values().zip(replies) {
+            match reply {
+                Ok(reply) => {
+                    for (&index, answer) in indices.iter().zip(reply.into_inner().partitions) {
+                        answers[index] = answer;
+                    }
+                }
+                Err(status) => {
+                    for &index in indices {
+                        answers[index].error = status.message().to_owned();
+                    }
+                }
+            }
+        }
+        Ok(Response::new(SequenceReply {
+            partitions: answers,
+        }))
     }
 }
 

@@ -1,12 +1,14 @@
 //! Logic's side of the partitioned log: a message is produced to its object's partition, then
-//! the task process owning that partition is asked for the seq it gave the record. Reads go to
-//! the store, which holds every numbered record before its seq is answered.
+//! the task process owning that partition is asked for the seq it gave the record. The asks of
+//! concurrent sends go together: while one request is out, the next gathers what arrives (the
+//! task router splits it by owner). Reads go to the store, which holds every numbered record
+//! before its seq is answered.
 //!
 //! A logic process needs no coordination with the others: the partition's order is the
 //! order. One that dies after producing leaves a record the owner numbers and delivers like
 //! any other.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -17,20 +19,164 @@ use natter_infra::{InfraError, MessageLog};
 use natter_proto::ObjectId;
 use natter_proto::handle::TaskHandle;
 use natter_proto::placement::LogPartition;
-use natter_proto::v1::{Message, ProducedRecord, SequenceRequest};
+use natter_proto::v1::{Message, PartitionRecords, ProducedRecord, SequenceRequest};
+use tokio::sync::oneshot;
 
 /// How long logic keeps asking for the seqs of records it produced: a produced record is in
 /// the log, so giving up early would answer "failed" for a message that will be delivered.
 const ASK_DEADLINE: Duration = Duration::from_secs(20);
-/// The pause between asks after one failed.
+/// The pause before asking again about records whose ask failed.
 const ASK_PAUSE: Duration = Duration::from_millis(100);
+
+/// One record whose seq a send waits for.
+struct Ask {
+    partition: LogPartition,
+    record: ProducedRecord,
+    /// When it was first asked about (for the deadline).
+    since: Instant,
+    reply: oneshot::Sender<InfraResult<u64>>,
+}
+
+/// Asks not sent yet, and whether a sender is running: while one request is out, what
+/// arrives waits and goes in the next, so concurrent sends share requests.
+#[derive(Default)]
+struct AskQueue {
+    waiting: Vec<Ask>,
+    sending: bool,
+}
 
 /// The partitioned Kafka log as logic's `MessageLog`.
 #[derive(Debug)]
 pub struct SequencedLog {
     partitions: Arc<KafkaPartitions>,
     numbered: SqlLog,
+    asker: Asker,
+}
+
+/// Sends the asks of concurrent sends to the partitions' owners together.
+#[derive(Clone)]
+struct Asker {
+    queue: Arc<Mutex<AskQueue>>,
     task: TaskHandle,
+}
+
+impl std::fmt::Debug for Asker {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("Asker").finish_non_exhaustive()
+    }
+}
+
+impl Asker {
+    fn queue(&self) -> MutexGuard<'_, AskQueue> {
+        self.queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues asks, starting a sender unless one is running.
+    fn enqueue(&self, asks: Vec<Ask>) {
+        let start = {
+            let mut queue = self.queue();
+            queue.waiting.extend(asks);
+            !std::mem::replace(&mut queue.sending, true)
+        };
+        if start {
+            // A task of its own, so a send that gives up cannot strand the others' asks.
+            tokio::spawn(self.clone().send_while_waiting());
+        }
+    }
+
+    /// Sends what waits, one request at a time, until nothing does.
+    async fn send_while_waiting(self) {
+        loop {
+            let asks = {
+                let mut queue = self.queue();
+                if queue.waiting.is_empty() {
+                    queue.sending = false;
+                    return;
+                }
+                std::mem::take(&mut queue.waiting)
+            };
+            self.send(asks).await;
+        }
+    }
+
+    /// One request for `asks`, grouped by partition; answers them, or queues again those
+    /// whose owner did not answer.
+    async fn send(&self, asks: Vec<Ask>) {
+        let mut by_partition: Vec<(LogPartition, Vec<Ask>)> = Vec::new();
+        for ask in asks {
+            match by_partition
+                .iter_mut()
+                .find(|(partition, _)| *partition == ask.partition)
+            {
+                Some((_, grouped)) => grouped.push(ask),
+                None => by_partition.push((ask.partition, vec![ask])),
+            }
+        }
+        let request = SequenceRequest {
+            partitions: by_partition
+                .iter()
+                .map(|(partition, asks)| PartitionRecords {
+                    partition: partition.to_string(),
+                    records: asks.iter().map(|ask| ask.record.clone()).collect(),
+                })
+                .collect(),
+        };
+        let started = Instant::now();
+        let records: usize = by_partition.iter().map(|(_, asks)| asks.len()).sum();
+        metrics::histogram!("natter_log_sequence_batch_records").record(records as f64);
+        let reply = self.task.sequence(request).await;
+        metrics::histogram!("natter_log_sequence_seconds").record(started.elapsed().as_secs_f64());
+        // One answer per partition, in request order; a failed request fails them all.
+        let answers: Vec<Result<Vec<u64>, String>> = match reply {
+            Ok(reply) => {
+                let mut given = reply.partitions.into_iter();
+                by_partition
+                    .iter()
+                    .map(|(_, asks)| match given.next() {
+                        Some(answer) if !answer.error.is_empty() => Err(answer.error),
+                        Some(answer) if answer.seqs.len() == asks.len() => Ok(answer.seqs),
+                        Some(_) => Err("the owner answered the wrong number of seqs".to_owned()),
+                        None => Err("no answer".to_owned()),
+                    })
+                    .collect()
+            }
+            Err(status) => by_partition
+                .iter()
+                .map(|_| Err(status.message().to_owned()))
+                .collect(),
+        };
+        let mut again = Vec::new();
+        for ((partition, asks), answer) in by_partition.into_iter().zip(answers) {
+            match answer {
+                Ok(seqs) => {
+                    for (ask, seq) in asks.into_iter().zip(seqs) {
+                        let _ = ask.reply.send(Ok(seq));
+                    }
+                }
+                Err(message) => {
+                    tracing::debug!(%partition, message, "asking for seqs failed; asking again");
+                    for ask in asks {
+                        if ask.since.elapsed() < ASK_DEADLINE {
+                            again.push(ask);
+                        } else {
+                            let _ = ask.reply.send(Err(InfraError::Unavailable(format!(
+                                "{partition}: no seq for a produced record: {message}"
+                            ))));
+                        }
+                    }
+                }
+            }
+        }
+        if !again.is_empty() {
+            let asker = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(ASK_PAUSE).await;
+                asker.enqueue(again);
+            });
+        }
+    }
 }
 
 impl SequencedLog {
@@ -39,46 +185,10 @@ impl SequencedLog {
         SequencedLog {
             partitions,
             numbered,
-            task,
-        }
-    }
-
-    /// Asks the partition's owner for the seqs of records produced there, retrying (the owner
-    /// may have just died) until the deadline.
-    async fn ask(
-        &self,
-        partition: LogPartition,
-        records: Vec<ProducedRecord>,
-    ) -> InfraResult<Vec<u64>> {
-        let started = Instant::now();
-        let wanted = records.len();
-        let request = SequenceRequest {
-            partition: partition.to_string(),
-            records,
-        };
-        loop {
-            match self.task.sequence(request.clone()).await {
-                Ok(reply) if reply.seqs.len() == wanted => {
-                    metrics::histogram!("natter_log_sequence_seconds")
-                        .record(started.elapsed().as_secs_f64());
-                    return Ok(reply.seqs);
-                }
-                Ok(_) => {
-                    return Err(InfraError::Corrupt(format!(
-                        "{partition}: the owner answered the wrong number of seqs"
-                    )));
-                }
-                Err(status) if started.elapsed() < ASK_DEADLINE => {
-                    tracing::debug!(%partition, %status, "asking for seqs failed; asking again");
-                    tokio::time::sleep(ASK_PAUSE).await;
-                }
-                Err(status) => {
-                    return Err(InfraError::Unavailable(format!(
-                        "{partition}: no seq for produced records: {}",
-                        status.message()
-                    )));
-                }
-            }
+            asker: Asker {
+                queue: Arc::default(),
+                task,
+            },
         }
     }
 }
@@ -95,56 +205,40 @@ impl MessageLog for SequencedLog {
 
     async fn append_many(&self, entries: &[(ObjectId, Message)]) -> Vec<InfraResult<u64>> {
         let produced = self.partitions.produce(entries).await;
-        // One ask per partition, all at once.
-        let mut by_partition: Vec<(LogPartition, Vec<usize>)> = Vec::new();
-        for (index, outcome) in produced.iter().enumerate() {
-            if let Ok((partition, _)) = outcome {
-                match by_partition
-                    .iter_mut()
-                    .find(|(known, _)| known == partition)
-                {
-                    Some((_, indices)) => indices.push(index),
-                    None => by_partition.push((*partition, vec![index])),
-                }
-            }
-        }
-        let asked =
-            futures_util::future::join_all(by_partition.iter().map(|(partition, indices)| {
-                let records = indices
-                    .iter()
-                    .filter_map(|&index| {
-                        let (_, offset) = produced[index].as_ref().ok()?;
-                        let (object, message) = &entries[index];
-                        Some(ProducedRecord {
-                            offset: *offset,
+        let mut asks = Vec::with_capacity(produced.len());
+        let mut outcomes: Vec<InfraResult<oneshot::Receiver<InfraResult<u64>>>> =
+            Vec::with_capacity(produced.len());
+        let since = Instant::now();
+        for (outcome, (object, message)) in produced.into_iter().zip(entries) {
+            match outcome {
+                Ok((partition, offset)) => {
+                    let (reply, answer) = oneshot::channel();
+                    asks.push(Ask {
+                        partition,
+                        record: ProducedRecord {
+                            offset,
                             object: object.to_string(),
                             id: message.id,
-                        })
-                    })
-                    .collect();
-                self.ask(*partition, records)
-            }))
-            .await;
-        let mut outcomes: Vec<InfraResult<u64>> = produced
-            .into_iter()
-            .map(|outcome| outcome.map(|_| 0))
-            .collect();
-        for ((_, indices), answer) in by_partition.iter().zip(asked) {
-            match answer {
-                Ok(seqs) => {
-                    for (&index, seq) in indices.iter().zip(seqs) {
-                        outcomes[index] = Ok(seq);
-                    }
+                        },
+                        since,
+                        reply,
+                    });
+                    outcomes.push(Ok(answer));
                 }
-                Err(error) => {
-                    let text = error.to_string();
-                    for &index in indices {
-                        outcomes[index] = Err(InfraError::Unavailable(text.clone()));
-                    }
-                }
+                Err(error) => outcomes.push(Err(error)),
             }
         }
-        outcomes
+        self.asker.enqueue(asks);
+        let mut seqs = Vec::with_capacity(outcomes.len());
+        for outcome in outcomes {
+            seqs.push(match outcome {
+                Ok(answer) => answer.await.unwrap_or_else(|_| {
+                    Err(InfraError::Unavailable("the seq ask was dropped".into()))
+                }),
+                Err(error) => Err(error),
+            });
+        }
+        seqs
     }
 
     async fn read(&self, object: &ObjectId, after: u64, max: usize) -> InfraResult<Vec<Message>> {

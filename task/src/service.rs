@@ -9,8 +9,8 @@ use natter_proto::ObjectId;
 use natter_proto::placement::LogPartition;
 use natter_proto::v1::task_server::Task;
 use natter_proto::v1::{
-    Empty, EphemeralPushRequest, GroupMembershipRequest, PushReply, SequenceReply, SequenceRequest,
-    WakeRequest,
+    Empty, EphemeralPushRequest, GroupMembershipRequest, PartitionRecords, PartitionSeqs,
+    PushReply, SequenceReply, SequenceRequest, WakeRequest,
 };
 use tonic::{Request, Response, Status};
 
@@ -197,23 +197,44 @@ impl Task for TaskService {
         let Some(sequencer) = &self.inner.sequencer else {
             return Err(ErrorCode::Internal.status("this task process numbers no partitioned log"));
         };
-        let request = request.into_inner();
-        let partition: LogPartition = request
-            .partition
-            .parse()
-            .map_err(|error| ErrorCode::InvalidInput.status(format!("{error}")))?;
-        let mut records = Vec::with_capacity(request.records.len());
-        for record in request.records {
-            let object: ObjectId = record
-                .object
-                .parse()
-                .map_err(|error| ErrorCode::InvalidInput.status(format!("{error}")))?;
-            records.push((record.offset, object, record.id));
-        }
-        let seqs = sequencer
-            .sequence(partition, records)
-            .await
-            .map_err(InfraError::into_status)?;
-        Ok(Response::new(SequenceReply { seqs }))
+        // Every partition at once: each waits for its own numbering.
+        let answers = request
+            .into_inner()
+            .partitions
+            .into_iter()
+            .map(|asked| async move {
+                match number_partition(sequencer, asked).await {
+                    Ok(seqs) => PartitionSeqs {
+                        seqs,
+                        error: String::new(),
+                    },
+                    Err(error) => PartitionSeqs {
+                        seqs: Vec::new(),
+                        error,
+                    },
+                }
+            });
+        let partitions = futures_util::future::join_all(answers).await;
+        Ok(Response::new(SequenceReply { partitions }))
     }
+}
+
+/// The seqs of one partition's asked records, or why there are none.
+async fn number_partition(
+    sequencer: &Arc<Sequencer>,
+    asked: PartitionRecords,
+) -> Result<Vec<u64>, String> {
+    let partition: LogPartition = asked
+        .partition
+        .parse()
+        .map_err(|error| format!("{error}"))?;
+    let mut records = Vec::with_capacity(asked.records.len());
+    for record in asked.records {
+        let object: ObjectId = record.object.parse().map_err(|error| format!("{error}"))?;
+        records.push((record.offset, object, record.id));
+    }
+    sequencer
+        .sequence(partition, records)
+        .await
+        .map_err(|error| error.to_string())
 }
