@@ -1,7 +1,7 @@
 //! Logic's side of the partitioned log: a message is produced to its object's partition, then
 //! the task process owning that partition is asked for the seq it gave the record. The asks of
-//! concurrent sends go together: while one request is out, the next gathers what arrives (the
-//! task router splits it by owner). Reads go to the store, which holds every numbered record
+//! concurrent sends go together: while a few requests are out, the next gathers what arrives
+//! (the task router splits it by owner). Reads go to the store, which holds every numbered record
 //! before its seq is answered.
 //!
 //! A logic process needs no coordination with the others: the partition's order is the
@@ -37,12 +37,17 @@ struct Ask {
     reply: oneshot::Sender<InfraResult<u64>>,
 }
 
-/// Asks not sent yet, and whether a sender is running: while one request is out, what
-/// arrives waits and goes in the next, so concurrent sends share requests.
+/// Requests for seqs out at once. A request is answered when its slowest partition is
+/// numbered, so one at a time would hold every send behind the slowest partition; a few at
+/// once keep the partitions' numbering busy while later asks still share requests.
+const REQUESTS_IN_FLIGHT: usize = 8;
+
+/// Asks not sent yet, and how many senders run: while [`REQUESTS_IN_FLIGHT`] requests are
+/// out, what arrives waits and goes in the next, so concurrent sends share requests.
 #[derive(Default)]
 struct AskQueue {
     waiting: Vec<Ask>,
-    sending: bool,
+    senders: usize,
 }
 
 /// The partitioned Kafka log as logic's `MessageLog`.
@@ -73,12 +78,16 @@ impl Asker {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Queues asks, starting a sender unless one is running.
+    /// Queues asks, starting a sender unless enough are running.
     fn enqueue(&self, asks: Vec<Ask>) {
         let start = {
             let mut queue = self.queue();
             queue.waiting.extend(asks);
-            !std::mem::replace(&mut queue.sending, true)
+            let start = queue.senders < REQUESTS_IN_FLIGHT;
+            if start {
+                queue.senders += 1;
+            }
+            start
         };
         if start {
             // A task of its own, so a send that gives up cannot strand the others' asks.
@@ -92,7 +101,7 @@ impl Asker {
             let asks = {
                 let mut queue = self.queue();
                 if queue.waiting.is_empty() {
-                    queue.sending = false;
+                    queue.senders -= 1;
                     return;
                 }
                 std::mem::take(&mut queue.waiting)
