@@ -10,6 +10,7 @@ mod fanout;
 mod report;
 mod seed;
 mod setup;
+mod spread;
 mod tally;
 
 use std::path::PathBuf;
@@ -38,6 +39,8 @@ enum Scenario {
     Broadcast(broadcast::BroadcastOptions),
     /// Users in friend pairs written straight into the store, with tokens, for `direct`.
     Seed(seed::SeedOptions),
+    /// Sends over REST from many seeded users to their offline friends: the cost of objects.
+    Spread(spread::SpreadOptions),
 }
 
 /// Where the server is and where results go; shared by every scenario.
@@ -95,6 +98,17 @@ async fn main() -> anyhow::Result<()> {
             publish(&options.target, &broadcast::run(&options).await?)?;
         }
         Scenario::Seed(options) => seed::run(&options).await?,
+        Scenario::Spread(options) => {
+            options.target.check_loopback()?;
+            let results = spread::run(&options).await?;
+            std::fs::create_dir_all(&options.target.out)?;
+            std::fs::write(
+                options.target.out.join("results.json"),
+                serde_json::to_string_pretty(&results)?,
+            )?;
+            println!("{}", spread::markdown(&results));
+            eprintln!("results in {}", options.target.out.display());
+        }
         Scenario::Connect(options) => {
             options.target.check_loopback()?;
             let results = connect::run(&options).await?;
