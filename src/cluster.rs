@@ -561,22 +561,16 @@ async fn recover_owned_objects(
                 natter_proto::ownership::owner(anchor, &names).is_some_and(|owner| *owner == node)
             };
             if let Some(sequencer) = task.sequencer() {
-                // Partitions first: the objects recovered below are numbered by them.
+                // The partitioned log: owning a partition resumes it from its delivered
+                // offset, which finds the objects left undelivered, so no object is scanned.
                 let partitions: Vec<_> = placement
                     .partitions()
                     .into_iter()
                     .filter(|partition| owns(&partition.to_string()))
                     .collect();
                 sequencer.own(&partitions);
-            }
-            let owned = |object: &ObjectId| owns(&placement.anchor(object));
-            match task.recover_owned(owned).await {
-                Ok(lagging) => {
-                    tracing::debug!(lagging, members = names.len(), "recovered owned objects")
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "recovering owned objects failed; retrying later")
-                }
+            } else {
+                recover_lagging_objects(&task, |object| owns(&placement.anchor(object))).await;
             }
         }
         tokio::select! {
@@ -584,6 +578,15 @@ async fn recover_owned_objects(
             () = tokio::time::sleep(RECOVERY_INTERVAL) => {}
             _ = stopping.wait_for(|stop| *stop) => return,
         }
+    }
+}
+
+/// The per-object log: every object this process owns whose delivered cursor is behind its
+/// log's end gets a delivery loop.
+async fn recover_lagging_objects(task: &TaskService, owned: impl Fn(&ObjectId) -> bool) {
+    match task.recover_owned(owned).await {
+        Ok(lagging) => tracing::debug!(lagging, "recovered owned objects"),
+        Err(error) => tracing::warn!(%error, "recovering owned objects failed; retrying later"),
     }
 }
 

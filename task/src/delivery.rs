@@ -1,8 +1,8 @@
 //! One object's delivery: in order, under a lock per (object, connect node), at least once.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use natter_infra::{InfraError, MessageLog, Sessions, Store};
@@ -30,7 +30,13 @@ pub struct Deliverer {
     pub directory: Arc<ConnectDirectory>,
     /// Set when the process stops: loops end instead of retrying against closed ports.
     stopped: AtomicBool,
+    /// Told each object's delivered cursor as it moves (the partitioned log's numbering
+    /// keeps from it where a successor must start looking for undelivered records).
+    on_delivered: OnceLock<OnDelivered>,
 }
+
+/// What is told when an object's messages up to a seq are delivered.
+pub type OnDelivered = Box<dyn Fn(&ObjectId, u64) + Send + Sync>;
 
 /// Whom a push on one connect node is for.
 enum Audience {
@@ -113,7 +119,13 @@ impl Deliverer {
             sessions,
             directory,
             stopped: AtomicBool::new(false),
+            on_delivered: OnceLock::new(),
         }
+    }
+
+    /// Sets what is told as delivered cursors move; only the first call counts.
+    pub fn on_delivered(&self, tell: OnDelivered) {
+        let _ = self.on_delivered.set(tell);
     }
 
     /// Stop every delivery loop at its next step; undelivered objects are recovered on start.
@@ -157,6 +169,9 @@ impl Deliverer {
         }
         self.push(object, &batch).await?;
         self.store.set_delivered_cursor(object, last).await?;
+        if let Some(tell) = self.on_delivered.get() {
+            tell(object, last);
+        }
         metrics::counter!("natter_task_delivered_messages_total").increment(batch.len() as u64);
         // A short batch reached the end of the log as it was when read. Anything appended
         // since came with a wake, which marked the object dirty for another pass, so there is

@@ -10,7 +10,7 @@
 //! seqs by asking ([`Sequencer::sequence`]); the ask is also what wakes the numbering, and a
 //! slow poll numbers records whose producer died before asking.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -39,6 +39,8 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(10);
 const UNOWNED_IDLE: Duration = Duration::from_secs(30);
 /// The pause after a failed read or commit.
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
+/// How often a partition's delivered offset is written when it moved.
+const DELIVERED_EVERY: Duration = Duration::from_secs(1);
 
 /// A record whose seq a producer waits for.
 struct Ask {
@@ -62,10 +64,18 @@ struct NumberingState {
     id_order: VecDeque<(ObjectId, u64)>,
     /// When someone last asked about this partition.
     last_ask: Option<Instant>,
+    /// Numbered records not known to be delivered: offset → (object, a seq at or past the
+    /// record's). The first is where a successor must start looking.
+    undelivered: BTreeMap<i64, (ObjectId, u64)>,
+    /// The delivered offset as last written (or read) in the store.
+    stored_delivered: i64,
+    /// When the delivered offset was last written.
+    delivered_written: Option<Instant>,
 }
 
 impl NumberingState {
-    /// Forgets everything read from the store: another process may have moved on.
+    /// Forgets everything read from the store: another process may have moved on. What is
+    /// undelivered stays: delivering it again costs a repeat clients drop, never a loss.
     fn reset(&mut self) {
         self.next_offset = None;
         self.offsets.clear();
@@ -203,6 +213,19 @@ impl Sequencer {
         partitions.retain(|_, numbering| !numbering.stopped.load(Ordering::Acquire));
     }
 
+    /// An object's messages up to `seq` are delivered: its numbered records up to there no
+    /// longer hold back its partition's delivered offset.
+    pub fn delivered(&self, object: &ObjectId, seq: u64) {
+        let partition = self.log.partition_of(object);
+        let Some(numbering) = self.partitions().get(&partition).cloned() else {
+            return;
+        };
+        numbering
+            .state()
+            .undelivered
+            .retain(|_, (held, at)| !(held == object && *at <= seq));
+    }
+
     /// Stops every numbering (the process is stopping).
     pub fn stop(&self) {
         for numbering in self.partitions().values() {
@@ -262,18 +285,16 @@ impl Sequencer {
             let next = numbering.state().next_offset;
             let next = match next {
                 Some(next) => next,
-                None => match self.numbered.partition_offset(&name).await {
-                    Ok(next) => {
-                        numbering.state().next_offset = Some(next);
-                        next
-                    }
+                None => match self.resume(&numbering, &name).await {
+                    Ok(next) => next,
                     Err(error) => {
-                        tracing::warn!(%partition, %error, "reading a partition's offset failed");
+                        tracing::warn!(%partition, %error, "resuming a partition failed");
                         tokio::time::sleep(RETRY_PAUSE).await;
                         continue;
                     }
                 },
             };
+            self.write_delivered(&numbering, &name, next).await;
             let fetched = match self.log.fetch(&partition, next, FETCH_BYTES).await {
                 Ok(fetched) => fetched,
                 Err(error) => {
@@ -312,6 +333,95 @@ impl Sequencer {
         tracing::info!(%partition, "stopped numbering a log partition");
     }
 
+    /// Reads where the partition's numbering stands in the store, and has every object whose
+    /// records from the delivered offset on may be undelivered delivered again: a successor's
+    /// work is the records since the last delivered offset, not every object. Returns the
+    /// next offset to number.
+    async fn resume(&self, numbering: &PartitionNumbering, name: &str) -> InfraResult<i64> {
+        let (next, delivered) = self.numbered.partition_offsets(name).await?;
+        let mut objects: Vec<(i64, ObjectId)> = Vec::new();
+        let mut offset = delivered;
+        while offset < next {
+            let fetched = self
+                .log
+                .fetch(&numbering.partition, offset, FETCH_BYTES)
+                .await?;
+            let Some(last) = fetched.records.last().map(|record| record.offset) else {
+                break;
+            };
+            objects.extend(
+                fetched
+                    .records
+                    .into_iter()
+                    .take_while(|record| record.offset < next)
+                    .map(|record| (record.offset, record.object)),
+            );
+            offset = last + 1;
+        }
+        let mut distinct: Vec<ObjectId> = objects.iter().map(|(_, object)| *object).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let ends: HashMap<ObjectId, u64> =
+            self.numbered.ends(&distinct).await?.into_iter().collect();
+        {
+            let mut state = numbering.state();
+            for (offset, object) in &objects {
+                // The object's end is at or past the record's seq: delivered once it is.
+                let end = ends.get(object).copied().unwrap_or(0);
+                state.undelivered.insert(*offset, (*object, end));
+            }
+            state.stored_delivered = state.stored_delivered.max(delivered);
+            state.next_offset = Some(next);
+        }
+        if !distinct.is_empty() {
+            tracing::info!(
+                partition = %numbering.partition,
+                records = objects.len(),
+                objects = distinct.len(),
+                "delivering what a predecessor may not have"
+            );
+            if let Some(tell) = self.on_numbered.get() {
+                tell(distinct);
+            }
+        }
+        Ok(next)
+    }
+
+    /// Writes the partition's delivered offset when it moved and a while has passed.
+    async fn write_delivered(&self, numbering: &PartitionNumbering, name: &str, next: i64) {
+        let moved_to = {
+            let state = numbering.state();
+            if state
+                .delivered_written
+                .is_some_and(|written| written.elapsed() < DELIVERED_EVERY)
+            {
+                return;
+            }
+            let delivered = state
+                .undelivered
+                .keys()
+                .next()
+                .copied()
+                .unwrap_or(next)
+                .min(next);
+            (delivered > state.stored_delivered).then_some(delivered)
+        };
+        numbering.state().delivered_written = Some(Instant::now());
+        let Some(delivered) = moved_to else {
+            return;
+        };
+        match self
+            .numbered
+            .advance_delivered_offset(name, delivered)
+            .await
+        {
+            Ok(()) => numbering.state().stored_delivered = delivered,
+            Err(error) => {
+                tracing::warn!(partition = name, %error, "writing a delivered offset failed")
+            }
+        }
+    }
+
     /// Whether nobody here owns or asks about the partition any more.
     fn idle_and_unowned(&self, numbering: &PartitionNumbering) -> bool {
         if numbering.owned.load(Ordering::Acquire) {
@@ -337,19 +447,23 @@ impl Sequencer {
         // A record produced twice (same object, same message id) is numbered once; the
         // second copy's offset answers with the first's seq.
         let mut entries: Vec<(ObjectId, Message)> = Vec::with_capacity(records.len());
-        let mut placed: Vec<(i64, Placement)> = Vec::with_capacity(records.len());
+        let mut placed: Vec<(i64, ObjectId, Placement)> = Vec::with_capacity(records.len());
         {
             let state = numbering.state();
             let mut in_batch: HashMap<(ObjectId, u64), usize> = HashMap::new();
             for record in records {
                 let key = (record.object, record.message.id);
                 if let Some(seq) = state.ids.get(&key) {
-                    placed.push((record.offset, Placement::Known(*seq)));
+                    placed.push((record.offset, record.object, Placement::Known(*seq)));
                 } else if let Some(&entry) = in_batch.get(&key) {
-                    placed.push((record.offset, Placement::Entry(entry)));
+                    placed.push((record.offset, record.object, Placement::Entry(entry)));
                 } else {
                     in_batch.insert(key, entries.len());
-                    placed.push((record.offset, Placement::Entry(entries.len())));
+                    placed.push((
+                        record.offset,
+                        record.object,
+                        Placement::Entry(entries.len()),
+                    ));
                     entries.push((record.object, record.message));
                 }
             }
@@ -380,12 +494,13 @@ impl Sequencer {
                     for (key, seq) in keys.iter().zip(&seqs) {
                         state.remember_id(*key, *seq);
                     }
-                    for (offset, placement) in placed {
+                    for (offset, object, placement) in placed {
                         let seq = match placement {
                             Placement::Known(seq) => seq,
                             Placement::Entry(entry) => seqs.get(entry).copied().unwrap_or(0),
                         };
                         state.remember_offset(offset, seq);
+                        state.undelivered.insert(offset, (object, seq));
                     }
                     state.next_offset = Some(to);
                 }

@@ -59,6 +59,16 @@ impl TaskService {
                 sequencer: Some(Arc::clone(&sequencer)),
             }),
         };
+        // The numbering learns what is delivered, to keep where a successor starts looking.
+        let numbering = Arc::downgrade(&sequencer);
+        service
+            .inner
+            .deliverer
+            .on_delivered(Box::new(move |object, seq| {
+                if let Some(sequencer) = numbering.upgrade() {
+                    sequencer.delivered(object, seq);
+                }
+            }));
         // Weak: the sequencer lives in the service, and must not keep it alive.
         let weak = Arc::downgrade(&service.inner);
         sequencer.on_numbered(Box::new(move |objects| {

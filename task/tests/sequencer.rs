@@ -265,3 +265,56 @@ async fn seqs_stay_gap_free_when_a_partitions_leader_broker_is_killed() {
     );
     drop(killed);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_successor_delivers_again_only_what_may_be_undelivered() {
+    let prefix = prefix();
+    let log = partitions(&prefix).await;
+    // Two groups on one partition: one delivered in full, one half.
+    let delivered = fresh_group();
+    let partition = log.partition_of(&delivered);
+    let half = (1..)
+        .map(|offset| match delivered {
+            ObjectId::Group(id) => ObjectId::Group(id + offset),
+            ObjectId::User(id) => ObjectId::User(id + offset),
+        })
+        .find(|object| log.partition_of(object) == partition)
+        .expect("another group on the partition");
+    let first = sequencer(Arc::clone(&log)).await;
+    first.own(&[partition]);
+    // The delivered group's records come first: a successor reads from the first record not
+    // known to be delivered, and would look at every object after it.
+    for id in 1..=4 {
+        append(&log, &first, delivered, id).await;
+    }
+    for id in 1..=4 {
+        append(&log, &first, half, 100 + id).await;
+    }
+    first.delivered(&delivered, 4);
+    first.delivered(&half, 2);
+    // The delivered offset is written about once a second.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    first.stop();
+
+    let told = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let successor = sequencer(Arc::clone(&log)).await;
+    let seen = Arc::clone(&told);
+    successor.on_numbered(Box::new(move |objects| {
+        seen.lock().expect("told").extend(objects);
+    }));
+    successor.own(&[partition]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while told.lock().expect("told").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the successor never looked for undelivered records"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        *told.lock().expect("told"),
+        [half],
+        "only the group with undelivered records is delivered again"
+    );
+    successor.stop();
+}

@@ -57,17 +57,41 @@ impl SqlLog {
         }
     }
 
-    /// The next offset of a shared-log partition that is not numbered yet (0 when none is).
-    pub async fn partition_offset(&self, partition: &str) -> InfraResult<i64> {
-        let sql = self
-            .database
-            .dialect
-            .placeholders("SELECT next_offset FROM log_partitions WHERE name = ?");
-        let found: Option<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    /// A shared-log partition's first offset not numbered yet and first offset whose record
+    /// may not be delivered yet (0 and 0 when none is known).
+    pub async fn partition_offsets(&self, partition: &str) -> InfraResult<(i64, i64)> {
+        let sql = self.database.dialect.placeholders(
+            "SELECT next_offset, delivered_offset FROM log_partitions WHERE name = ?",
+        );
+        let found: Option<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(partition)
             .fetch_optional(&self.database.pool)
             .await?;
-        Ok(found.map_or(0, |(offset,)| offset))
+        Ok(found.unwrap_or((0, 0)))
+    }
+
+    /// Moves a partition's delivered offset forward to `offset` (never back): every record
+    /// before it is delivered.
+    pub async fn advance_delivered_offset(&self, partition: &str, offset: i64) -> InfraResult<()> {
+        let sql = self.database.dialect.placeholders(
+            "UPDATE log_partitions SET delivered_offset = ? \
+             WHERE name = ? AND delivered_offset < ?",
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(offset)
+            .bind(partition)
+            .bind(offset)
+            .execute(&self.database.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The committed log ends of `objects` (0 for one with none), in one query.
+    pub async fn ends(&self, objects: &[ObjectId]) -> InfraResult<Vec<(ObjectId, u64)>> {
+        if objects.is_empty() {
+            return Ok(Vec::new());
+        }
+        committed_ends(&self.database.pool, self.database.dialect, objects).await
     }
 
     /// Numbers and stores the records of a shared-log partition from offset `from` up to
