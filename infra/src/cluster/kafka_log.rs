@@ -332,20 +332,10 @@ impl MessageLog for KafkaLog {
                         ))));
                     }
                 }
-                Err(error) => {
-                    let text = error.to_string();
-                    for &index in indices {
-                        outcomes[index] = Some(Err(InfraError::Unavailable(text.clone())));
-                    }
-                }
+                Err(error) => fail_all(&mut outcomes, indices, &error),
             }
         }
-        outcomes
-            .into_iter()
-            .map(|outcome| {
-                outcome.unwrap_or_else(|| Err(InfraError::Unavailable("not produced".into())))
-            })
-            .collect()
+        answered(outcomes)
     }
 
     async fn read(&self, object: &ObjectId, after: u64, max: usize) -> InfraResult<Vec<Message>> {
@@ -421,6 +411,28 @@ impl MessageLog for KafkaLog {
         objects.dedup();
         Ok(objects)
     }
+}
+
+/// Fails every entry at `indices` with `error`: they went to the broker in one request.
+pub(crate) fn fail_all<T>(
+    outcomes: &mut [Option<InfraResult<T>>],
+    indices: &[usize],
+    error: &dyn std::fmt::Display,
+) {
+    let text = error.to_string();
+    for &index in indices {
+        outcomes[index] = Some(Err(InfraError::Unavailable(text.clone())));
+    }
+}
+
+/// Each entry's outcome, in order; an entry no request answered is unavailable.
+pub(crate) fn answered<T>(outcomes: Vec<Option<InfraResult<T>>>) -> Vec<InfraResult<T>> {
+    outcomes
+        .into_iter()
+        .map(|outcome| {
+            outcome.unwrap_or_else(|| Err(InfraError::Unavailable("not produced".into())))
+        })
+        .collect()
 }
 
 /// The broker record of a message, keyed by `key` when its topic holds several objects.

@@ -20,8 +20,8 @@ use rskafka::client::partition::UnknownTopicHandling;
 
 use crate::cluster::PartitionProducer;
 use crate::cluster::kafka_log::{
-    FETCH_MAX_WAIT_MS, KafkaLogConfig, connect_client, is_protocol, record_of, retry_transient,
-    unavailable,
+    FETCH_MAX_WAIT_MS, KafkaLogConfig, answered, connect_client, fail_all, is_protocol, record_of,
+    retry_transient, unavailable,
 };
 use crate::error::{InfraError, InfraResult};
 
@@ -171,20 +171,10 @@ impl KafkaPartitions {
                         outcomes[index] = Some(Ok((*partition, offset)));
                     }
                 }
-                Err(error) => {
-                    let text = error.to_string();
-                    for &index in indices {
-                        outcomes[index] = Some(Err(InfraError::Unavailable(text.clone())));
-                    }
-                }
+                Err(error) => fail_all(&mut outcomes, indices, &error),
             }
         }
-        outcomes
-            .into_iter()
-            .map(|outcome| {
-                outcome.unwrap_or_else(|| Err(InfraError::Unavailable("not produced".into())))
-            })
-            .collect()
+        answered(outcomes)
     }
 
     /// Records of `partition` from `offset` on, up to about `max_bytes` (a larger record
