@@ -262,9 +262,11 @@ fn the_local_cluster_configs_load() {
             "connect-1",
             "connect-2",
             "logic-1",
+            "logic-2",
             "task-1",
             "task-2"
         ],
-        "1 api, 1 logic, 2 task and 2 connect processes, each named"
+        "1 api, 2 logic (scripts/cluster.sh starts the first), 2 task and 2 connect processes, \
+         each named"
     );
 }
