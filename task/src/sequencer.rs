@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use natter_infra::InfraError;
-use natter_infra::cluster::KafkaPartitions;
+use natter_infra::cluster::{Fetched, KafkaPartitions};
 use natter_infra::error::InfraResult;
 use natter_infra::sql::SqlLog;
 use natter_proto::ObjectId;
@@ -278,6 +278,8 @@ impl Sequencer {
         // Stored under its topic's name, so another cluster's numbering in the same database
         // (another topic prefix) is never taken for this one's.
         let name = self.log.stored_name(&partition);
+        // What was read while the last batch committed, and the offset it was read from.
+        let mut prefetched: Option<(i64, Fetched)> = None;
         loop {
             if numbering.stopped.load(Ordering::Acquire) {
                 break;
@@ -295,7 +297,11 @@ impl Sequencer {
                 },
             };
             self.write_delivered(&numbering, &name, next).await;
-            let fetched = match self.log.fetch(&partition, next, FETCH_BYTES).await {
+            let fetched = match prefetched.take() {
+                Some((from, fetched)) if from == next => Ok(fetched),
+                _ => self.log.fetch(&partition, next, FETCH_BYTES).await,
+            };
+            let fetched = match fetched {
                 Ok(fetched) => fetched,
                 Err(error) => {
                     tracing::warn!(%partition, %error, "reading a log partition failed");
@@ -321,7 +327,7 @@ impl Sequencer {
                 }
                 continue;
             }
-            self.number(&numbering, &name, next, fetched.records).await;
+            prefetched = self.number(&numbering, &name, next, fetched.records).await;
         }
         numbering.stopped.store(true, Ordering::Release);
         let asks = std::mem::take(&mut numbering.state().asks);
@@ -435,14 +441,16 @@ impl Sequencer {
     }
 
     /// Numbers fetched records from offset `from` and commits them with the partition's
-    /// offset; on failure forgets what it knew, to read it again from the store.
+    /// offset, reading the records after them meanwhile; returns that read (and where it
+    /// starts) once the commit succeeded. On failure forgets what it knew, to read it again
+    /// from the store.
     async fn number(
         &self,
         numbering: &PartitionNumbering,
         name: &str,
         from: i64,
         records: Vec<natter_infra::cluster::PartitionRecord>,
-    ) {
+    ) -> Option<(i64, Fetched)> {
         let to = records.last().map_or(from, |record| record.offset + 1);
         // A record produced twice (same object, same message id) is numbered once; the
         // second copy's offset answers with the first's seq.
@@ -477,11 +485,14 @@ impl Sequencer {
             .map(|(object, message)| (*object, message.id))
             .collect();
         let started = Instant::now();
-        match self
-            .numbered
-            .append_from_partition(name, from, to, entries)
-            .await
-        {
+        // The next records are read while these commit: a busy partition's cycle is then the
+        // commit alone. They are numbered only after this commit, so duplicates among them
+        // are still recognised.
+        let (committed, next) = tokio::join!(
+            self.numbered.append_from_partition(name, from, to, entries),
+            self.log.fetch(&numbering.partition, to, FETCH_BYTES)
+        );
+        match committed {
             Ok(seqs) => {
                 metrics::histogram!("natter_sequencer_commit_seconds")
                     .record(started.elapsed().as_secs_f64());
@@ -508,6 +519,7 @@ impl Sequencer {
                     tell(objects);
                 }
                 self.answer_numbered(numbering).await;
+                next.ok().map(|fetched| (to, fetched))
             }
             Err(error) => {
                 // Most likely another process numbered these records first (the offset
@@ -516,6 +528,7 @@ impl Sequencer {
                 tracing::warn!(partition = name, %error, from, to, "committing a numbered batch failed; reading the partition's state again");
                 numbering.state().reset();
                 tokio::time::sleep(RETRY_PAUSE).await;
+                None
             }
         }
     }
