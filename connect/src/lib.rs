@@ -11,7 +11,9 @@
 //! - [`socket`]: one connection's reader and writer tasks: frames in, frames out, heartbeats.
 //! - [`limiter`]: the token buckets (per bucket for pushes, per connection for inbound frames).
 //! - [`service`]: the `Connect` gRPC service over the server.
+//! - [`acks`]: the node's `ack` frames, gathered into calls to logic.
 
+pub mod acks;
 pub mod bucket;
 pub mod config;
 pub mod connection;

@@ -16,6 +16,7 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+use crate::acks::AckBatcher;
 use crate::bucket::{Bucket, bucket_index};
 use crate::config::ConnectConfig;
 use crate::connection::{CloseReason, Connection, Outgoing};
@@ -42,6 +43,8 @@ pub struct ConnectServer {
     node: String,
     buckets: Vec<Arc<Bucket>>,
     logic: LogicHandle,
+    /// The connections' acknowledgements, on their way to logic together.
+    acks: AckBatcher,
     sessions: Arc<dyn Sessions>,
     tokens: TokenKeys,
     next_connection_id: AtomicU64,
@@ -107,6 +110,7 @@ impl ConnectServer {
             config,
             node,
             buckets,
+            acks: AckBatcher::new(logic.clone()),
             logic,
             sessions,
             tokens,
@@ -259,7 +263,7 @@ impl ConnectServer {
                     None,
                 ));
                 connection.close(CloseReason::ShuttingDown);
-                drive(socket, &connection, &self.logic, &self.config).await;
+                drive(socket, &connection, &self.logic, &self.acks, &self.config).await;
                 return;
             }
         };
@@ -276,7 +280,7 @@ impl ConnectServer {
         if *self.shutdown.borrow() {
             connection.close(CloseReason::ShuttingDown);
         }
-        drive(socket, &connection, &self.logic, &self.config).await;
+        drive(socket, &connection, &self.logic, &self.acks, &self.config).await;
         bucket.remove(&connection);
         metrics::gauge!("natter_connections_open").decrement(1.0);
         if let Err(status) = Box::pin(self.logic.disconnected(self.event(user_id, id))).await {

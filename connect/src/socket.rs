@@ -18,7 +18,9 @@ use natter_proto::ErrorCode;
 use natter_proto::ObjectId;
 use natter_proto::frame::{ClientFrame, ServerFrame};
 use natter_proto::handle::LogicHandle;
-use natter_proto::v1::{AckRequest, Cursor, ReadRequest, SendRequest, SyncRequest, TypingRequest};
+use natter_proto::v1::{
+    Acknowledgement, Cursor, ReadRequest, SendRequest, SyncRequest, TypingRequest,
+};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::WebSocketStream;
@@ -26,6 +28,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage, Utf8Bytes};
 
+use crate::acks::AckBatcher;
 use crate::config::ConnectConfig;
 use crate::connection::{CloseReason, Connection};
 
@@ -55,12 +58,17 @@ pub async fn drive(
     socket: Box<Socket>,
     connection: &Connection,
     logic: &LogicHandle,
+    acks: &AckBatcher,
     config: &ConnectConfig,
 ) -> Ending {
     let mut driver = Driver {
         socket,
         connection,
-        answers: Answers { connection, logic },
+        answers: Answers {
+            connection,
+            logic,
+            acks,
+        },
         config,
         handling: None,
         writing: VecDeque::new(),
@@ -326,6 +334,7 @@ fn write_failed(error: tungstenite::Error) -> Ending {
 struct Answers<'a> {
     connection: &'a Connection,
     logic: &'a LogicHandle,
+    acks: &'a AckBatcher,
 }
 
 impl<'a> Answers<'a> {
@@ -393,17 +402,15 @@ impl<'a> Answers<'a> {
                 }
             }
             ClientFrame::Ack { object, seq } => {
-                let request = AckRequest {
+                let ack = Acknowledgement {
                     user_id,
                     object: object.clone(),
                     seq,
                 };
-                match self.logic.ack(request).await {
-                    Ok(reply) => {
-                        self.connection.send_frame(&ServerFrame::Acked {
-                            object,
-                            seq: reply.seq,
-                        });
+                match self.acks.acknowledge(ack).await {
+                    Ok(seq) => {
+                        self.connection
+                            .send_frame(&ServerFrame::Acked { object, seq });
                     }
                     Err(status) => self.refuse_status(&status, None),
                 }

@@ -12,11 +12,11 @@ use natter_proto::frame::ServerFrame;
 use natter_proto::handle::TaskHandle;
 use natter_proto::v1::logic_server::Logic;
 use natter_proto::v1::{
-    AckReply, AckRequest, ConnectedReply, ConnectionEvent, CreateGroupRequest, Cursor, Empty,
-    EphemeralPushRequest, GroupMemberRequest, GroupMembershipRequest, GroupReply,
-    ManageGroupRequest, Message, NotifyRequest, OnlineReply, OnlineRequest, ReadReply, ReadRequest,
-    RecallReply, RecallRequest, SendReply, SendRequest, SyncReply, SyncRequest, SystemPushReply,
-    SystemPushRequest, TypingRequest, WakeRequest,
+    AckOutcome, AckReply, AckRequest, Acknowledgement, ConnectedReply, ConnectionEvent,
+    CreateGroupRequest, Cursor, Empty, EphemeralPushRequest, GroupMemberRequest,
+    GroupMembershipRequest, GroupReply, ManageGroupRequest, Message, NotifyRequest, OnlineReply,
+    OnlineRequest, ReadReply, ReadRequest, RecallReply, RecallRequest, SendReply, SendRequest,
+    SyncReply, SyncRequest, SystemPushReply, SystemPushRequest, TypingRequest, WakeRequest,
 };
 use natter_proto::{ErrorCode, ObjectId};
 use tonic::{Request, Response, Status};
@@ -110,6 +110,30 @@ impl LogicService {
             return Err(ErrorCode::Forbidden.status(format!("{parsed} is not yours to read")));
         }
         Ok(parsed)
+    }
+
+    /// One acknowledgement: checks it and raises the user's cursor; returns the cursor.
+    async fn acknowledge(&self, ack: Acknowledgement) -> Result<u64, Status> {
+        let object = self.acknowledgeable(ack.user_id, &ack.object).await?;
+        // Most acks are of messages this process appended or has seen: no query then.
+        if self
+            .known_ends
+            .get(&object)
+            .is_none_or(|known| known < ack.seq)
+        {
+            let end = self.log.end(&object).await.map_err(status)?;
+            self.known_ends.raise(object, end);
+            if ack.seq > end {
+                return Err(ErrorCode::BadCursor.status(format!(
+                    "seq {} is beyond the end of {object} ({end})",
+                    ack.seq
+                )));
+            }
+        }
+        self.store
+            .advance_ack_cursor(ack.user_id, &object, ack.seq)
+            .await
+            .map_err(status)
     }
 
     fn parse_followed(&self, followed: &[ObjectId], object: &str) -> Result<ObjectId, Status> {
@@ -320,31 +344,23 @@ impl Logic for LogicService {
     }
 
     async fn ack(&self, request: Request<AckRequest>) -> Result<Response<AckReply>, Status> {
-        let request = request.into_inner();
-        let object = self
-            .acknowledgeable(request.user_id, &request.object)
-            .await?;
-        // Most acks are of messages this process appended or has seen: no query then.
-        if self
-            .known_ends
-            .get(&object)
-            .is_none_or(|known| known < request.seq)
-        {
-            let end = self.log.end(&object).await.map_err(status)?;
-            self.known_ends.raise(object, end);
-            if request.seq > end {
-                return Err(ErrorCode::BadCursor.status(format!(
-                    "seq {} is beyond the end of {object} ({end})",
-                    request.seq
-                )));
+        // Each acknowledgement on its own, all at once: one refused refuses only itself.
+        let outcomes = request.into_inner().acks.into_iter().map(|ack| async move {
+            match self.acknowledge(ack).await {
+                Ok(seq) => AckOutcome {
+                    seq,
+                    code: String::new(),
+                    message: String::new(),
+                },
+                Err(status) => AckOutcome {
+                    seq: 0,
+                    code: ErrorCode::of_status(&status).as_str().to_owned(),
+                    message: status.message().to_owned(),
+                },
             }
-        }
-        let seq = self
-            .store
-            .advance_ack_cursor(request.user_id, &object, request.seq)
-            .await
-            .map_err(status)?;
-        Ok(Response::new(AckReply { seq }))
+        });
+        let outcomes = futures_util::future::join_all(outcomes).await;
+        Ok(Response::new(AckReply { outcomes }))
     }
 
     async fn connected(

@@ -195,17 +195,20 @@ impl ErrorCode {
         status
     }
 
+    /// The code named `name` (as [`ErrorCode::as_str`] spells it), if there is one.
+    pub fn named(name: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL
+            .into_iter()
+            .find(|code| code.as_str() == name)
+    }
+
     /// The code a status carries; transport failures read as `unavailable`, others `internal`.
     pub fn of_status(status: &Status) -> ErrorCode {
         let carried = status
             .metadata()
             .get(STATUS_CODE_KEY)
             .and_then(|value| value.to_str().ok())
-            .and_then(|text| {
-                ErrorCode::ALL
-                    .into_iter()
-                    .find(|code| code.as_str() == text)
-            });
+            .and_then(ErrorCode::named);
         carried.unwrap_or(match status.code() {
             tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => ErrorCode::Unavailable,
             _ => ErrorCode::Internal,

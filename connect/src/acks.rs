@@ -1,0 +1,117 @@
+//! Acknowledgements on their way to logic: the `ack` frames of all this node's connections go
+//! together. While a few calls are out, what arrives waits and goes in the next, so a busy node
+//! makes one call for many acks instead of one each, and an idle one adds no delay.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use natter_proto::ErrorCode;
+use natter_proto::handle::LogicHandle;
+use natter_proto::v1::{AckOutcome, AckRequest, Acknowledgement};
+use tokio::sync::oneshot;
+use tonic::Status;
+
+/// Calls out at once. An answer waits for the slowest acknowledgement in its call, so more
+/// than one keeps a slow one from holding every other connection's.
+const CALLS_IN_FLIGHT: usize = 4;
+
+/// One acknowledgement waiting for its answer.
+type Waiting = (Acknowledgement, oneshot::Sender<Result<u64, Status>>);
+
+/// What waits, and how many senders run.
+#[derive(Default)]
+struct AckQueue {
+    waiting: Vec<Waiting>,
+    senders: usize,
+}
+
+/// Gathers a node's acknowledgements into calls to logic.
+#[derive(Clone)]
+pub struct AckBatcher {
+    queue: Arc<Mutex<AckQueue>>,
+    logic: LogicHandle,
+}
+
+impl std::fmt::Debug for AckBatcher {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("AckBatcher").finish_non_exhaustive()
+    }
+}
+
+impl AckBatcher {
+    /// A batcher calling `logic`.
+    pub fn new(logic: LogicHandle) -> Self {
+        AckBatcher {
+            queue: Arc::default(),
+            logic,
+        }
+    }
+
+    fn queue(&self) -> MutexGuard<'_, AckQueue> {
+        self.queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Passes one acknowledgement to logic with whatever else is waiting; returns the cursor
+    /// after it, or why it was refused.
+    pub async fn acknowledge(&self, ack: Acknowledgement) -> Result<u64, Status> {
+        let (reply, answer) = oneshot::channel();
+        let start = {
+            let mut queue = self.queue();
+            queue.waiting.push((ack, reply));
+            let start = queue.senders < CALLS_IN_FLIGHT;
+            if start {
+                queue.senders += 1;
+            }
+            start
+        };
+        if start {
+            // A task of its own, so a connection that closes cannot strand the others' acks.
+            tokio::spawn(self.clone().send_while_waiting());
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(ErrorCode::Unavailable.status("the ack was dropped")))
+    }
+
+    /// Sends what waits, one call at a time, until nothing does.
+    async fn send_while_waiting(self) {
+        loop {
+            let waiting = {
+                let mut queue = self.queue();
+                if queue.waiting.is_empty() {
+                    queue.senders -= 1;
+                    return;
+                }
+                std::mem::take(&mut queue.waiting)
+            };
+            let (acks, replies): (Vec<Acknowledgement>, Vec<_>) = waiting.into_iter().unzip();
+            metrics::histogram!("natter_ack_batch_size").record(acks.len() as f64);
+            match self.logic.ack(AckRequest { acks }).await {
+                Ok(reply) => {
+                    let mut outcomes = reply.outcomes.into_iter();
+                    for reply in replies {
+                        let _ = reply.send(answer_of(outcomes.next()));
+                    }
+                }
+                Err(status) => {
+                    for reply in replies {
+                        let _ = reply.send(Err(status.clone()));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One acknowledgement's answer from its outcome.
+fn answer_of(outcome: Option<AckOutcome>) -> Result<u64, Status> {
+    let Some(outcome) = outcome else {
+        return Err(ErrorCode::Internal.status("logic answered fewer acks than it was given"));
+    };
+    if outcome.code.is_empty() {
+        return Ok(outcome.seq);
+    }
+    let code = ErrorCode::named(&outcome.code).unwrap_or(ErrorCode::Internal);
+    Err(code.status(outcome.message))
+}
