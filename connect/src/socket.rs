@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -56,7 +57,7 @@ type Handling<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 /// Runs one connection until it ends, then says goodbye when the server closed it.
 pub async fn drive(
     socket: Box<Socket>,
-    connection: &Connection,
+    connection: &Arc<Connection>,
     logic: &LogicHandle,
     acks: &AckBatcher,
     config: &ConnectConfig,
@@ -332,7 +333,7 @@ fn write_failed(error: tungstenite::Error) -> Ending {
 /// Answers a connection's frames through logic.
 #[derive(Clone, Copy)]
 struct Answers<'a> {
-    connection: &'a Connection,
+    connection: &'a Arc<Connection>,
     logic: &'a LogicHandle,
     acks: &'a AckBatcher,
 }
@@ -344,18 +345,7 @@ impl<'a> Answers<'a> {
     }
 
     fn refuse_status(&self, status: &tonic::Status, cid: Option<String>) {
-        let code = ErrorCode::of_status(status);
-        let message = match code {
-            // Internal details stay in the server's logs.
-            ErrorCode::Internal => "internal error".to_string(),
-            _ => status.message().to_string(),
-        };
-        let mut frame = ServerFrame::error(code, message, cid);
-        if let ServerFrame::Error { retry_after_ms, .. } = &mut frame {
-            *retry_after_ms = natter_proto::error::retry_after(status)
-                .map(|wait| wait.as_millis().min(u64::MAX as u128) as u64);
-        }
-        self.connection.send_frame(&frame);
+        refuse_status(self.connection, status, cid);
     }
 
     /// Answers one frame; takes a copy of the references so the future borrows nothing of
@@ -407,13 +397,17 @@ impl<'a> Answers<'a> {
                     object: object.clone(),
                     seq,
                 };
-                match self.acks.acknowledge(ack).await {
-                    Ok(seq) => {
-                        self.connection
-                            .send_frame(&ServerFrame::Acked { object, seq });
+                // Answered on the side: the connection's next frames (a send, say) do not
+                // wait for the batch the ack goes in.
+                let (acks, connection) = (self.acks.clone(), Arc::clone(self.connection));
+                tokio::spawn(async move {
+                    match acks.acknowledge(ack).await {
+                        Ok(seq) => {
+                            connection.send_frame(&ServerFrame::Acked { object, seq });
+                        }
+                        Err(status) => refuse_status(&connection, &status, None),
                     }
-                    Err(status) => self.refuse_status(&status, None),
-                }
+                });
             }
             ClientFrame::Sync { cursors } => self.sync(cursors).await,
             ClientFrame::Typing { to } => {
@@ -490,4 +484,20 @@ impl<'a> Answers<'a> {
             .await;
         self.connection.finish_sync(positions);
     }
+}
+
+/// Sends the error frame for a refusal from logic on `connection`.
+fn refuse_status(connection: &Connection, status: &tonic::Status, cid: Option<String>) {
+    let code = ErrorCode::of_status(status);
+    let message = match code {
+        // Internal details stay in the server's logs.
+        ErrorCode::Internal => "internal error".to_string(),
+        _ => status.message().to_string(),
+    };
+    let mut frame = ServerFrame::error(code, message, cid);
+    if let ServerFrame::Error { retry_after_ms, .. } = &mut frame {
+        *retry_after_ms = natter_proto::error::retry_after(status)
+            .map(|wait| wait.as_millis().min(u64::MAX as u128) as u64);
+    }
+    connection.send_frame(&frame);
 }
