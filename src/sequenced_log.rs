@@ -8,12 +8,13 @@
 //! order. One that dies after producing leaves a record the owner numbers and delivers like
 //! any other.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use natter_infra::cluster::KafkaPartitions;
 use natter_infra::error::InfraResult;
+use natter_infra::gather::Gatherer;
 use natter_infra::sql::SqlLog;
 use natter_infra::{InfraError, MessageLog};
 use natter_proto::ObjectId;
@@ -42,14 +43,6 @@ struct Ask {
 /// once keep the partitions' numbering busy while later asks still share requests.
 const REQUESTS_IN_FLIGHT: usize = 8;
 
-/// Asks not sent yet, and how many senders run: while [`REQUESTS_IN_FLIGHT`] requests are
-/// out, what arrives waits and goes in the next, so concurrent sends share requests.
-#[derive(Default)]
-struct AskQueue {
-    waiting: Vec<Ask>,
-    senders: usize,
-}
-
 /// The partitioned Kafka log as logic's `MessageLog`.
 #[derive(Debug)]
 pub struct SequencedLog {
@@ -58,10 +51,11 @@ pub struct SequencedLog {
     asker: Asker,
 }
 
-/// Sends the asks of concurrent sends to the partitions' owners together.
+/// Sends the asks of concurrent sends to the partitions' owners together: while
+/// [`REQUESTS_IN_FLIGHT`] requests are out, what arrives waits and goes in the next.
 #[derive(Clone)]
 struct Asker {
-    queue: Arc<Mutex<AskQueue>>,
+    waiting: Arc<Gatherer<Ask>>,
     task: TaskHandle,
 }
 
@@ -72,24 +66,9 @@ impl std::fmt::Debug for Asker {
 }
 
 impl Asker {
-    fn queue(&self) -> MutexGuard<'_, AskQueue> {
-        self.queue
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     /// Queues asks, starting a sender unless enough are running.
     fn enqueue(&self, asks: Vec<Ask>) {
-        let start = {
-            let mut queue = self.queue();
-            queue.waiting.extend(asks);
-            let start = queue.senders < REQUESTS_IN_FLIGHT;
-            if start {
-                queue.senders += 1;
-            }
-            start
-        };
-        if start {
+        if self.waiting.push(asks) {
             // A task of its own, so a send that gives up cannot strand the others' asks.
             tokio::spawn(self.clone().send_while_waiting());
         }
@@ -97,15 +76,7 @@ impl Asker {
 
     /// Sends what waits, one request at a time, until nothing does.
     async fn send_while_waiting(self) {
-        loop {
-            let asks = {
-                let mut queue = self.queue();
-                if queue.waiting.is_empty() {
-                    queue.senders -= 1;
-                    return;
-                }
-                std::mem::take(&mut queue.waiting)
-            };
+        while let Some(asks) = self.waiting.take() {
             self.send(asks).await;
         }
     }
@@ -195,7 +166,7 @@ impl SequencedLog {
             partitions,
             numbered,
             asker: Asker {
-                queue: Arc::default(),
+                waiting: Arc::new(Gatherer::new(REQUESTS_IN_FLIGHT)),
                 task,
             },
         }

@@ -2,8 +2,9 @@
 //! together. While a few calls are out, what arrives waits and goes in the next, so a busy node
 //! makes one call for many acks instead of one each, and an idle one adds no delay.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
+use natter_infra::gather::Gatherer;
 use natter_proto::ErrorCode;
 use natter_proto::handle::LogicHandle;
 use natter_proto::v1::{AckOutcome, AckRequest, Acknowledgement};
@@ -17,17 +18,10 @@ const CALLS_IN_FLIGHT: usize = 4;
 /// One acknowledgement waiting for its answer.
 type Waiting = (Acknowledgement, oneshot::Sender<Result<u64, Status>>);
 
-/// What waits, and how many senders run.
-#[derive(Default)]
-struct AckQueue {
-    waiting: Vec<Waiting>,
-    senders: usize,
-}
-
 /// Gathers a node's acknowledgements into calls to logic.
 #[derive(Clone)]
 pub struct AckBatcher {
-    queue: Arc<Mutex<AckQueue>>,
+    waiting: Arc<Gatherer<Waiting>>,
     logic: LogicHandle,
 }
 
@@ -41,31 +35,16 @@ impl AckBatcher {
     /// A batcher calling `logic`.
     pub fn new(logic: LogicHandle) -> Self {
         AckBatcher {
-            queue: Arc::default(),
+            waiting: Arc::new(Gatherer::new(CALLS_IN_FLIGHT)),
             logic,
         }
-    }
-
-    fn queue(&self) -> MutexGuard<'_, AckQueue> {
-        self.queue
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Passes one acknowledgement to logic with whatever else is waiting; returns the cursor
     /// after it, or why it was refused.
     pub async fn acknowledge(&self, ack: Acknowledgement) -> Result<u64, Status> {
         let (reply, answer) = oneshot::channel();
-        let start = {
-            let mut queue = self.queue();
-            queue.waiting.push((ack, reply));
-            let start = queue.senders < CALLS_IN_FLIGHT;
-            if start {
-                queue.senders += 1;
-            }
-            start
-        };
-        if start {
+        if self.waiting.push([(ack, reply)]) {
             // A task of its own, so a connection that closes cannot strand the others' acks.
             tokio::spawn(self.clone().send_while_waiting());
         }
@@ -76,15 +55,7 @@ impl AckBatcher {
 
     /// Sends what waits, one call at a time, until nothing does.
     async fn send_while_waiting(self) {
-        loop {
-            let waiting = {
-                let mut queue = self.queue();
-                if queue.waiting.is_empty() {
-                    queue.senders -= 1;
-                    return;
-                }
-                std::mem::take(&mut queue.waiting)
-            };
+        while let Some(waiting) = self.waiting.take() {
             let (acks, replies): (Vec<Acknowledgement>, Vec<_>) = waiting.into_iter().unzip();
             metrics::histogram!("natter_ack_batch_size").record(acks.len() as f64);
             match self.logic.ack(AckRequest { acks }).await {

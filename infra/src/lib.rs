@@ -7,6 +7,7 @@
 //! - [`registry`]: where each layer's processes are (`Registry`).
 //! - [`blobs`]: uploaded bytes (`Blobs`).
 //! - [`ids`]: snowflake ids, guarded against the clock stepping back.
+//! - [`gather`]: items waiting to go out together in the next of a few calls.
 //! - [`sql`]: `Store` on SQLite, PostgreSQL or MySQL, chosen by the database URL.
 //! - [`embedded`]: the one-process adapters: SQLite (WAL) for the log, memory for sessions, a
 //!   static registry, a local directory for blobs.
@@ -20,6 +21,7 @@ pub mod cluster;
 pub mod conformance;
 pub mod embedded;
 pub mod error;
+pub mod gather;
 pub mod ids;
 pub mod log;
 mod log_tail;

@@ -1,0 +1,82 @@
+//! Items that go out together: while a few calls are out, what arrives waits and goes in the
+//! next one, so a busy caller makes one call for many items and an idle one adds no delay.
+//! The callers own the sending: they start a sender when [`Gatherer::push`] says so, and it
+//! sends what [`Gatherer::take`] gives until that is nothing.
+
+use std::sync::{Mutex, MutexGuard};
+
+/// Waiting items, and how many senders take them.
+#[derive(Debug)]
+pub struct Gatherer<T> {
+    state: Mutex<Gathered<T>>,
+    /// The most senders (calls out) at once.
+    senders_at_most: usize,
+}
+
+#[derive(Debug)]
+struct Gathered<T> {
+    waiting: Vec<T>,
+    senders: usize,
+}
+
+impl<T> Gatherer<T> {
+    /// A gatherer letting `senders_at_most` senders (at least one) run at once.
+    pub fn new(senders_at_most: usize) -> Self {
+        Gatherer {
+            state: Mutex::new(Gathered {
+                waiting: Vec::new(),
+                senders: 0,
+            }),
+            senders_at_most: senders_at_most.max(1),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, Gathered<T>> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Adds items to what waits; true when the caller must start a sender (fewer than the
+    /// most are running, and this one is now counted).
+    pub fn push(&self, items: impl IntoIterator<Item = T>) -> bool {
+        let mut state = self.state();
+        state.waiting.extend(items);
+        let start = state.senders < self.senders_at_most;
+        if start {
+            state.senders += 1;
+        }
+        start
+    }
+
+    /// Everything waiting, for a sender to send; None when nothing waits, and the sender
+    /// asking is then counted out and must stop.
+    pub fn take(&self) -> Option<Vec<T>> {
+        let mut state = self.state();
+        if state.waiting.is_empty() {
+            state.senders -= 1;
+            return None;
+        }
+        Some(std::mem::take(&mut state.waiting))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn senders_are_started_up_to_the_most_and_stop_when_nothing_waits() {
+        let gatherer = Gatherer::new(2);
+        assert!(gatherer.push([1]), "the first sender starts");
+        assert!(gatherer.push([2]), "a second one may run");
+        assert!(!gatherer.push([3]), "a third waits for them");
+        assert_eq!(gatherer.take(), Some(vec![1, 2, 3]), "one call takes all");
+        assert_eq!(gatherer.take(), None, "the first sender stops");
+        assert!(gatherer.push([4]), "a sender's place is free again");
+        assert_eq!(gatherer.take(), Some(vec![4]));
+        assert_eq!(gatherer.take(), None);
+        assert_eq!(gatherer.take(), None, "the last sender stops");
+        assert!(gatherer.push([5]) && gatherer.push([6]) && !gatherer.push([7]));
+    }
+}
