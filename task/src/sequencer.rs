@@ -167,11 +167,6 @@ impl Sequencer {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Every partition of the log.
-    pub fn all_partitions(&self) -> Vec<LogPartition> {
-        self.log.partitions()
-    }
-
     /// The numbering of `partition`, started if it is not running.
     fn numbering(self: &Arc<Self>, partition: LogPartition) -> Arc<PartitionNumbering> {
         let mut partitions = self.partitions();

@@ -47,7 +47,6 @@ pub struct Fetched {
 
 /// The shared, partitioned message log on a Kafka-protocol broker.
 pub struct KafkaPartitions {
-    client: Client,
     config: KafkaLogConfig,
     producers: HashMap<LogPartition, Arc<PartitionProducer>>,
 }
@@ -95,11 +94,7 @@ impl KafkaPartitions {
                 );
             }
         }
-        Ok(KafkaPartitions {
-            client,
-            config,
-            producers,
-        })
+        Ok(KafkaPartitions { config, producers })
     }
 
     /// The partition holding `object`.
@@ -115,13 +110,6 @@ impl KafkaPartitions {
             topic_name(&self.config, partition.stream),
             partition.index
         )
-    }
-
-    /// Every partition of both topics.
-    pub fn partitions(&self) -> Vec<LogPartition> {
-        let mut partitions: Vec<LogPartition> = self.producers.keys().copied().collect();
-        partitions.sort_unstable();
-        partitions
     }
 
     fn producer(&self, partition: &LogPartition) -> InfraResult<&Arc<PartitionProducer>> {
@@ -230,11 +218,6 @@ impl KafkaPartitions {
             });
         }
         Ok(fetched)
-    }
-
-    /// The client, for operations beyond produce and fetch (tests list topics with it).
-    pub fn client(&self) -> &Client {
-        &self.client
     }
 }
 
