@@ -183,7 +183,10 @@ impl WsClient {
         request
             .headers_mut()
             .insert("authorization", format!("Bearer {token}").parse()?);
-        let (stream, _) = tokio_tungstenite::connect_async(request)
+        // Without Nagle, as browsers open WebSockets: a frame written right after another
+        // (an ack, then a send) must not wait for the first one's TCP acknowledgement, which
+        // the server may delay by up to 40 ms when it has nothing to answer.
+        let (stream, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
             .await
             .with_context(|| format!("connecting to {ws_url}"))?;
         Ok(WsClient {
