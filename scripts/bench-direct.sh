@@ -8,6 +8,8 @@
 # NATTER_BIN_DIR=DIR takes natter and natter-bench from DIR instead of building them.
 # ACK_INTERVAL_MS=250 makes the clients acknowledge as the web client does (the newest message of
 # a chat at most every 250 ms); unset, every message is acknowledged as it arrives.
+# ECHO=false and ACKED=false connect with ?echo=false and ?acked=false (docs/protocol.md): no
+# push of a client's own messages to the connection that sent them, no `acked` answers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rate=${1:?usage: scripts/bench-direct.sh RATE_PER_USER [SECONDS] [OUT]}
@@ -36,7 +38,8 @@ server=$!
 for _ in $(seq 100); do curl -sf localhost:8080/healthz >/dev/null 2>&1 && break; sleep 0.1; done
 before=$(awk '/^write_bytes/{print $2}' "/proc/$server/io")
 taskset -c 1 "$bin/natter-bench" direct --sessions "$work/sessions.json" --users 2000 \
-    --rate "$rate" --seconds "$seconds" --drain-seconds 5 --ack-interval-ms "${ACK_INTERVAL_MS:-0}" --server-pid "$server" --out "$out"
+    --rate "$rate" --seconds "$seconds" --drain-seconds 5 --ack-interval-ms "${ACK_INTERVAL_MS:-0}" \
+    --echo "${ECHO:-true}" --acked "${ACKED:-true}" --server-pid "$server" --out "$out"
 after=$(awk '/^write_bytes/{print $2}' "/proc/$server/io")
 echo "bytes written to disk by the server: $((after - before))"
 curl -s localhost:8080/metrics | grep -E '^natter_(sends_refused|writer_refused|messages_accepted)_total' || true

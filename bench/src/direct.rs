@@ -46,6 +46,12 @@ pub struct DirectOptions {
     /// as the web client does; 0 acknowledges every message as it arrives.
     #[arg(long, default_value_t = 0)]
     pub ack_interval_ms: u64,
+    /// Whether each connection is pushed the messages it sent itself (`?echo=`).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub echo: bool,
+    /// Whether each `ack` is answered with `acked` (`?acked=`).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub acked: bool,
 }
 
 /// Upper bounds that keep every run small enough for a shared machine.
@@ -84,8 +90,13 @@ pub async fn run(options: &DirectOptions) -> anyhow::Result<Results> {
     let bar = progress_bar(users.len() as u64, "connections");
     let mut sockets = Vec::with_capacity(users.len());
     for (number, user) in users.iter().enumerate() {
-        let ws_url = &options.target.ws[number % options.target.ws.len()];
-        let socket = WsClient::connect(ws_url, &user.access_token)
+        let ws_url = format!(
+            "{}?echo={}&acked={}",
+            options.target.ws[number % options.target.ws.len()],
+            options.echo,
+            options.acked
+        );
+        let socket = WsClient::connect(&ws_url, &user.access_token)
             .await
             .with_context(|| format!("user {number} connecting to {ws_url}"))?;
         sockets.push(socket);

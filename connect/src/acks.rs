@@ -6,17 +6,20 @@ use std::sync::Arc;
 
 use natter_infra::gather::Gatherer;
 use natter_proto::ErrorCode;
+use natter_proto::frame::ServerFrame;
 use natter_proto::handle::LogicHandle;
 use natter_proto::v1::{AckOutcome, AckRequest, Acknowledgement};
-use tokio::sync::oneshot;
 use tonic::Status;
+
+use crate::connection::Connection;
+use crate::socket::refuse_status;
 
 /// Calls out at once. An answer waits for the slowest acknowledgement in its call, so more
 /// than one keeps a slow one from holding every other connection's.
 const CALLS_IN_FLIGHT: usize = 4;
 
-/// One acknowledgement waiting for its answer.
-type Waiting = (Acknowledgement, oneshot::Sender<Result<u64, Status>>);
+/// One acknowledgement waiting to go, with the connection its answer goes to.
+type Waiting = (Acknowledgement, Arc<Connection>);
 
 /// Gathers a node's acknowledgements into calls to logic.
 #[derive(Clone)]
@@ -40,41 +43,48 @@ impl AckBatcher {
         }
     }
 
-    /// Passes one acknowledgement to logic with whatever else is waiting; returns the cursor
-    /// after it, or why it was refused.
-    pub async fn acknowledge(&self, ack: Acknowledgement) -> Result<u64, Status> {
-        let (reply, answer) = oneshot::channel();
-        if self.waiting.push([(ack, reply)]) {
+    /// Passes one acknowledgement to logic with whatever else is waiting; `connection` is
+    /// answered `acked` (if it asked for that) or the refusal when the call returns.
+    pub fn acknowledge(&self, ack: Acknowledgement, connection: Arc<Connection>) {
+        if self.waiting.push([(ack, connection)]) {
             // A task of its own, so a connection that closes cannot strand the others' acks.
             tokio::spawn(self.clone().send_while_waiting());
         }
-        answer
-            .await
-            .unwrap_or_else(|_| Err(ErrorCode::Unavailable.status("the ack was dropped")))
     }
 
     /// Sends what waits, one call at a time, until nothing does.
     async fn send_while_waiting(self) {
         while let Some(waiting) = self.waiting.take() {
-            let (acks, replies): (Vec<Acknowledgement>, Vec<_>) = waiting.into_iter().unzip();
+            let (acks, connections): (Vec<Acknowledgement>, Vec<_>) = waiting.into_iter().unzip();
             metrics::histogram!("natter_ack_batch_size").record(acks.len() as f64);
+            // The object goes back in `acked`, only to connections that asked for it.
+            let objects: Vec<Option<String>> = acks
+                .iter()
+                .zip(&connections)
+                .map(|(ack, connection)| connection.options.acked.then(|| ack.object.clone()))
+                .collect();
             match self.logic.ack(AckRequest { acks }).await {
                 Ok(reply) => {
                     let mut outcomes = reply.outcomes.into_iter();
-                    for reply in replies {
-                        let _ = reply.send(answer_of(outcomes.next()));
+                    for (connection, object) in connections.into_iter().zip(objects) {
+                        match (answer_of(outcomes.next()), object) {
+                            (Ok(seq), Some(object)) => {
+                                connection.send_frame(&ServerFrame::Acked { object, seq });
+                            }
+                            (Ok(_), None) => {}
+                            (Err(status), _) => refuse_status(&connection, &status, None),
+                        }
                     }
                 }
                 Err(status) => {
-                    for reply in replies {
-                        let _ = reply.send(Err(status.clone()));
+                    for connection in connections {
+                        refuse_status(&connection, &status, None);
                     }
                 }
             }
         }
     }
 }
-
 /// One acknowledgement's answer from its outcome.
 fn answer_of(outcome: Option<AckOutcome>) -> Result<u64, Status> {
     let Some(outcome) = outcome else {

@@ -163,6 +163,31 @@ enum Phase {
     Live,
 }
 
+/// How many of its own messages a connection that asked for no echo remembers until their
+/// push arrives; past this the oldest is forgotten and its echo goes out after all, which a
+/// client drops as a repeat.
+const OWN_MESSAGES_REMEMBERED: usize = 64;
+
+/// What a client chose for its connection when it upgraded (`docs/protocol.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionOptions {
+    /// Live pushes include the messages this connection sent itself (`?echo=false` turns
+    /// that off: its `sent` answers carry their place already).
+    pub echo: bool,
+    /// Each `ack` is answered with `acked` (`?acked=false` turns that off; refusals are still
+    /// answered).
+    pub acked: bool,
+}
+
+impl Default for ConnectionOptions {
+    fn default() -> Self {
+        ConnectionOptions {
+            echo: true,
+            acked: true,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct State {
     /// Frames waiting for the connection's task to write them.
@@ -170,6 +195,20 @@ struct State {
     phase: Phase,
     /// The highest seq sent on this connection per object.
     sent: HashMap<Arc<str>, u64>,
+    /// Messages this connection sent and was answered `sent` for whose push has not come yet
+    /// (only without echo): that push is not sent to it.
+    own: VecDeque<(Arc<str>, u64)>,
+}
+
+impl State {
+    /// Whether (`object`, `seq`) is one of the connection's own answered messages; forgets it.
+    fn take_own(&mut self, object: &str, seq: u64) -> bool {
+        let found = self
+            .own
+            .iter()
+            .position(|(own_object, own_seq)| *own_seq == seq && **own_object == *object);
+        found.and_then(|index| self.own.remove(index)).is_some()
+    }
 }
 
 /// The handle every part of the node holds for one connection.
@@ -179,6 +218,8 @@ pub struct Connection {
     pub id: u64,
     /// The authenticated user.
     pub user_id: i64,
+    /// What the client chose when it upgraded.
+    pub options: ConnectionOptions,
     /// Most frames the queue may hold, also the bound on pushes held during a sync.
     queue_capacity: usize,
     /// Wakes the connection's task when frames are queued or a close is asked for.
@@ -197,7 +238,8 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// A new connection whose queue holds at most `queue_capacity` frames.
+    /// A new connection with the default options whose queue holds at most `queue_capacity`
+    /// frames.
     pub fn new(
         id: u64,
         user_id: i64,
@@ -205,9 +247,30 @@ impl Connection {
         inbound_rate: u32,
         inbound_burst: u32,
     ) -> Arc<Connection> {
+        let options = ConnectionOptions::default();
+        Connection::with_options(
+            id,
+            user_id,
+            options,
+            queue_capacity,
+            inbound_rate,
+            inbound_burst,
+        )
+    }
+
+    /// A new connection with the client's `options`.
+    pub fn with_options(
+        id: u64,
+        user_id: i64,
+        options: ConnectionOptions,
+        queue_capacity: usize,
+        inbound_rate: u32,
+        inbound_burst: u32,
+    ) -> Arc<Connection> {
         Arc::new(Connection {
             id,
             user_id,
+            options,
             queue_capacity: queue_capacity.max(1),
             wake: AtomicWaker::new(),
             close_reason: AtomicU8::new(0),
@@ -217,6 +280,7 @@ impl Connection {
                 queue: VecDeque::new(),
                 phase: Phase::AwaitingSync,
                 sent: HashMap::new(),
+                own: VecDeque::new(),
             }),
             groups: Mutex::new(HashMap::new()),
         })
@@ -331,6 +395,11 @@ impl Connection {
             if message.seq <= last {
                 continue;
             }
+            if !state.own.is_empty() && state.take_own(&message.object, message.seq) {
+                // The client holds it from its `sent`: it counts as sent here.
+                state.sent.insert(Arc::clone(&message.object), message.seq);
+                continue;
+            }
             if last != 0 && message.seq != last + 1 {
                 // Cannot happen while pushes are in order; clients fill gaps with a sync.
                 tracing::warn!(object = %message.object, last, seq = message.seq, "gap in live pushes");
@@ -342,6 +411,28 @@ impl Connection {
             sent += 1;
         }
         sent
+    }
+
+    /// Answers a `send` of this connection with its `sent` frame; without echo, the message's
+    /// push is then not sent here.
+    pub fn answer_sent(&self, frame: &ServerFrame) {
+        let text = Utf8Bytes::from(frame.to_json());
+        let mut state = self.state();
+        if let ServerFrame::Sent { object, seq, .. } = frame
+            && !self.options.echo
+            && !matches!(state.phase, Phase::AwaitingSync)
+        {
+            let seq = *seq;
+            let last = state.sent.get(object.as_str()).copied().unwrap_or(0);
+            // A push that came first went out already.
+            if seq > last {
+                if state.own.len() == OWN_MESSAGES_REMEMBERED {
+                    state.own.pop_front();
+                }
+                state.own.push_back((Arc::from(object.as_str()), seq));
+            }
+        }
+        self.enqueue(&mut state, text);
     }
 
     /// A live push from a routine.
@@ -374,6 +465,8 @@ impl Connection {
         // What the client says it holds replaces what was sent; objects it leaves out start
         // from the stored cursor, so anything the sync returns for them goes out.
         state.sent.clear();
+        // A sync returns everything after the client's cursors, its own messages too.
+        state.own.clear();
         for (object, seq) in cursors {
             state.sent.insert(Arc::from(object.as_str()), *seq);
         }
@@ -497,6 +590,65 @@ mod tests {
         connection.push(&outgoing([1]));
         // Both notices go out (they have no seq to de-duplicate by), and the log is untouched.
         assert_eq!(drain(&connection), ["synced", "notice", "notice", "msg1"]);
+    }
+
+    fn sent_frame(seq: u64) -> ServerFrame {
+        ServerFrame::Sent {
+            cid: format!("c{seq}"),
+            id: seq.to_string(),
+            object: "user:1".into(),
+            seq,
+            ts: 0,
+        }
+    }
+
+    fn without_echo() -> Arc<Connection> {
+        let options = ConnectionOptions {
+            echo: false,
+            acked: true,
+        };
+        let connection = Connection::with_options(1, 1, options, 64, 10, 10);
+        connection.begin_sync(&BTreeMap::new());
+        connection.finish_sync(BTreeMap::from([("user:1".to_string(), 0)]));
+        connection
+    }
+
+    #[test]
+    fn without_echo_a_connection_is_not_pushed_what_it_was_answered_sent_for() {
+        let connection = without_echo();
+        connection.push(&outgoing([1]));
+        connection.answer_sent(&sent_frame(2));
+        connection.push(&outgoing([2, 3]));
+        assert_eq!(drain(&connection), ["synced", "msg1", "sent", "msg3"]);
+        // A push that comes before its `sent` has gone out already and is not held back.
+        connection.push(&outgoing([4]));
+        connection.answer_sent(&sent_frame(4));
+        connection.push(&outgoing([4, 5]));
+        assert_eq!(drain(&connection), ["msg4", "sent", "msg5"]);
+    }
+
+    #[test]
+    fn without_echo_a_sync_still_returns_the_connections_own_messages() {
+        let connection = without_echo();
+        connection.answer_sent(&sent_frame(1));
+        connection.begin_sync(&BTreeMap::from([("user:1".to_string(), 0)]));
+        connection.sync_page(&[message(1)]);
+        connection.finish_sync(BTreeMap::from([("user:1".to_string(), 1)]));
+        connection.push(&outgoing([1, 2]));
+        assert_eq!(
+            drain(&connection),
+            ["synced", "sent", "msg1", "synced", "msg2"]
+        );
+    }
+
+    #[test]
+    fn with_echo_a_connection_is_pushed_its_own_messages() {
+        let connection = Connection::new(1, 1, 64, 10, 10);
+        connection.begin_sync(&BTreeMap::new());
+        connection.finish_sync(BTreeMap::from([("user:1".to_string(), 0)]));
+        connection.answer_sent(&sent_frame(1));
+        connection.push(&outgoing([1]));
+        assert_eq!(drain(&connection), ["synced", "sent", "msg1"]);
     }
 
     #[test]

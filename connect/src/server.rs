@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use crate::acks::AckBatcher;
 use crate::bucket::{Bucket, bucket_index};
 use crate::config::ConnectConfig;
-use crate::connection::{CloseReason, Connection, Outgoing};
+use crate::connection::{CloseReason, Connection, ConnectionOptions, Outgoing};
 use crate::routine::{Completion, PushJob, Recipients};
 use crate::socket::{Socket, drive};
 
@@ -78,18 +78,36 @@ fn refusal(status: StatusCode, code: ErrorCode, detail: &str) -> ErrorResponse {
     response
 }
 
+/// The value of `key` in the upgrade request's query string.
+fn query_value<'a>(request: &'a Request, key: &str) -> Option<&'a str> {
+    request.uri().query().and_then(|query| {
+        query
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(name, _)| *name == key)
+            .map(|(_, value)| value)
+    })
+}
+
 /// The token in `?token=` or in `Authorization: Bearer`.
 fn bearer_token(request: &Request) -> Option<String> {
     if let Some(value) = request.headers().get("authorization") {
         let value = value.to_str().ok()?;
         return value.strip_prefix("Bearer ").map(str::to_string);
     }
-    request.uri().query().and_then(|query| {
-        query
-            .split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .find(|(key, _)| *key == "token")
-            .map(|(_, value)| value.to_string())
+    query_value(request, "token").map(str::to_string)
+}
+
+/// The client's `?echo=` and `?acked=` choices (`true` or `false`, true when left out).
+fn connection_options(request: &Request) -> Result<ConnectionOptions, String> {
+    let flag = |key: &str| match query_value(request, key) {
+        None | Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(other) => Err(format!("{key} must be true or false, not {other:?}")),
+    };
+    Ok(ConnectionOptions {
+        echo: flag("echo")?,
+        acked: flag("acked")?,
     })
 }
 
@@ -189,6 +207,7 @@ impl ConnectServer {
             tracing::debug!(%error, "setting the send buffer failed");
         }
         let mut user_id = None;
+        let mut options = ConnectionOptions::default();
         let authenticate = |request: &Request, response: Response| {
             if request.uri().path() != "/ws" {
                 return Err(refusal(
@@ -197,6 +216,9 @@ impl ConnectServer {
                     "connect at /ws",
                 ));
             }
+            options = connection_options(request).map_err(|message| {
+                refusal(StatusCode::BAD_REQUEST, ErrorCode::InvalidInput, &message)
+            })?;
             let Some(token) = bearer_token(request) else {
                 return Err(refusal(
                     StatusCode::UNAUTHORIZED,
@@ -234,14 +256,15 @@ impl ConnectServer {
             }
         };
         let Some(user_id) = user_id else { return };
-        self.run_connection(socket, user_id).await;
+        self.run_connection(socket, user_id, options).await;
     }
 
-    async fn run_connection(&self, socket: Box<Socket>, user_id: i64) {
+    async fn run_connection(&self, socket: Box<Socket>, user_id: i64, options: ConnectionOptions) {
         let id = self.next_connection_id.fetch_add(1, Ordering::Relaxed);
-        let connection = Connection::new(
+        let connection = Connection::with_options(
             id,
             user_id,
+            options,
             self.config.outbound_queue,
             self.config.inbound_rate,
             self.config.inbound_burst,

@@ -380,13 +380,14 @@ impl<'a> Answers<'a> {
                 };
                 match self.logic.send(request).await {
                     Ok(reply) => {
-                        self.connection.send_frame(&ServerFrame::Sent {
+                        let frame = ServerFrame::Sent {
                             cid: reply.cid,
                             id: reply.id.to_string(),
                             object: reply.object,
                             seq: reply.seq,
                             ts: reply.ts,
-                        });
+                        };
+                        self.connection.answer_sent(&frame);
                     }
                     Err(status) => self.refuse_status(&status, Some(cid)),
                 }
@@ -394,20 +395,12 @@ impl<'a> Answers<'a> {
             ClientFrame::Ack { object, seq } => {
                 let ack = Acknowledgement {
                     user_id,
-                    object: object.clone(),
+                    object,
                     seq,
                 };
                 // Answered on the side: the connection's next frames (a send, say) do not
                 // wait for the batch the ack goes in.
-                let (acks, connection) = (self.acks.clone(), Arc::clone(self.connection));
-                tokio::spawn(async move {
-                    match acks.acknowledge(ack).await {
-                        Ok(seq) => {
-                            connection.send_frame(&ServerFrame::Acked { object, seq });
-                        }
-                        Err(status) => refuse_status(&connection, &status, None),
-                    }
-                });
+                self.acks.acknowledge(ack, Arc::clone(self.connection));
             }
             ClientFrame::Sync { cursors } => self.sync(cursors).await,
             ClientFrame::Typing { to } => {
@@ -487,7 +480,7 @@ impl<'a> Answers<'a> {
 }
 
 /// Sends the error frame for a refusal from logic on `connection`.
-fn refuse_status(connection: &Connection, status: &tonic::Status, cid: Option<String>) {
+pub(crate) fn refuse_status(connection: &Connection, status: &tonic::Status, cid: Option<String>) {
     let code = ErrorCode::of_status(status);
     let message = match code {
         // Internal details stay in the server's logs.

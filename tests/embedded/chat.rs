@@ -6,6 +6,8 @@ use natter_proto::frame::{ClientFrame, ServerFrame};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::http::Method;
 
+use natter::client::WsClient;
+
 use crate::harness::{Harness, WAIT, next_message, send_text, sync};
 
 #[tokio::test]
@@ -172,6 +174,77 @@ async fn a_message_reaches_every_device_of_both_parties() {
         missed.is_empty(),
         "acknowledged messages came back: {missed:?}"
     );
+}
+
+#[tokio::test]
+async fn a_quiet_connection_gets_neither_its_own_echo_nor_acked() {
+    let harness = Harness::start().await;
+    let (alice, bob) = harness.friends("alice", "bob").await;
+    let mut alice_phone = harness.connect_with(&alice, "echo=false&acked=false").await;
+    assert!(sync(&mut alice_phone, BTreeMap::new()).await.is_empty());
+    let (mut alice_laptop, _) = harness.connect_synced(&alice).await;
+    let (mut bob_phone, _) = harness.connect_synced(&bob).await;
+    let alice_object = format!("user:{}", alice.user_id);
+
+    let (seq, _) = send_text(&mut alice_phone, "q1", bob.user_id, "quiet hello").await;
+    assert_eq!(seq, 1);
+    // Her other device and bob still get it.
+    let echo = next_message(&mut alice_laptop).await;
+    assert_eq!((echo.object.as_str(), echo.seq), (alice_object.as_str(), 1));
+    assert_eq!(next_message(&mut bob_phone).await.body, "quiet hello");
+    // Bob's answer is the next frame the sending connection gets: no echo came before it.
+    send_text(&mut bob_phone, "r1", alice.user_id, "hi").await;
+    let answer = next_message(&mut alice_phone).await;
+    assert_eq!((answer.seq, answer.body.as_str()), (2, "hi"));
+
+    // An ack is stored without an answer; a refused one is still answered.
+    alice_phone
+        .send(&ClientFrame::Ack {
+            object: alice_object.clone(),
+            seq: 2,
+        })
+        .await
+        .unwrap();
+    alice_phone
+        .send(&ClientFrame::Ack {
+            object: alice_object.clone(),
+            seq: 99,
+        })
+        .await
+        .unwrap();
+    match alice_phone.next(WAIT).await.unwrap() {
+        Some(ServerFrame::Error { code, .. }) => assert_eq!(code.as_str(), "bad_cursor"),
+        other => panic!("expected only the refusal, got {other:?}"),
+    }
+    // The two acks may go in separate calls, so the stored cursor may follow the refusal.
+    let mut missed = Vec::new();
+    for _ in 0..50 {
+        missed = harness.connect_synced(&alice).await.1;
+        if missed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        missed.is_empty(),
+        "the quiet ack was not stored: {missed:?}"
+    );
+
+    // A sync still returns the connection's own messages.
+    let all = sync(&mut alice_phone, BTreeMap::from([(alice_object, 0)])).await;
+    let seqs: Vec<u64> = all.iter().map(|message| message.seq).collect();
+    assert_eq!(seqs, [1, 2]);
+}
+
+#[tokio::test]
+async fn an_unknown_connection_option_is_refused() {
+    let harness = Harness::start().await;
+    let alice = harness.user("alice").await;
+    let url = format!("{}?echo=maybe", harness.ws_url);
+    let error = WsClient::connect(&url, &alice.access_token)
+        .await
+        .expect_err("the upgrade is refused");
+    assert!(format!("{error:#}").contains("400"), "{error:#}");
 }
 
 #[tokio::test]

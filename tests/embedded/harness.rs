@@ -83,7 +83,16 @@ impl Harness {
 
     /// A connection that has seen `welcome`.
     pub async fn connect(&self, session: &Session) -> WsClient {
-        let mut socket = WsClient::connect(&self.ws_url, &session.access_token)
+        self.connect_with(session, "").await
+    }
+
+    /// A connection upgraded with `query` (`echo=false`, say) that has seen `welcome`.
+    pub async fn connect_with(&self, session: &Session, query: &str) -> WsClient {
+        let url = match query {
+            "" => self.ws_url.clone(),
+            query => format!("{}?{query}", self.ws_url),
+        };
+        let mut socket = WsClient::connect(&url, &session.access_token)
             .await
             .expect("connect");
         match socket.next(WAIT).await.expect("welcome") {
