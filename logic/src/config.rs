@@ -24,6 +24,10 @@ pub struct LogicConfig {
     /// Most sends worked on at once; past it a send is refused with `unavailable` and a
     /// retry hint instead of waiting in a queue.
     pub max_sends_in_flight: usize,
+    /// How long a send may take before logic admits fewer at once, in milliseconds: while
+    /// even the quickest sends of a tenth of a second take longer, the bound on sends in
+    /// flight is lowered, so past the ceiling sends are refused rather than queued.
+    pub send_latency_target_ms: u64,
 }
 
 impl Default for LogicConfig {
@@ -36,6 +40,7 @@ impl Default for LogicConfig {
             group_online_interval_ms: 2000,
             recall_seconds: 120,
             max_sends_in_flight: 1024,
+            send_latency_target_ms: 20,
         }
     }
 }
@@ -49,6 +54,11 @@ impl LogicConfig {
     /// The least time between two `group_online` frames for a group.
     pub fn group_online_interval(&self) -> Duration {
         Duration::from_millis(self.group_online_interval_ms)
+    }
+
+    /// The send latency admission aims for.
+    pub fn send_latency_target(&self) -> Duration {
+        Duration::from_millis(self.send_latency_target_ms)
     }
 
     /// The de-duplication window.

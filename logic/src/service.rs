@@ -72,7 +72,7 @@ impl LogicService {
         task: TaskHandle,
     ) -> Self {
         LogicService {
-            admission: SendAdmission::new(config.max_sends_in_flight),
+            admission: SendAdmission::new(config.max_sends_in_flight, config.send_latency_target()),
             config,
             store,
             log,
