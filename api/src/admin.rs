@@ -9,7 +9,7 @@ use natter_proto::v1::SystemPushRequest;
 use natter_proto::{ErrorCode, ObjectId};
 use serde::{Deserialize, Serialize};
 
-use crate::problem::{JsonBody, Problem, ProblemBody};
+use crate::problem::{JsonBody, Problem};
 use crate::state::ApiState;
 
 /// A request that carried the admin credential.
@@ -99,13 +99,11 @@ pub struct PushAccepted {
     request_body = NewPush,
     responses(
         (status = 202, description = "Accepted for delivery", body = PushAccepted),
-        (status = 400, description = "`bad_frame`: not JSON; `invalid_input`: a bad `to` or body",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`: no or the wrong admin token", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "`bad_frame`: not JSON; `invalid_input`: a bad `to` or body"),
+        (status = 401, description = "`unauthorized`: no or the wrong admin token"),
         (status = 403, description = "`forbidden`: the admin API is off (`api.admin_token` is \
-            empty)", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 413, description = "`frame_too_large`: the body is over the limit",
-            body = ProblemBody, content_type = "application/problem+json"),
+            empty)"),
+        (status = 413, description = "`frame_too_large`: the body is over the limit"),
     )
 )]
 pub async fn push(

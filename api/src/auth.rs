@@ -13,7 +13,7 @@ use natter_proto::ErrorCode;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::problem::{JsonBody, Problem, ProblemBody};
+use crate::problem::{JsonBody, Problem};
 use crate::state::ApiState;
 
 /// Passwords too common to accept whatever their length.
@@ -251,14 +251,10 @@ async fn open_session(state: &ApiState, user: &User) -> Result<Session, Problem>
     responses(
         (status = 201, description = "Registered and logged in", body = Session),
         (status = 400, description = "`bad_frame`: not JSON or a field missing; \
-            `invalid_input`: the username breaks the rules or the password is too long",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 409, description = "`username_taken`",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 413, description = "`frame_too_large`: the body is over the limit",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "`weak_password`",
-            body = ProblemBody, content_type = "application/problem+json"),
+            `invalid_input`: the username breaks the rules or the password is too long"),
+        (status = 409, description = "`username_taken`"),
+        (status = 413, description = "`frame_too_large`: the body is over the limit"),
+        (status = 422, description = "`weak_password`"),
     )
 )]
 pub async fn register(
@@ -300,12 +296,9 @@ pub async fn register(
     request_body = Credentials,
     responses(
         (status = 200, description = "Logged in", body = Session),
-        (status = 400, description = "`bad_frame`: not JSON or a field missing",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "`bad_credentials`: wrong username or password",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 413, description = "`frame_too_large`: the body is over the limit",
-            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "`bad_frame`: not JSON or a field missing"),
+        (status = 401, description = "`bad_credentials`: wrong username or password"),
+        (status = 413, description = "`frame_too_large`: the body is over the limit"),
     )
 )]
 pub async fn login(
@@ -334,13 +327,10 @@ pub async fn login(
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "New tokens; the refresh token sent is used up", body = Session),
-        (status = 400, description = "`bad_frame`: not JSON or a field missing",
-            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "`bad_frame`: not JSON or a field missing"),
         (status = 401, description = "`invalid_token`: unknown or already used; \
-            `token_expired`: the refresh token has expired",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 413, description = "`frame_too_large`: the body is over the limit",
-            body = ProblemBody, content_type = "application/problem+json"),
+            `token_expired`: the refresh token has expired"),
+        (status = 413, description = "`frame_too_large`: the body is over the limit"),
     )
 )]
 pub async fn refresh(
@@ -376,8 +366,7 @@ pub async fn refresh(
     responses(
         (status = 200, description = "The caller's profile", body = UserView),
         (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`: \
-            no valid access token, or the account no longer exists",
-            body = ProblemBody, content_type = "application/problem+json"),
+            no valid access token, or the account no longer exists"),
     )
 )]
 pub async fn me(

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::{AuthUser, UserView, normalise_username};
 use crate::params::positive_id;
-use crate::problem::{JsonBody, Problem, ProblemBody};
+use crate::problem::{JsonBody, Problem};
 use crate::state::ApiState;
 
 /// Longest note on a friend request, in characters.
@@ -107,8 +107,6 @@ pub struct NewRequest {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The friend list", body = FriendList),
-        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
-            body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 pub async fn list(
@@ -146,8 +144,6 @@ pub async fn list(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Pending requests both ways", body = RequestLists),
-        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
-            body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 pub async fn requests(
@@ -180,14 +176,10 @@ fn parse_user_id(value: &serde_json::Value) -> Option<i64> {
     responses(
         (status = 201, description = "Asked", body = RequestView),
         (status = 400, description = "`bad_frame`: not JSON; `invalid_input`: not exactly one of \
-            `user_id` and `username`, a bad id, a note over 200 characters, or the caller",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such user", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 409, description = "`conflict`: already asked, or already friends", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 413, description = "`frame_too_large`: the body is over the limit",
-            body = ProblemBody, content_type = "application/problem+json"),
+            `user_id` and `username`, a bad id, a note over 200 characters, or the caller"),
+        (status = 404, description = "`not_found`: no such user"),
+        (status = 409, description = "`conflict`: already asked, or already friends"),
+        (status = 413, description = "`frame_too_large`: the body is over the limit"),
     )
 )]
 pub async fn request(
@@ -262,10 +254,8 @@ pub async fn request(
     params(("user" = String, Path, description = "The requester's id")),
     responses(
         (status = 200, description = "Now friends", body = FriendView),
-        (status = 400, description = "`invalid_input`: the id is not a number", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no pending request from that user", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_input`: the id is not a number"),
+        (status = 404, description = "`not_found`: no pending request from that user"),
     )
 )]
 pub async fn accept(
@@ -319,10 +309,8 @@ pub async fn accept(
     params(("user" = String, Path, description = "The requester's id")),
     responses(
         (status = 204, description = "Turned down"),
-        (status = 400, description = "`invalid_input`: not a positive id", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no pending request from that user", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_input`: not a positive id"),
+        (status = 404, description = "`not_found`: no pending request from that user"),
     )
 )]
 pub async fn reject(
@@ -350,10 +338,8 @@ pub async fn reject(
     params(("user" = String, Path, description = "The id of the user asked")),
     responses(
         (status = 204, description = "Withdrawn"),
-        (status = 400, description = "`invalid_input`: not a positive id", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no pending request to that user", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_input`: not a positive id"),
+        (status = 404, description = "`not_found`: no pending request to that user"),
     )
 )]
 pub async fn cancel(
@@ -381,10 +367,8 @@ pub async fn cancel(
     params(("id" = String, Path, description = "The friend's id")),
     responses(
         (status = 204, description = "No longer friends"),
-        (status = 400, description = "`invalid_input`: not a positive id", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: that user is not a friend", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_input`: not a positive id"),
+        (status = 404, description = "`not_found`: that user is not a friend"),
     )
 )]
 pub async fn remove(

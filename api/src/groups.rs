@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::{AuthUser, UserView};
 use crate::params::{next_after, page_limit, positive_id, query_number};
-use crate::problem::{JsonBody, Problem, ProblemBody};
+use crate::problem::{JsonBody, Problem};
 use crate::state::ApiState;
 
 /// A group as listed (ids as strings: JavaScript numbers lose precision above 2^53).
@@ -120,8 +120,6 @@ pub struct NewGroup {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's groups, oldest first", body = GroupList),
-        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
-            body = ProblemBody, content_type = "application/problem+json"),
     )
 )]
 pub async fn mine(
@@ -146,13 +144,9 @@ pub async fn mine(
     request_body = NewGroup,
     responses(
         (status = 201, description = "Created", body = GroupView),
-        (status = 404, description = "`not_found`: an avatar upload the caller does not own",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 400, description = "`bad_frame`: not JSON; `invalid_input`: a bad name", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 413, description = "`frame_too_large`: the body is over the limit",
-            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: an avatar upload the caller does not own"),
+        (status = 400, description = "`bad_frame`: not JSON; `invalid_input`: a bad name"),
+        (status = 413, description = "`frame_too_large`: the body is over the limit"),
     )
 )]
 pub async fn create(
@@ -181,10 +175,8 @@ pub async fn create(
     responses(
         (status = 200, description = "A member (`changed` is false if already one)",
             body = MembershipView),
-        (status = 400, description = "`invalid_input`: not a positive id", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such group", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_input`: not a positive id"),
+        (status = 404, description = "`not_found`: no such group"),
     )
 )]
 pub async fn join(
@@ -210,10 +202,8 @@ pub async fn join(
     responses(
         (status = 200, description = "Not a member (`changed` is false if not one before)",
             body = MembershipView),
-        (status = 400, description = "`invalid_input`: not a positive id", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such group", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_input`: not a positive id"),
+        (status = 404, description = "`not_found`: no such group"),
     )
 )]
 pub async fn leave(
@@ -238,10 +228,8 @@ pub async fn leave(
     params(("id" = String, Path, description = "The group's id"), MemberQuery),
     responses(
         (status = 200, description = "A page of members by id, ascending", body = MemberPage),
-        (status = 400, description = "`invalid_input`: a bad id, `after` or `limit`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "`not_member`: the caller is not a member", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_input`: a bad id, `after` or `limit`"),
+        (status = 403, description = "`not_member`: the caller is not a member"),
     )
 )]
 pub async fn members(
@@ -314,11 +302,9 @@ async fn manage(
     request_body = GroupChange,
     responses(
         (status = 200, description = "The group now", body = MembershipView),
-        (status = 400, description = "`bad_frame` or `invalid_input`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: the caller is not the owner", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such group, or an avatar upload the caller does not own", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "`bad_frame` or `invalid_input`"),
+        (status = 403, description = "`forbidden`: the caller is not the owner"),
+        (status = 404, description = "`not_found`: no such group, or an avatar upload the caller does not own"),
     )
 )]
 pub async fn update(
@@ -355,11 +341,9 @@ pub async fn update(
     ),
     responses(
         (status = 200, description = "Removed (`changed` is false if they were not a member)", body = MembershipView),
-        (status = 400, description = "`invalid_input`: not positive ids", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: the caller is not the owner, or removes themself", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such group", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_input`: not positive ids"),
+        (status = 403, description = "`forbidden`: the caller is not the owner, or removes themself"),
+        (status = 404, description = "`not_found`: no such group"),
     )
 )]
 pub async fn remove_member(
@@ -387,11 +371,9 @@ pub async fn remove_member(
     params(("id" = String, Path, description = "The group's id")),
     responses(
         (status = 200, description = "Disbanded", body = MembershipView),
-        (status = 400, description = "`invalid_input`: not a positive id", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: the caller is not the owner", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such group", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_input`: not a positive id"),
+        (status = 403, description = "`forbidden`: the caller is not the owner"),
+        (status = 404, description = "`not_found`: no such group"),
     )
 )]
 pub async fn disband(
@@ -417,10 +399,8 @@ pub async fn disband(
     params(("id" = String, Path, description = "The group's id")),
     responses(
         (status = 200, description = "The online count", body = OnlineView),
-        (status = 400, description = "`invalid_input`: not a positive id", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "`not_member`: the caller is not a member", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_input`: not a positive id"),
+        (status = 403, description = "`not_member`: the caller is not a member"),
     )
 )]
 pub async fn online(

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::auth::AuthUser;
 use crate::params::{page_limit, positive_id, query_number};
-use crate::problem::{Problem, ProblemBody};
+use crate::problem::Problem;
 use crate::state::ApiState;
 
 /// Messages per page unless `limit` says otherwise.
@@ -98,10 +98,8 @@ pub struct HistoryQuery {
     ),
     responses(
         (status = 200, description = "A page of messages, newest first", body = HistoryPage),
-        (status = 400, description = "`invalid_input`: a bad kind, id, `before` or `limit`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "`not_member`: the caller is not a member of the group", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_input`: a bad kind, id, `before` or `limit`"),
+        (status = 403, description = "`not_member`: the caller is not a member of the group"),
     )
 )]
 pub async fn messages(
@@ -189,10 +187,7 @@ pub struct ConversationQuery {
     params(ConversationQuery),
     responses(
         (status = 200, description = "The conversation list", body = ConversationList),
-        (status = 400, description = "`invalid_input`: a bad limit",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
-            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_input`: a bad limit"),
     )
 )]
 pub async fn conversations(
@@ -247,12 +242,8 @@ pub struct ReadView {
     request_body = ReadMark,
     responses(
         (status = 200, description = "The read cursor now", body = ReadView),
-        (status = 400, description = "`bad_frame` or `invalid_input`",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "`not_member`: the caller is not a member of the group",
-            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "`bad_frame` or `invalid_input`"),
+        (status = 403, description = "`not_member`: the caller is not a member of the group"),
     )
 )]
 pub async fn read(

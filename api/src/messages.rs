@@ -8,7 +8,7 @@ use natter_proto::{ErrorCode, ObjectId};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthUser;
-use crate::problem::{JsonBody, Problem, ProblemBody};
+use crate::problem::{JsonBody, Problem};
 use crate::state::ApiState;
 
 /// A message to send.
@@ -55,15 +55,12 @@ pub struct Accepted {
         (status = 201, description = "Accepted (a retry with the same cid is answered the same)",
             body = Accepted),
         (status = 400, description = "`bad_frame`: not JSON; `invalid_input`: a bad `to`, `cid` \
-            or `body`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "`not_friends` or `not_member`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 409, description = "`in_progress`: the same cid is still being processed", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 413, description = "`frame_too_large`: the body is over the limit",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "`unsupported_kind`", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 429, description = "`rate_limited`", body = ProblemBody, content_type = "application/problem+json"),
+            or `body`"),
+        (status = 403, description = "`not_friends` or `not_member`"),
+        (status = 409, description = "`in_progress`: the same cid is still being processed"),
+        (status = 413, description = "`frame_too_large`: the body is over the limit"),
+        (status = 422, description = "`unsupported_kind`"),
+        (status = 429, description = "`rate_limited`"),
     )
 )]
 pub async fn send(
@@ -119,11 +116,9 @@ pub struct Recalled {
     params(("id" = String, Path, description = "The message's id")),
     responses(
         (status = 200, description = "Recalled", body = Recalled),
-        (status = 400, description = "`invalid_input`: not a positive id", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such message sent by the caller", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 409, description = "`recall_window_passed`, or `conflict`: recalled already", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_input`: not a positive id"),
+        (status = 404, description = "`not_found`: no such message sent by the caller"),
+        (status = 409, description = "`recall_window_passed`, or `conflict`: recalled already"),
     )
 )]
 pub async fn recall(

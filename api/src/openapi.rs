@@ -10,8 +10,9 @@
 //!
 //! Two modifiers finish the document: [`SecuritySchemes`] declares the `bearer` (a user's
 //! access token) and `admin_token` credentials that operations name in `security(...)`, and
-//! [`ServerProblems`] gives every `/api/v1/` operation the 500 `internal` and 503 `unavailable`
-//! problem responses, so handlers list only their own.
+//! [`ProblemResponses`] gives every error response its problem body, every operation taking an
+//! access token its 401, and every `/api/v1/` operation the 500 `internal` and 503
+//! `unavailable` responses, so handlers list only their own codes, without bodies.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -23,8 +24,8 @@ use axum::response::{IntoResponse, Response};
 use natter_proto::ErrorCode;
 use utoipa::openapi::path::PathItem;
 use utoipa::openapi::schema::Ref;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{Content, ResponseBuilder};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{Content, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::problem::{PROBLEM_JSON, Problem, ProblemBody};
@@ -124,7 +125,7 @@ pub const DOCS_PATH: &str = "/api/docs";
         admin::PushAccepted,
         admin::PushTarget,
     )),
-    modifiers(&SecuritySchemes, &ServerProblems),
+    modifiers(&SecuritySchemes, &ProblemResponses),
     tags(
         (name = "auth", description = "Register, log in and refresh tokens"),
         (name = "profiles", description = "The caller's profile and anyone's public one"),
@@ -176,14 +177,17 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// Adds the server-side problem responses (500 `internal`, 503 `unavailable`) to every
-/// `/api/v1/` operation that does not list them itself.
+/// Finishes the error responses of every `/api/v1/` operation, so handlers list only their own
+/// codes: each error response gets the problem body, an operation taking a user's access token
+/// gets the 401 for a missing, bad or expired one, and every operation gets the server-side
+/// 500 `internal` and 503 `unavailable`. A response an operation lists itself is kept.
 #[derive(Debug)]
-pub struct ServerProblems;
+pub struct ProblemResponses;
 
-impl Modify for ServerProblems {
+impl Modify for ProblemResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let problems = [
+        let bearer = SecurityRequirement::new("bearer", Vec::<String>::new());
+        let everywhere = [
             (
                 ErrorCode::Internal,
                 "`internal`: an unexpected server error; it has been logged",
@@ -193,26 +197,44 @@ impl Modify for ServerProblems {
                 "`unavailable`: a dependency is unavailable; retry later",
             ),
         ];
+        let unauthorized = (
+            ErrorCode::Unauthorized,
+            "`unauthorized`, `invalid_token` or `token_expired`",
+        );
         for (path, item) in openapi.paths.paths.iter_mut() {
             if !path.starts_with("/api/v1/") || path == DOCUMENT_PATH {
                 continue;
             }
             for operation in operations(item) {
-                for (code, description) in problems {
-                    operation
-                        .responses
-                        .responses
+                let takes_token = operation
+                    .security
+                    .iter()
+                    .flatten()
+                    .any(|needs| *needs == bearer);
+                let added = everywhere
+                    .iter()
+                    .chain(takes_token.then_some(&unauthorized));
+                let responses = &mut operation.responses.responses;
+                for (code, description) in added {
+                    responses
                         .entry(code.http_status().to_string())
                         .or_insert_with(|| {
                             ResponseBuilder::new()
-                                .description(description)
-                                .content(
-                                    PROBLEM_JSON,
-                                    Content::new(Some(Ref::from_schema_name(ProblemBody::name()))),
-                                )
+                                .description(*description)
                                 .build()
                                 .into()
                         });
+                }
+                for (status, response) in responses.iter_mut() {
+                    let is_error = status.starts_with('4') || status.starts_with('5');
+                    if let (true, RefOr::T(response)) = (is_error, response)
+                        && response.content.is_empty()
+                    {
+                        response.content.insert(
+                            PROBLEM_JSON.to_string(),
+                            Content::new(Some(Ref::from_schema_name(ProblemBody::name()))).into(),
+                        );
+                    }
                 }
             }
         }
@@ -566,6 +588,43 @@ mod tests {
             .filter_map(|parameter| parameter["name"].as_str())
             .collect();
         assert_eq!(parameters, ["id", "after", "limit"]);
+    }
+
+    #[test]
+    fn every_error_response_has_the_problem_body_and_every_token_a_401() {
+        let document = document_json();
+        let paths = document["paths"].as_object().expect("paths");
+        let mut checked = 0;
+        for (path, item) in paths
+            .iter()
+            .filter(|(path, _)| path.starts_with("/api/v1/"))
+        {
+            for (method, operation) in item.as_object().expect("a path item") {
+                let responses = operation["responses"].as_object().expect("responses");
+                for (status, response) in responses {
+                    if status.starts_with('4') || status.starts_with('5') {
+                        let schema = &response["content"][PROBLEM_JSON]["schema"]["$ref"];
+                        assert!(
+                            schema
+                                .as_str()
+                                .is_some_and(|target| target.ends_with("/ProblemBody")),
+                            "{method} {path} {status} has no problem body"
+                        );
+                        checked += 1;
+                    }
+                }
+                let takes_token = operation["security"]
+                    .as_array()
+                    .is_some_and(|needs| needs.iter().any(|need| need.get("bearer").is_some()));
+                if takes_token {
+                    assert!(
+                        responses.contains_key("401"),
+                        "{method} {path} lacks its 401"
+                    );
+                }
+            }
+        }
+        assert!(checked > 100, "only {checked} error responses found");
     }
 
     #[test]

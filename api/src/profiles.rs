@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::auth::{AuthUser, UserView};
 use crate::params::positive_id;
-use crate::problem::{JsonBody, Problem, ProblemBody};
+use crate::problem::{JsonBody, Problem};
 use crate::state::ApiState;
 
 /// Longest nickname, in characters.
@@ -37,13 +37,11 @@ pub struct ProfileChange {
     responses(
         (status = 200, description = "The changed profile", body = UserView),
         (status = 400, description = "`bad_frame`: not JSON or an unknown field; \
-            `invalid_input`: a bad nickname", body = ProblemBody, content_type = "application/problem+json"),
+            `invalid_input`: a bad nickname"),
         (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`: \
-            no valid access token, or the account no longer exists", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: an avatar upload the caller does not own",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 413, description = "`frame_too_large`: the body is over the limit",
-            body = ProblemBody, content_type = "application/problem+json"),
+            no valid access token, or the account no longer exists"),
+        (status = 404, description = "`not_found`: an avatar upload the caller does not own"),
+        (status = 413, description = "`frame_too_large`: the body is over the limit"),
     )
 )]
 pub async fn update_me(
@@ -98,10 +96,8 @@ pub async fn update_me(
     params(("id" = String, Path, description = "The user's id")),
     responses(
         (status = 200, description = "The user's public profile", body = UserView),
-        (status = 400, description = "`invalid_input`: not a positive id", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such user", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_input`: not a positive id"),
+        (status = 404, description = "`not_found`: no such user"),
     )
 )]
 pub async fn user(

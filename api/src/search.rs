@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::auth::{AuthUser, UserView};
 use crate::groups::GroupView;
 use crate::params::{next_after, page_limit, query_number};
-use crate::problem::{Problem, ProblemBody};
+use crate::problem::Problem;
 use crate::state::ApiState;
 
 /// Results per page unless `limit` says otherwise.
@@ -76,10 +76,7 @@ fn search_terms(query: &HashMap<String, String>) -> Result<(String, i64, u32), P
     params(SearchQuery),
     responses(
         (status = 200, description = "A page of users", body = UserResults),
-        (status = 400, description = "`invalid_input`: a bad q, after or limit",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
-            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_input`: a bad q, after or limit"),
     )
 )]
 pub async fn users(
@@ -104,10 +101,7 @@ pub async fn users(
     params(SearchQuery),
     responses(
         (status = 200, description = "A page of groups", body = GroupResults),
-        (status = 400, description = "`invalid_input`: a bad q, after or limit",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
-            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_input`: a bad q, after or limit"),
     )
 )]
 pub async fn groups(

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::AuthUser;
 use crate::images::{self, ImageError};
 use crate::params::positive_id;
-use crate::problem::{Problem, ProblemBody};
+use crate::problem::Problem;
 use crate::state::ApiState;
 
 /// An upload as its owner sees it after sending it.
@@ -128,16 +128,10 @@ async fn read_file(mut form: Multipart, limit: usize) -> Result<Bytes, Problem> 
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses(
         (status = 201, description = "Stored", body = UploadView),
-        (status = 400, description = "`bad_frame`: not multipart; `invalid_input`: no `file` field",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 413, description = "`frame_too_large`: over `api.max_upload_bytes`",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`: not PNG, JPEG, GIF or WebP",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "`corrupt_image` or `image_too_large`",
-            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "`bad_frame`: not multipart; `invalid_input`: no `file` field"),
+        (status = 413, description = "`frame_too_large`: over `api.max_upload_bytes`"),
+        (status = 415, description = "`unsupported_media_type`: not PNG, JPEG, GIF or WebP"),
+        (status = 422, description = "`corrupt_image` or `image_too_large`"),
     )
 )]
 pub async fn upload(
@@ -226,12 +220,8 @@ async fn may_view(state: &ApiState, viewer: i64, upload: &Upload) -> Result<bool
     params(("id" = String, Path, description = "The upload's id"), MediaQuery),
     responses(
         (status = 200, description = "The image", content_type = "image/*"),
-        (status = 400, description = "`invalid_input`: not a positive id",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 401, description = "`unauthorized`, `invalid_token` or `token_expired`",
-            body = ProblemBody, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such upload, or not one the caller may see",
-            body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_input`: not a positive id"),
+        (status = 404, description = "`not_found`: no such upload, or not one the caller may see"),
     )
 )]
 pub async fn media(
