@@ -29,9 +29,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::NatterConfig;
+use crate::config::{NatterConfig, redact_url};
 use crate::listener::bind;
-use crate::peers::{LogicBalancer, Peers, TaskRouter};
+use crate::peers::{Peers, TaskRouter};
 use crate::sequenced_log::SequencedLog;
 use crate::telemetry;
 
@@ -101,7 +101,7 @@ async fn cluster_store(
     let url = &config.cluster.database_url;
     let database = open_database(url, config.cluster.database_connections)
         .await
-        .with_context(|| format!("opening the database at {}", redact(url)))?;
+        .with_context(|| format!("opening the database at {}", redact_url(url)))?;
     running.database = Some(database.clone());
     Ok(Arc::new(SqlStore::new(database)))
 }
@@ -189,22 +189,13 @@ async fn cluster_sessions(config: &NatterConfig) -> anyhow::Result<Arc<dyn Sessi
     let prefix = format!("{}:", config.cluster.name);
     let sessions = RedisSessions::connect(&config.cluster.redis_url, &prefix)
         .await
-        .with_context(|| format!("reaching Redis at {}", redact(&config.cluster.redis_url)))?;
+        .with_context(|| {
+            format!(
+                "reaching Redis at {}",
+                redact_url(&config.cluster.redis_url)
+            )
+        })?;
     Ok(Arc::new(sessions))
-}
-
-/// A URL with its password, if any, replaced, for messages.
-fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let Some((userinfo, host)) = rest.rsplit_once('@') else {
-        return url.to_string();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_string(),
-    }
 }
 
 /// Serves `router` plus `/metrics` over HTTP until `stopping` turns true.
@@ -289,7 +280,7 @@ fn route_ip(url: &str) -> Option<std::net::IpAddr> {
 /// Logic calls spread over the live logic processes.
 async fn logic_handle(registry: &EtcdRegistry) -> anyhow::Result<LogicHandle> {
     let peers = Peers::follow(registry, "logic", LogicHandle::remote).await?;
-    Ok(LogicHandle::Local(Arc::new(LogicBalancer::new(peers))))
+    Ok(LogicHandle::Balanced(peers))
 }
 
 impl RunningLayer {
@@ -345,7 +336,7 @@ impl RunningLayer {
             }
             Layer::Logic => {
                 let tasks = Peers::follow(&registry, "task", TaskHandle::remote).await?;
-                let task = TaskHandle::Local(Arc::new(TaskRouter::new(tasks, placement(config))));
+                let task = TaskHandle::Routed(Arc::new(TaskRouter::new(tasks, placement(config))));
                 let store = cluster_store(config, &mut running).await?;
                 let service = LogicService::new(
                     config.logic.clone(),
@@ -593,16 +584,6 @@ async fn recover_lagging_objects(task: &TaskService, owned: impl Fn(&ObjectId) -
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_are_redacted_from_urls() {
-        assert_eq!(
-            redact("postgres://natter:secret@db:5432/natter"),
-            "postgres://natter:***@db:5432/natter"
-        );
-        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
-        assert_eq!(redact("mysql://user@host/db"), "mysql://user@host/db");
-    }
 
     #[test]
     fn a_wildcard_bind_advertises_the_route_to_etcd() {

@@ -210,18 +210,20 @@ impl NatterConfig {
             &mut shown.cluster.database_url,
             &mut shown.cluster.redis_url,
         ] {
-            *url = without_password(url);
+            *url = redact_url(url);
         }
         shown.to_toml()
     }
 }
 
-/// `url` with the password of its user part, if any, replaced by `***`.
-fn without_password(url: &str) -> String {
+/// `url` with the password of its user part, if any, replaced by `***`, for logs and printed
+/// configuration. The user part ends at the *last* `@`: a password typed with a raw `@` in it
+/// is hidden whole, and an `@` later in the URL (in a query) hides more than needed, never less.
+pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
-    let Some((user_part, host_part)) = rest.split_once('@') else {
+    let Some((user_part, host_part)) = rest.rsplit_once('@') else {
         return url.to_string();
     };
     match user_part.split_once(':') {
@@ -262,6 +264,31 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn passwords_are_redacted_from_urls_even_with_an_at_sign_in_them() {
+        assert_eq!(
+            redact_url("postgres://natter:secret@db:5432/natter"),
+            "postgres://natter:***@db:5432/natter"
+        );
+        assert_eq!(
+            redact_url("postgres://natter:p@ss:w@rd@db:5432/natter"),
+            "postgres://natter:***@db:5432/natter"
+        );
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+        assert_eq!(redact_url("mysql://user@host/db"), "mysql://user@host/db");
+        let mut config = NatterConfig::default();
+        config.cluster.database_url = "postgres://natter:p@ss@db/natter".into();
+        let printed = config.to_redacted_toml();
+        assert!(!printed.contains("ss@db"), "{printed}");
+        assert!(
+            printed.contains("postgres://natter:***@db/natter"),
+            "{printed}"
+        );
+    }
 
     #[test]
     fn a_file_overrides_defaults_and_unknown_keys_are_refused() {

@@ -1,6 +1,6 @@
-//! The live processes of one layer, each with a client, kept in step with the registry; and the
-//! two routers built on them: logic calls spread round-robin, task wakes sent to each object's
-//! owner (rendezvous hashing, [`natter_proto::ownership`]).
+//! The live processes of one layer, each with a client, kept in step with the registry; they
+//! balance calls round-robin ([`Balancer`]), and the task router built on them sends each
+//! object's work to its owner (rendezvous hashing, [`natter_proto::ownership`]).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,17 +9,12 @@ use std::sync::{Arc, RwLock};
 use natter_infra::Registry;
 use natter_infra::registry::ServiceNode;
 use natter_proto::ObjectId;
-use natter_proto::handle::{LogicHandle, TaskHandle};
+use natter_proto::handle::{Balancer, TaskHandle};
 use natter_proto::placement::Placement;
-use natter_proto::v1::logic_server::Logic;
 use natter_proto::v1::task_server::Task;
 use natter_proto::v1::{
-    AckReply, AckRequest, ConnectedReply, ConnectionEvent, CreateGroupRequest, Empty,
-    EphemeralPushRequest, GroupMemberRequest, GroupMembershipRequest, GroupReply,
-    ManageGroupRequest, NotifyRequest, OnlineReply, OnlineRequest, PartitionSeqs, PushReply,
-    ReadReply, ReadRequest, RecallReply, RecallRequest, SendReply, SendRequest, SequenceReply,
-    SequenceRequest, SyncReply, SyncRequest, SystemPushReply, SystemPushRequest, TypingRequest,
-    WakeRequest,
+    Empty, EphemeralPushRequest, GroupMembershipRequest, PartitionSeqs, PushReply, SequenceReply,
+    SequenceRequest, WakeRequest,
 };
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
@@ -37,6 +32,8 @@ pub struct Peer<Client> {
 
 /// A layer's live processes, in node-name order.
 pub struct Peers<Client> {
+    /// The layer's name, for errors.
+    layer: String,
     current: Arc<RwLock<Vec<Peer<Client>>>>,
     rebuilt: watch::Receiver<u64>,
     next: AtomicUsize,
@@ -66,6 +63,7 @@ impl<Client: Clone + Send + Sync + 'static> Peers<Client> {
         // new list, not the one before it.
         let (rebuilt_sender, rebuilt) = watch::channel(0u64);
         let peers = Arc::new(Peers {
+            layer: layer.to_owned(),
             current: Arc::clone(&current),
             rebuilt,
             next: AtomicUsize::new(0),
@@ -147,136 +145,17 @@ impl<Client: Clone + Send + Sync + 'static> Peers<Client> {
     }
 }
 
+/// Calls spread round-robin over the layer's live processes.
+impl<Client: Clone + Send + Sync + 'static> Balancer<Client> for Peers<Client> {
+    fn pick(&self) -> Result<Client, Status> {
+        self.round_robin()
+            .map(|peer| peer.client)
+            .ok_or_else(|| no_process(&self.layer))
+    }
+}
+
 fn no_process(layer: &str) -> Status {
     Status::unavailable(format!("no live {layer} process"))
-}
-
-/// Logic calls spread round-robin over the live logic processes.
-#[derive(Debug)]
-pub struct LogicBalancer {
-    peers: Arc<Peers<LogicHandle>>,
-}
-
-impl LogicBalancer {
-    /// A balancer over the live logic processes.
-    pub fn new(peers: Arc<Peers<LogicHandle>>) -> Self {
-        LogicBalancer { peers }
-    }
-
-    fn pick(&self) -> Result<LogicHandle, Status> {
-        self.peers
-            .round_robin()
-            .map(|peer| peer.client)
-            .ok_or_else(|| no_process("logic"))
-    }
-}
-
-#[tonic::async_trait]
-impl Logic for LogicBalancer {
-    async fn send(&self, request: Request<SendRequest>) -> Result<Response<SendReply>, Status> {
-        let reply = self.pick()?.send(request.into_inner()).await?;
-        Ok(Response::new(reply))
-    }
-
-    async fn sync(&self, request: Request<SyncRequest>) -> Result<Response<SyncReply>, Status> {
-        let reply = self.pick()?.sync(request.into_inner()).await?;
-        Ok(Response::new(reply))
-    }
-
-    async fn ack(&self, request: Request<AckRequest>) -> Result<Response<AckReply>, Status> {
-        let reply = self.pick()?.ack(request.into_inner()).await?;
-        Ok(Response::new(reply))
-    }
-
-    async fn connected(
-        &self,
-        request: Request<ConnectionEvent>,
-    ) -> Result<Response<ConnectedReply>, Status> {
-        let reply = self.pick()?.connected(request.into_inner()).await?;
-        Ok(Response::new(reply))
-    }
-
-    async fn disconnected(
-        &self,
-        request: Request<ConnectionEvent>,
-    ) -> Result<Response<Empty>, Status> {
-        let reply = self.pick()?.disconnected(request.into_inner()).await?;
-        Ok(Response::new(reply))
-    }
-
-    async fn create_group(
-        &self,
-        request: Request<CreateGroupRequest>,
-    ) -> Result<Response<GroupReply>, Status> {
-        let reply = self.pick()?.create_group(request.into_inner()).await?;
-        Ok(Response::new(reply))
-    }
-
-    async fn join_group(
-        &self,
-        request: Request<GroupMemberRequest>,
-    ) -> Result<Response<GroupReply>, Status> {
-        let reply = self.pick()?.join_group(request.into_inner()).await?;
-        Ok(Response::new(reply))
-    }
-
-    async fn leave_group(
-        &self,
-        request: Request<GroupMemberRequest>,
-    ) -> Result<Response<GroupReply>, Status> {
-        let reply = self.pick()?.leave_group(request.into_inner()).await?;
-        Ok(Response::new(reply))
-    }
-
-    async fn system_push(
-        &self,
-        request: Request<SystemPushRequest>,
-    ) -> Result<Response<SystemPushReply>, Status> {
-        let reply = self.pick()?.system_push(request.into_inner()).await?;
-        Ok(Response::new(reply))
-    }
-
-    async fn typing(&self, request: Request<TypingRequest>) -> Result<Response<Empty>, Status> {
-        let reply = self.pick()?.typing(request.into_inner()).await?;
-        Ok(Response::new(reply))
-    }
-
-    async fn manage_group(
-        &self,
-        request: Request<ManageGroupRequest>,
-    ) -> Result<Response<GroupReply>, Status> {
-        let reply = self.pick()?.manage_group(request.into_inner()).await?;
-        Ok(Response::new(reply))
-    }
-
-    async fn recall(
-        &self,
-        request: Request<RecallRequest>,
-    ) -> Result<Response<RecallReply>, Status> {
-        let reply = self.pick()?.recall(request.into_inner()).await?;
-        Ok(Response::new(reply))
-    }
-
-    async fn mark_read(
-        &self,
-        request: Request<ReadRequest>,
-    ) -> Result<Response<ReadReply>, Status> {
-        let reply = self.pick()?.mark_read(request.into_inner()).await?;
-        Ok(Response::new(reply))
-    }
-
-    async fn notify(&self, request: Request<NotifyRequest>) -> Result<Response<Empty>, Status> {
-        let reply = self.pick()?.notify(request.into_inner()).await?;
-        Ok(Response::new(reply))
-    }
-
-    async fn online(
-        &self,
-        request: Request<OnlineRequest>,
-    ) -> Result<Response<OnlineReply>, Status> {
-        let reply = self.pick()?.online(request.into_inner()).await?;
-        Ok(Response::new(reply))
-    }
 }
 
 /// Task wakes, each object's sent to the task process owning it.

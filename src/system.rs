@@ -119,13 +119,13 @@ impl RunningSystem {
             Arc::clone(&sessions),
             Arc::clone(&directory),
         ));
-        let logic = LogicHandle::Local(Arc::new(LogicService::new(
+        let logic = LogicHandle::InProcess(Arc::new(LogicService::new(
             config.logic.clone(),
             Arc::clone(&store),
             log,
             Arc::clone(&sessions),
             Arc::clone(&ids),
-            TaskHandle::Local(Arc::new(task.clone())),
+            TaskHandle::InProcess(Arc::new(task.clone())),
         )));
         let connect = ConnectServer::new(
             config.connect.clone(),
@@ -136,7 +136,7 @@ impl RunningSystem {
         );
         directory.insert(
             &config.node.name,
-            ConnectHandle::Local(Arc::new(ConnectService::new(Arc::clone(&connect)))),
+            ConnectHandle::InProcess(Arc::new(ConnectService::new(Arc::clone(&connect)))),
         );
         for layer in ["api", "logic", "task", "connect"] {
             registry

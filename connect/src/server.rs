@@ -456,90 +456,9 @@ mod tests {
     use std::time::Duration;
 
     use natter_infra::embedded::MemorySessions;
-    use natter_proto::v1::logic_server::Logic;
-    use natter_proto::v1::{
-        AckReply, AckRequest, ConnectedReply, CreateGroupRequest, Empty, GroupMemberRequest,
-        GroupReply, ManageGroupRequest, NotifyRequest, OnlineReply, OnlineRequest, ReadReply,
-        ReadRequest, RecallReply, RecallRequest, SendReply, SendRequest, SyncReply, SyncRequest,
-        SystemPushReply, SystemPushRequest, TypingRequest,
-    };
     use tokio_tungstenite::tungstenite::Utf8Bytes;
-    use tonic::{Request, Response, Status};
 
     use super::*;
-
-    /// Logic is not reached by these tests: pushes and group lists live in connect alone.
-    struct NoLogic;
-
-    #[tonic::async_trait]
-    impl Logic for NoLogic {
-        async fn send(&self, _: Request<SendRequest>) -> Result<Response<SendReply>, Status> {
-            Err(Status::unimplemented("not in this test"))
-        }
-        async fn sync(&self, _: Request<SyncRequest>) -> Result<Response<SyncReply>, Status> {
-            Err(Status::unimplemented("not in this test"))
-        }
-        async fn ack(&self, _: Request<AckRequest>) -> Result<Response<AckReply>, Status> {
-            Err(Status::unimplemented("not in this test"))
-        }
-        async fn connected(
-            &self,
-            _: Request<ConnectionEvent>,
-        ) -> Result<Response<ConnectedReply>, Status> {
-            Err(Status::unimplemented("not in this test"))
-        }
-        async fn disconnected(
-            &self,
-            _: Request<ConnectionEvent>,
-        ) -> Result<Response<Empty>, Status> {
-            Err(Status::unimplemented("not in this test"))
-        }
-        async fn create_group(
-            &self,
-            _: Request<CreateGroupRequest>,
-        ) -> Result<Response<GroupReply>, Status> {
-            Err(Status::unimplemented("not in this test"))
-        }
-        async fn join_group(
-            &self,
-            _: Request<GroupMemberRequest>,
-        ) -> Result<Response<GroupReply>, Status> {
-            Err(Status::unimplemented("not in this test"))
-        }
-        async fn leave_group(
-            &self,
-            _: Request<GroupMemberRequest>,
-        ) -> Result<Response<GroupReply>, Status> {
-            Err(Status::unimplemented("not in this test"))
-        }
-        async fn system_push(
-            &self,
-            _: Request<SystemPushRequest>,
-        ) -> Result<Response<SystemPushReply>, Status> {
-            Err(Status::unimplemented("not in this test"))
-        }
-        async fn typing(&self, _: Request<TypingRequest>) -> Result<Response<Empty>, Status> {
-            Err(Status::unimplemented("not in this test"))
-        }
-        async fn manage_group(
-            &self,
-            _: Request<ManageGroupRequest>,
-        ) -> Result<Response<GroupReply>, Status> {
-            Err(Status::unimplemented("not in this test"))
-        }
-        async fn recall(&self, _: Request<RecallRequest>) -> Result<Response<RecallReply>, Status> {
-            Err(Status::unimplemented("not in this test"))
-        }
-        async fn mark_read(&self, _: Request<ReadRequest>) -> Result<Response<ReadReply>, Status> {
-            Err(Status::unimplemented("not in this test"))
-        }
-        async fn notify(&self, _: Request<NotifyRequest>) -> Result<Response<Empty>, Status> {
-            Err(Status::unimplemented("not in this test"))
-        }
-        async fn online(&self, _: Request<OnlineRequest>) -> Result<Response<OnlineReply>, Status> {
-            Err(Status::unimplemented("not in this test"))
-        }
-    }
 
     struct Node {
         server: Arc<ConnectServer>,
@@ -560,7 +479,8 @@ mod tests {
         let server = ConnectServer::new(
             config,
             "test".into(),
-            LogicHandle::Local(Arc::new(NoLogic)),
+            // Logic is not reached: pushes and group lists live in connect alone.
+            LogicHandle::unreachable("logic"),
             Arc::clone(&sessions) as Arc<dyn Sessions>,
             TokenKeys::new(b"test secret"),
         );

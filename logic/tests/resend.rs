@@ -17,12 +17,8 @@ use natter_logic::{LogicConfig, LogicService};
 use natter_proto::ObjectId;
 use natter_proto::handle::TaskHandle;
 use natter_proto::v1::logic_server::Logic;
-use natter_proto::v1::task_server::Task;
-use natter_proto::v1::{
-    Empty, EphemeralPushRequest, GroupMembershipRequest, Message, PushReply, SendRequest,
-    WakeRequest,
-};
-use tonic::{Request, Response, Status};
+use natter_proto::v1::{Message, SendRequest};
+use tonic::Request;
 
 /// A log that fails the next append to one user's inbox when armed, and can be slow.
 struct FlakyLog {
@@ -56,40 +52,6 @@ impl MessageLog for FlakyLog {
     }
     async fn objects(&self) -> InfraResult<Vec<ObjectId>> {
         self.inner.objects().await
-    }
-}
-
-/// Task that ignores wakes: this test reads the log directly.
-struct NoTask;
-
-#[tonic::async_trait]
-impl Task for NoTask {
-    async fn wake(&self, _request: Request<WakeRequest>) -> Result<Response<Empty>, Status> {
-        Ok(Response::new(Empty {}))
-    }
-
-    async fn update_groups(
-        &self,
-        _request: Request<GroupMembershipRequest>,
-    ) -> Result<Response<Empty>, Status> {
-        Ok(Response::new(Empty {}))
-    }
-
-    async fn push_ephemeral(
-        &self,
-        _request: Request<EphemeralPushRequest>,
-    ) -> Result<Response<PushReply>, Status> {
-        Ok(Response::new(PushReply {
-            connections: 0,
-            released: false,
-        }))
-    }
-
-    async fn sequence(
-        &self,
-        _request: Request<natter_proto::v1::SequenceRequest>,
-    ) -> Result<Response<natter_proto::v1::SequenceReply>, Status> {
-        Err(Status::unimplemented("this test's log numbers itself"))
     }
 }
 
@@ -137,7 +99,8 @@ async fn friends_and_logic(folder: &std::path::Path) -> (LogicService, Arc<Flaky
         Arc::clone(&log) as Arc<dyn MessageLog>,
         Arc::new(MemorySessions::new()),
         Arc::new(IdGenerator::new(1).expect("ids")),
-        TaskHandle::Local(Arc::new(NoTask)),
+        // This test reads the log directly: wakes go nowhere.
+        TaskHandle::unreachable("task"),
     );
     (logic, log)
 }

@@ -1,5 +1,7 @@
 //! One handle per service: the same calls whether the service runs in this process (a direct
-//! call on its implementation, no serialisation, no socket) or in another one (a tonic client).
+//! call on its implementation, no serialisation, no socket), in another one (a tonic client),
+//! or in whichever of a layer's processes a balancer picks. The rpcs of each service are listed
+//! once, below; the handle's methods for every variant are generated from that list.
 
 use std::sync::Arc;
 
@@ -7,6 +9,23 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 
 use crate::v1;
+
+/// Chooses which process of a layer takes the next call.
+pub trait Balancer<Handle>: Send + Sync {
+    /// A handle to the process that takes the next call, or why there is none.
+    fn pick(&self) -> Result<Handle, Status>;
+}
+
+/// A layer with no process to call: every call is refused as unavailable. For a process that
+/// is given a handle it never uses (a test of connect alone, say).
+#[derive(Clone, Copy, Debug)]
+pub struct Unreachable(pub &'static str);
+
+impl<Handle> Balancer<Handle> for Unreachable {
+    fn pick(&self) -> Result<Handle, Status> {
+        Err(Status::unavailable(format!("no {} process", self.0)))
+    }
+}
 
 /// Generates a handle enum with one async method per rpc.
 macro_rules! service_handle {
@@ -19,17 +38,25 @@ macro_rules! service_handle {
         #[derive(Clone)]
         pub enum $handle {
             /// The service in this process, called directly.
-            Local(Arc<dyn $server_trait>),
+            InProcess(Arc<dyn $server_trait>),
             /// The service in another process, over gRPC.
             Remote($client<Channel>),
+            /// Whichever of the layer's processes the balancer picks for each call.
+            Balanced(Arc<dyn Balancer<$handle>>),
+            /// A router in this process that spreads each call over the layer's processes by
+            /// what the call is about (the owner of an object, say).
+            Routed(Arc<dyn $server_trait>),
         }
 
         impl std::fmt::Debug for $handle {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                match self {
-                    Self::Local(_) => write!(f, "{}::Local", stringify!($handle)),
-                    Self::Remote(_) => write!(f, "{}::Remote", stringify!($handle)),
-                }
+                let variant = match self {
+                    Self::InProcess(_) => "InProcess",
+                    Self::Remote(_) => "Remote",
+                    Self::Balanced(_) => "Balanced",
+                    Self::Routed(_) => "Routed",
+                };
+                write!(f, "{}::{variant}", stringify!($handle))
             }
         }
 
@@ -45,11 +72,16 @@ macro_rules! service_handle {
                 Ok(Self::Remote($client::new(channel)))
             }
 
+            /// A handle whose every call is refused: the layer named `layer` is not reachable.
+            pub fn unreachable(layer: &'static str) -> Self {
+                Self::Balanced(Arc::new(Unreachable(layer)))
+            }
+
             $(
                 #[doc = concat!("Calls `", stringify!($method), "` on the service.")]
                 pub async fn $method(&self, request: $request) -> Result<$reply, Status> {
                     match self {
-                        Self::Local(service) => service
+                        Self::InProcess(service) | Self::Routed(service) => service
                             .$method(Request::new(request))
                             .await
                             .map(Response::into_inner),
@@ -58,6 +90,10 @@ macro_rules! service_handle {
                             .$method(request)
                             .await
                             .map(Response::into_inner),
+                        Self::Balanced(balancer) => {
+                            // Boxed: the picked handle's call is this same method.
+                            Box::pin(balancer.pick()?.$method(request)).await
+                        }
                     }
                 }
             )*
