@@ -1,20 +1,32 @@
 //! natter's logic layer: every message passes here before it exists.
 //!
 //! - [`config`]: limits and timings.
+//! - [`state`]: the service's shared state ([`LogicService`]), the one module every rpc family
+//!   imports.
+//! - [`service`]: the `Logic` gRPC service, a table from each rpc to its family's function.
+//! - `send`: sending and de-duplication (check and authorise, name, append both copies
+//!   together, store, answer).
+//! - `sync`: sync pages and acknowledgements.
+//! - `groups`: creating, joining and leaving groups, the owner's changes.
+//! - `presence`: sessions, presence, group online counts, typing and event frames.
+//! - `system_push`: back ends' notifications.
+//! - `recall`: recall and read cursors.
+//! - `images`: uploads used in messages and as avatars.
 //! - [`admission`]: the bound on sends in progress, past which a send is refused with a hint.
-//! - `send`: the send path (check, de-duplicate, name, append both copies together, store).
 //! - [`validate`]: the checks on what a client sends (sizes, kinds, ids).
-//! - [`service`]: the `Logic` gRPC service — dispatching send, sync, ack, connection events
-//!   and the group and push rpcs.
-//! - [`social`]: presence and group online counts, event frames, owner actions, recall, read
-//!   cursors, image checks.
 
 pub mod admission;
 pub mod config;
+mod groups;
+mod images;
+mod presence;
+mod recall;
 mod send;
 pub mod service;
-pub mod social;
+pub mod state;
+mod sync;
+mod system_push;
 pub mod validate;
 
 pub use config::LogicConfig;
-pub use service::LogicService;
+pub use state::LogicService;

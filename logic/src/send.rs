@@ -1,4 +1,5 @@
-//! The send path: check, de-duplicate, name, append, store, answer.
+//! Sending and de-duplication: the `send` rpc and its path (check and authorise, claim the
+//! cid, name, append, store, answer), and the log append the other families share.
 //!
 //! A one-to-one message has two copies (the recipient's inbox and the sender's own, for the
 //! sender's other devices); both go to the log in one request, which the embedded log writes
@@ -10,13 +11,13 @@
 
 use std::time::Duration;
 
-use natter_infra::now_millis;
 use natter_infra::sessions::Claim;
-use natter_proto::v1::{Message, SendReply, SendRequest};
+use natter_infra::{InfraError, now_millis};
+use natter_proto::v1::{Message, SendReply, SendRequest, WakeRequest};
 use natter_proto::{ErrorCode, ObjectId};
 use tonic::Status;
 
-use crate::service::{LogicService, status};
+use crate::state::{LogicService, status};
 use crate::validate::{self, Content, Target};
 
 /// How long a send may hold its cid's claim before a retry may take over: longer than any
@@ -308,6 +309,106 @@ impl LogicService {
         }
         result
     }
+}
+
+impl LogicService {
+    /// Whether `sender` may address `target`: a friend other than themself, or a group they
+    /// are a member of.
+    pub(crate) async fn may_reach(&self, sender: i64, target: Target) -> Result<bool, Status> {
+        match target {
+            Target::User(peer) => {
+                Ok(peer != sender && self.store.are_friends(sender, peer).await.map_err(status)?)
+            }
+            Target::Group(group) => self
+                .store
+                .is_group_member(group, sender)
+                .await
+                .map_err(status),
+        }
+    }
+
+    /// Appends each copy to its object's log, wakes task for them, and stores them for
+    /// history. The log is the durable record: if the store fails the copies still go out,
+    /// and task repairs the store as it delivers them.
+    pub(crate) async fn append_copies(
+        &self,
+        copies: Vec<(ObjectId, Message)>,
+    ) -> Result<Vec<Message>, Status> {
+        match self.write_copies(copies).await {
+            (_, Some(error)) => Err(status(error)),
+            (written, None) => Ok(written),
+        }
+    }
+
+    /// Appends the copies in one request (the log writes them together, not one after
+    /// another), then wakes task for and stores those written, even when another failed.
+    /// Returns the written copies with their object and seq, and the first failure.
+    pub(crate) async fn write_copies(
+        &self,
+        copies: Vec<(ObjectId, Message)>,
+    ) -> (Vec<Message>, Option<InfraError>) {
+        let outcomes = self.log.append_many(&copies).await;
+        let mut written = Vec::with_capacity(copies.len());
+        let mut objects = Vec::with_capacity(copies.len());
+        let mut failure = None;
+        for ((object, mut copy), outcome) in copies.into_iter().zip(outcomes) {
+            match outcome {
+                Ok(seq) => {
+                    self.known_ends.raise(object, seq);
+                    copy.seq = seq;
+                    copy.object = object.to_string();
+                    written.push(copy);
+                    objects.push(object);
+                }
+                Err(error) => failure = failure.or(Some(error)),
+            }
+        }
+        // A log whose numbering starts delivery (the partitioned one) needs no wake.
+        if !self.log.delivers_appends() {
+            self.wake(objects);
+        }
+        // A log that numbers into the store (the embedded log, the partitioned one) has
+        // stored them already.
+        if self.log.stores_messages() {
+            return (written, failure);
+        }
+        if let Err(error) = self.store.put_messages(&written).await {
+            let id = written.first().map_or(0, |copy| copy.id);
+            tracing::warn!(%error, id, "storing accepted messages failed; task will repair it");
+        }
+        (written, failure)
+    }
+
+    /// Marks objects dirty at task; best effort (task also recovers lagging objects on start).
+    pub(crate) fn wake(&self, objects: Vec<ObjectId>) {
+        let task = self.task.clone();
+        let request = WakeRequest {
+            objects: objects.iter().map(ToString::to_string).collect(),
+        };
+        tokio::spawn(async move {
+            if let Err(error) = task.wake(request).await {
+                tracing::warn!(%error, "waking task failed; delivery waits for its recovery");
+            }
+        });
+    }
+}
+
+/// `send`: admitted, or refused at once past the bound; then checked, de-duplicated, appended
+/// and stored in a task of its own (see [`LogicService::send_once`]).
+pub(crate) async fn send(logic: &LogicService, request: SendRequest) -> Result<SendReply, Status> {
+    // Past the bound the send is refused now, with a retry hint, rather than queued.
+    let slot = logic.admission.admit()?;
+    // The work runs in a task of its own: a caller that goes away (its connect node
+    // killed) must not cancel a send between its claim and the claim's completion, which
+    // would leave the cid stuck "in progress".
+    let service = logic.clone();
+    tokio::spawn(async move {
+        let reply = service.send_once(request).await;
+        drop(slot);
+        reply
+    })
+    .await
+    .map_err(|error| ErrorCode::Internal.status(format!("send failed: {error}")))?
 }
 
 #[cfg(test)]

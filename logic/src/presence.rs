@@ -1,18 +1,19 @@
-//! What logic does beyond messages: presence and group online counts, event frames, the
-//! owner's group changes, recall, read cursors and image checks.
-
-use std::collections::HashSet;
-use std::sync::Mutex;
+//! Presence and events: sessions coming and going, friends told of presence, group online
+//! counts, typing indicators and event frames to online connections.
 
 use natter_infra::now_millis;
-use natter_infra::store::{AUDIENCE_EVERYONE, RECALL_KIND, RECALLED_KIND, share_own_upload};
-use natter_proto::frame::{EVENT_KIND, ServerFrame};
-use natter_proto::v1::{EphemeralPushRequest, Message};
-use natter_proto::{ErrorCode, ObjectId};
+use natter_infra::sessions::SessionRef;
+use natter_proto::ErrorCode;
+use natter_proto::frame::EVENT_KIND;
+use natter_proto::frame::ServerFrame;
+use natter_proto::v1::{
+    ConnectedReply, ConnectionEvent, Empty, EphemeralPushRequest, Message, NotifyRequest,
+    OnlineReply, OnlineRequest, TypingRequest,
+};
 use tonic::Status;
 
-use crate::service::{LogicService, status};
-use crate::validate::Target;
+use crate::state::{LogicService, status};
+use crate::validate::{self, Target};
 
 /// How often logic looks for users whose connect node went away.
 const DEPARTURE_POLL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -22,35 +23,6 @@ const DEPARTURE_BATCH: usize = 500;
 
 /// Members read per page when counting a group's online members.
 const MEMBER_PAGE: u32 = 1000;
-
-/// Groups whose `group_online` frame is waiting for its interval to pass.
-#[derive(Debug, Default)]
-pub struct PendingGroupCounts(Mutex<HashSet<i64>>);
-
-impl PendingGroupCounts {
-    /// Marks `group` pending; false if it was already.
-    fn mark(&self, group: i64) -> bool {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(group)
-    }
-
-    fn clear(&self, group: i64) {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .remove(&group);
-    }
-}
-
-/// The audience a message's image is shared with: the recipient, or the group.
-pub fn audience_of(target: Target) -> String {
-    match target {
-        Target::User(peer) => format!("user:{peer}"),
-        Target::Group(group) => format!("group:{group}"),
-    }
-}
 
 impl LogicService {
     /// Queues an event frame on the online connections of `users` (ephemeral; offline users
@@ -77,7 +49,7 @@ impl LogicService {
             .await;
     }
 
-    async fn push_event(&self, kind: &str, users: Vec<i64>, group: i64, frame: String) {
+    pub(crate) async fn push_event(&self, kind: &str, users: Vec<i64>, group: i64, frame: String) {
         let event = Message {
             kind: EVENT_KIND.into(),
             body: frame,
@@ -156,7 +128,7 @@ impl LogicService {
         });
     }
 
-    async fn confirm_offline(&self, user: i64) -> Result<(), Status> {
+    pub(crate) async fn confirm_offline(&self, user: i64) -> Result<(), Status> {
         let still_away = self
             .sessions
             .sessions(user)
@@ -176,7 +148,7 @@ impl LogicService {
     }
 
     /// Tells a user's friends about a presence change and schedules their groups' counts.
-    async fn announce_presence(&self, user: i64, online: bool) -> Result<(), Status> {
+    pub(crate) async fn announce_presence(&self, user: i64, online: bool) -> Result<(), Status> {
         metrics::counter!("natter_presence_changes_total", "online" => online.to_string())
             .increment(1);
         let friends: Vec<i64> = self
@@ -245,133 +217,108 @@ impl LogicService {
             }
         }
     }
+}
 
-    /// Checks that `upload` is `owner`'s own, and lets `audience` fetch it.
-    async fn share_own(&self, owner: i64, upload: i64, audience: &str) -> Result<(), Status> {
-        if share_own_upload(self.store.as_ref(), owner, upload, audience)
-            .await
-            .map_err(status)?
-        {
-            Ok(())
-        } else {
-            Err(ErrorCode::NotFound.status(format!("you have no upload {upload}")))
-        }
+/// `connected`: registers the session, tells friends the user came online, and answers the
+/// user's groups.
+pub(crate) async fn connected(
+    logic: &LogicService,
+    request: ConnectionEvent,
+) -> Result<ConnectedReply, Status> {
+    let (user, session) = session_of(request);
+    logic
+        .sessions
+        .add_session(user, &session)
+        .await
+        .map_err(status)?;
+    // Presence is news for friends, not a condition of connecting.
+    if let Err(error) = logic.came_online(user).await {
+        tracing::warn!(%error, user, "announcing that a user came online failed");
     }
+    let group_ids = logic.store.user_groups(user).await.map_err(status)?;
+    Ok(ConnectedReply { group_ids })
+}
 
-    /// Checks that `upload` is the sender's own, and lets the target's audience fetch it.
-    pub(crate) async fn share_image(
-        &self,
-        sender: i64,
-        upload: i64,
-        target: Target,
-    ) -> Result<(), Status> {
-        self.share_own(sender, upload, &audience_of(target)).await
-    }
+/// `disconnected`: removes the session; friends hear of it after the grace period.
+pub(crate) async fn disconnected(
+    logic: &LogicService,
+    request: ConnectionEvent,
+) -> Result<Empty, Status> {
+    let (user, session) = session_of(request);
+    logic
+        .sessions
+        .remove_session(user, &session)
+        .await
+        .map_err(status)?;
+    logic.maybe_went_offline(user).await?;
+    Ok(Empty {})
+}
 
-    /// An avatar as given (`""` for none, else an upload id the owner made), shared with
-    /// everyone signed in once accepted.
-    pub(crate) async fn avatar_of(
-        &self,
-        owner: i64,
-        avatar: &str,
-    ) -> Result<Option<String>, Status> {
-        if avatar.is_empty() {
-            return Ok(None);
-        }
-        let upload = avatar
-            .parse::<i64>()
-            .map_err(|_| ErrorCode::InvalidInput.status("the avatar is an upload id"))?;
-        self.share_own(owner, upload, AUDIENCE_EVERYONE).await?;
-        Ok(Some(upload.to_string()))
+/// `typing`: an ephemeral indicator to whoever the user may reach.
+pub(crate) async fn typing(logic: &LogicService, request: TypingRequest) -> Result<Empty, Status> {
+    // The same who-may-reach-whom as a message, without a body or a cid to check.
+    let target = validate::target(&request.target_kind, request.target_id)?;
+    if !logic.may_reach(request.sender, target).await? {
+        return Err(ErrorCode::Forbidden.status("you cannot reach that conversation"));
     }
+    let (target_kind, user_ids, group_id) = match target {
+        Target::User(peer) => ("users", vec![peer], 0),
+        Target::Group(group) => ("group", Vec::new(), group),
+    };
+    let indicator = Message {
+        sender: request.sender,
+        kind: natter_proto::frame::TYPING_KIND.into(),
+        target_kind: request.target_kind,
+        target_id: request.target_id,
+        ts: now_millis(),
+        ..Message::default()
+    };
+    logic
+        .task
+        .push_ephemeral(EphemeralPushRequest {
+            target_kind: target_kind.into(),
+            user_ids,
+            group_id,
+            message: Some(indicator),
+        })
+        .await?;
+    Ok(Empty {})
+}
 
-    /// Takes back a message: every stored copy is emptied, and a `recall` message goes to
-    /// each place a copy went, so online and offline recipients both learn of it.
-    pub(crate) async fn recall_message(&self, sender: i64, id: u64) -> Result<u64, Status> {
-        let copies = self.store.message_copies(id).await.map_err(status)?;
-        let Some(first) = copies.first() else {
-            return Err(ErrorCode::NotFound.status(format!("there is no message {id}")));
-        };
-        if first.sender != sender {
-            return Err(ErrorCode::NotFound.status(format!("you sent no message {id}")));
-        }
-        if first.kind == RECALLED_KIND || first.kind == RECALL_KIND {
-            return Err(ErrorCode::Conflict.status("that message is recalled already"));
-        }
-        let window =
-            i64::try_from(self.config.recall_seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
-        if now_millis().saturating_sub(first.ts) > window {
-            return Err(ErrorCode::RecallWindowPassed.status(format!(
-                "messages can be recalled for {} seconds after sending",
-                self.config.recall_seconds
-            )));
-        }
-        self.store.mark_recalled(id).await.map_err(status)?;
-        let recall_id = self.ids.next_id().map_err(status)?;
-        let ts = now_millis();
-        let notices = copies
-            .iter()
-            .filter_map(|copy| {
-                let object: ObjectId = copy.object.parse().ok()?;
-                let notice = Message {
-                    id: recall_id,
-                    sender,
-                    peer: copy.peer,
-                    kind: RECALL_KIND.into(),
-                    body: id.to_string(),
-                    ts,
-                    target_kind: copy.target_kind.clone(),
-                    target_id: copy.target_id,
-                    ..Message::default()
-                };
-                Some((object, notice))
-            })
-            .collect();
-        self.append_copies(notices).await?;
-        metrics::counter!("natter_messages_recalled_total").increment(1);
-        Ok(recall_id)
-    }
+/// `notify`: an event frame made elsewhere (the API's friend events) to users' connections.
+pub(crate) async fn notify(logic: &LogicService, request: NotifyRequest) -> Result<Empty, Status> {
+    logic
+        .notify_users_raw(request.user_ids, request.frame)
+        .await;
+    Ok(Empty {})
+}
 
-    /// Moves a read cursor: `user:<peer>` counts in the reader's inbox, `group:<id>` in the
-    /// group's log (members only). The seq is capped at the log's end; the reader's other
-    /// devices get a `read` frame.
-    pub(crate) async fn mark_read(
-        &self,
-        user: i64,
-        conversation: &str,
-        seq: u64,
-    ) -> Result<u64, Status> {
-        let object = match conversation.parse::<ObjectId>() {
-            Ok(ObjectId::User(peer)) if peer > 0 => ObjectId::User(user),
-            Ok(ObjectId::Group(group)) if group > 0 => {
-                if !self
-                    .store
-                    .is_group_member(group, user)
-                    .await
-                    .map_err(status)?
-                {
-                    return Err(ErrorCode::NotMember
-                        .status(format!("you are not a member of group {group}")));
-                }
-                ObjectId::Group(group)
-            }
-            _ => {
-                return Err(
-                    ErrorCode::InvalidInput.status("a conversation is user:<id> or group:<id>")
-                );
-            }
-        };
-        let end = self.log.end(&object).await.map_err(status)?;
-        let stored = self
-            .store
-            .advance_read_cursor(user, conversation, seq.min(end))
-            .await
-            .map_err(status)?;
-        let frame = ServerFrame::Read {
-            conversation: conversation.to_string(),
-            seq: stored,
-        };
-        self.notify_users(vec![user], &frame).await;
-        Ok(stored)
-    }
+/// `online`: which of some users are online, and a group's online count.
+pub(crate) async fn online(
+    logic: &LogicService,
+    request: OnlineRequest,
+) -> Result<OnlineReply, Status> {
+    let online_user_ids = logic
+        .sessions
+        .online_among(&request.user_ids)
+        .await
+        .map_err(status)?;
+    let group_online = if request.group_id > 0 {
+        logic.group_online(request.group_id).await?
+    } else {
+        0
+    };
+    Ok(OnlineReply {
+        online_user_ids,
+        group_online,
+    })
+}
+
+/// The user and session a connection event is about.
+fn session_of(event: ConnectionEvent) -> (i64, SessionRef) {
+    let session = SessionRef {
+        node: event.node,
+        connection_id: event.connection_id,
+    };
+    (event.user_id, session)
 }

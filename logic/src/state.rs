@@ -1,0 +1,93 @@
+//! The logic service's shared state: the ports it works through and what it remembers between
+//! calls. Every rpc family (the other modules) adds its methods to [`LogicService`] and imports
+//! only this module, never another family.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use natter_infra::ids::IdGenerator;
+use natter_infra::positions::PositionCache;
+use natter_infra::{InfraError, MessageLog, Sessions, Store};
+use natter_proto::ObjectId;
+use natter_proto::handle::TaskHandle;
+use tonic::Status;
+
+use crate::admission::SendAdmission;
+use crate::config::LogicConfig;
+
+/// The logic layer's service implementation.
+#[derive(Clone)]
+pub struct LogicService {
+    pub(crate) config: LogicConfig,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) log: Arc<dyn MessageLog>,
+    pub(crate) sessions: Arc<dyn Sessions>,
+    pub(crate) ids: Arc<IdGenerator>,
+    /// Where wakes for grown objects go.
+    pub(crate) task: TaskHandle,
+    /// Groups with a `group_online` frame waiting for its interval.
+    pub(crate) pending_group_counts: Arc<PendingGroupCounts>,
+    /// The bound on sends in progress.
+    pub(crate) admission: SendAdmission,
+    /// The highest seq known to exist per object (appended here, or read as an end), so an
+    /// ack within it is valid without asking the log.
+    pub(crate) known_ends: Arc<PositionCache<ObjectId>>,
+}
+
+impl std::fmt::Debug for LogicService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogicService")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An infrastructure error as the status callers see.
+pub(crate) fn status(error: InfraError) -> Status {
+    error.into_status()
+}
+
+/// Groups whose `group_online` frame is waiting for its interval to pass.
+#[derive(Debug, Default)]
+pub struct PendingGroupCounts(Mutex<HashSet<i64>>);
+
+impl PendingGroupCounts {
+    /// Marks `group` pending; false if it was already.
+    pub(crate) fn mark(&self, group: i64) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(group)
+    }
+
+    pub(crate) fn clear(&self, group: i64) {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&group);
+    }
+}
+
+impl LogicService {
+    /// A logic service over the given ports; wakes go to `task`.
+    pub fn new(
+        config: LogicConfig,
+        store: Arc<dyn Store>,
+        log: Arc<dyn MessageLog>,
+        sessions: Arc<dyn Sessions>,
+        ids: Arc<IdGenerator>,
+        task: TaskHandle,
+    ) -> Self {
+        LogicService {
+            admission: SendAdmission::new(config.max_sends_in_flight, config.send_latency_target()),
+            config,
+            store,
+            log,
+            sessions,
+            ids,
+            task,
+            pending_group_counts: Arc::default(),
+            known_ends: Arc::default(),
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Sync and acknowledgements: what a user's objects hold after their cursors, and moving the
+//! acknowledged cursor.
+
+use std::collections::HashMap;
+
+use natter_proto::v1::{
+    AckOutcome, AckReply, AckRequest, Acknowledgement, Cursor, SyncReply, SyncRequest,
+};
+use natter_proto::{ErrorCode, ObjectId};
+use tonic::Status;
+
+use crate::state::{LogicService, status};
+
+impl LogicService {
+    /// The objects a user follows: their inbox, then the logs of their groups.
+    pub(crate) async fn followed(&self, user: i64) -> Result<Vec<ObjectId>, Status> {
+        let groups = self.store.user_groups(user).await.map_err(status)?;
+        Ok(std::iter::once(ObjectId::User(user))
+            .chain(groups.into_iter().map(ObjectId::Group))
+            .collect())
+    }
+
+    /// The object a user acknowledges, if it is theirs to read: their own inbox needs no
+    /// query, a group a membership check.
+    pub(crate) async fn acknowledgeable(
+        &self,
+        user: i64,
+        object: &str,
+    ) -> Result<ObjectId, Status> {
+        let parsed: ObjectId = object
+            .parse()
+            .map_err(|error| ErrorCode::InvalidInput.status(format!("{error}")))?;
+        let theirs = match parsed {
+            ObjectId::User(owner) => owner == user,
+            ObjectId::Group(group) => self
+                .store
+                .is_group_member(group, user)
+                .await
+                .map_err(status)?,
+        };
+        if !theirs {
+            return Err(ErrorCode::Forbidden.status(format!("{parsed} is not yours to read")));
+        }
+        Ok(parsed)
+    }
+
+    /// One acknowledgement: checks it and raises the user's cursor; returns the cursor.
+    pub(crate) async fn acknowledge(&self, ack: Acknowledgement) -> Result<u64, Status> {
+        let object = self.acknowledgeable(ack.user_id, &ack.object).await?;
+        // Most acks are of messages this process appended or has seen: no query then.
+        if self
+            .known_ends
+            .get(&object)
+            .is_none_or(|known| known < ack.seq)
+        {
+            let end = self.log.end(&object).await.map_err(status)?;
+            self.known_ends.raise(object, end);
+            if ack.seq > end {
+                return Err(ErrorCode::BadCursor.status(format!(
+                    "seq {} is beyond the end of {object} ({end})",
+                    ack.seq
+                )));
+            }
+        }
+        self.store
+            .advance_ack_cursor(ack.user_id, &object, ack.seq)
+            .await
+            .map_err(status)
+    }
+
+    pub(crate) fn parse_followed(
+        &self,
+        followed: &[ObjectId],
+        object: &str,
+    ) -> Result<ObjectId, Status> {
+        let object: ObjectId = object
+            .parse()
+            .map_err(|error| ErrorCode::InvalidInput.status(format!("{error}")))?;
+        if !followed.contains(&object) {
+            return Err(ErrorCode::Forbidden.status(format!("{object} is not yours to read")));
+        }
+        Ok(object)
+    }
+}
+
+/// `sync`: one page of what the user's objects hold after the given cursors, or after the
+/// stored ones for objects left out.
+pub(crate) async fn sync(logic: &LogicService, request: SyncRequest) -> Result<SyncReply, Status> {
+    let user = request.user_id;
+    let followed = logic.followed(user).await?;
+    let mut given = HashMap::new();
+    for cursor in &request.cursors {
+        match logic.parse_followed(&followed, &cursor.object) {
+            Ok(object) => {
+                given.insert(object, cursor.seq);
+            }
+            // A group the client still remembers but the user has left: nothing to send.
+            Err(_) if cursor.object.starts_with("group:") => {}
+            Err(refused) => return Err(refused),
+        }
+    }
+    let limit = match request.limit {
+        0 => logic.config.sync_page_max,
+        asked => asked.min(logic.config.sync_page_max),
+    } as usize;
+    let mut reply = SyncReply::default();
+    for object in followed {
+        let after = match given.get(&object) {
+            Some(seq) => *seq,
+            None => logic
+                .store
+                .ack_cursor(user, &object)
+                .await
+                .map_err(status)?,
+        };
+        let room = limit.saturating_sub(reply.messages.len());
+        // One more than fits tells whether this object has more after the page.
+        let mut messages = if room == 0 {
+            reply.more |= logic.log.end(&object).await.map_err(status)? > after;
+            Vec::new()
+        } else {
+            logic
+                .log
+                .read(&object, after, room + 1)
+                .await
+                .map_err(status)?
+        };
+        if messages.len() > room {
+            reply.more = true;
+            messages.truncate(room);
+        }
+        let position = messages.last().map_or(after, |message| message.seq);
+        reply.cursors.push(Cursor {
+            object: object.to_string(),
+            seq: position,
+        });
+        reply.messages.extend(messages);
+    }
+    Ok(reply)
+}
+
+/// `ack`: each acknowledgement checked and stored on its own.
+pub(crate) async fn ack(logic: &LogicService, request: AckRequest) -> Result<AckReply, Status> {
+    // Each acknowledgement on its own, all at once: one refused refuses only itself.
+    let outcomes = request.acks.into_iter().map(|ack| async move {
+        match logic.acknowledge(ack).await {
+            Ok(seq) => AckOutcome {
+                seq,
+                code: String::new(),
+                message: String::new(),
+            },
+            Err(status) => AckOutcome {
+                seq: 0,
+                code: ErrorCode::of_status(&status).as_str().to_owned(),
+                message: status.message().to_owned(),
+            },
+        }
+    });
+    let outcomes = futures_util::future::join_all(outcomes).await;
+    Ok(AckReply { outcomes })
+}
