@@ -13,8 +13,8 @@ use natter_proto::handle::{Balancer, TaskHandle};
 use natter_proto::placement::Placement;
 use natter_proto::v1::task_server::Task;
 use natter_proto::v1::{
-    Empty, EphemeralPushRequest, GroupMembershipRequest, PartitionSeqs, PushReply, SequenceReply,
-    SequenceRequest, WakeRequest,
+    Audience, Empty, EphemeralPushRequest, GroupMembershipRequest, PartitionSeqs, PushReply,
+    SequenceReply, SequenceRequest, WakeRequest,
 };
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
@@ -256,8 +256,9 @@ impl Task for TaskRouter {
     ) -> Result<Response<PushReply>, Status> {
         // Every task process sees every connect node; any one can do it.
         let request = request.into_inner();
-        let anchor = match request.target_kind.as_str() {
-            "group" => ObjectId::Group(request.group_id),
+        // Any anchor will do (an unknown audience is refused by whichever process gets it).
+        let anchor = match Audience::try_from(request.audience) {
+            Ok(Audience::Group) => ObjectId::Group(request.group_id),
             _ => ObjectId::User(request.user_ids.first().copied().unwrap_or(0)),
         };
         self.on_any_task(&self.placement.anchor(&anchor), |task| {

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use natter_proto::v1::SystemPushRequest;
+use natter_proto::v1::{Audience, SystemPushRequest};
 use natter_proto::{ErrorCode, ObjectId};
 use serde::{Deserialize, Serialize};
 
@@ -117,10 +117,10 @@ pub async fn push(
         ..SystemPushRequest::default()
     };
     match push.to {
-        PushTarget::One(all) if all == "all" => request.target_kind = "all".into(),
+        PushTarget::One(all) if all == "all" => request.set_audience(Audience::Everyone),
         PushTarget::One(object) => match object.parse::<ObjectId>() {
             Ok(ObjectId::Group(group)) => {
-                request.target_kind = "group".into();
+                request.set_audience(Audience::Group);
                 request.group_id = group;
             }
             _ => {
@@ -131,7 +131,7 @@ pub async fn push(
             }
         },
         PushTarget::Users(users) => {
-            request.target_kind = "users".into();
+            request.set_audience(Audience::Users);
             for user in users {
                 match user.parse::<ObjectId>() {
                     Ok(ObjectId::User(id)) => request.user_ids.push(id),

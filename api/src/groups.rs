@@ -9,7 +9,8 @@ use axum::http::StatusCode;
 use natter_infra::store::Group;
 use natter_proto::ErrorCode;
 use natter_proto::v1::{
-    CreateGroupRequest, GroupMemberRequest, GroupReply, ManageGroupRequest, OnlineRequest,
+    CreateGroupRequest, GroupAction, GroupMemberRequest, GroupReply, ManageGroupRequest,
+    OnlineRequest,
 };
 use serde::{Deserialize, Serialize};
 
@@ -320,7 +321,7 @@ pub async fn update(
     let request = ManageGroupRequest {
         actor: user,
         group_id,
-        action: "update".into(),
+        action: GroupAction::Update.into(),
         name: change.name.unwrap_or(current.name),
         avatar: change.avatar.or(current.avatar).unwrap_or_default(),
         user_id: 0,
@@ -354,7 +355,7 @@ pub async fn remove_member(
     let request = ManageGroupRequest {
         actor: user,
         group_id: positive_id(&id, "group")?,
-        action: "remove".into(),
+        action: GroupAction::Remove.into(),
         user_id: positive_id(&member, "user")?,
         ..ManageGroupRequest::default()
     };
@@ -384,7 +385,7 @@ pub async fn disband(
     let request = ManageGroupRequest {
         actor: user,
         group_id: positive_id(&id, "group")?,
-        action: "disband".into(),
+        action: GroupAction::Disband.into(),
         ..ManageGroupRequest::default()
     };
     manage(&state, request).await

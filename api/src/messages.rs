@@ -69,8 +69,7 @@ pub async fn send(
     JsonBody(message): JsonBody<NewMessage>,
 ) -> Result<(StatusCode, Json<Accepted>), Problem> {
     let (target_kind, target_id) = match message.to.parse::<ObjectId>() {
-        Ok(ObjectId::User(id)) => ("user", id),
-        Ok(ObjectId::Group(id)) => ("group", id),
+        Ok(object) => object.target(),
         Err(error) => return Err(Problem::new(ErrorCode::InvalidInput, error.to_string())),
     };
     let reply = state

@@ -363,8 +363,7 @@ impl<'a> Answers<'a> {
                 body,
             } => {
                 let (target_kind, target_id) = match to.parse::<ObjectId>() {
-                    Ok(ObjectId::User(id)) => ("user", id),
-                    Ok(ObjectId::Group(id)) => ("group", id),
+                    Ok(object) => object.target(),
                     Err(error) => {
                         self.refuse(ErrorCode::InvalidInput, error.to_string(), Some(cid));
                         return;
@@ -405,8 +404,7 @@ impl<'a> Answers<'a> {
             ClientFrame::Sync { cursors } => self.sync(cursors).await,
             ClientFrame::Typing { to } => {
                 let (target_kind, target_id) = match to.parse::<ObjectId>() {
-                    Ok(ObjectId::User(id)) => ("user", id),
-                    Ok(ObjectId::Group(id)) => ("group", id),
+                    Ok(object) => object.target(),
                     Err(error) => {
                         self.refuse(ErrorCode::InvalidInput, error.to_string(), None);
                         return;

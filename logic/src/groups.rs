@@ -5,7 +5,8 @@ use natter_infra::now_millis;
 use natter_infra::store::Group;
 use natter_proto::frame::ServerFrame;
 use natter_proto::v1::{
-    CreateGroupRequest, GroupMemberRequest, GroupMembershipRequest, GroupReply, ManageGroupRequest,
+    CreateGroupRequest, GroupAction, GroupMemberRequest, GroupMembershipRequest, GroupReply,
+    ManageGroupRequest,
 };
 use natter_proto::{ErrorCode, ObjectId};
 use tonic::Status;
@@ -143,8 +144,8 @@ pub(crate) async fn manage_group(
     if group.owner != request.actor {
         return Err(ErrorCode::Forbidden.status("only the group's owner may do that"));
     }
-    let changed = match request.action.as_str() {
-        "update" => {
+    let changed = match GroupAction::try_from(request.action) {
+        Ok(GroupAction::Update) => {
             group.name = validate::group_name(&request.name)?;
             group.avatar = logic.avatar_of(request.actor, &request.avatar).await?;
             let changed = logic
@@ -160,7 +161,7 @@ pub(crate) async fn manage_group(
             logic.notify_group(group.id, &frame).await;
             changed
         }
-        "remove" => {
+        Ok(GroupAction::Remove) => {
             if request.user_id == group.owner {
                 return Err(ErrorCode::Forbidden.status("the owner cannot be removed"));
             }
@@ -168,7 +169,7 @@ pub(crate) async fn manage_group(
                 .end_membership(group.id, request.user_id, "removed")
                 .await?
         }
-        "disband" => {
+        Ok(GroupAction::Disband) => {
             let members = logic.store.disband_group(group.id).await.map_err(status)?;
             let frame = ServerFrame::GroupRemoved {
                 group_id: group.id.to_string(),
@@ -182,11 +183,10 @@ pub(crate) async fn manage_group(
             }
             true
         }
-        other => {
-            return Err(ErrorCode::InvalidInput.status(format!(
-                "unknown group action {:?}",
-                other.chars().take(32).collect::<String>()
-            )));
+        Ok(GroupAction::Unspecified) | Err(_) => {
+            return Err(
+                ErrorCode::InvalidInput.status(format!("unknown group action {}", request.action))
+            );
         }
     };
     Ok(group_reply(&group, changed))

@@ -2,19 +2,10 @@
 //! it with whoever may then see it.
 
 use natter_infra::store::{AUDIENCE_EVERYONE, share_own_upload};
-use natter_proto::ErrorCode;
+use natter_proto::{ErrorCode, ObjectId};
 use tonic::Status;
 
 use crate::state::{LogicService, status};
-use crate::validate::Target;
-
-/// The audience a message's image is shared with: the recipient, or the group.
-pub fn audience_of(target: Target) -> String {
-    match target {
-        Target::User(peer) => format!("user:{peer}"),
-        Target::Group(group) => format!("group:{group}"),
-    }
-}
 
 impl LogicService {
     /// Checks that `upload` is `owner`'s own, and lets `audience` fetch it.
@@ -34,14 +25,15 @@ impl LogicService {
         }
     }
 
-    /// Checks that `upload` is the sender's own, and lets the target's audience fetch it.
+    /// Checks that `upload` is the sender's own, and lets the target's audience (the
+    /// recipient, or the group's members; named by the object) fetch it.
     pub(crate) async fn share_image(
         &self,
         sender: i64,
         upload: i64,
-        target: Target,
+        target: ObjectId,
     ) -> Result<(), Status> {
-        self.share_own(sender, upload, &audience_of(target)).await
+        self.share_own(sender, upload, &target.to_string()).await
     }
 
     /// An avatar as given (`""` for none, else an upload id the owner made), shared with

@@ -3,17 +3,16 @@
 
 use natter_infra::now_millis;
 use natter_infra::sessions::SessionRef;
-use natter_proto::ErrorCode;
-use natter_proto::frame::EVENT_KIND;
-use natter_proto::frame::ServerFrame;
+use natter_proto::frame::{EVENT_KIND, ServerFrame};
 use natter_proto::v1::{
-    ConnectedReply, ConnectionEvent, Empty, EphemeralPushRequest, Message, NotifyRequest,
+    Audience, ConnectedReply, ConnectionEvent, Empty, EphemeralPushRequest, Message, NotifyRequest,
     OnlineReply, OnlineRequest, TypingRequest,
 };
+use natter_proto::{ErrorCode, ObjectId};
 use tonic::Status;
 
 use crate::state::{LogicService, status};
-use crate::validate::{self, Target};
+use crate::validate;
 
 /// How often logic looks for users whose connect node went away.
 const DEPARTURE_POLL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -32,7 +31,8 @@ impl LogicService {
         if users.is_empty() {
             return;
         }
-        self.push_event("users", users, 0, frame.to_json()).await;
+        self.push_event(Audience::Users, users, 0, frame.to_json())
+            .await;
     }
 
     /// Queues a frame made elsewhere (the API's friend events) on users' connections.
@@ -40,16 +40,22 @@ impl LogicService {
         if users.is_empty() {
             return;
         }
-        self.push_event("users", users, 0, frame).await;
+        self.push_event(Audience::Users, users, 0, frame).await;
     }
 
     /// Queues an event frame on the online connections of a group's members.
     pub(crate) async fn notify_group(&self, group: i64, frame: &ServerFrame) {
-        self.push_event("group", Vec::new(), group, frame.to_json())
+        self.push_event(Audience::Group, Vec::new(), group, frame.to_json())
             .await;
     }
 
-    pub(crate) async fn push_event(&self, kind: &str, users: Vec<i64>, group: i64, frame: String) {
+    pub(crate) async fn push_event(
+        &self,
+        audience: Audience,
+        users: Vec<i64>,
+        group: i64,
+        frame: String,
+    ) {
         let event = Message {
             kind: EVENT_KIND.into(),
             body: frame,
@@ -57,13 +63,13 @@ impl LogicService {
             ..Message::default()
         };
         let request = EphemeralPushRequest {
-            target_kind: kind.into(),
+            audience: audience.into(),
             user_ids: users,
             group_id: group,
             message: Some(event),
         };
         if let Err(error) = self.task.push_ephemeral(request).await {
-            tracing::warn!(%error, kind, "pushing an event frame failed");
+            tracing::warn!(%error, ?audience, "pushing an event frame failed");
         }
     }
 
@@ -257,18 +263,18 @@ pub(crate) async fn disconnected(
 /// `typing`: an ephemeral indicator to whoever the user may reach.
 pub(crate) async fn typing(logic: &LogicService, request: TypingRequest) -> Result<Empty, Status> {
     // The same who-may-reach-whom as a message, without a body or a cid to check.
-    let target = validate::target(&request.target_kind, request.target_id)?;
+    let target = validate::target(request.target_kind, request.target_id)?;
     if !logic.may_reach(request.sender, target).await? {
         return Err(ErrorCode::Forbidden.status("you cannot reach that conversation"));
     }
-    let (target_kind, user_ids, group_id) = match target {
-        Target::User(peer) => ("users", vec![peer], 0),
-        Target::Group(group) => ("group", Vec::new(), group),
+    let (audience, user_ids, group_id) = match target {
+        ObjectId::User(peer) => (Audience::Users, vec![peer], 0),
+        ObjectId::Group(group) => (Audience::Group, Vec::new(), group),
     };
     let indicator = Message {
         sender: request.sender,
         kind: natter_proto::frame::TYPING_KIND.into(),
-        target_kind: request.target_kind,
+        target_kind: target.kind_name().into(),
         target_id: request.target_id,
         ts: now_millis(),
         ..Message::default()
@@ -276,7 +282,7 @@ pub(crate) async fn typing(logic: &LogicService, request: TypingRequest) -> Resu
     logic
         .task
         .push_ephemeral(EphemeralPushRequest {
-            target_kind: target_kind.into(),
+            audience: audience.into(),
             user_ids,
             group_id,
             message: Some(indicator),

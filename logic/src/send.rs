@@ -18,7 +18,7 @@ use natter_proto::{ErrorCode, ObjectId};
 use tonic::Status;
 
 use crate::state::{LogicService, status};
-use crate::validate::{self, Content, Target};
+use crate::validate::{self, Content};
 
 /// How long a send may hold its cid's claim before a retry may take over: longer than any
 /// send takes (the appends are bounded by the log's own deadline).
@@ -110,19 +110,19 @@ enum SendFailure {
 
 impl LogicService {
     /// Checks a send and returns its target; authorisation included.
-    async fn check_send(&self, request: &SendRequest) -> Result<Target, Status> {
+    async fn check_send(&self, request: &SendRequest) -> Result<ObjectId, Status> {
         if request.sender <= 0 {
             return Err(ErrorCode::Unauthorized.status("no sender"));
         }
         validate::cid(&request.cid)?;
         let content = validate::content(&request.kind, &request.body, self.config.max_text_chars)?;
-        let target = validate::target(&request.target_kind, request.target_id)?;
+        let target = validate::target(request.target_kind, request.target_id)?;
         if !self.may_reach(request.sender, target).await? {
             return Err(match target {
-                Target::User(peer) => {
+                ObjectId::User(peer) => {
                     ErrorCode::NotFriends.status(format!("user {peer} is not your friend"))
                 }
-                Target::Group(group) => {
+                ObjectId::Group(group) => {
                     ErrorCode::NotMember.status(format!("you are not a member of group {group}"))
                 }
             });
@@ -145,7 +145,7 @@ impl LogicService {
             body: request.body.clone(),
             ts: now_millis(),
             cid: request.cid.clone(),
-            target_kind: "group".into(),
+            target_kind: object.kind_name().into(),
             target_id: group,
             ..Message::default()
         };
@@ -191,7 +191,7 @@ impl LogicService {
             body: request.body.clone(),
             ts: progress.ts,
             cid: request.cid.clone(),
-            target_kind: "user".into(),
+            target_kind: ObjectId::User(peer).kind_name().into(),
             target_id: peer,
             ..Message::default()
         };
@@ -275,9 +275,9 @@ impl LogicService {
         metrics::histogram!("natter_send_stage_seconds", "stage" => "claim")
             .record(started.elapsed().as_secs_f64());
         let outcome = match target {
-            Target::User(peer) => self.deliver_direct(&request, peer, resume).await,
+            ObjectId::User(peer) => self.deliver_direct(&request, peer, resume).await,
             // One append: it either happened (and the claim records the reply) or not.
-            Target::Group(group) => self
+            ObjectId::Group(group) => self
                 .deliver_group(&request, group)
                 .await
                 .map_err(SendFailure::NothingWritten),
@@ -314,12 +314,12 @@ impl LogicService {
 impl LogicService {
     /// Whether `sender` may address `target`: a friend other than themself, or a group they
     /// are a member of.
-    pub(crate) async fn may_reach(&self, sender: i64, target: Target) -> Result<bool, Status> {
+    pub(crate) async fn may_reach(&self, sender: i64, target: ObjectId) -> Result<bool, Status> {
         match target {
-            Target::User(peer) => {
+            ObjectId::User(peer) => {
                 Ok(peer != sender && self.store.are_friends(sender, peer).await.map_err(status)?)
             }
-            Target::Group(group) => self
+            ObjectId::Group(group) => self
                 .store
                 .is_group_member(group, sender)
                 .await

@@ -2,7 +2,9 @@
 //! each recipient's log.
 
 use natter_infra::now_millis;
-use natter_proto::v1::{EphemeralPushRequest, Message, SystemPushReply, SystemPushRequest};
+use natter_proto::v1::{
+    Audience, EphemeralPushRequest, Message, SystemPushReply, SystemPushRequest,
+};
 use natter_proto::{ErrorCode, ObjectId};
 use tonic::Status;
 
@@ -18,13 +20,15 @@ pub(crate) async fn system_push(
     request: SystemPushRequest,
 ) -> Result<SystemPushReply, Status> {
     validate::text(&request.body, logic.config.max_text_chars)?;
-    match request.target_kind.as_str() {
-        "all" if request.persist => {
+    let audience = Audience::try_from(request.audience).unwrap_or(Audience::Unspecified);
+    // The objects a persisted push is written to.
+    let objects: Vec<ObjectId> = match audience {
+        Audience::Everyone if request.persist => {
             return Err(ErrorCode::InvalidInput
                 .status("a push to everyone is ephemeral; persist works for users and groups"));
         }
-        "all" => {}
-        "users" => {
+        Audience::Everyone => Vec::new(),
+        Audience::Users => {
             if request.user_ids.is_empty() || request.user_ids.len() > MAX_PUSH_USERS {
                 return Err(ErrorCode::InvalidInput
                     .status(format!("a push names 1 to {MAX_PUSH_USERS} users")));
@@ -34,16 +38,25 @@ pub(crate) async fn system_push(
                     return Err(ErrorCode::NotFound.status(format!("there is no user {user}")));
                 }
             }
+            request
+                .user_ids
+                .iter()
+                .copied()
+                .map(ObjectId::User)
+                .collect()
         }
-        "group" => {
+        Audience::Group => {
             logic.existing_group(request.group_id).await?;
+            vec![ObjectId::Group(request.group_id)]
         }
-        other => {
+        // Never read as everyone: a push that does not say whom it is for goes nowhere.
+        Audience::Unspecified => {
             return Err(ErrorCode::InvalidInput.status(format!(
-                "push to \"all\", \"users\" or \"group\", not {other:?}"
+                "push to everyone, users or a group, not audience {}",
+                request.audience
             )));
         }
-    }
+    };
     let message = Message {
         id: logic.ids.next_id().map_err(status)?,
         sender: 0,
@@ -57,7 +70,7 @@ pub(crate) async fn system_push(
         let reply = logic
             .task
             .push_ephemeral(EphemeralPushRequest {
-                target_kind: request.target_kind,
+                audience: request.audience,
                 user_ids: request.user_ids,
                 group_id: request.group_id,
                 message: Some(message),
@@ -69,22 +82,17 @@ pub(crate) async fn system_push(
         });
     }
     // Persisted: a copy in each recipient's log, delivered and synced like any message.
-    let targets: Vec<(ObjectId, &str, i64)> = if request.target_kind == "group" {
-        vec![(ObjectId::Group(request.group_id), "group", request.group_id)]
-    } else {
-        request
-            .user_ids
-            .iter()
-            .map(|user| (ObjectId::User(*user), "user", *user))
-            .collect()
-    };
-    let copies = targets
+    let copies = objects
         .into_iter()
-        .map(|(object, target_kind, target_id)| {
+        .map(|object| {
+            let (_, target_id) = object.target();
             let copy = Message {
-                target_kind: target_kind.into(),
+                target_kind: object.kind_name().into(),
                 target_id,
-                peer: if target_kind == "group" { target_id } else { 0 },
+                peer: match object {
+                    ObjectId::Group(group) => group,
+                    ObjectId::User(_) => 0,
+                },
                 ..message.clone()
             };
             (object, copy)

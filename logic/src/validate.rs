@@ -1,19 +1,10 @@
 //! Checks on what a client asks logic to do; each failure names a stable error code.
 
-use natter_proto::ErrorCode;
+use natter_proto::{ErrorCode, ObjectId};
 use tonic::Status;
 
 /// Longest client message id, in bytes.
 pub const MAX_CID_BYTES: usize = 64;
-
-/// The target of a send.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Target {
-    /// A user (one-to-one, friends only).
-    User(i64),
-    /// A group (members only).
-    Group(i64),
-}
 
 /// A client message id: 1 to 64 printable ASCII characters.
 pub fn cid(cid: &str) -> Result<(), Status> {
@@ -65,16 +56,12 @@ pub fn text(body: &str, max_chars: usize) -> Result<(), Status> {
     Ok(())
 }
 
-/// The target as addressed by the sender.
-pub fn target(kind: &str, id: i64) -> Result<Target, Status> {
-    if id <= 0 {
-        return Err(ErrorCode::InvalidInput.status("the target id must be positive"));
-    }
-    match kind {
-        "user" => Ok(Target::User(id)),
-        "group" => Ok(Target::Group(id)),
-        _ => Err(ErrorCode::InvalidInput.status("the target must be user:<id> or group:<id>")),
-    }
+/// The object a sender addresses (a request's `TargetKind` and id): a user (one-to-one,
+/// friends only) or a group (members only).
+pub fn target(kind: i32, id: i64) -> Result<ObjectId, Status> {
+    ObjectId::from_target(kind, id).map_err(|_| {
+        ErrorCode::InvalidInput.status("the target must be a user or a group, with a positive id")
+    })
 }
 
 /// Longest group name, in characters.
@@ -95,6 +82,8 @@ pub fn group_name(name: &str) -> Result<String, Status> {
 
 #[cfg(test)]
 mod tests {
+    use natter_proto::v1::TargetKind;
+
     use super::*;
 
     fn code(result: Result<impl std::fmt::Debug, Status>) -> ErrorCode {
@@ -118,9 +107,15 @@ mod tests {
         assert!(text("héllo", 5).is_ok());
         assert_eq!(code(text("héllo!", 5)), ErrorCode::InvalidInput);
         assert_eq!(code(text("  \n", 5)), ErrorCode::InvalidInput);
-        assert_eq!(target("user", 3).unwrap(), Target::User(3));
-        assert_eq!(code(target("user", 0)), ErrorCode::InvalidInput);
-        assert_eq!(code(target("room", 3)), ErrorCode::InvalidInput);
+        let (user, group) = (TargetKind::User as i32, TargetKind::Group as i32);
+        assert_eq!(target(user, 3).unwrap(), ObjectId::User(3));
+        assert_eq!(target(group, 3).unwrap(), ObjectId::Group(3));
+        assert_eq!(code(target(user, 0)), ErrorCode::InvalidInput);
+        assert_eq!(
+            code(target(TargetKind::Unspecified as i32, 3)),
+            ErrorCode::InvalidInput
+        );
+        assert_eq!(code(target(9, 3)), ErrorCode::InvalidInput);
     }
 
     #[test]

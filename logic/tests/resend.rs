@@ -1,5 +1,6 @@
-//! A send that fails half-way (the recipient's copy logged, the sender's not) and is retried
-//! with the same cid: the message must exist once, under one id, in each log.
+//! Logic over the embedded adapters: a send that fails half-way (the recipient's copy logged,
+//! the sender's not) and is retried with the same cid must exist once, under one id, in each
+//! log; and requests naming no known target, audience or action are refused, not widened.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -112,7 +113,7 @@ fn send() -> SendRequest {
     SendRequest {
         sender: ALICE,
         cid: "c1".into(),
-        target_kind: "user".into(),
+        target_kind: natter_proto::v1::TargetKind::User.into(),
         target_id: BOB,
         kind: "text".into(),
         body: "hello".into(),
@@ -189,4 +190,83 @@ async fn a_send_whose_caller_goes_away_still_finishes() {
     let bob_inbox = log.read(&ObjectId::User(BOB), 0, 10).await.expect("read");
     assert_eq!(bob_inbox.len(), 1, "written once");
     assert_eq!(bob_inbox[0].id, reply.id);
+}
+
+/// The code a refused call was answered with.
+fn invalid<Reply: std::fmt::Debug>(
+    outcome: Result<Reply, tonic::Status>,
+) -> natter_proto::ErrorCode {
+    match outcome {
+        Ok(reply) => panic!("accepted: {reply:?}"),
+        Err(status) => natter_proto::ErrorCode::of_status(&status),
+    }
+}
+
+#[tokio::test]
+async fn unknown_targets_audiences_and_actions_are_refused_not_widened() {
+    use natter_proto::ErrorCode;
+    use natter_proto::v1::{ManageGroupRequest, SystemPushRequest, TypingRequest};
+
+    let folder = tempfile::tempdir().expect("temp dir");
+    let (logic, log) = friends_and_logic(folder.path()).await;
+    // Task is unreachable here: an audience read as everyone would fail `unavailable` at the
+    // push instead of `invalid_input` before it.
+    for audience in [0, 4, 99] {
+        let push = SystemPushRequest {
+            audience,
+            body: "to whom?".into(),
+            ..SystemPushRequest::default()
+        };
+        let outcome = logic.system_push(Request::new(push)).await;
+        assert_eq!(
+            invalid(outcome),
+            ErrorCode::InvalidInput,
+            "audience {audience}"
+        );
+    }
+    for target_kind in [0, 3, 99] {
+        let mut unknown = send();
+        unknown.target_kind = target_kind;
+        let outcome = logic.send(Request::new(unknown)).await;
+        assert_eq!(
+            invalid(outcome),
+            ErrorCode::InvalidInput,
+            "target kind {target_kind}"
+        );
+        let typing = TypingRequest {
+            sender: ALICE,
+            target_kind,
+            target_id: BOB,
+        };
+        let outcome = logic.typing(Request::new(typing)).await;
+        assert_eq!(
+            invalid(outcome),
+            ErrorCode::InvalidInput,
+            "target kind {target_kind}"
+        );
+    }
+    let group = logic
+        .create_group(Request::new(natter_proto::v1::CreateGroupRequest {
+            owner: ALICE,
+            name: "climbers".into(),
+            avatar: String::new(),
+        }))
+        .await
+        .expect("a group")
+        .into_inner();
+    for action in [0, 4, 99] {
+        let manage = ManageGroupRequest {
+            actor: ALICE,
+            group_id: group.group_id,
+            action,
+            ..ManageGroupRequest::default()
+        };
+        let outcome = logic.manage_group(Request::new(manage)).await;
+        assert_eq!(invalid(outcome), ErrorCode::InvalidInput, "action {action}");
+    }
+    assert_eq!(
+        log.end(&ObjectId::User(BOB)).await.expect("end"),
+        0,
+        "nothing was written anywhere"
+    );
 }

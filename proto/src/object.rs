@@ -3,6 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::v1::TargetKind;
+
 /// One ordered stream of messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ObjectId {
@@ -16,6 +18,38 @@ pub enum ObjectId {
 #[derive(Debug, thiserror::Error)]
 #[error("not an object id: {0:?} (expected user:<id> or group:<id>)")]
 pub struct ParseObjectError(pub String);
+
+impl ObjectId {
+    /// The kind and id a request carries to address this object.
+    pub fn target(self) -> (TargetKind, i64) {
+        match self {
+            ObjectId::User(id) => (TargetKind::User, id),
+            ObjectId::Group(id) => (TargetKind::Group, id),
+        }
+    }
+
+    /// The object a request's kind and id address; an unspecified or unknown kind, or an id
+    /// that is not positive, is refused.
+    pub fn from_target(kind: i32, id: i64) -> Result<ObjectId, ParseObjectError> {
+        let refused = || ParseObjectError(format!("kind {kind}, id {id}"));
+        if id <= 0 {
+            return Err(refused());
+        }
+        match TargetKind::try_from(kind) {
+            Ok(TargetKind::User) => Ok(ObjectId::User(id)),
+            Ok(TargetKind::Group) => Ok(ObjectId::Group(id)),
+            Ok(TargetKind::Unspecified) | Err(_) => Err(refused()),
+        }
+    }
+
+    /// `user` or `group`: the kind as a stored message names it (`Message::target_kind`).
+    pub fn kind_name(self) -> &'static str {
+        match self {
+            ObjectId::User(_) => "user",
+            ObjectId::Group(_) => "group",
+        }
+    }
+}
 
 impl fmt::Display for ObjectId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -57,6 +91,20 @@ mod tests {
             "", "user", "user:", "user:x", "user:-1", "user:0", "room:1", "user:1:2",
         ] {
             assert!(bad.parse::<ObjectId>().is_err(), "{bad} parsed");
+        }
+    }
+
+    #[test]
+    fn a_request_target_round_trips_and_an_unknown_kind_is_refused() {
+        for object in [ObjectId::User(42), ObjectId::Group(7)] {
+            let (kind, id) = object.target();
+            assert_eq!(ObjectId::from_target(kind as i32, id).unwrap(), object);
+        }
+        for (kind, id) in [(0, 5), (3, 5), (-1, 5), (1, 0), (2, -4)] {
+            assert!(
+                ObjectId::from_target(kind, id).is_err(),
+                "{kind} {id} accepted"
+            );
         }
     }
 }

@@ -6,12 +6,12 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use natter_infra::{InfraError, MessageLog, Sessions, Store};
-use natter_proto::ObjectId;
 use natter_proto::handle::ConnectHandle;
 use natter_proto::v1::{
-    EphemeralPushRequest, GroupMembershipRequest, Message, PushAllRequest, PushGroupRequest,
-    PushLock, PushReply, PushUsersRequest,
+    Audience, EphemeralPushRequest, GroupMembershipRequest, Message, PushAllRequest,
+    PushGroupRequest, PushLock, PushReply, PushUsersRequest,
 };
+use natter_proto::{ErrorCode, ObjectId};
 
 use crate::config::TaskConfig;
 use crate::directory::ConnectDirectory;
@@ -38,8 +38,35 @@ pub struct Deliverer {
 /// What is told when an object's messages up to a seq are delivered.
 pub type OnDelivered = Box<dyn Fn(&ObjectId, u64) + Send + Sync>;
 
+/// Who an ephemeral push reaches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EphemeralAudience {
+    /// These users' connections.
+    Users(Vec<i64>),
+    /// A group's online members.
+    Group(i64),
+    /// Every connection.
+    Everyone,
+}
+
+impl EphemeralAudience {
+    /// The audience a request names. An unspecified or unknown one is refused: a push that
+    /// does not say whom it is for goes to nobody, never to everyone.
+    pub fn of_request(request: &EphemeralPushRequest) -> Result<Self, tonic::Status> {
+        match Audience::try_from(request.audience) {
+            Ok(Audience::Users) => Ok(EphemeralAudience::Users(request.user_ids.clone())),
+            Ok(Audience::Group) => Ok(EphemeralAudience::Group(request.group_id)),
+            Ok(Audience::Everyone) => Ok(EphemeralAudience::Everyone),
+            Ok(Audience::Unspecified) | Err(_) => Err(ErrorCode::InvalidInput.status(format!(
+                "an ephemeral push names no known audience ({})",
+                request.audience
+            ))),
+        }
+    }
+}
+
 /// Whom a push on one connect node is for.
-enum Audience {
+enum Recipients {
     /// The named users' connections there.
     Users,
     /// A group's online members there.
@@ -48,8 +75,8 @@ enum Audience {
     Everyone,
 }
 
-impl Audience {
-    /// Pushes `messages` to this audience on `connect`, naming `users` when it is a user
+impl Recipients {
+    /// Pushes `messages` to these recipients on `connect`, naming `users` when it is a user
     /// list; the answer says how many it was queued for there and whether the lock is free.
     async fn push(
         &self,
@@ -60,7 +87,7 @@ impl Audience {
     ) -> Result<PushReply, tonic::Status> {
         let messages = messages.to_vec();
         let reply = match self {
-            Audience::Users => {
+            Recipients::Users => {
                 let request = PushUsersRequest {
                     user_ids: users,
                     messages,
@@ -68,7 +95,7 @@ impl Audience {
                 };
                 connect.push_users(request).await?
             }
-            Audience::Group(group_id) => {
+            Recipients::Group(group_id) => {
                 let request = PushGroupRequest {
                     group_id: *group_id,
                     messages,
@@ -76,7 +103,7 @@ impl Audience {
                 };
                 connect.push_group(request).await?
             }
-            Audience::Everyone => connect.push_all(PushAllRequest { messages }).await?,
+            Recipients::Everyone => connect.push_all(PushAllRequest { messages }).await?,
         };
         Ok(reply)
     }
@@ -214,15 +241,18 @@ impl Deliverer {
     /// Queues an ephemeral message on the online connections it is for: no lock and no
     /// retry, since nothing records it. Returns how many it was queued for (users for a user
     /// list, connections otherwise).
-    pub async fn push_ephemeral(&self, request: EphemeralPushRequest) -> Result<u32, InfraError> {
-        let messages: Vec<Message> = request.message.into_iter().collect();
-        let (audience, nodes) = match request.target_kind.as_str() {
-            "users" => (
-                Audience::Users,
-                self.nodes_holding(&request.user_ids).await?,
-            ),
-            "group" => (Audience::Group(request.group_id), self.every_node()),
-            _ => (Audience::Everyone, self.every_node()),
+    pub async fn push_ephemeral(
+        &self,
+        audience: EphemeralAudience,
+        message: Option<Message>,
+    ) -> Result<u32, InfraError> {
+        let messages: Vec<Message> = message.into_iter().collect();
+        let (audience, nodes) = match audience {
+            EphemeralAudience::Users(users) => {
+                (Recipients::Users, self.nodes_holding(&users).await?)
+            }
+            EphemeralAudience::Group(group) => (Recipients::Group(group), self.every_node()),
+            EphemeralAudience::Everyone => (Recipients::Everyone, self.every_node()),
         };
         let mut reached = 0u32;
         for (node, users) in nodes {
@@ -283,8 +313,8 @@ impl Deliverer {
                 };
                 metrics::counter!("natter_pushes_total").increment(1);
                 let audience = match object {
-                    ObjectId::User(_) => Audience::Users,
-                    ObjectId::Group(group) => Audience::Group(*group),
+                    ObjectId::User(_) => Recipients::Users,
+                    ObjectId::Group(group) => Recipients::Group(*group),
                 };
                 let pushed = audience
                     .push(&connect, users.clone(), batch, Some(lock))
@@ -356,5 +386,40 @@ impl Deliverer {
             pause = (pause * 2).min(self.longest_poll());
         }
         Ok(lost)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(audience: i32) -> EphemeralPushRequest {
+        EphemeralPushRequest {
+            audience,
+            user_ids: vec![7],
+            group_id: 9,
+            message: None,
+        }
+    }
+
+    #[test]
+    fn an_unknown_or_missing_audience_is_refused_never_read_as_everyone() {
+        for unknown in [Audience::Unspecified as i32, 4, -1, 99] {
+            let refused = EphemeralAudience::of_request(&request(unknown))
+                .expect_err("an audience nobody named is refused");
+            assert_eq!(ErrorCode::of_status(&refused), ErrorCode::InvalidInput);
+        }
+        assert_eq!(
+            EphemeralAudience::of_request(&request(Audience::Users as i32)).unwrap(),
+            EphemeralAudience::Users(vec![7])
+        );
+        assert_eq!(
+            EphemeralAudience::of_request(&request(Audience::Group as i32)).unwrap(),
+            EphemeralAudience::Group(9)
+        );
+        assert_eq!(
+            EphemeralAudience::of_request(&request(Audience::Everyone as i32)).unwrap(),
+            EphemeralAudience::Everyone
+        );
     }
 }

@@ -14,7 +14,7 @@ use natter_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::delivery::Deliverer;
+use crate::delivery::{Deliverer, EphemeralAudience};
 use crate::sequencer::Sequencer;
 
 /// The task layer's service implementation.
@@ -188,10 +188,12 @@ impl Task for TaskService {
         &self,
         request: Request<EphemeralPushRequest>,
     ) -> Result<Response<PushReply>, Status> {
+        let request = request.into_inner();
+        let audience = EphemeralAudience::of_request(&request)?;
         let connections = self
             .inner
             .deliverer
-            .push_ephemeral(request.into_inner())
+            .push_ephemeral(audience, request.message)
             .await
             .map_err(InfraError::into_status)?;
         Ok(Response::new(PushReply {
