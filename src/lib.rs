@@ -3,11 +3,13 @@
 //! - [`config`]: the one configuration file (TOML) with `NATTER_…` environment overrides.
 //! - [`system`]: the embedded deployment — every layer in one process on the embedded ports.
 //! - [`cluster`]: the cluster deployment — one layer per process on shared servers.
-//! - [`peers`]: a layer's live processes from the registry; the logic and task routers.
+//! - [`peers`]: a layer's live processes from the registry, balancing calls over them; the task
+//!   router that sends each object's work to its owner.
 //! - [`sequenced_log`]: logic's view of the partitioned log — produce, then ask the
 //!   partition's owner for the seqs.
 //! - [`telemetry`]: tracing output and the Prometheus recorder behind `/metrics`.
 //! - [`client`]: a minimal natter client (REST + WebSocket) for `natter client` and the tests.
+//! - `listener`: the listening sockets, with a deep accept queue.
 
 pub mod client;
 pub mod cluster;

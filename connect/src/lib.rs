@@ -8,7 +8,7 @@
 //! - [`routine`]: a bucket's worker — takes push jobs, passes the limiter, queues frames.
 //! - [`connection`]: one connection's shared handle: its bounded outbound queue and the
 //!   sync/live state that keeps the seam between sync and live pushes exact.
-//! - [`socket`]: one connection's reader and writer tasks: frames in, frames out, heartbeats.
+//! - [`socket`]: one connection's task: frames in, frames out, heartbeats, the goodbye.
 //! - [`limiter`]: the token buckets (per bucket for pushes, per connection for inbound frames).
 //! - [`service`]: the `Connect` gRPC service over the server.
 //! - [`acks`]: the node's `ack` frames, gathered into calls to logic.

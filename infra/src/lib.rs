@@ -1,5 +1,5 @@
-//! natter's ports to the outside world, each a trait with an embedded implementation
-//! (cluster implementations follow behind the same traits).
+//! natter's ports to the outside world, each a trait with an embedded implementation and a
+//! cluster one behind it.
 //!
 //! - [`store`]: users, credentials, friends, groups, stored messages and cursors (`Store`).
 //! - [`log`]: the durable ordered log, one stream per object (`MessageLog`).
@@ -7,10 +7,14 @@
 //! - [`registry`]: where each layer's processes are (`Registry`).
 //! - [`blobs`]: uploaded bytes (`Blobs`).
 //! - [`ids`]: snowflake ids, guarded against the clock stepping back.
+//! - [`error`]: the typed error every port returns, and the status callers see for it.
+//! - [`positions`]: the highest seq known per object, kept in memory as a floor.
+//! - `log_tail`: the newest entries of each object's log, kept by its only writer.
 //! - [`gather`]: items waiting to go out together in the next of a few calls.
-//! - [`sql`]: `Store` on SQLite, PostgreSQL or MySQL, chosen by the database URL.
-//! - [`embedded`]: the one-process adapters: SQLite (WAL) for the log, memory for sessions, a
-//!   static registry, a local directory for blobs.
+//! - [`sql`]: `Store` and the `messages`-table log on SQLite, PostgreSQL or MySQL, chosen by
+//!   the database URL, written through one group-commit writer.
+//! - [`embedded`]: the one-process adapters: opening the SQLite database (WAL), memory for
+//!   sessions, a static registry, a local directory for blobs.
 //! - [`cluster`]: the same ports on shared servers: Redis sessions, an etcd registry, a
 //!   Kafka-protocol log.
 //! - `conformance` (feature `conformance`): one test suite per port, run against every adapter.

@@ -2,11 +2,15 @@
 //!
 //! - [`v1`]: the gRPC services between layers (`Logic`, `Connect`, `Task`) and their messages,
 //!   generated from `proto/natter.proto`.
-//! - [`handle`]: one small handle per service that calls it in-process or over gRPC.
+//! - [`handle`]: one handle per service that calls it in-process, over gRPC, or on whichever
+//!   process of its layer a balancer picks.
 //! - [`object`]: the names of the ordered streams ("user:42", "group:7").
 //! - [`frame`]: the JSON frames a client exchanges with a connect node over WebSocket.
 //! - [`error`]: the stable error codes shared by frames, problem responses and gRPC statuses.
 //! - [`token`]: the signed access token that the API issues and connect verifies.
+//! - [`ownership`]: which process of a layer owns a name (rendezvous hashing).
+//! - [`placement`]: where an object's records live in the partitioned log, and what task
+//!   processes own.
 
 pub mod error;
 pub mod frame;
