@@ -7,9 +7,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use natter::client::Session;
-use natter_infra::Store;
 use natter_infra::sql::{SqlStore, open_database};
 use natter_infra::store::{FriendRequest, User};
+use natter_infra::store::{FriendStore, UserStore};
 use natter_proto::token::TokenKeys;
 
 use crate::setup::progress_bar;

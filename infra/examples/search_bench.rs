@@ -2,9 +2,9 @@
 //!
 //! `cargo run --release -p natter-infra --example search_bench`
 
+use natter_infra::store::{GroupStore, UserStore};
 use std::time::{Duration, Instant};
 
-use natter_infra::Store;
 use natter_infra::embedded::open_sqlite;
 use natter_infra::sql::SqlStore;
 

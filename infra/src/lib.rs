@@ -1,7 +1,8 @@
 //! natter's ports to the outside world, each a trait with an embedded implementation and a
 //! cluster one behind it.
 //!
-//! - [`store`]: users, credentials, friends, groups, stored messages and cursors (`Store`).
+//! - [`store`]: durable relational state, one trait per entity (`UserStore`, `FriendStore`,
+//!   `GroupStore`, `MessageStore`, `UploadStore`) under the `Store` supertrait.
 //! - [`log`]: the durable ordered log, one stream per object (`MessageLog`).
 //! - [`sessions`]: who is connected where, object locks, de-duplication claims (`Sessions`).
 //! - [`registry`]: where each layer's processes are (`Registry`).

@@ -1,4 +1,5 @@
-//! The `Store` port: users, credentials, friendships, groups, stored messages and cursors.
+//! The `Store` port: one trait per entity (users, friends, groups, messages and cursors,
+//! uploads) under the `Store` supertrait, and the records they hold.
 
 use async_trait::async_trait;
 use natter_proto::ObjectId;
@@ -131,9 +132,59 @@ pub async fn share_own_upload(
     }
 }
 
-/// Durable relational state.
+/// Durable relational state: every entity's store, one trait each. Implemented by anything
+/// that implements all five.
+pub trait Store: UserStore + FriendStore + GroupStore + MessageStore + UploadStore {}
+
+impl<T: UserStore + FriendStore + GroupStore + MessageStore + UploadStore> Store for T {}
+
+/// Users, their credentials and refresh tokens, and their profiles.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait UserStore: Send + Sync + 'static {
+    /// Register a user; `Conflict` if the username exists.
+    async fn create_user(&self, user: &User, password_hash: &str) -> InfraResult<()>;
+    /// A user by id.
+    async fn user(&self, id: i64) -> InfraResult<Option<User>>;
+    /// A user and their password hash by username.
+    async fn credentials(&self, username: &str) -> InfraResult<Option<(User, String)>>;
+    /// Keep a refresh token's hash.
+    async fn put_refresh_token(&self, hash: &str, token: &RefreshToken) -> InfraResult<()>;
+    /// Remove and return a refresh token (each is used once).
+    async fn take_refresh_token(&self, hash: &str) -> InfraResult<Option<RefreshToken>>;
+    /// Change a user's display name; false if there is no such user.
+    async fn set_nickname(&self, user: i64, nickname: &str) -> InfraResult<bool>;
+    /// Set or clear a user's avatar (an upload id); false if there is no such user.
+    async fn set_avatar(&self, user: i64, avatar: Option<&str>) -> InfraResult<bool>;
+    /// Users whose username or nickname starts with `prefix` (compared in lower case), ids
+    /// above `after`, ascending by id.
+    async fn search_users(&self, prefix: &str, after: i64, limit: u32) -> InfraResult<Vec<User>>;
+}
+
+/// Friend requests and friendships.
+#[async_trait]
+pub trait FriendStore: Send + Sync + 'static {
+    /// Ask `to` for friendship; `Conflict` if asked already or already friends.
+    async fn add_friend_request(&self, request: &FriendRequest) -> InfraResult<()>;
+    /// Requests to `user` (incoming) and from `user` (outgoing).
+    async fn friend_requests(
+        &self,
+        user: i64,
+    ) -> InfraResult<(Vec<FriendRequest>, Vec<FriendRequest>)>;
+    /// Turn the request `from` → `to` into a friendship; `NotFound` if there is none.
+    async fn accept_friend_request(&self, from: i64, to: i64, now: i64) -> InfraResult<()>;
+    /// Withdraw or turn down the request `from` made to `to`; false if there was none.
+    async fn remove_friend_request(&self, from: i64, to: i64) -> InfraResult<bool>;
+    /// A user's friends, oldest friendship first.
+    async fn friends(&self, user: i64) -> InfraResult<Vec<Friend>>;
+    /// Whether the two are friends.
+    async fn are_friends(&self, a: i64, b: i64) -> InfraResult<bool>;
+    /// End a friendship, both sides at once; false if they were not friends.
+    async fn remove_friendship(&self, a: i64, b: i64) -> InfraResult<bool>;
+}
+
+/// Groups and their members.
+#[async_trait]
+pub trait GroupStore: Send + Sync + 'static {
     /// Create a group with its owner as its first member (one transaction); `Conflict` if the
     /// id exists.
     async fn create_group(&self, group: &Group) -> InfraResult<()>;
@@ -150,81 +201,19 @@ pub trait Store: Send + Sync + 'static {
     async fn user_groups(&self, user: i64) -> InfraResult<Vec<i64>>;
     /// A page of a group's members with ids above `after`, ascending by id.
     async fn group_members(&self, group: i64, after: i64, limit: u32) -> InfraResult<Vec<User>>;
-
-    /// Users whose username or nickname starts with `prefix` (compared in lower case), ids
-    /// above `after`, ascending by id.
-    async fn search_users(&self, prefix: &str, after: i64, limit: u32) -> InfraResult<Vec<User>>;
     /// Groups whose name starts with `prefix` (compared in lower case), ids above `after`,
     /// ascending by id.
     async fn search_groups(&self, prefix: &str, after: i64, limit: u32) -> InfraResult<Vec<Group>>;
-    /// Set or clear a user's avatar (an upload id); false if there is no such user.
-    async fn set_avatar(&self, user: i64, avatar: Option<&str>) -> InfraResult<bool>;
     /// Set a group's name and avatar; false if there is no such group.
     async fn update_group(&self, group: i64, name: &str, avatar: Option<&str>)
     -> InfraResult<bool>;
     /// Delete a group and its memberships (one transaction); returns who were members.
     async fn disband_group(&self, group: i64) -> InfraResult<Vec<i64>>;
+}
 
-    /// Record an upload; `Conflict` if the id exists.
-    async fn put_upload(&self, upload: &Upload) -> InfraResult<()>;
-    /// An upload by id.
-    async fn upload(&self, id: i64) -> InfraResult<Option<Upload>>;
-    /// Let `audience` (`everyone`, `user:<id>` or `group:<id>`) fetch an upload too.
-    async fn share_upload(&self, id: i64, audience: &str) -> InfraResult<()>;
-    /// Who besides its owner may fetch an upload.
-    async fn upload_audiences(&self, id: i64) -> InfraResult<Vec<String>>;
-
-    /// How far a user has read a conversation (`user:<peer>` or `group:<id>`); 0 if never.
-    async fn read_cursor(&self, user: i64, conversation: &str) -> InfraResult<u64>;
-    /// Move a read cursor forward (never back); returns the stored value.
-    async fn advance_read_cursor(
-        &self,
-        user: i64,
-        conversation: &str,
-        seq: u64,
-    ) -> InfraResult<u64>;
-    /// A user's one-to-one conversations (from their inbox) and groups, the most recently
-    /// active first, at most `limit`.
-    async fn conversations(&self, user: i64, limit: u32) -> InfraResult<Vec<Conversation>>;
-
-    /// Every stored copy of a message.
-    async fn message_copies(&self, id: u64) -> InfraResult<Vec<Message>>;
-    /// Empty every stored copy of a message and mark it recalled; returns how many copies.
-    async fn mark_recalled(&self, id: u64) -> InfraResult<u64>;
-
-    /// Change a user's display name; false if there is no such user.
-    async fn set_nickname(&self, user: i64, nickname: &str) -> InfraResult<bool>;
-    /// Withdraw or turn down the request `from` made to `to`; false if there was none.
-    async fn remove_friend_request(&self, from: i64, to: i64) -> InfraResult<bool>;
-    /// End a friendship, both sides at once; false if they were not friends.
-    async fn remove_friendship(&self, a: i64, b: i64) -> InfraResult<bool>;
-
-    /// Register a user; `Conflict` if the username exists.
-    async fn create_user(&self, user: &User, password_hash: &str) -> InfraResult<()>;
-    /// A user by id.
-    async fn user(&self, id: i64) -> InfraResult<Option<User>>;
-    /// A user and their password hash by username.
-    async fn credentials(&self, username: &str) -> InfraResult<Option<(User, String)>>;
-
-    /// Keep a refresh token's hash.
-    async fn put_refresh_token(&self, hash: &str, token: &RefreshToken) -> InfraResult<()>;
-    /// Remove and return a refresh token (each is used once).
-    async fn take_refresh_token(&self, hash: &str) -> InfraResult<Option<RefreshToken>>;
-
-    /// Ask `to` for friendship; `Conflict` if asked already or already friends.
-    async fn add_friend_request(&self, request: &FriendRequest) -> InfraResult<()>;
-    /// Requests to `user` (incoming) and from `user` (outgoing).
-    async fn friend_requests(
-        &self,
-        user: i64,
-    ) -> InfraResult<(Vec<FriendRequest>, Vec<FriendRequest>)>;
-    /// Turn the request `from` → `to` into a friendship; `NotFound` if there is none.
-    async fn accept_friend_request(&self, from: i64, to: i64, now: i64) -> InfraResult<()>;
-    /// A user's friends, oldest friendship first.
-    async fn friends(&self, user: i64) -> InfraResult<Vec<Friend>>;
-    /// Whether the two are friends.
-    async fn are_friends(&self, a: i64, b: i64) -> InfraResult<bool>;
-
+/// Stored messages (history) and the cursors kept on them: acknowledged, read, delivered.
+#[async_trait]
+pub trait MessageStore: Send + Sync + 'static {
     /// Store messages; a message already stored at its (object, seq) is left as it is.
     async fn put_messages(&self, messages: &[Message]) -> InfraResult<()>;
     /// Stored messages of an object with seq below `before`, newest first.
@@ -234,7 +223,6 @@ pub trait Store: Send + Sync + 'static {
         before: u64,
         limit: u32,
     ) -> InfraResult<Vec<Message>>;
-
     /// Stored messages of `user`'s inbox exchanged with `peer` (a one-to-one conversation),
     /// with seq below `before`, newest first.
     async fn conversation_before(
@@ -244,17 +232,44 @@ pub trait Store: Send + Sync + 'static {
         before: u64,
         limit: u32,
     ) -> InfraResult<Vec<Message>>;
-
+    /// Every stored copy of a message.
+    async fn message_copies(&self, id: u64) -> InfraResult<Vec<Message>>;
+    /// Empty every stored copy of a message and mark it recalled; returns how many copies.
+    async fn mark_recalled(&self, id: u64) -> InfraResult<u64>;
+    /// A user's one-to-one conversations (from their inbox) and groups, the most recently
+    /// active first, at most `limit`.
+    async fn conversations(&self, user: i64, limit: u32) -> InfraResult<Vec<Conversation>>;
     /// The last seq a user acknowledged in an object (0 if none).
     async fn ack_cursor(&self, user: i64, object: &ObjectId) -> InfraResult<u64>;
     /// Move a user's acknowledged cursor forward (never back); returns the stored value, or for
     /// a store sharing its database with other writers the value as far as this process has
     /// seen it (never less than `seq`).
     async fn advance_ack_cursor(&self, user: i64, object: &ObjectId, seq: u64) -> InfraResult<u64>;
-
+    /// How far a user has read a conversation (`user:<peer>` or `group:<id>`); 0 if never.
+    async fn read_cursor(&self, user: i64, conversation: &str) -> InfraResult<u64>;
+    /// Move a read cursor forward (never back); returns the stored value.
+    async fn advance_read_cursor(
+        &self,
+        user: i64,
+        conversation: &str,
+        seq: u64,
+    ) -> InfraResult<u64>;
     /// The last seq task delivered for an object (0 if none); a store shared with other
     /// writers may answer from what this process set, which can be behind another's.
     async fn delivered_cursor(&self, object: &ObjectId) -> InfraResult<u64>;
     /// Record task's delivered cursor for an object (never moves back).
     async fn set_delivered_cursor(&self, object: &ObjectId, seq: u64) -> InfraResult<()>;
+}
+
+/// Uploaded images: who owns them and who may fetch them.
+#[async_trait]
+pub trait UploadStore: Send + Sync + 'static {
+    /// Record an upload; `Conflict` if the id exists.
+    async fn put_upload(&self, upload: &Upload) -> InfraResult<()>;
+    /// An upload by id.
+    async fn upload(&self, id: i64) -> InfraResult<Option<Upload>>;
+    /// Let `audience` (`everyone`, `user:<id>` or `group:<id>`) fetch an upload too.
+    async fn share_upload(&self, id: i64, audience: &str) -> InfraResult<()>;
+    /// Who besides its owner may fetch an upload.
+    async fn upload_audiences(&self, id: i64) -> InfraResult<Vec<String>>;
 }

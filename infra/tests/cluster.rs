@@ -3,11 +3,11 @@
 //! `scripts/deps.sh up` starts the servers and `scripts/test.sh` exports their URLs. Without
 //! them these tests fail, saying which server is missing; they are never skipped.
 
+use natter_infra::store::MessageStore;
 use std::time::Duration;
 
 use natter_infra::MessageLog;
 use natter_infra::Registry;
-use natter_infra::Store;
 use natter_infra::cluster::{
     EtcdRegistry, KafkaLog, KafkaLogConfig, PartitionProducer, RedisSessions,
 };

@@ -1,5 +1,6 @@
 //! The port conformance suites against the embedded adapters, plus what only they promise.
 
+use natter_infra::store::{GroupStore, MessageStore, UserStore};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use natter_infra::embedded::{DirBlobs, MemorySessions, StaticRegistry, open_sqli
 use natter_infra::sql::SqlLog;
 use natter_infra::sql::{SqlDatabase, SqlStore};
 use natter_infra::store::User;
-use natter_infra::{Blobs, MessageLog, Store};
+use natter_infra::{Blobs, MessageLog};
 use natter_proto::ObjectId;
 use natter_proto::v1::Message;
 

@@ -2,18 +2,19 @@
 //! the sender's not) and is retried with the same cid must exist once, under one id, in each
 //! log; and requests naming no known target, audience or action are refused, not widened.
 
+use natter_infra::store::{FriendStore, UserStore};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use natter_infra::MessageLog;
 use natter_infra::embedded::{MemorySessions, open_sqlite};
 use natter_infra::error::{InfraError, InfraResult};
 use natter_infra::ids::IdGenerator;
 use natter_infra::sql::SqlLog;
 use natter_infra::sql::SqlStore;
 use natter_infra::store::{FriendRequest, User};
-use natter_infra::{MessageLog, Store};
 use natter_logic::{LogicConfig, LogicService};
 use natter_proto::ObjectId;
 use natter_proto::handle::TaskHandle;

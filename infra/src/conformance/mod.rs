@@ -6,7 +6,6 @@ pub mod blobs;
 pub mod log;
 pub mod registry;
 pub mod sessions;
-pub mod social;
 pub mod store;
 pub mod test_servers;
 

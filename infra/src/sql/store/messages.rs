@@ -1,0 +1,323 @@
+//! Stored messages (history) and the cursors kept on them: acknowledged, read, delivered in SQL:
+//! the statements and the `MessageStore` implementation.
+
+use super::*;
+
+/// The messages statements, in the store's dialect.
+#[derive(Debug)]
+pub(super) struct MessageStatements {
+    messages_before: SqlStr,
+    conversation_before: SqlStr,
+    read_cursor: SqlStr,
+    read_cursors: SqlStr,
+    inbox_peers: SqlStr,
+    latest_with_peer: SqlStr,
+    unread: SqlStr,
+    message_copies: SqlStr,
+    mark_recalled: SqlStr,
+    ack_cursor: SqlStr,
+    delivered_cursor: SqlStr,
+}
+
+impl MessageStatements {
+    pub(super) fn new(dialect: Dialect) -> Self {
+        let sql = |text: &str| dialect_sql(dialect, text);
+        MessageStatements {
+            messages_before: sql(concat!(
+                "SELECT ",
+                message_columns!(),
+                " FROM messages WHERE object = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
+            )),
+            conversation_before: sql(concat!(
+                "SELECT ",
+                message_columns!(),
+                " FROM messages WHERE object = ? AND peer = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
+            )),
+            read_cursor: sql("SELECT seq FROM read_cursors WHERE user_id = ? AND conversation = ?"),
+            read_cursors: sql("SELECT conversation, seq FROM read_cursors WHERE user_id = ?"),
+            inbox_peers: sql("SELECT DISTINCT peer FROM messages WHERE object = ? AND peer <> 0"),
+            latest_with_peer: sql(concat!(
+                "SELECT ",
+                message_columns!(),
+                " FROM messages WHERE object = ? AND peer = ? ORDER BY seq DESC LIMIT 1"
+            )),
+            // The inner LIMIT bounds the count's cost however far behind the reader is.
+            unread: sql(
+                "SELECT COUNT(*) FROM (SELECT 1 AS one FROM messages WHERE object = ? \
+             AND peer = ? AND seq > ? AND sender <> ? AND kind NOT IN (?, ?) LIMIT ?) unread",
+            ),
+            message_copies: sql(concat!(
+                "SELECT ",
+                message_columns!(),
+                " FROM messages WHERE id = ? ORDER BY object"
+            )),
+            mark_recalled: sql("UPDATE messages SET kind = ?, body = '' WHERE id = ?"),
+            ack_cursor: sql("SELECT seq FROM ack_cursors WHERE user_id = ? AND object = ?"),
+            delivered_cursor: sql("SELECT seq FROM delivered_cursors WHERE object = ?"),
+        }
+    }
+}
+
+impl SqlStore {
+    async fn query_ack_cursor(&self, user: i64, object: &str) -> InfraResult<u64> {
+        let row: Option<(i64,)> = rows(&self.statements.messages.ack_cursor)
+            .bind(user)
+            .bind(object)
+            .fetch_optional(&self.database.pool)
+            .await?;
+        Ok(row.map_or(0, |(seq,)| seq as u64))
+    }
+
+    async fn query_delivered_cursor(&self, object: &str) -> InfraResult<u64> {
+        let row: Option<(i64,)> = rows(&self.statements.messages.delivered_cursor)
+            .bind(object)
+            .fetch_optional(&self.database.pool)
+            .await?;
+        Ok(row.map_or(0, |(seq,)| seq as u64))
+    }
+}
+
+#[async_trait]
+impl MessageStore for SqlStore {
+    async fn put_messages(&self, messages: &[Message]) -> InfraResult<()> {
+        // Committed with whatever else is being written: concurrent sends share a transaction.
+        self.database.writer.put_messages(messages.to_vec()).await
+    }
+
+    async fn messages_before(
+        &self,
+        object: &ObjectId,
+        before: u64,
+        limit: u32,
+    ) -> InfraResult<Vec<Message>> {
+        let found: Vec<MessageRow> = rows(&self.statements.messages.messages_before)
+            .bind(object.to_string())
+            .bind(stored_seq(before))
+            .bind(i64::from(limit))
+            .fetch_all(&self.database.pool)
+            .await?;
+        Ok(found.into_iter().map(message_from).collect())
+    }
+
+    async fn conversation_before(
+        &self,
+        user: i64,
+        peer: i64,
+        before: u64,
+        limit: u32,
+    ) -> InfraResult<Vec<Message>> {
+        let found: Vec<MessageRow> = rows(&self.statements.messages.conversation_before)
+            .bind(ObjectId::User(user).to_string())
+            .bind(peer)
+            .bind(stored_seq(before))
+            .bind(i64::from(limit))
+            .fetch_all(&self.database.pool)
+            .await?;
+        Ok(found.into_iter().map(message_from).collect())
+    }
+
+    async fn message_copies(&self, id: u64) -> InfraResult<Vec<Message>> {
+        let found: Vec<MessageRow> = rows(&self.statements.messages.message_copies)
+            .bind(id as i64)
+            .fetch_all(&self.database.pool)
+            .await?;
+        Ok(found.into_iter().map(message_from).collect())
+    }
+
+    async fn mark_recalled(&self, id: u64) -> InfraResult<u64> {
+        let changed = statement(&self.statements.messages.mark_recalled)
+            .bind(RECALLED_KIND)
+            .bind(id as i64)
+            .execute(&self.database.pool)
+            .await?
+            .rows_affected();
+        if changed > 0 && self.database.dialect == Dialect::Sqlite {
+            // The embedded log reads from this table; its remembered newest entries would
+            // still hold the text, so the objects holding a copy are read afresh.
+            for copy in self.message_copies(id).await? {
+                if let Ok(object) = copy.object.parse() {
+                    self.database.writer.tail().forget(&object);
+                }
+            }
+        }
+        Ok(changed)
+    }
+
+    async fn conversations(&self, user: i64, limit: u32) -> InfraResult<Vec<Conversation>> {
+        let inbox = ObjectId::User(user).to_string();
+        let peers: Vec<(i64,)> = rows(&self.statements.messages.inbox_peers)
+            .bind(&inbox)
+            .fetch_all(&self.database.pool)
+            .await?;
+        // Each conversation is one (object, peer) range of the messages_by_peer index: a
+        // group's copies carry the group as their peer.
+        let mut places: Vec<(String, String, i64)> = peers
+            .into_iter()
+            .map(|(peer,)| (format!("user:{peer}"), inbox.clone(), peer))
+            .collect();
+        for group in self.user_groups(user).await? {
+            let object = ObjectId::Group(group).to_string();
+            places.push((object.clone(), object, group));
+        }
+        let mut found = Vec::with_capacity(places.len());
+        for (key, object, peer) in places {
+            let last: Option<MessageRow> = rows(&self.statements.messages.latest_with_peer)
+                .bind(&object)
+                .bind(peer)
+                .fetch_optional(&self.database.pool)
+                .await?;
+            found.push((key, object, peer, last.map(message_from)));
+        }
+        // Most recent first; groups with nothing said yet last, newest group first.
+        found.sort_by_key(|(_, _, peer, last)| {
+            std::cmp::Reverse((last.as_ref().map_or(0, |message| message.ts), *peer))
+        });
+        found.truncate(limit as usize);
+        // Raised but not yet written cursors count too. They are taken before the table is
+        // read: a flush forgets a raise only once it is committed, so one of the two holds it.
+        let pending = self
+            .database
+            .writer
+            .pending_cursors_of(CursorKind::Read, user);
+        let mut read: std::collections::HashMap<String, i64> =
+            rows::<(String, i64)>(&self.statements.messages.read_cursors)
+                .bind(user)
+                .fetch_all(&self.database.pool)
+                .await?
+                .into_iter()
+                .collect();
+        for (conversation, seq) in pending {
+            let entry = read.entry(conversation).or_insert(0);
+            *entry = (*entry).max(stored_seq(seq));
+        }
+        let mut conversations = Vec::with_capacity(found.len());
+        for (key, object, peer, last) in found {
+            let read = read.get(&key).copied().unwrap_or(0);
+            let unread = match &last {
+                Some(message) if message.seq as i64 > read => {
+                    let (count,): (i64,) = rows(&self.statements.messages.unread)
+                        .bind(&object)
+                        .bind(peer)
+                        .bind(read)
+                        .bind(user)
+                        .bind(RECALL_KIND)
+                        .bind(RECALLED_KIND)
+                        .bind(UNREAD_COUNT_CAP as i64)
+                        .fetch_one(&self.database.pool)
+                        .await?;
+                    count as u64
+                }
+                _ => 0,
+            };
+            conversations.push(Conversation {
+                key,
+                last,
+                read: read as u64,
+                unread,
+            });
+        }
+        Ok(conversations)
+    }
+
+    async fn ack_cursor(&self, user: i64, object: &ObjectId) -> InfraResult<u64> {
+        let object = object.to_string();
+        let writer = &self.database.writer;
+        let pending = writer
+            .pending_cursor(CursorKind::Acknowledged, user, &object)
+            .unwrap_or(0);
+        let Some(remembered) = &self.remembered else {
+            return Ok(self.query_ack_cursor(user, &object).await?.max(pending));
+        };
+        let key = (user, object);
+        if let Some(seq) = remembered.ack_cursors.get(&key) {
+            return Ok(seq.max(pending));
+        }
+        let stored = self.query_ack_cursor(user, &key.1).await?;
+        Ok(remembered.ack_cursors.raise(key, stored.max(pending)))
+    }
+
+    async fn advance_ack_cursor(&self, user: i64, object: &ObjectId, seq: u64) -> InfraResult<u64> {
+        // Written with the next flush, the newest per (user, object); a raise lost to a crash
+        // only makes the client receive those messages again.
+        let name = object.to_string();
+        self.database
+            .writer
+            .raise_cursor(CursorKind::Acknowledged, user, &name, seq);
+        let Some(remembered) = &self.remembered else {
+            // Other processes write too: answer with what this one has seen (at least `seq`)
+            // rather than read the row back on every acknowledgement.
+            let pending = self
+                .database
+                .writer
+                .pending_cursor(CursorKind::Acknowledged, user, &name)
+                .unwrap_or(0);
+            return Ok(self
+                .acknowledged_floors
+                .raise((user, name), seq.max(pending)));
+        };
+        let key = (user, name);
+        if remembered.ack_cursors.get(&key).is_some() {
+            return Ok(remembered.ack_cursors.raise(key, seq));
+        }
+        self.ack_cursor(user, object).await
+    }
+
+    async fn read_cursor(&self, user: i64, conversation: &str) -> InfraResult<u64> {
+        // The pending raise first: a flush forgets it only once it is committed, so read in
+        // this order one of the two always holds it (the other order can miss both).
+        let pending = self
+            .database
+            .writer
+            .pending_cursor(CursorKind::Read, user, conversation)
+            .unwrap_or(0);
+        let row: Option<(i64,)> = rows(&self.statements.messages.read_cursor)
+            .bind(user)
+            .bind(conversation)
+            .fetch_optional(&self.database.pool)
+            .await?;
+        Ok(row.map_or(0, |(seq,)| seq.max(0) as u64).max(pending))
+    }
+
+    async fn advance_read_cursor(
+        &self,
+        user: i64,
+        conversation: &str,
+        seq: u64,
+    ) -> InfraResult<u64> {
+        // Written with the next flush, like acknowledgements.
+        self.database
+            .writer
+            .raise_cursor(CursorKind::Read, user, conversation, seq);
+        self.read_cursor(user, conversation).await
+    }
+
+    async fn delivered_cursor(&self, object: &ObjectId) -> InfraResult<u64> {
+        let name = object.to_string();
+        let pending = self.database.writer.pending_delivered(&name).unwrap_or(0);
+        let remembered = match &self.remembered {
+            Some(remembered) => &remembered.delivered,
+            None => &*self.delivered_floors,
+        };
+        if let Some(seq) = remembered.get(&name) {
+            return Ok(seq.max(pending));
+        }
+        let stored = self.query_delivered_cursor(&name).await?;
+        Ok(remembered.raise(name, stored.max(pending)))
+    }
+
+    async fn set_delivered_cursor(&self, object: &ObjectId, seq: u64) -> InfraResult<()> {
+        // Written with the next flush; one lost to a crash means a redelivery, which clients
+        // drop by (object, seq).
+        let name = object.to_string();
+        self.database.writer.raise_delivered(&name, seq);
+        // Only a remembered cursor is raised: one not remembered is read when first asked.
+        let remembered = match &self.remembered {
+            Some(remembered) => &remembered.delivered,
+            None => &*self.delivered_floors,
+        };
+        if remembered.get(&name).is_some() {
+            remembered.raise(name, seq);
+        }
+        Ok(())
+    }
+}
