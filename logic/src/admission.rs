@@ -117,7 +117,7 @@ impl SendAdmission {
     /// A place for one send, held until it is answered; `unavailable` with a retry hint when
     /// every place is taken.
     pub fn admit(&self) -> Result<SendPermit, Status> {
-        let bound = self.bound().min(self.inner.most);
+        let bound = self.bound();
         let taken =
             self.inner
                 .in_flight

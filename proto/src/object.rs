@@ -53,10 +53,8 @@ impl ObjectId {
 
 impl fmt::Display for ObjectId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ObjectId::User(id) => write!(f, "user:{id}"),
-            ObjectId::Group(id) => write!(f, "group:{id}"),
-        }
+        let (_, id) = self.target();
+        write!(f, "{}:{id}", self.kind_name())
     }
 }
 

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use natter_infra::{InfraError, MessageLog, Sessions, Store};
 use natter_proto::handle::ConnectHandle;
 use natter_proto::v1::{
-    Audience, EphemeralPushRequest, GroupMembershipRequest, Message, PushAllRequest,
-    PushGroupRequest, PushLock, PushReply, PushUsersRequest,
+    Audience, GroupMembershipRequest, Message, PushAllRequest, PushGroupRequest, PushLock,
+    PushReply, PushUsersRequest,
 };
 use natter_proto::{ErrorCode, ObjectId};
 
@@ -50,16 +50,19 @@ pub enum EphemeralAudience {
 }
 
 impl EphemeralAudience {
-    /// The audience a request names. An unspecified or unknown one is refused: a push that
-    /// does not say whom it is for goes to nobody, never to everyone.
-    pub fn of_request(request: &EphemeralPushRequest) -> Result<Self, tonic::Status> {
-        match Audience::try_from(request.audience) {
-            Ok(Audience::Users) => Ok(EphemeralAudience::Users(request.user_ids.clone())),
-            Ok(Audience::Group) => Ok(EphemeralAudience::Group(request.group_id)),
+    /// The audience a request's fields name. An unspecified or unknown one is refused: a
+    /// push that does not say whom it is for goes to nobody, never to everyone.
+    pub fn of_request(
+        audience: i32,
+        user_ids: Vec<i64>,
+        group_id: i64,
+    ) -> Result<Self, tonic::Status> {
+        match Audience::try_from(audience) {
+            Ok(Audience::Users) => Ok(EphemeralAudience::Users(user_ids)),
+            Ok(Audience::Group) => Ok(EphemeralAudience::Group(group_id)),
             Ok(Audience::Everyone) => Ok(EphemeralAudience::Everyone),
             Ok(Audience::Unspecified) | Err(_) => Err(ErrorCode::InvalidInput.status(format!(
-                "an ephemeral push names no known audience ({})",
-                request.audience
+                "an ephemeral push names no known audience ({audience})"
             ))),
         }
     }
@@ -393,32 +396,26 @@ impl Deliverer {
 mod tests {
     use super::*;
 
-    fn request(audience: i32) -> EphemeralPushRequest {
-        EphemeralPushRequest {
-            audience,
-            user_ids: vec![7],
-            group_id: 9,
-            message: None,
-        }
+    fn audience(audience: i32) -> Result<EphemeralAudience, tonic::Status> {
+        EphemeralAudience::of_request(audience, vec![7], 9)
     }
 
     #[test]
     fn an_unknown_or_missing_audience_is_refused_never_read_as_everyone() {
         for unknown in [Audience::Unspecified as i32, 4, -1, 99] {
-            let refused = EphemeralAudience::of_request(&request(unknown))
-                .expect_err("an audience nobody named is refused");
+            let refused = audience(unknown).expect_err("an audience nobody named is refused");
             assert_eq!(ErrorCode::of_status(&refused), ErrorCode::InvalidInput);
         }
         assert_eq!(
-            EphemeralAudience::of_request(&request(Audience::Users as i32)).unwrap(),
+            audience(Audience::Users as i32).unwrap(),
             EphemeralAudience::Users(vec![7])
         );
         assert_eq!(
-            EphemeralAudience::of_request(&request(Audience::Group as i32)).unwrap(),
+            audience(Audience::Group as i32).unwrap(),
             EphemeralAudience::Group(9)
         );
         assert_eq!(
-            EphemeralAudience::of_request(&request(Audience::Everyone as i32)).unwrap(),
+            audience(Audience::Everyone as i32).unwrap(),
             EphemeralAudience::Everyone
         );
     }

@@ -188,12 +188,17 @@ impl Task for TaskService {
         &self,
         request: Request<EphemeralPushRequest>,
     ) -> Result<Response<PushReply>, Status> {
-        let request = request.into_inner();
-        let audience = EphemeralAudience::of_request(&request)?;
+        let EphemeralPushRequest {
+            audience,
+            user_ids,
+            group_id,
+            message,
+        } = request.into_inner();
+        let audience = EphemeralAudience::of_request(audience, user_ids, group_id)?;
         let connections = self
             .inner
             .deliverer
-            .push_ephemeral(audience, request.message)
+            .push_ephemeral(audience, message)
             .await
             .map_err(InfraError::into_status)?;
         Ok(Response::new(PushReply {
