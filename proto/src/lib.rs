@@ -3,7 +3,9 @@
 //! - [`v1`]: the gRPC services between layers (`Logic`, `Connect`, `Task`) and their messages,
 //!   generated from `proto/natter.proto`.
 //! - [`handle`]: one handle per service that calls it in-process, over gRPC, or on whichever
-//!   process of its layer a balancer picks.
+//!   process of its layer a balancer picks. Its methods are generated from the rpcs the .proto
+//!   lists, so adding an rpc takes the .proto and the implementation only (for `Logic`: the
+//!   function in its family's module and its line in `logic/src/service.rs`'s dispatch table).
 //! - [`object`]: the names of the ordered streams ("user:42", "group:7").
 //! - [`frame`]: the JSON frames a client exchanges with a connect node over WebSocket.
 //! - [`error`]: the stable error codes shared by frames, problem responses and gRPC statuses.
