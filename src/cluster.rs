@@ -198,29 +198,6 @@ async fn cluster_sessions(config: &NatterConfig) -> anyhow::Result<Arc<dyn Sessi
     Ok(Arc::new(sessions))
 }
 
-/// Serves `router` plus `/metrics` over HTTP until `stopping` turns true.
-pub(crate) fn serve_http(
-    listener: TcpListener,
-    router: axum::Router,
-    mut stopping: watch::Receiver<bool>,
-) -> JoinHandle<()> {
-    let router = router.route(
-        "/metrics",
-        axum::routing::get(|| async { telemetry::render_metrics() }),
-    );
-    tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stopping.wait_for(|stop| *stop).await;
-        };
-        if let Err(error) = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!(%error, "the HTTP server stopped");
-        }
-    })
-}
-
 /// Serves a gRPC router until stopped.
 fn serve_grpc(
     listener: TcpListener,
@@ -385,9 +362,9 @@ impl RunningLayer {
                 );
                 let ws_listener = bind(&config.listen.ws, "the WebSocket endpoint").await?;
                 running.ws_addr = Some(ws_listener.local_addr()?);
-                running
-                    .servers
-                    .push(tokio::spawn(Arc::clone(&connect).serve(ws_listener)));
+                running.servers.push(tokio::spawn(
+                    Arc::clone(&connect).serve(ws_listener, config.listen.handshake),
+                ));
                 grpc = Some(
                     grpc_router()
                         .add_service(ConnectGrpc::new(ConnectService::new(Arc::clone(&connect)))),
@@ -395,9 +372,12 @@ impl RunningLayer {
                 running.connect = Some(connect);
             }
         }
-        running
-            .servers
-            .push(serve_http(http_listener, http_router, stopping.clone()));
+        running.servers.push(crate::http::serve_http(
+            http_listener,
+            http_router,
+            stopping.clone(),
+            config.listen.handshake,
+        ));
         let address = match grpc {
             Some(router) => {
                 let listener = bind(&config.listen.grpc, "gRPC").await?;

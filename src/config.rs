@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use natter_api::ApiConfig;
-use natter_connect::ConnectConfig;
+use natter_connect::{ConnectConfig, HandshakeLimits};
 use natter_infra::cluster::KafkaLogConfig;
 use natter_logic::LogicConfig;
 use natter_task::TaskConfig;
@@ -103,6 +103,9 @@ pub struct ListenConfig {
     pub grpc: String,
     /// The gRPC URL other processes dial, if not `http://<grpc>` (behind NAT or in a pod).
     pub grpc_advertise: String,
+    /// How long the HTTP and WebSocket ports give a socket to finish its handshake, and how
+    /// many one address may have in it at once.
+    pub handshake: HandshakeLimits,
 }
 
 impl Default for ListenConfig {
@@ -112,6 +115,7 @@ impl Default for ListenConfig {
             ws: "127.0.0.1:8090".into(),
             grpc: "127.0.0.1:9090".into(),
             grpc_advertise: String::new(),
+            handshake: HandshakeLimits::default(),
         }
     }
 }

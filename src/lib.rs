@@ -10,10 +10,12 @@
 //! - [`telemetry`]: tracing output and the Prometheus recorder behind `/metrics`.
 //! - [`client`]: a minimal natter client (REST + WebSocket) for `natter client` and the tests.
 //! - `listener`: the listening sockets, with a deep accept queue.
+//! - `http`: the HTTP server of every process, with the handshake limits.
 
 pub mod client;
 pub mod cluster;
 pub mod config;
+mod http;
 mod listener;
 pub mod peers;
 pub mod sequenced_log;

@@ -151,7 +151,7 @@ impl RunningSystem {
 
         let ws_listener = bind(&config.listen.ws, "the WebSocket endpoint").await?;
         let ws_addr = ws_listener.local_addr()?;
-        let ws = tokio::spawn(Arc::clone(&connect).serve(ws_listener));
+        let ws = tokio::spawn(Arc::clone(&connect).serve(ws_listener, config.listen.handshake));
 
         let api_listener = bind(&config.listen.api, "the API").await?;
         let api_addr = api_listener.local_addr()?;
@@ -171,7 +171,7 @@ impl RunningSystem {
             )),
         });
         let (stop_api, stopping) = watch::channel(false);
-        let api = crate::cluster::serve_http(api_listener, router, stopping);
+        let api = crate::http::serve_http(api_listener, router, stopping, config.listen.handshake);
         tracing::info!(%api_addr, %ws_addr, data = %config.node.data_dir.display(), "natter is up");
         Ok(RunningSystem {
             api_addr,

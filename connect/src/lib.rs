@@ -1,6 +1,8 @@
 //! natter's connect layer: the WebSocket edge.
 //!
 //! - [`config`]: every size, rate and timing of the edge.
+//! - [`gate`]: the deadline and per-address cap on sockets that have not finished their
+//!   handshake.
 //! - [`server`]: accepts sockets, authenticates the upgrade, owns the buckets, routes pushes.
 //! - [`bucket`]: a CityHash32 shard of the users on this node: their connections, its routine
 //!   workers and its push limiter.
@@ -17,6 +19,7 @@ pub mod acks;
 pub mod bucket;
 pub mod config;
 pub mod connection;
+pub mod gate;
 pub mod group_list;
 pub mod limiter;
 pub mod routine;
@@ -25,5 +28,6 @@ pub mod service;
 pub mod socket;
 
 pub use config::ConnectConfig;
+pub use gate::HandshakeLimits;
 pub use server::ConnectServer;
 pub use service::ConnectService;

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use natter_infra::Sessions;
 use natter_proto::ErrorCode;
@@ -20,6 +21,7 @@ use crate::acks::AckBatcher;
 use crate::bucket::{Bucket, bucket_index};
 use crate::config::ConnectConfig;
 use crate::connection::{CloseReason, Connection, ConnectionOptions, Outgoing};
+use crate::gate::{HandshakeGate, HandshakeLimits, HandshakeTicket};
 use crate::routine::{Completion, PushJob, Recipients};
 use crate::socket::{Socket, drive};
 
@@ -154,16 +156,23 @@ impl ConnectServer {
             .sum()
     }
 
-    /// Accept connections until [`ConnectServer::shutdown`].
-    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+    /// Accept connections until [`ConnectServer::shutdown`], each held to `limits` until its
+    /// upgrade is done.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, limits: HandshakeLimits) {
         let mut stopping = self.shutdown.subscribe();
+        let gate = HandshakeGate::new(limits.per_address);
         loop {
             tokio::select! {
                 _ = stopping.changed() => return,
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => {
+                    Ok((stream, peer)) => {
+                        // Over its address's cap the socket is closed here, unread.
+                        let Some(ticket) = gate.enter(peer.ip()) else { continue };
                         let server = Arc::clone(&self);
-                        tokio::spawn(async move { server.handle_socket(stream).await });
+                        let timeout = limits.timeout();
+                        tokio::spawn(async move {
+                            server.handle_socket(stream, ticket, timeout).await;
+                        });
                     }
                     Err(error) => {
                         // Out of file descriptors and the like: pause rather than spin.
@@ -198,7 +207,12 @@ impl ConnectServer {
 
     // The refusal type is tungstenite's `ErrorResponse`, fixed by its handshake callback.
     #[allow(clippy::result_large_err)]
-    async fn handle_socket(self: Arc<Self>, stream: TcpStream) {
+    async fn handle_socket(
+        self: Arc<Self>,
+        stream: TcpStream,
+        ticket: HandshakeTicket,
+        timeout: Duration,
+    ) {
         let _ = stream.set_nodelay(true);
         if self.config.send_buffer_bytes > 0
             && let Err(error) =
@@ -241,20 +255,26 @@ impl ConnectServer {
         // Futures that finish early are boxed: an async fn's state is as large as its largest
         // await, and this one lives as long as the connection, so an unboxed handshake or
         // gRPC call would cost every idle connection its size for hours.
-        let socket = match Box::pin(tokio_tungstenite::accept_hdr_async_with_config(
+        let upgrade = Box::pin(tokio_tungstenite::accept_hdr_async_with_config(
             stream,
             authenticate,
             Some(self.socket_config()),
-        ))
-        .await
-        {
+        ));
+        let socket = match tokio::time::timeout(timeout, upgrade).await {
             // Boxed: moved through three futures, it would otherwise take room in each.
-            Ok(socket) => Box::new(socket),
-            Err(error) => {
+            Ok(Ok(socket)) => Box::new(socket),
+            Ok(Err(error)) => {
                 tracing::debug!(%error, "upgrade refused or failed");
                 return;
             }
+            Err(_) => {
+                metrics::counter!("natter_handshakes_refused_total", "reason" => "timeout")
+                    .increment(1);
+                tracing::debug!("upgrade not finished in time; closing");
+                return;
+            }
         };
+        drop(ticket);
         let Some(user_id) = user_id else { return };
         self.run_connection(socket, user_id, options).await;
     }

@@ -10,6 +10,7 @@ mod crash;
 mod delivery;
 mod docs;
 mod groups;
+mod handshake;
 mod harness;
 mod history;
 mod profiles;
