@@ -7,6 +7,8 @@
 #   scripts/deps.sh status   which servers are up
 #   scripts/deps.sh env      the URLs the tests read, as `export` lines (eval "$(scripts/deps.sh env)")
 #   scripts/deps.sh restart kafka      stop the broker and start it again on the same data
+#   scripts/deps.sh restart redis      stop Redis and start it again: it keeps nothing on disk, so
+#                                      everything it held is gone, as after a crash
 #   scripts/deps.sh stop|kill|start kafka-cluster-N
 #                                 stop one broker of kafka-cluster politely (SIGTERM), kill it
 #                                 (SIGKILL, as a crash would), or start it again on its data
@@ -377,10 +379,11 @@ down)
     rm -rf "$DIR"
     ;;
 restart)
-    # Restarts one server with its data kept: the cluster test restarts the broker this way.
-    [ "${2:-}" = kafka ] || { echo "usage: $0 restart kafka" >&2; exit 2; }
-    stop_one kafka
-    start_kafka
+    # Restarts one server: the broker with its data kept, Redis empty (it persists nothing).
+    case "${2:-}" in
+    kafka | redis) stop_one "$2"; "start_$2" ;;
+    *) echo "usage: $0 restart kafka|redis" >&2; exit 2 ;;
+    esac
     ;;
 stop | kill | start)
     # One broker of kafka-cluster at a time, for tests that take a broker away and bring it back.
@@ -411,7 +414,7 @@ env)
     print_env
     ;;
 *)
-    echo "usage: $0 up [NAME...]|down|status|env|restart kafka|stop|kill|start kafka-cluster-N|prefetch" >&2
+    echo "usage: $0 up [NAME...]|down|status|env|restart kafka|redis|stop|kill|start kafka-cluster-N|prefetch" >&2
     exit 2
     ;;
 esac

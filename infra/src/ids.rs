@@ -14,6 +14,15 @@ pub const MAX_NODE_ID: u16 = 1023;
 /// How far back the clock may step before minting fails instead of waiting.
 const MAX_WAIT_FOR_CLOCK: Duration = Duration::from_secs(2);
 
+/// Bits below the milliseconds of an id: node id and sequence.
+const TIME_SHIFT: u32 = 22;
+
+/// The smallest id any node can mint at unix millisecond `millis` (ids count milliseconds
+/// from the unix epoch, snowflaked's default): every id minted before it is smaller.
+pub fn first_id_at(millis: i64) -> u64 {
+    (millis.max(0) as u64) << TIME_SHIFT
+}
+
 /// Mints unique, time-ordered ids for one node.
 #[derive(Debug)]
 pub struct IdGenerator {
@@ -52,7 +61,7 @@ impl IdGenerator {
         }
         let id: u64 = self.generator.generate();
         // The generator may have moved to the next millisecond when a sequence ran out.
-        *newest = now.max((id >> 22) as i64);
+        *newest = now.max((id >> TIME_SHIFT) as i64);
         Ok(id)
     }
 }
@@ -72,5 +81,15 @@ mod tests {
             previous = id;
         }
         assert!(IdGenerator::new(MAX_NODE_ID + 1).is_none());
+    }
+
+    #[test]
+    fn an_id_lies_between_the_first_ids_of_the_milliseconds_around_its_minting() {
+        let generator = IdGenerator::new(MAX_NODE_ID).unwrap();
+        let before = now_millis();
+        let id = generator.next_id().unwrap();
+        let after = now_millis();
+        assert!(first_id_at(before) <= id, "{id} minted after {before}");
+        assert!(id < first_id_at(after + 1), "{id} minted by {after}");
     }
 }

@@ -20,7 +20,12 @@ pub struct SessionRef {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Claim {
     /// Nobody held the key; the caller now does and must `complete` or `abandon` it.
-    New,
+    New {
+        /// Claims completed from this time on (unix ms) are remembered here; an older one
+        /// may have been forgotten (natter's or Redis's memory restarted), so a caller that
+        /// must not repeat older work checks its durable record too.
+        remembered_since: i64,
+    },
     /// Someone else holds it and has not finished.
     Pending,
     /// It was completed with this value.

@@ -234,6 +234,11 @@ pub trait MessageStore: Send + Sync + 'static {
     ) -> InfraResult<Vec<Message>>;
     /// Every stored copy of a message.
     async fn message_copies(&self, id: u64) -> InfraResult<Vec<Message>>;
+    /// Every stored copy of the messages `sender` sent with client id `cid` at or after
+    /// `since` (unix ms): what a retried send finds when its de-duplication record is gone.
+    async fn copies_by_cid(&self, sender: i64, cid: &str, since: i64) -> InfraResult<Vec<Message>>;
+    /// The time (unix ms) of the newest stored message with an id below `id`, if any.
+    async fn newest_message_before(&self, id: u64) -> InfraResult<Option<i64>>;
     /// Empty every stored copy of a message and mark it recalled; returns how many copies.
     async fn mark_recalled(&self, id: u64) -> InfraResult<u64>;
     /// A user's one-to-one conversations (from their inbox) and groups, the most recently

@@ -11,6 +11,7 @@
 
 use std::time::Duration;
 
+use natter_infra::ids::first_id_at;
 use natter_infra::sessions::Claim;
 use natter_infra::{InfraError, now_millis};
 use natter_proto::v1::{Message, SendReply, SendRequest, WakeRequest};
@@ -97,6 +98,39 @@ impl Remembered {
             seq: parts.next()?.parse().ok()?,
             ts: parts.next()?.parse().ok()?,
         }))
+    }
+}
+
+impl Remembered {
+    /// What the stored copies of an earlier attempt of `request` say it wrote, if any: the
+    /// durable record a retry falls back on when the de-duplication memory forgot it.
+    fn from_copies(request: &SendRequest, copies: &[Message]) -> Option<Remembered> {
+        // One message per cid; should the history hold more, the first made is the answer.
+        let first = copies.iter().min_by_key(|copy| copy.id)?;
+        let copies: Vec<&Message> = copies.iter().filter(|copy| copy.id == first.id).collect();
+        let sender_object = ObjectId::User(request.sender).to_string();
+        let reply = |copy: &Message| SendReply {
+            cid: request.cid.clone(),
+            id: copy.id,
+            object: copy.object.clone(),
+            seq: copy.seq,
+            ts: copy.ts,
+        };
+        if first.target_kind != ObjectId::User(0).kind_name() {
+            // A group message has one copy, the group's.
+            return Some(Remembered::Sent(reply(first)));
+        }
+        let sender_copy = copies.iter().find(|copy| copy.object == sender_object);
+        let recipient_written = copies.iter().any(|copy| copy.object != sender_object);
+        match sender_copy {
+            Some(copy) if recipient_written => Some(Remembered::Sent(reply(copy))),
+            sender_copy => Some(Remembered::Partial(PartialSend {
+                id: first.id,
+                ts: first.ts,
+                recipient_written,
+                sender_seq: sender_copy.map(|copy| copy.seq),
+            })),
+        }
     }
 }
 
@@ -259,7 +293,22 @@ impl LogicService {
             .await
             .map_err(status)?
         {
-            Claim::New => None,
+            Claim::New { remembered_since } => {
+                match self.forgotten_attempt(&request, remembered_since).await {
+                    Ok(None) => None,
+                    Ok(Some(Remembered::Sent(reply))) => {
+                        self.remember(&key, &Remembered::Sent(reply.clone())).await;
+                        return Ok(reply);
+                    }
+                    Ok(Some(Remembered::Partial(partial))) => Some(partial),
+                    Err(error) => {
+                        if let Err(error) = self.sessions.abandon_claim(&key).await {
+                            tracing::warn!(%error, "releasing a de-duplication claim failed");
+                        }
+                        return Err(error);
+                    }
+                }
+            }
             Claim::Pending => {
                 return Err(ErrorCode::InProgress
                     .status("a message with this cid is still being processed"));
@@ -299,15 +348,59 @@ impl LogicService {
             }
         };
         if let Some(remembered) = remembered {
-            let stored = self
-                .sessions
-                .complete_claim(&key, &remembered.encode(), self.config.dedup_ttl())
-                .await;
-            if let Err(error) = stored {
-                tracing::warn!(%error, "remembering a send for de-duplication failed");
-            }
+            self.remember(&key, &remembered).await;
         }
         result
+    }
+
+    /// Completes a send's claim with what a retry should find.
+    async fn remember(&self, key: &str, remembered: &Remembered) {
+        let stored = self
+            .sessions
+            .complete_claim(key, &remembered.encode(), self.config.dedup_ttl())
+            .await;
+        if let Err(error) = stored {
+            tracing::warn!(%error, "remembering a send for de-duplication failed");
+        }
+    }
+
+    /// An earlier attempt of `request` that the de-duplication memory may have forgotten
+    /// because it began (at `remembered_since`) after it: found in the history by sender and
+    /// cid. The history is searched only while it may hold such an attempt, that is while the
+    /// newest message stored before the memory began is inside the de-duplication window.
+    async fn forgotten_attempt(
+        &self,
+        request: &SendRequest,
+        remembered_since: i64,
+    ) -> Result<Option<Remembered>, Status> {
+        let window_start = now_millis().saturating_sub(self.config.dedup_ttl().as_millis() as i64);
+        if remembered_since <= window_start {
+            // The memory covers the whole window.
+            return Ok(None);
+        }
+        let newest = match self.history_at_memory_start.newest_for(remembered_since) {
+            Some(newest) => newest,
+            None => {
+                let newest = self
+                    .store
+                    .newest_message_before(first_id_at(remembered_since))
+                    .await
+                    .map_err(status)?;
+                self.history_at_memory_start
+                    .record(remembered_since, newest);
+                newest
+            }
+        };
+        if newest.is_none_or(|newest| newest < window_start) {
+            return Ok(None);
+        }
+        let copies = self
+            .store
+            .copies_by_cid(request.sender, &request.cid, window_start)
+            .await
+            .map_err(status)?;
+        metrics::counter!("natter_send_history_dedup_checks_total").increment(1);
+        Ok(Remembered::from_copies(request, &copies))
     }
 }
 

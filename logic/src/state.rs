@@ -32,6 +32,8 @@ pub struct LogicService {
     /// The highest seq known to exist per object (appended here, or read as an end), so an
     /// ack within it is valid without asking the log.
     pub(crate) known_ends: Arc<PositionCache<ObjectId>>,
+    /// What the history held when the de-duplication memory began.
+    pub(crate) history_at_memory_start: Arc<HistoryAtMemoryStart>,
 }
 
 impl std::fmt::Debug for LogicService {
@@ -68,6 +70,34 @@ impl PendingGroupCounts {
     }
 }
 
+/// The time of the newest message stored before the de-duplication memory began (keyed by
+/// when it began), so a send need not search the history for a forgotten first attempt when
+/// there was none, or once it is older than the de-duplication window.
+#[derive(Debug, Default)]
+pub struct HistoryAtMemoryStart(Mutex<Option<(i64, Option<i64>)>>);
+
+impl HistoryAtMemoryStart {
+    /// The newest earlier message's time recorded for a memory that began at `remembered_since`.
+    pub(crate) fn newest_for(&self, remembered_since: i64) -> Option<Option<i64>> {
+        match *self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        {
+            Some((since, newest)) if since == remembered_since => Some(newest),
+            _ => None,
+        }
+    }
+
+    /// Records the newest earlier message's time for a memory that began at `remembered_since`.
+    pub(crate) fn record(&self, remembered_since: i64, newest: Option<i64>) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((remembered_since, newest));
+    }
+}
+
 impl LogicService {
     /// A logic service over the given ports; wakes go to `task`.
     pub fn new(
@@ -88,6 +118,7 @@ impl LogicService {
             task,
             pending_group_counts: Arc::default(),
             known_ends: Arc::default(),
+            history_at_memory_start: Arc::default(),
         }
     }
 }

@@ -651,12 +651,7 @@ async fn survives_killed_processes_and_a_broker_restart(topology: &str) {
     tokio::time::sleep(Duration::from_secs(4)).await;
     cluster.kill("task-1");
     tokio::time::sleep(Duration::from_secs(6)).await;
-    let restarted = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/deps.sh"))
-        .args(["restart", "kafka"])
-        .env("NATTER_DEPS_DIR", &deps_dir)
-        .status()
-        .expect("run scripts/deps.sh restart kafka");
-    assert!(restarted.success(), "the broker restarted");
+    restart_server(&deps_dir, "kafka");
     tokio::time::sleep(Duration::from_secs(4)).await;
 
     stop.send_replace(true);
@@ -726,6 +721,7 @@ async fn survives_killed_processes_and_a_broker_restart(topology: &str) {
     );
     // Connect-2 could not say Dan left; its removal from the registry did.
     wait_for_presence(&presence, &dan_id, false, &cluster).await;
+    retried_cid_survives_a_redis_restart(&api, &alice.session, &bob.session, &deps_dir).await;
     let bob_ledger = bob.ledger.lock().expect("ledger");
     assert!(
         bob_ledger.reconnects >= 1,
@@ -740,6 +736,87 @@ async fn survives_killed_processes_and_a_broker_restart(topology: &str) {
         bob_sent.len(),
         carol_sent.len()
     );
+}
+
+/// Restarts one of the suite's servers (`kafka` keeps its data; `redis` loses all of it).
+fn restart_server(deps_dir: &str, name: &str) {
+    let restarted = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/deps.sh"))
+        .args(["restart", name])
+        .env("NATTER_DEPS_DIR", deps_dir)
+        .status()
+        .unwrap_or_else(|error| panic!("run scripts/deps.sh restart {name}: {error}"));
+    assert!(restarted.success(), "{name} restarted");
+}
+
+/// A send answered before Redis lost everything (and with it the de-duplication record) and
+/// retried after: the retry gets the first answer, and the recipient has the message once.
+async fn retried_cid_survives_a_redis_restart(
+    api: &ApiClient,
+    sender: &Session,
+    recipient: &Session,
+    deps_dir: &str,
+) {
+    let send = || async {
+        let body = serde_json::json!({
+            "cid": "across-redis-restart",
+            "to": format!("user:{}", recipient.user_id),
+            "kind": "text",
+            "body": "sent once across a redis restart",
+        });
+        // Redis coming back: the send may be refused as unavailable for a moment.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let reply = api
+                .call(
+                    Method::POST,
+                    "/api/v1/messages",
+                    Some(&sender.access_token),
+                    Some(body.clone()),
+                )
+                .await
+                .expect("send over REST");
+            if reply.status == 201 {
+                return reply.body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the send was never accepted: {} {}",
+                reply.status,
+                reply.body
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let first = send().await;
+    restart_server(deps_dir, "redis");
+    let retried = send().await;
+    assert_eq!(
+        (&retried["id"], &retried["seq"]),
+        (&first["id"], &first["seq"]),
+        "the retry after Redis lost its de-duplication record got another answer"
+    );
+    let history = api
+        .call(
+            Method::GET,
+            &format!(
+                "/api/v1/conversations/user/{}/messages?limit=100",
+                sender.user_id
+            ),
+            Some(&recipient.access_token),
+            None,
+        )
+        .await
+        .expect("history");
+    let copies = history.body["messages"]
+        .as_array()
+        .map(|messages| {
+            messages
+                .iter()
+                .filter(|message| message["body"] == "sent once across a redis restart")
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(copies, 1, "the recipient's history: {}", history.body);
 }
 
 /// The value of an unlabelled counter on a process's `/metrics` (0 when it is not there yet).

@@ -1,6 +1,7 @@
 //! `natter serve` killed with SIGKILL in the middle of a burst of sends: after a restart on
 //! the same data, every message that was answered `sent` is there, once, at the seq it was
-//! answered with, and the recipient receives it.
+//! answered with, and the recipient receives it; a retry of any send of the burst with its cid
+//! gets the first answer instead of making a second message.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::TcpListener;
@@ -27,6 +28,9 @@ fn serve(data: &std::path::Path, api: u16, ws: u16) -> Child {
         .env("NATTER_NODE__DATA_DIR", data)
         .env("NATTER_LISTEN__API", format!("127.0.0.1:{api}"))
         .env("NATTER_LISTEN__WS", format!("127.0.0.1:{ws}"))
+        // The whole burst in flight at once, not most of it refused for rate.
+        .env("NATTER_CONNECT__INBOUND_RATE", "100000")
+        .env("NATTER_CONNECT__INBOUND_BURST", "100000")
         .env_remove("NATTER_CONFIG")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -67,6 +71,19 @@ async fn connected(url: &str, session: &Session) -> WsClient {
 
 const BURST: usize = 300;
 
+/// Sends the whole burst to `to` without waiting for answers: cids `burst-N`.
+async fn send_burst(socket: &mut WsClient, to: i64) {
+    for number in 0..BURST {
+        let frame = ClientFrame::Send {
+            cid: format!("burst-{number}"),
+            to: format!("user:{to}"),
+            kind: "text".into(),
+            body: format!("burst message {number}"),
+        };
+        socket.send(&frame).await.expect("send");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_message_answered_sent_survives_a_kill_during_a_burst() {
     let data = tempfile::tempdir().expect("data folder");
@@ -87,15 +104,7 @@ async fn every_message_answered_sent_survives_a_kill_during_a_burst() {
 
     let mut sender = connected(&ws_url, &alice).await;
     sync(&mut sender, BTreeMap::new()).await;
-    for number in 0..BURST {
-        let frame = ClientFrame::Send {
-            cid: format!("burst-{number}"),
-            to: format!("user:{}", bob.user_id),
-            kind: "text".into(),
-            body: format!("burst message {number}"),
-        };
-        sender.send(&frame).await.expect("send");
-    }
+    send_burst(&mut sender, bob.user_id).await;
     // Kill the server once a third of the burst is answered, with the rest still in flight.
     let mut answered: HashMap<String, (String, u64)> = HashMap::new();
     while answered.len() < BURST / 3 {
@@ -123,6 +132,58 @@ async fn every_message_answered_sent_survives_a_kill_during_a_burst() {
     let received = sync(&mut recipient, BTreeMap::new()).await;
     let mut own = connected(&ws_url, &alice).await;
     let own_copies = sync(&mut own, BTreeMap::new()).await;
+
+    // The client retries the whole burst with the same cids, as it would after losing its
+    // connection: what was stored, answered or not, is answered from the history (the same
+    // id and seq), not stored again; what was not stored now is, once.
+    send_burst(&mut own, bob.user_id).await;
+    let mut retried: HashMap<String, (String, u64)> = HashMap::new();
+    while retried.len() < BURST {
+        match own.next(Duration::from_secs(20)).await.expect("frames") {
+            Some(ServerFrame::Sent { cid, id, seq, .. }) => {
+                retried.insert(cid, (id, seq));
+            }
+            Some(ServerFrame::Error { code, message, .. }) => {
+                panic!("a retry was refused: {code} {message}")
+            }
+            Some(_) => {}
+            None => panic!("closed during the retries"),
+        }
+    }
+    for (cid, first) in &answered {
+        assert_eq!(
+            retried.get(cid),
+            Some(first),
+            "{cid} was answered before the kill; its retry after the restart must get that answer"
+        );
+    }
+    for message in own_copies
+        .iter()
+        .filter(|message| message.cid.starts_with("burst-"))
+    {
+        let cid = message.cid.clone();
+        assert_eq!(
+            retried.get(&cid).map(|(id, _)| id),
+            Some(&message.id),
+            "{cid} was stored before the kill, unanswered or not; its retry must get that message"
+        );
+    }
+    let mut after_retries = connected(&ws_url, &bob).await;
+    let all_received = sync(&mut after_retries, BTreeMap::new()).await;
+    let mut bodies: HashMap<&str, usize> = HashMap::new();
+    for message in &all_received {
+        *bodies.entry(message.body.as_str()).or_default() += 1;
+    }
+    assert_eq!(bodies.len(), BURST, "every message of the burst arrived");
+    assert!(
+        bodies.values().all(|count| *count == 1),
+        "no retry made a second message: {:?}",
+        bodies
+            .iter()
+            .filter(|(_, count)| **count > 1)
+            .collect::<Vec<_>>()
+    );
+
     server.kill().expect("stop");
     let _ = server.wait();
 

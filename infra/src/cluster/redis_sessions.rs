@@ -26,6 +26,27 @@ const PENDING: &str = "\u{0}pending";
 /// Deletes a key only if it still holds the caller's token.
 const RELEASE_SCRIPT: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 
+/// Claims KEYS[1] (pending, for ARGV[2] ms) unless it is held, and reads KEYS[2], the time
+/// from which this Redis remembers claims, setting it to ARGV[1] (now, unix ms) if it is
+/// missing: a Redis that lost its data (restarted without persistence) starts remembering
+/// anew. Returns {1, since} when claimed, else {0, value} (the pending marker or the answer),
+/// or {0} when the key vanished between the two steps.
+const CLAIM_SCRIPT: &str = r#"
+local since = redis.call('GET', KEYS[2])
+if not since then
+  since = ARGV[1]
+  redis.call('SET', KEYS[2], since)
+end
+if redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[2], 'NX') then
+  return {1, since}
+end
+local value = redis.call('GET', KEYS[1])
+if value then
+  return {0, value}
+end
+return {0}
+"#;
+
 /// Sets (count > 0) or removes (count 0) one node's field of a group's online-count hash.
 /// KEYS[1] is the hash; ARGV is node, count, ttl in ms. The expiry is reckoned on Redis's clock,
 /// and the whole hash lives at least as long as its newest field, so abandoned groups vanish.
@@ -275,26 +296,29 @@ impl Sessions for RedisSessions {
     }
 
     async fn claim(&self, key: &str, ttl: Duration) -> InfraResult<Claim> {
-        let key = self.key("claim", key);
-        // Two tries: a claim may expire between a refused SET and the GET that follows.
+        let keys = vec![self.key("claim", key), self.key("claims", "since")];
+        let now = crate::now_millis().to_string();
+        let ttl = millis(ttl).min(MAX_SCRIPT_TTL_MS).to_string();
+        // Two tries: a claim may expire between the script's refused SET and its GET.
         for _ in 0..2 {
-            let set: Option<String> = self
+            let reply: Vec<String> = self
                 .pool
-                .set(
-                    &key,
-                    PENDING,
-                    Some(Expiration::PX(millis(ttl))),
-                    Some(SetOptions::NX),
-                    false,
+                .eval(
+                    CLAIM_SCRIPT,
+                    keys.clone(),
+                    vec![now.as_str(), ttl.as_str(), PENDING],
                 )
                 .await?;
-            if set.is_some() {
-                return Ok(Claim::New);
-            }
-            match self.pool.get::<Option<String>, _>(&key).await? {
-                Some(value) if value == PENDING => return Ok(Claim::Pending),
-                Some(value) => return Ok(Claim::Done(value)),
-                None => continue,
+            match reply.as_slice() {
+                [claimed, since] if claimed == "1" => {
+                    let remembered_since = since.parse().map_err(|_| {
+                        InfraError::Corrupt(format!("unreadable claims-since marker {since:?}"))
+                    })?;
+                    return Ok(Claim::New { remembered_since });
+                }
+                [_, value] if value == PENDING => return Ok(Claim::Pending),
+                [_, value] => return Ok(Claim::Done(value.clone())),
+                _ => continue,
             }
         }
         Ok(Claim::Pending)

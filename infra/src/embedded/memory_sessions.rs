@@ -32,13 +32,24 @@ struct State {
 const MIN_CLAIMS_SWEEP: usize = 4096;
 
 /// Sessions for the embedded, single-process deployment.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemorySessions {
     state: Mutex<State>,
+    /// When this memory began (unix ms): claims completed before it are not in it.
+    remembered_since: i64,
+}
+
+impl Default for MemorySessions {
+    fn default() -> Self {
+        MemorySessions {
+            state: Mutex::default(),
+            remembered_since: crate::now_millis(),
+        }
+    }
 }
 
 impl MemorySessions {
-    /// Empty sessions.
+    /// Empty sessions, remembering claims from now on.
     pub fn new() -> Self {
         Self::default()
     }
@@ -169,7 +180,9 @@ impl Sessions for MemorySessions {
             Some((None, expiry)) if *expiry > now => Ok(Claim::Pending),
             _ => {
                 state.claims.insert(key.to_string(), (None, now + ttl));
-                Ok(Claim::New)
+                Ok(Claim::New {
+                    remembered_since: self.remembered_since,
+                })
             }
         }
     }

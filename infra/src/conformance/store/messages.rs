@@ -14,6 +14,7 @@ pub async fn run(store: &dyn Store) {
     conversations(store).await;
     read_state(store).await;
     recall(store).await;
+    by_cid(store).await;
 }
 
 async fn messages(store: &dyn Store) {
@@ -308,15 +309,7 @@ async fn read_state(store: &dyn Store) {
 async fn recall(store: &dyn Store) {
     let (sender, recipient) = (random_id(), random_id());
     let original = copy(&ObjectId::User(recipient), 1, sender, sender, 10);
-    let own = Message {
-        object: ObjectId::User(sender).to_string(),
-        peer: recipient,
-        ..original.clone()
-    };
-    store
-        .put_messages(&[original.clone(), own.clone()])
-        .await
-        .expect("put");
+    put_both_copies(store, &original, sender, recipient).await;
     let copies = store.message_copies(original.id).await.expect("copies");
     assert_eq!(copies.len(), 2);
     assert_eq!(store.mark_recalled(original.id).await.expect("recall"), 2);
@@ -353,6 +346,60 @@ fn seqs(messages: &[Message]) -> Vec<u64> {
 }
 
 /// A message for a conversation list check.
+/// A retried send finds its earlier copies by sender and cid, within the window asked for;
+/// and the newest message below an id is found by the id index.
+async fn by_cid(store: &dyn Store) {
+    let (sender, recipient) = (random_id(), random_id());
+    let mut original = copy(&ObjectId::User(recipient), 1, sender, sender, 5_000);
+    original.cid = "retry-me".into();
+    // Above every random id the other checks use, so it is the newest below the next id.
+    original.id = (i64::MAX - random_id()) as u64;
+    put_both_copies(store, &original, sender, recipient).await;
+    let found = store
+        .copies_by_cid(sender, "retry-me", 5_000)
+        .await
+        .expect("by cid");
+    assert_eq!(found.len(), 2, "both copies: {found:?}");
+    assert!(found.iter().all(|copy| copy.id == original.id));
+    assert!(
+        store
+            .copies_by_cid(sender, "retry-me", 5_001)
+            .await
+            .expect("by cid")
+            .is_empty(),
+        "a copy older than the window is not found"
+    );
+    assert!(
+        store
+            .copies_by_cid(recipient, "retry-me", 0)
+            .await
+            .expect("by cid")
+            .is_empty(),
+        "another sender's cid is another cid"
+    );
+    assert_eq!(
+        store
+            .newest_message_before(original.id + 1)
+            .await
+            .expect("newest"),
+        Some(5_000)
+    );
+    assert_eq!(store.newest_message_before(0).await.expect("none"), None);
+}
+
+/// Stores a one-to-one message as sent: `original` (the recipient's copy) and the sender's.
+async fn put_both_copies(store: &dyn Store, original: &Message, sender: i64, recipient: i64) {
+    let own = Message {
+        object: ObjectId::User(sender).to_string(),
+        peer: recipient,
+        ..original.clone()
+    };
+    store
+        .put_messages(&[original.clone(), own])
+        .await
+        .expect("put");
+}
+
 fn copy(object: &ObjectId, seq: u64, sender: i64, peer: i64, ts: i64) -> Message {
     Message {
         id: random_id() as u64,

@@ -14,6 +14,8 @@ pub(super) struct MessageStatements {
     latest_with_peer: SqlStr,
     unread: SqlStr,
     message_copies: SqlStr,
+    copies_by_cid: SqlStr,
+    newest_message_before: SqlStr,
     mark_recalled: SqlStr,
     ack_cursor: SqlStr,
     delivered_cursor: SqlStr,
@@ -51,6 +53,15 @@ impl MessageStatements {
                 message_columns!(),
                 " FROM messages WHERE id = ? ORDER BY object"
             )),
+            copies_by_cid: sql(concat!(
+                "SELECT ",
+                message_columns!(),
+                " FROM messages WHERE sender = ? AND cid = ? AND ts >= ? ORDER BY object"
+            )),
+            // Ids grow with time, so the index on them finds the newest at once.
+            newest_message_before: sql(
+                "SELECT ts FROM messages WHERE id < ? ORDER BY id DESC LIMIT 1",
+            ),
             mark_recalled: sql("UPDATE messages SET kind = ?, body = '' WHERE id = ?"),
             ack_cursor: sql("SELECT seq FROM ack_cursors WHERE user_id = ? AND object = ?"),
             delivered_cursor: sql("SELECT seq FROM delivered_cursors WHERE object = ?"),
@@ -122,6 +133,24 @@ impl MessageStore for SqlStore {
             .fetch_all(&self.database.pool)
             .await?;
         Ok(found.into_iter().map(message_from).collect())
+    }
+
+    async fn copies_by_cid(&self, sender: i64, cid: &str, since: i64) -> InfraResult<Vec<Message>> {
+        let found: Vec<MessageRow> = rows(&self.statements.messages.copies_by_cid)
+            .bind(sender)
+            .bind(cid)
+            .bind(since)
+            .fetch_all(&self.database.pool)
+            .await?;
+        Ok(found.into_iter().map(message_from).collect())
+    }
+
+    async fn newest_message_before(&self, id: u64) -> InfraResult<Option<i64>> {
+        let row: Option<(i64,)> = rows(&self.statements.messages.newest_message_before)
+            .bind(id as i64)
+            .fetch_optional(&self.database.pool)
+            .await?;
+        Ok(row.map(|(ts,)| ts))
     }
 
     async fn mark_recalled(&self, id: u64) -> InfraResult<u64> {
