@@ -108,6 +108,9 @@ pub struct ImageInfo {
     pub width: u32,
     /// The height in pixels, from the decoded header.
     pub height: u32,
+    /// The bytes its decoded bitmap takes, from the header's size and colour type: what a
+    /// decode allocates.
+    pub bitmap_bytes: u64,
 }
 
 /// Why bytes were refused as an image, or could not be thumbnailed.
@@ -162,6 +165,7 @@ pub fn inspect(bytes: &[u8]) -> Result<ImageInfo, ImageError> {
         format,
         width,
         height,
+        bitmap_bytes: decoder.total_bytes(),
     })
 }
 
@@ -391,13 +395,11 @@ mod tests {
         ] {
             let bytes = encoded(format, 37, 21);
             let info = inspect(&bytes).unwrap_or_else(|e| panic!("{format:?}: {e}"));
-            assert_eq!(
-                info,
-                ImageInfo {
-                    format,
-                    width: 37,
-                    height: 21
-                }
+            assert_eq!((info.format, info.width, info.height), (format, 37, 21));
+            assert!(
+                info.bitmap_bytes >= 37 * 21,
+                "{format:?}: {}",
+                info.bitmap_bytes
             );
         }
     }
@@ -431,12 +433,8 @@ mod tests {
         assert_eq!(pixels.get_pixel(0, 0).0, [0, 0, 0, 255]);
         let info = inspect(&webp).expect("hand-made WebP is accepted");
         assert_eq!(
-            info,
-            ImageInfo {
-                format: ImageFormat::Webp,
-                width: 1,
-                height: 1
-            }
+            (info.format, info.width, info.height),
+            (ImageFormat::Webp, 1, 1)
         );
     }
 
@@ -573,6 +571,7 @@ mod tests {
             format: ImageFormat::Png,
             width: 100_000,
             height: 100_000,
+            bitmap_bytes: 0,
         };
         assert!(matches!(
             thumbnail(&bomb, &info, 256),
@@ -583,6 +582,7 @@ mod tests {
             format: ImageFormat::Png,
             width: 1000,
             height: 1000,
+            bitmap_bytes: 0,
         };
         assert!(matches!(
             thumbnail(&bomb, &lying, 256),

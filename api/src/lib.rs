@@ -11,6 +11,7 @@
 //! - [`groups`]: creating, joining and leaving groups (through logic).
 //! - [`messages`]: sending over REST (through logic, like a WebSocket `send`).
 //! - [`history`]: a conversation's stored messages, paged back from the newest.
+//! - [`decode_budget`]: the memory image decodes may hold at once.
 //! - [`images`]: recognising uploaded images by their bytes, bounding their size, thumbnails.
 //! - [`search`]: users and groups by the start of their names.
 //! - [`uploads`]: images in (checked by content, with thumbnails) and out (to those who may
@@ -21,6 +22,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod decode_budget;
 pub mod friends;
 pub mod groups;
 pub mod history;
@@ -117,5 +119,10 @@ pub fn router(state: ApiState) -> Router {
         .merge(web::router())
         .fallback(problem::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        // One budget for every upload this router takes.
+        .layer(axum::Extension(decode_budget::DecodeBudget::new(
+            state.config.decode_memory_bytes,
+            std::time::Duration::from_millis(state.config.decode_wait_ms),
+        )))
         .with_state(state)
 }

@@ -27,6 +27,12 @@ pub struct ApiConfig {
     /// The WebSocket URL browser clients connect to (`{host}` is the page's host name);
     /// empty: the embedded server fills it in from its WebSocket port.
     pub public_ws_url: String,
+    /// Memory the image decodes of uploads may hold at once, in bytes; an image whose bitmap
+    /// needs more is refused (`image_too_large`).
+    pub decode_memory_bytes: u64,
+    /// How long an upload waits for decode memory before it is refused (`unavailable`), in
+    /// milliseconds.
+    pub decode_wait_ms: u64,
 }
 
 impl Default for ApiConfig {
@@ -39,6 +45,8 @@ impl Default for ApiConfig {
             max_upload_bytes: 10 * 1024 * 1024,
             thumbnail_side: 320,
             public_ws_url: String::new(),
+            decode_memory_bytes: 256 * 1024 * 1024,
+            decode_wait_ms: 5_000,
         }
     }
 }

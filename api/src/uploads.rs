@@ -1,12 +1,14 @@
 //! Images: `POST /api/v1/uploads` takes one (multipart), judged by its content, and
 //! `GET /media/{id}` serves it to those who may see it.
 
-use axum::Json;
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use bytes::Bytes;
 use natter_infra::now_millis;
 use natter_infra::store::{AUDIENCE_EVERYONE, Upload};
@@ -14,6 +16,7 @@ use natter_proto::ErrorCode;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthUser;
+use crate::decode_budget::DecodeBudget;
 use crate::images::{self, ImageError};
 use crate::params::positive_id;
 use crate::problem::Problem;
@@ -131,12 +134,16 @@ async fn read_file(mut form: Multipart, limit: usize) -> Result<Bytes, Problem> 
         (status = 400, description = "`bad_frame`: not multipart; `invalid_input`: no `file` field"),
         (status = 413, description = "`frame_too_large`: over `api.max_upload_bytes`"),
         (status = 415, description = "`unsupported_media_type`: not PNG, JPEG, GIF or WebP"),
-        (status = 422, description = "`corrupt_image` or `image_too_large`"),
+        (status = 422, description = "`corrupt_image` or `image_too_large` (also when decoding it \
+            would take more memory than the server allows)"),
+        (status = 503, description = "`unavailable`: the server is decoding as many images as it \
+            can; retry after `Retry-After`"),
     )
 )]
 pub async fn upload(
     State(state): State<ApiState>,
     AuthUser(user): AuthUser,
+    Extension(decode_budget): Extension<Arc<DecodeBudget>>,
     form: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<UploadView>), Problem> {
     let form = form.map_err(|rejection| {
@@ -148,12 +155,22 @@ pub async fn upload(
     let bytes = read_file(form, state.config.max_upload_bytes).await?;
     let info = images::inspect(&bytes).map_err(image_problem)?;
     let side = state.config.thumbnail_side;
+    // Only an image that gets a thumbnail is decoded; its bitmap's memory is reserved first.
+    let reservation = if info.width > side || info.height > side {
+        Some(decode_budget.reserve(info.bitmap_bytes).await?)
+    } else {
+        None
+    };
     // Decoding is CPU work; it runs beside the async workers, not on them.
     let source = bytes.clone();
-    let thumbnail = tokio::task::spawn_blocking(move || images::thumbnail(&source, &info, side))
-        .await
-        .map_err(|error| Problem::new(ErrorCode::Internal, error.to_string()))?
-        .map_err(image_problem)?;
+    let thumbnail = tokio::task::spawn_blocking(move || {
+        let thumbnail = images::thumbnail(&source, &info, side);
+        drop(reservation);
+        thumbnail
+    })
+    .await
+    .map_err(|error| Problem::new(ErrorCode::Internal, error.to_string()))?
+    .map_err(image_problem)?;
     let id = state
         .ids
         .next_id()

@@ -13,6 +13,7 @@ mod groups;
 mod handshake;
 mod harness;
 mod history;
+mod image_memory;
 mod profiles;
 mod social;
 mod typing;

@@ -64,7 +64,7 @@ fn png(width: u32, height: u32) -> Vec<u8> {
 }
 
 /// `POST /api/v1/uploads` with `bytes` as the multipart field `field` (built by hand).
-async fn upload_as(
+pub(crate) async fn upload_as(
     harness: &Harness,
     who: Option<&Session>,
     field: &str,
