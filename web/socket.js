@@ -14,6 +14,7 @@ let wsUrl = null;
 let ws = null;
 let live = false; // past the first `synced` of this connection
 let welcomed = false;
+let epoch = null; // the history this tab's messages and cursors belong to (from `welcome`)
 let stopped = true;
 let attempt = 0;
 let failedUpgrades = 0;
@@ -172,6 +173,12 @@ function raw(frame) {
 function handle(frame) {
   switch (frame.type) {
     case 'welcome':
+      if (epoch !== null && frame.epoch && frame.epoch !== epoch) {
+        // The server's history started afresh: all this tab holds is from the old one.
+        location.reload();
+        return;
+      }
+      epoch = frame.epoch || epoch;
       welcomed = true;
       failedUpgrades = 0;
       raw({ type: 'sync', cursors: store.syncCursors() });
@@ -211,6 +218,12 @@ function handle(frame) {
       confirmed.set(frame.object, Math.max(confirmed.get(frame.object) || 0, frame.seq));
       break;
     case 'error': {
+      if (frame.code === 'bad_cursor' && !frame.cid) {
+        // Cursors from another history: sync from the server's stored ones instead.
+        store.forgetCursors();
+        raw({ type: 'sync', cursors: {} });
+        break;
+      }
       if (frame.cid && outbox.has(frame.cid)) {
         if (frame.code === 'in_progress' || frame.code === 'rate_limited' || frame.code === 'unavailable') break; // resent later
         const entry = outbox.get(frame.cid);

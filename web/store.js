@@ -290,6 +290,11 @@ export function cursor(object) {
 }
 
 /** After a `synced`: everything up to these positions has been sent on the connection. */
+/** Forgets every cursor (they were refused as from another history); the next sync starts from the server's. */
+export function forgetCursors() {
+  cursors.clear();
+}
+
 export function synced(positions) {
   for (const [object, seq] of Object.entries(positions || {})) {
     cursors.set(object, Math.max(cursors.get(object) || 0, seq));

@@ -157,8 +157,14 @@ impl CloseReason {
 enum Phase {
     /// No sync yet: live pushes are dropped (the first sync reads them from the log).
     AwaitingSync,
-    /// A sync is running: live pushes wait here.
-    Syncing { held: Vec<Outgoing>, was_live: bool },
+    /// A sync is running: live pushes wait here. What was sent before it is kept, so a
+    /// refused sync (a cursor from another history, say) leaves the connection as it was.
+    Syncing {
+        held: Vec<Outgoing>,
+        was_live: bool,
+        sent_before: HashMap<Arc<str>, u64>,
+        own_before: VecDeque<(Arc<str>, u64)>,
+    },
     /// Synced: live pushes go out in order, beyond what was sent.
     Live,
 }
@@ -458,15 +464,17 @@ impl Connection {
     pub fn begin_sync(&self, cursors: &BTreeMap<String, u64>) {
         let mut state = self.state();
         let was_live = matches!(state.phase, Phase::Live);
+        // What the client says it holds replaces what was sent; objects it leaves out start
+        // from the stored cursor, so anything the sync returns for them goes out. A sync
+        // returns everything after the client's cursors, its own messages too.
+        let sent_before = std::mem::take(&mut state.sent);
+        let own_before = std::mem::take(&mut state.own);
         state.phase = Phase::Syncing {
             held: Vec::new(),
             was_live,
+            sent_before,
+            own_before,
         };
-        // What the client says it holds replaces what was sent; objects it leaves out start
-        // from the stored cursor, so anything the sync returns for them goes out.
-        state.sent.clear();
-        // A sync returns everything after the client's cursors, its own messages too.
-        state.own.clear();
         for (object, seq) in cursors {
             state.sent.insert(Arc::from(object.as_str()), *seq);
         }
@@ -496,18 +504,24 @@ impl Connection {
         }
     }
 
-    /// The sync failed: return to the phase before it (held pushes go out if it was live).
+    /// The sync failed: return to the phase and the positions before it (held pushes go out
+    /// if it was live), so the cursors the refused sync gave are forgotten.
     pub fn abort_sync(&self) {
         let mut state = self.state();
         match std::mem::replace(&mut state.phase, Phase::AwaitingSync) {
             Phase::Syncing {
                 held,
-                was_live: true,
+                was_live,
+                sent_before,
+                own_before,
             } => {
-                state.phase = Phase::Live;
-                self.send_new(&mut state, &held);
+                state.sent = sent_before;
+                state.own = own_before;
+                if was_live {
+                    state.phase = Phase::Live;
+                    self.send_new(&mut state, &held);
+                }
             }
-            Phase::Syncing { .. } => {}
             other => state.phase = other,
         }
     }
@@ -559,6 +573,18 @@ mod tests {
             drain(&connection),
             ["msg1", "msg2", "synced", "msg3", "msg4"]
         );
+    }
+
+    #[test]
+    fn a_refused_sync_forgets_its_cursors_so_live_pushes_still_go_out() {
+        let connection = Connection::new(1, 1, 64, 10, 10);
+        connection.begin_sync(&BTreeMap::new());
+        connection.finish_sync(BTreeMap::from([("user:1".to_string(), 0)]));
+        // A cursor far past the end, refused by logic: the connection stays where it was.
+        connection.begin_sync(&BTreeMap::from([("user:1".to_string(), 1_000_000)]));
+        connection.abort_sync();
+        connection.push(&outgoing([1, 2]));
+        assert_eq!(drain(&connection), ["synced", "msg1", "msg2"]);
     }
 
     #[test]

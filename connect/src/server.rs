@@ -295,8 +295,8 @@ impl ConnectServer {
         let bucket = Arc::clone(self.bucket(user_id));
         bucket.add(Arc::clone(&connection));
         // The session must exist before any frame is read: the sync/live seam relies on it.
-        let groups = match Box::pin(self.logic.connected(self.event(user_id, id))).await {
-            Ok(reply) => reply.group_ids,
+        let (groups, epoch) = match Box::pin(self.logic.connected(self.event(user_id, id))).await {
+            Ok(reply) => (reply.group_ids, reply.epoch),
             Err(status) => {
                 tracing::warn!(%status, "registering a session failed; closing");
                 bucket.remove(&connection);
@@ -319,6 +319,7 @@ impl ConnectServer {
             user_id: user_id.to_string(),
             connection_id: id,
             node: self.node.clone(),
+            epoch,
         });
         if *self.shutdown.borrow() {
             connection.close(CloseReason::ShuttingDown);

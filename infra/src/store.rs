@@ -237,6 +237,9 @@ pub trait MessageStore: Send + Sync + 'static {
     /// Every stored copy of the messages `sender` sent with client id `cid` at or after
     /// `since` (unix ms): what a retried send finds when its de-duplication record is gone.
     async fn copies_by_cid(&self, sender: i64, cid: &str, since: i64) -> InfraResult<Vec<Message>>;
+    /// The history's epoch: a name given once, when the database first serves, that changes
+    /// only if the history starts afresh; clients compare it to know their cursors still apply.
+    async fn history_epoch(&self) -> InfraResult<String>;
     /// The time (unix ms) of the newest stored message with an id below `id`, if any.
     async fn newest_message_before(&self, id: u64) -> InfraResult<Option<i64>>;
     /// Empty every stored copy of a message and mark it recalled; returns how many copies.

@@ -242,7 +242,13 @@ pub(crate) async fn connected(
         tracing::warn!(%error, user, "announcing that a user came online failed");
     }
     let group_ids = logic.store.user_groups(user).await.map_err(status)?;
-    Ok(ConnectedReply { group_ids })
+    let epoch = logic
+        .history_epoch
+        .get_or_try_init(|| logic.store.history_epoch())
+        .await
+        .map_err(status)?
+        .clone();
+    Ok(ConnectedReply { group_ids, epoch })
 }
 
 /// `disconnected`: removes the session; friends hear of it after the grace period.

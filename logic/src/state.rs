@@ -34,6 +34,8 @@ pub struct LogicService {
     pub(crate) known_ends: Arc<PositionCache<ObjectId>>,
     /// What the history held when the de-duplication memory began.
     pub(crate) history_at_memory_start: Arc<HistoryAtMemoryStart>,
+    /// The history's epoch, read once.
+    pub(crate) history_epoch: Arc<tokio::sync::OnceCell<String>>,
 }
 
 impl std::fmt::Debug for LogicService {
@@ -119,6 +121,7 @@ impl LogicService {
             pending_group_counts: Arc::default(),
             known_ends: Arc::default(),
             history_at_memory_start: Arc::default(),
+            history_epoch: Arc::default(),
         }
     }
 }

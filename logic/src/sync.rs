@@ -105,8 +105,9 @@ pub(crate) async fn sync(logic: &LogicService, request: SyncRequest) -> Result<S
     } as usize;
     let mut reply = SyncReply::default();
     for object in followed {
-        let after = match given.get(&object) {
-            Some(seq) => *seq,
+        let given_cursor = given.get(&object).copied();
+        let after = match given_cursor {
+            Some(seq) => seq,
             None => logic
                 .store
                 .ack_cursor(user, &object)
@@ -116,7 +117,9 @@ pub(crate) async fn sync(logic: &LogicService, request: SyncRequest) -> Result<S
         let room = limit.saturating_sub(reply.messages.len());
         // One more than fits tells whether this object has more after the page.
         let mut messages = if room == 0 {
-            reply.more |= logic.log.end(&object).await.map_err(status)? > after;
+            let end = logic.log.end(&object).await.map_err(status)?;
+            refuse_beyond_end(&object, given_cursor, end)?;
+            reply.more |= end > after;
             Vec::new()
         } else {
             logic
@@ -125,6 +128,11 @@ pub(crate) async fn sync(logic: &LogicService, request: SyncRequest) -> Result<S
                 .await
                 .map_err(status)?
         };
+        if messages.is_empty() && room > 0 && given_cursor.is_some_and(|seq| seq > 0) {
+            // Nothing after a client's cursor: it is at the end, or past it.
+            let end = logic.log.end(&object).await.map_err(status)?;
+            refuse_beyond_end(&object, given_cursor, end)?;
+        }
         if messages.len() > room {
             reply.more = true;
             messages.truncate(room);
@@ -137,6 +145,18 @@ pub(crate) async fn sync(logic: &LogicService, request: SyncRequest) -> Result<S
         reply.messages.extend(messages);
     }
     Ok(reply)
+}
+
+/// Refuses a client's cursor past an object's end: it is from another history (a restore, or
+/// another deployment), and syncing from it would drop every live message below it as seen.
+fn refuse_beyond_end(object: &ObjectId, given: Option<u64>, end: u64) -> Result<(), Status> {
+    match given {
+        Some(seq) if seq > end => Err(ErrorCode::BadCursor.status(format!(
+            "cursor {seq} is beyond the end of {object} ({end}): it is not from this history; \
+             sync without it"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// `ack`: each acknowledgement checked and stored on its own.

@@ -76,6 +76,10 @@ pub enum ServerFrame {
         connection_id: u64,
         /// The connect node.
         node: String,
+        /// The history's epoch: cursors kept from another epoch do not apply here, so a
+        /// client that sees a new one drops its cursors and syncs afresh.
+        #[serde(default)]
+        epoch: String,
     },
     /// A `send` was accepted and is durable.
     Sent {

@@ -3,11 +3,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use natter::client::{Session, WsClient};
 use natter_proto::frame::{ClientFrame, ServerFrame};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::http::Method;
 
-use crate::harness::{Harness, WAIT, expect_silence, metric, next_message, send_text, sync};
+use crate::harness::{
+    Harness, WAIT, expect_silence, metric, next_error, next_message, send_text, sync,
+};
 
 /// Send `count` texts from `from` to `to` over REST, numbering bodies from `first`.
 async fn send_many(harness: &Harness, token: &str, to: i64, first: usize, count: usize) {
@@ -211,4 +214,79 @@ async fn metrics_show_connections_messages_pushes_redeliveries_and_latency() {
     assert!(metric(&text, "natter_connections_open") >= 1.0);
     assert!(metric(&text, "natter_messages_accepted_total") >= 1.0);
     assert!(metric(&text, "natter_push_latency_seconds_count") >= 1.0);
+}
+
+/// The epoch a fresh connection's `welcome` carries.
+async fn welcome_epoch(harness: &Harness, session: &Session) -> String {
+    let mut socket = WsClient::connect(&harness.ws_url, &session.access_token)
+        .await
+        .expect("connect");
+    match socket.next(WAIT).await.expect("welcome") {
+        Some(ServerFrame::Welcome { epoch, .. }) => epoch,
+        other => panic!("expected welcome, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_beyond_the_end_is_refused_and_does_not_silence_live_delivery() {
+    let harness = Harness::start().await;
+    let (alice, bob) = harness.friends("beyond-alice", "beyond-bob").await;
+    let (mut alice_socket, _) = harness.connect_synced(&alice).await;
+    let (mut bob_socket, _) = harness.connect_synced(&bob).await;
+    send_text(
+        &mut alice_socket,
+        "before",
+        bob.user_id,
+        "before the bad sync",
+    )
+    .await;
+    assert_eq!(
+        next_message(&mut bob_socket).await.body,
+        "before the bad sync"
+    );
+
+    // Cursors kept from another history: far past the end of Bob's inbox.
+    let inbox = format!("user:{}", bob.user_id);
+    bob_socket
+        .send(&ClientFrame::Sync {
+            cursors: BTreeMap::from([(inbox.clone(), 1_000_000)]),
+        })
+        .await
+        .expect("sync");
+    let (code, cid) = next_error(&mut bob_socket).await;
+    assert_eq!((code.as_str(), cid), ("bad_cursor", None));
+
+    // Live delivery goes on from where it was.
+    send_text(
+        &mut alice_socket,
+        "after",
+        bob.user_id,
+        "after the bad sync",
+    )
+    .await;
+    let message = next_message(&mut bob_socket).await;
+    assert_eq!(message.body, "after the bad sync");
+    assert_eq!(message.object, inbox);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_epoch_is_the_same_across_restarts_and_differs_between_histories() {
+    let mut harness = Harness::start().await;
+    let alice = harness.user("epoch-alice").await;
+    let first = welcome_epoch(&harness, &alice).await;
+    assert!(!first.is_empty());
+    harness.restart().await;
+    assert_eq!(
+        welcome_epoch(&harness, &alice).await,
+        first,
+        "same data, same epoch"
+    );
+
+    let other = Harness::start().await;
+    let someone = other.user("epoch-other").await;
+    assert_ne!(
+        welcome_epoch(&other, &someone).await,
+        first,
+        "another history has another epoch"
+    );
 }

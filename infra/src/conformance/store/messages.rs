@@ -15,6 +15,14 @@ pub async fn run(store: &dyn Store) {
     read_state(store).await;
     recall(store).await;
     by_cid(store).await;
+    epoch(store).await;
+}
+
+/// The history's epoch is named once and then stays.
+async fn epoch(store: &dyn Store) {
+    let first = store.history_epoch().await.expect("epoch");
+    assert!(!first.is_empty());
+    assert_eq!(store.history_epoch().await.expect("epoch again"), first);
 }
 
 async fn messages(store: &dyn Store) {

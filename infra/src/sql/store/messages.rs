@@ -16,6 +16,8 @@ pub(super) struct MessageStatements {
     message_copies: SqlStr,
     copies_by_cid: SqlStr,
     newest_message_before: SqlStr,
+    history_epoch: SqlStr,
+    name_history_epoch: SqlStr,
     mark_recalled: SqlStr,
     ack_cursor: SqlStr,
     delivered_cursor: SqlStr,
@@ -62,6 +64,8 @@ impl MessageStatements {
             newest_message_before: sql(
                 "SELECT ts FROM messages WHERE id < ? ORDER BY id DESC LIMIT 1",
             ),
+            history_epoch: sql("SELECT epoch FROM history_epoch WHERE id = 1"),
+            name_history_epoch: sql("INSERT INTO history_epoch (id, epoch) VALUES (1, ?)"),
             mark_recalled: sql("UPDATE messages SET kind = ?, body = '' WHERE id = ?"),
             ack_cursor: sql("SELECT seq FROM ack_cursors WHERE user_id = ? AND object = ?"),
             delivered_cursor: sql("SELECT seq FROM delivered_cursors WHERE object = ?"),
@@ -143,6 +147,25 @@ impl MessageStore for SqlStore {
             .fetch_all(&self.database.pool)
             .await?;
         Ok(found.into_iter().map(message_from).collect())
+    }
+
+    async fn history_epoch(&self) -> InfraResult<String> {
+        let select = || rows::<(String,)>(&self.statements.messages.history_epoch);
+        if let Some((epoch,)) = select().fetch_optional(&self.database.pool).await? {
+            return Ok(epoch);
+        }
+        let fresh = format!("{:016x}", rand::random::<u64>());
+        let named = statement(&self.statements.messages.name_history_epoch)
+            .bind(&fresh)
+            .execute(&self.database.pool)
+            .await;
+        match named.map_err(|error| conflict_or(error, "history epoch")) {
+            // Another process named it first: theirs stands.
+            Ok(_) | Err(InfraError::Conflict(_)) => {}
+            Err(other) => return Err(other),
+        }
+        let (epoch,) = select().fetch_one(&self.database.pool).await?;
+        Ok(epoch)
     }
 
     async fn newest_message_before(&self, id: u64) -> InfraResult<Option<i64>> {
