@@ -101,6 +101,11 @@ pub enum CloseReason {
     FrameTooLarge,
     /// The node is shutting down (1001).
     ShuttingDown,
+    /// A text frame that is not UTF-8 (1007).
+    InvalidPayload,
+    /// A frame that breaks the WebSocket protocol: reserved bits, an unmasked frame, a bad
+    /// opcode or continuation (1002).
+    ProtocolError,
 }
 
 impl CloseReason {
@@ -113,6 +118,8 @@ impl CloseReason {
             CloseReason::RateLimited => 1008,
             CloseReason::FrameTooLarge => 1009,
             CloseReason::ShuttingDown => 1001,
+            CloseReason::InvalidPayload => 1007,
+            CloseReason::ProtocolError => 1002,
         }
     }
 
@@ -125,16 +132,20 @@ impl CloseReason {
             CloseReason::RateLimited => "rate_limited",
             CloseReason::FrameTooLarge => "frame_too_large",
             CloseReason::ShuttingDown => "shutting_down",
+            CloseReason::InvalidPayload => "invalid_utf8",
+            CloseReason::ProtocolError => "protocol_error",
         }
     }
 
-    const ALL: [CloseReason; 6] = [
+    const ALL: [CloseReason; 8] = [
         CloseReason::SlowConsumer,
         CloseReason::Kicked,
         CloseReason::HeartbeatTimeout,
         CloseReason::RateLimited,
         CloseReason::FrameTooLarge,
         CloseReason::ShuttingDown,
+        CloseReason::InvalidPayload,
+        CloseReason::ProtocolError,
     ];
 
     /// Stored in an atomic as its place in [`CloseReason::ALL`] plus one (0: no close).

@@ -25,6 +25,7 @@ use natter_proto::v1::{
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage, Utf8Bytes};
@@ -191,6 +192,18 @@ impl Driver<'_> {
             Poll::Ready(None) => return Poll::Ready(Some(Ending::ClientGone)),
             Poll::Ready(Some(Err(tungstenite::Error::Capacity(_)))) => {
                 self.connection.close(CloseReason::FrameTooLarge);
+                return Poll::Ready(None);
+            }
+            // RFC 6455 §7.4.1: answered with a close frame saying why, not a reset.
+            Poll::Ready(Some(Err(tungstenite::Error::Utf8(_)))) => {
+                self.connection.close(CloseReason::InvalidPayload);
+                return Poll::Ready(None);
+            }
+            Poll::Ready(Some(Err(tungstenite::Error::Protocol(violation))))
+                if !matches!(violation, ProtocolError::ResetWithoutClosingHandshake) =>
+            {
+                tracing::debug!(%violation, "protocol violation; closing");
+                self.connection.close(CloseReason::ProtocolError);
                 return Poll::Ready(None);
             }
             Poll::Ready(Some(Err(error))) => {

@@ -15,5 +15,6 @@ mod harness;
 mod history;
 mod image_memory;
 mod profiles;
+mod raw_frames;
 mod social;
 mod typing;
