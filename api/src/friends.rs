@@ -160,7 +160,7 @@ pub async fn requests(
 fn parse_user_id(value: &serde_json::Value) -> Option<i64> {
     match value {
         serde_json::Value::Number(number) => number.as_i64(),
-        serde_json::Value::String(text) => text.parse().ok(),
+        serde_json::Value::String(text) => natter_proto::object::parse_id(text),
         _ => None,
     }
     .filter(|id| *id > 0)
@@ -263,9 +263,7 @@ pub async fn accept(
     AuthUser(user): AuthUser,
     Path(from): Path<String>,
 ) -> Result<Json<FriendView>, Problem> {
-    let from: i64 = from
-        .parse()
-        .map_err(|_| Problem::new(ErrorCode::InvalidInput, "the requester id must be a number"))?;
+    let from = positive_id(&from, "requester")?;
     let now = now_millis();
     match state.store.accept_friend_request(from, user, now).await {
         Ok(()) => {}

@@ -15,7 +15,7 @@ use natter_proto::v1::{
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{AuthUser, UserView};
-use crate::params::{next_after, page_limit, positive_id, query_number};
+use crate::params::{after_id, next_after, page_limit, positive_id};
 use crate::problem::{JsonBody, Problem};
 use crate::state::ApiState;
 
@@ -240,7 +240,7 @@ pub async fn members(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<MemberPage>, Problem> {
     let group = positive_id(&id, "group")?;
-    let after = query_number(&query, "after", 0)?;
+    let after = after_id(&query)?;
     let limit = page_limit(&query, DEFAULT_MEMBER_PAGE, MAX_MEMBER_PAGE)?;
     require_member(&state, group, user).await?;
     let found = state.store.group_members(group, after, limit).await?;

@@ -4,20 +4,27 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 use natter_proto::ErrorCode;
+use natter_proto::object::parse_id;
 
 use crate::problem::Problem;
 
 /// A positive id from the path; `what` names it in the refusal ("user", "group").
 pub fn positive_id(text: &str, what: &str) -> Result<i64, Problem> {
-    text.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| {
-            Problem::new(
-                ErrorCode::InvalidInput,
-                format!("the {what} id must be a positive id"),
-            )
-        })
+    parse_id(text).ok_or_else(|| {
+        Problem::new(
+            ErrorCode::InvalidInput,
+            format!("the {what} id must be a positive id in decimal digits, without leading zeros"),
+        )
+    })
+}
+
+/// The id a paged list continues after (`after`, a previous page's `next_after`): 0, the
+/// start, when absent, else a positive id in its one written form.
+pub fn after_id(query: &HashMap<String, String>) -> Result<i64, Problem> {
+    match query.get("after") {
+        None => Ok(0),
+        Some(text) => positive_id(text, "after"),
+    }
 }
 
 /// A number from the query string, or `default` when absent.

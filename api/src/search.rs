@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::auth::{AuthUser, UserView};
 use crate::groups::GroupView;
-use crate::params::{next_after, page_limit, query_number};
+use crate::params::{after_id, next_after, page_limit};
 use crate::problem::Problem;
 use crate::state::ApiState;
 
@@ -62,7 +62,7 @@ fn search_terms(query: &HashMap<String, String>) -> Result<(String, i64, u32), P
             format!("q is the start of a name: 1 to {MAX_QUERY_CHARS} characters"),
         ));
     }
-    let after = query_number(query, "after", 0_i64)?;
+    let after = after_id(query)?;
     let limit = page_limit(query, DEFAULT_SEARCH_PAGE, MAX_SEARCH_PAGE)?;
     Ok((prefix.to_string(), after, limit))
 }

@@ -219,7 +219,7 @@ async fn may_view(state: &ApiState, viewer: i64, upload: &Upload) -> Result<bool
         }
         if let Some(group) = audience
             .strip_prefix("group:")
-            .and_then(|id| id.parse::<i64>().ok())
+            .and_then(natter_proto::object::parse_id)
             && state.store.is_group_member(group, viewer).await?
         {
             return Ok(true);

@@ -46,9 +46,8 @@ impl LogicService {
         if avatar.is_empty() {
             return Ok(None);
         }
-        let upload = avatar
-            .parse::<i64>()
-            .map_err(|_| ErrorCode::InvalidInput.status("the avatar is an upload id"))?;
+        let upload = natter_proto::object::parse_id(avatar)
+            .ok_or_else(|| ErrorCode::InvalidInput.status("the avatar is an upload id"))?;
         self.share_own(owner, upload, AUDIENCE_EVERYONE).await?;
         Ok(Some(upload.to_string()))
     }

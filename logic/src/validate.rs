@@ -30,8 +30,8 @@ pub enum Content {
 pub fn content(kind: &str, body: &str, max_chars: usize) -> Result<Content, Status> {
     match kind {
         "text" => text(body, max_chars).map(|()| Content::Text),
-        "image" => match body.parse::<i64>() {
-            Ok(upload) if upload > 0 => Ok(Content::Image(upload)),
+        "image" => match natter_proto::object::parse_id(body) {
+            Some(upload) => Ok(Content::Image(upload)),
             _ => Err(ErrorCode::InvalidInput
                 .status("an image message's body is the id of an upload (POST /api/v1/uploads)")),
         },

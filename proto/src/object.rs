@@ -58,16 +58,27 @@ impl fmt::Display for ObjectId {
     }
 }
 
+/// An id in its one written form: decimal digits without a sign or leading zeros, above zero
+/// and within `i64`. `07` and `+7` are refused rather than read as `7`, so one id has one
+/// spelling everywhere (in keys, caches and logs as well as on the wire).
+pub fn parse_id(text: &str) -> Option<i64> {
+    let canonical = !text.is_empty()
+        && !text.starts_with('0')
+        && text.len() <= 19
+        && text.bytes().all(|byte| byte.is_ascii_digit());
+    if !canonical {
+        return None;
+    }
+    text.parse().ok()
+}
+
 impl FromStr for ObjectId {
     type Err = ParseObjectError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let error = || ParseObjectError(text.chars().take(64).collect());
         let (kind, id) = text.split_once(':').ok_or_else(error)?;
-        let id: i64 = id.parse().map_err(|_| error())?;
-        if id <= 0 {
-            return Err(error());
-        }
+        let id = parse_id(id).ok_or_else(error)?;
         match kind {
             "user" => Ok(ObjectId::User(id)),
             "group" => Ok(ObjectId::Group(id)),
@@ -86,7 +97,20 @@ mod tests {
             assert_eq!(object.to_string().parse::<ObjectId>().unwrap(), object);
         }
         for bad in [
-            "", "user", "user:", "user:x", "user:-1", "user:0", "room:1", "user:1:2",
+            "",
+            "user",
+            "user:",
+            "user:x",
+            "user:-1",
+            "user:0",
+            "room:1",
+            "user:1:2",
+            "user:07",
+            "user:+7",
+            "user: 7",
+            "user:7 ",
+            "group:00",
+            "user:9223372036854775808",
         ] {
             assert!(bad.parse::<ObjectId>().is_err(), "{bad} parsed");
         }

@@ -305,3 +305,53 @@ async fn a_client_that_stops_reading_is_closed_as_slow_and_others_carry_on() {
     let (_, synced) = harness.connect_synced(&bob).await;
     assert_eq!(synced.len(), sent);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_has_one_spelling_and_others_are_refused() {
+    let harness = Harness::start().await;
+    let (alice, bob) = harness.friends("spell-alice", "spell-bob").await;
+    let (mut socket, _) = harness.connect_synced(&alice).await;
+    for to in [
+        format!("user:0{}", bob.user_id),
+        format!("user:+{}", bob.user_id),
+        format!("user: {}", bob.user_id),
+    ] {
+        socket
+            .send(&ClientFrame::Send {
+                cid: "spelt".into(),
+                to: to.clone(),
+                kind: "text".into(),
+                body: "hello".into(),
+            })
+            .await
+            .expect("send");
+        let (code, _) = next_error(&mut socket).await;
+        assert_eq!(code, "invalid_input", "{to}");
+    }
+    for path in [
+        format!("/api/v1/users/0{}", bob.user_id),
+        format!("/api/v1/users/+{}", bob.user_id),
+        "/api/v1/users/search?q=spell&after=-1".to_string(),
+        "/api/v1/users/search?q=spell&after=007".to_string(),
+    ] {
+        let reply = harness
+            .api
+            .call(Method::GET, &path, Some(&alice.access_token), None)
+            .await
+            .expect("answer");
+        assert_eq!(reply.status, 400, "{path}: {}", reply.body);
+        assert_eq!(reply.body["code"], "invalid_input", "{path}");
+    }
+    // The one spelling works.
+    let reply = harness
+        .api
+        .call(
+            Method::GET,
+            &format!("/api/v1/users/{}", bob.user_id),
+            Some(&alice.access_token),
+            None,
+        )
+        .await
+        .expect("answer");
+    assert_eq!(reply.status, 200);
+}
