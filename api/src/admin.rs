@@ -27,20 +27,31 @@ impl FromRequestParts<ApiState> for Admin {
                 "the admin API is off; set api.admin_token to turn it on",
             ));
         }
-        let given = parts
+        let Some(given) = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .unwrap_or_default()
-            .as_bytes();
-        if !same_secret(given, expected) {
+            .and_then(natter_proto::token::bearer)
+        else {
             return Err(Problem::new(
                 ErrorCode::Unauthorized,
                 "send Authorization: Bearer <admin token>",
             ));
+        };
+        if same_secret(given.as_bytes(), expected) {
+            return Ok(Admin);
         }
-        Ok(Admin)
+        // Say which mistake it is: a user's own token is a credential, just not this one.
+        if state.tokens.verify(given).is_ok() {
+            return Err(Problem::new(
+                ErrorCode::Forbidden,
+                "a user's access token does not open the admin API; send the admin token",
+            ));
+        }
+        Err(Problem::new(
+            ErrorCode::InvalidToken,
+            "this is not the admin token",
+        ))
     }
 }
 
@@ -100,9 +111,10 @@ pub struct PushAccepted {
     responses(
         (status = 202, description = "Accepted for delivery", body = PushAccepted),
         (status = 400, description = "`bad_frame`: not JSON; `invalid_input`: a bad `to` or body"),
-        (status = 401, description = "`unauthorized`: no or the wrong admin token"),
+        (status = 401, description = "`unauthorized`: no bearer token; `invalid_token`: a token \
+            that is not the admin token"),
         (status = 403, description = "`forbidden`: the admin API is off (`api.admin_token` is \
-            empty)"),
+            empty), or the token is a user's access token"),
         (status = 413, description = "`frame_too_large`: the body is over the limit"),
     )
 )]

@@ -103,7 +103,9 @@ pub struct Session {
 /// A lower-case username of 3 to 32 letters, digits, `_`, `.` or `-`, starting with a letter or
 /// digit.
 pub fn normalise_username(username: &str) -> Result<String, Problem> {
-    let username = username.trim().to_lowercase();
+    // Lower case, since names are found without regard to case; not trimmed, since "alice "
+    // is not a spelling of "alice" but a name with a character no name may have.
+    let username = username.to_lowercase();
     let allowed = username
         .chars()
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-'));
@@ -308,7 +310,11 @@ pub async fn login(
     let refused = || Problem::new(ErrorCode::BadCredentials, "wrong username or password");
     let username = normalise_username(&credentials.username).map_err(|_| refused())?;
     if credentials.password.chars().count() > MAX_PASSWORD_CHARS {
-        return Err(refused());
+        // No password this long was ever accepted: saying so tells an attacker nothing.
+        return Err(Problem::new(
+            ErrorCode::InvalidInput,
+            "the password may have at most 128 characters",
+        ));
     }
     let Some((user, hash)) = state.store.credentials(&username).await? else {
         return Err(refused());
@@ -399,7 +405,7 @@ impl FromRequestParts<ApiState> for AuthUser {
                     "send Authorization: Bearer <access token>",
                 )
             })?;
-        let token = header.strip_prefix("Bearer ").ok_or_else(|| {
+        let token = natter_proto::token::bearer(header).ok_or_else(|| {
             Problem::new(
                 ErrorCode::Unauthorized,
                 "send Authorization: Bearer <access token>",
@@ -419,8 +425,17 @@ mod tests {
 
     #[test]
     fn usernames_are_normalised_and_bounded() {
-        assert_eq!(normalise_username(" Alice_1 ").unwrap(), "alice_1");
-        for bad in ["", "ab", "_alice", "al ice", "ålice", &"a".repeat(33)] {
+        assert_eq!(normalise_username("Alice_1").unwrap(), "alice_1");
+        for bad in [
+            "",
+            "ab",
+            "_alice",
+            "al ice",
+            "alice ",
+            " alice",
+            "ålice",
+            &"a".repeat(33),
+        ] {
             assert!(normalise_username(bad).is_err(), "{bad:?} accepted");
         }
     }

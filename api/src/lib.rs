@@ -118,6 +118,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/groups/{id}/members", get(groups::members))
         .merge(web::router())
         .fallback(problem::not_found)
+        .method_not_allowed_fallback(problem::method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         // One budget for every upload this router takes.
         .layer(axum::Extension(decode_budget::DecodeBudget::new(

@@ -1,6 +1,5 @@
 //! RFC 9457 problem responses carrying natter's stable error codes.
 
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -145,6 +144,14 @@ pub async fn not_found() -> Problem {
     Problem::new(ErrorCode::NotFound, "no such endpoint")
 }
 
+/// The answer to a known route asked with a method it does not take (axum adds `Allow`).
+pub async fn method_not_allowed() -> Problem {
+    Problem::new(
+        ErrorCode::MethodNotAllowed,
+        "this endpoint does not take that method",
+    )
+}
+
 /// A JSON body whose rejections are problem responses.
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
@@ -157,15 +164,27 @@ where
     type Rejection = Problem;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(request, state).await {
-            Ok(axum::Json(value)) => Ok(JsonBody(value)),
+        match axum::Json::<serde_json::Value>::from_request(request, state).await {
+            // Every body is an object: serde would otherwise fill a struct from an array by
+            // position, so `["bob", "secret"]` would log in.
+            Ok(axum::Json(value)) if !value.is_object() => Err(Problem::new(
+                ErrorCode::BadFrame,
+                "the body must be a JSON object",
+            )),
+            Ok(axum::Json(value)) => T::deserialize(value).map(JsonBody).map_err(|error| {
+                Problem::new(
+                    ErrorCode::BadFrame,
+                    format!("the body does not have the expected fields: {error}"),
+                )
+            }),
             Err(rejection) => {
-                let code = match &rejection {
-                    _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                        ErrorCode::FrameTooLarge
-                    }
-                    JsonRejection::JsonDataError(_) => ErrorCode::InvalidInput,
-                    _ => ErrorCode::BadFrame,
+                // A body of the wrong shape (a missing or unknown field, an array, a string
+                // where a number goes) is `bad_frame`, as on the WebSocket; `invalid_input` is
+                // for well-formed values out of bounds, which the handlers judge.
+                let code = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ErrorCode::FrameTooLarge
+                } else {
+                    ErrorCode::BadFrame
                 };
                 Err(Problem::new(code, rejection.body_text()))
             }

@@ -95,7 +95,7 @@ fn query_value<'a>(request: &'a Request, key: &str) -> Option<&'a str> {
 fn bearer_token(request: &Request) -> Option<String> {
     if let Some(value) = request.headers().get("authorization") {
         let value = value.to_str().ok()?;
-        return value.strip_prefix("Bearer ").map(str::to_string);
+        return natter_proto::token::bearer(value).map(str::to_string);
     }
     query_value(request, "token").map(str::to_string)
 }

@@ -252,7 +252,7 @@ impl Driver<'_> {
             return;
         }
         match ClientFrame::parse(text.as_str()) {
-            Ok(ClientFrame::Ping) => {
+            Ok(ClientFrame::Ping {}) => {
                 self.connection.send_frame(&ServerFrame::Pong);
             }
             // Indicators are hints: beyond one a second they are dropped without a word.
@@ -366,7 +366,7 @@ impl<'a> Answers<'a> {
     async fn answer(self, frame: ClientFrame) {
         let user_id = self.connection.user_id;
         match frame {
-            ClientFrame::Ping => {
+            ClientFrame::Ping {} => {
                 self.connection.send_frame(&ServerFrame::Pong);
             }
             ClientFrame::Send {

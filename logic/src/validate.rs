@@ -6,9 +6,11 @@ use tonic::Status;
 /// Longest client message id, in bytes.
 pub const MAX_CID_BYTES: usize = 64;
 
-/// A client message id: 1 to 64 printable ASCII characters.
+/// A client message id: 1 to 64 printable ASCII characters (space included).
 pub fn cid(cid: &str) -> Result<(), Status> {
-    let printable = cid.bytes().all(|byte| byte.is_ascii_graphic());
+    let printable = cid
+        .bytes()
+        .all(|byte| byte == b' ' || byte.is_ascii_graphic());
     if cid.is_empty() || cid.len() > MAX_CID_BYTES || !printable {
         return Err(ErrorCode::InvalidInput.status(format!(
             "cid must be 1 to {MAX_CID_BYTES} printable ASCII characters"
@@ -35,8 +37,9 @@ pub fn content(kind: &str, body: &str, max_chars: usize) -> Result<Content, Stat
             _ => Err(ErrorCode::InvalidInput
                 .status("an image message's body is the id of an upload (POST /api/v1/uploads)")),
         },
-        other => Err(ErrorCode::InvalidInput.status(format!(
-            "unknown message kind {:?}; expected \"text\" or \"image\"",
+        // A kind natter has but clients may not send (`recall`, `notice`) is just as unknown.
+        other => Err(ErrorCode::UnsupportedKind.status(format!(
+            "unsupported message kind {:?}; a client sends \"text\" or \"image\"",
             other.chars().take(32).collect::<String>()
         ))),
     }

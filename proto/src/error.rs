@@ -53,6 +53,8 @@ pub enum ErrorCode {
     Forbidden,
     /// The user, request or object does not exist.
     NotFound,
+    /// The endpoint exists but not with this HTTP method.
+    MethodNotAllowed,
     /// The acknowledged seq lies beyond the end of the object's log.
     BadCursor,
     /// The same (sender, cid) is still being processed; retry shortly.
@@ -100,6 +102,7 @@ impl ErrorCode {
             ErrorCode::NotMember => "not_member",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::BadCursor => "bad_cursor",
             ErrorCode::InProgress => "in_progress",
             ErrorCode::RateLimited => "rate_limited",
@@ -120,7 +123,7 @@ impl ErrorCode {
     }
 
     /// Every code, for documentation checks.
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 26] = [
         ErrorCode::BadFrame,
         ErrorCode::UnknownType,
         ErrorCode::FrameTooLarge,
@@ -130,6 +133,7 @@ impl ErrorCode {
         ErrorCode::NotMember,
         ErrorCode::Forbidden,
         ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
         ErrorCode::BadCursor,
         ErrorCode::InProgress,
         ErrorCode::RateLimited,
@@ -162,6 +166,7 @@ impl ErrorCode {
             ErrorCode::FrameTooLarge => 413,
             ErrorCode::NotFriends | ErrorCode::NotMember | ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
             ErrorCode::InProgress | ErrorCode::UsernameTaken | ErrorCode::Conflict => 409,
             ErrorCode::RateLimited => 429,
             ErrorCode::Unauthorized
@@ -179,6 +184,7 @@ impl ErrorCode {
             401 => tonic::Code::Unauthenticated,
             403 => tonic::Code::PermissionDenied,
             404 => tonic::Code::NotFound,
+            405 => tonic::Code::Unimplemented,
             409 => tonic::Code::Aborted,
             429 => tonic::Code::ResourceExhausted,
             503 => tonic::Code::Unavailable,

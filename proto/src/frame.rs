@@ -36,8 +36,9 @@ pub enum ClientFrame {
         #[serde(default)]
         cursors: BTreeMap<String, u64>,
     },
-    /// Application-level liveness check; answered with `pong`.
-    Ping,
+    /// Application-level liveness check; answered with `pong`. (A struct variant, so that an
+    /// unknown field is refused here as on every other frame.)
+    Ping {},
     /// The user is typing to a friend or a group (ephemeral; at most one a second counts).
     Typing {
         /// `user:<id>` or `group:<id>`.
@@ -342,7 +343,7 @@ mod tests {
         );
         assert_eq!(
             ClientFrame::parse(r#"{"type":"ping"}"#).unwrap(),
-            ClientFrame::Ping
+            ClientFrame::Ping {}
         );
     }
 
@@ -360,6 +361,7 @@ mod tests {
             "[]",
             r#"{"type":"ack"}"#,
             r#"{"type":"ack","object":"x","seq":-1}"#,
+            r#"{"type":"ping","extra":1}"#,
         ] {
             assert_eq!(
                 ClientFrame::parse(bad).unwrap_err().code(),

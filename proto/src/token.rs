@@ -117,9 +117,27 @@ impl TokenKeys {
     }
 }
 
+/// The credentials of an `Authorization` header value in the `Bearer` scheme. The scheme is
+/// matched without regard to case (RFC 9110 §11.1), so `bearer` and `BEARER` work too.
+pub fn bearer(authorization: &str) -> Option<&str> {
+    let (scheme, credentials) = authorization.split_once(' ')?;
+    let credentials = credentials.trim_start_matches(' ');
+    (scheme.eq_ignore_ascii_case("bearer") && !credentials.is_empty()).then_some(credentials)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_read_in_any_case() {
+        for header in ["Bearer abc", "bearer abc", "BEARER  abc"] {
+            assert_eq!(bearer(header), Some("abc"), "{header}");
+        }
+        for header in ["Basic abc", "Bearer", "Bearer ", "Bearerabc", ""] {
+            assert_eq!(bearer(header), None, "{header}");
+        }
+    }
 
     #[test]
     fn issues_verifies_and_refuses() {

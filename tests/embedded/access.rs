@@ -99,7 +99,7 @@ async fn every_documented_endpoint_refuses_callers_without_a_valid_credential() 
                 )
                 .await;
                 assert_eq!(
-                    status, 401,
+                    status, 403,
                     "{method} {target} with a user's token: {reply}"
                 );
             }
@@ -380,7 +380,7 @@ async fn group_and_history_endpoints_answer_members_and_refuse_others() {
         Some(push.clone()),
     )
     .await;
-    assert_eq!(status, 401, "{reply}");
+    assert_eq!(status, 403, "{reply}");
     let (status, reply) = call(
         &harness,
         Method::POST,

@@ -113,13 +113,14 @@ async fn the_admin_api_wants_its_own_credential_and_good_input() {
     let harness = Harness::start_with(|config| config.api.admin_token = ADMIN_TOKEN.into()).await;
     let alice = harness.user("alice").await;
     let body = json!({"to": "all", "body": "x"});
-    for token in [None, Some("wrong"), Some(alice.access_token.as_str())] {
+    for (token, answer) in [
+        (None, (401, Some("unauthorized"))),
+        (Some("wrong"), (401, Some("invalid_token"))),
+        // A user's own token is a credential, just not this one.
+        (Some(alice.access_token.as_str()), (403, Some("forbidden"))),
+    ] {
         let (status, problem) = admin_push(&harness, token, body.clone()).await;
-        assert_eq!(
-            (status, problem["code"].as_str()),
-            (401, Some("unauthorized")),
-            "{token:?}"
-        );
+        assert_eq!((status, problem["code"].as_str()), answer, "{token:?}");
     }
     for bad in [
         json!({"to": "everyone", "body": "x"}),

@@ -91,6 +91,8 @@ async fn bad_registrations_and_logins_get_problem_responses() {
     );
     assert_problem(&register("x", PASSWORD).await, 400, "invalid_input");
     assert_problem(&register("bad name", PASSWORD).await, 400, "invalid_input");
+    // A trailing space is a character no name may have, not another spelling of "bob".
+    assert_problem(&register("bob ", PASSWORD).await, 400, "invalid_input");
 
     let wrong = post(
         &harness,
@@ -106,6 +108,14 @@ async fn bad_registrations_and_logins_get_problem_responses() {
     )
     .await;
     assert_problem(&nobody, 401, "bad_credentials");
+    // A password longer than any that was ever accepted is bad input, not a wrong guess.
+    let overlong = post(
+        &harness,
+        "/api/v1/auth/login",
+        json!({"username": "bob", "password": "x".repeat(60_000)}),
+    )
+    .await;
+    assert_problem(&overlong, 400, "invalid_input");
 
     // Malformed and incomplete bodies.
     let malformed = harness
@@ -119,8 +129,25 @@ async fn bad_registrations_and_logins_get_problem_responses() {
         "{}",
         malformed.body
     );
+    // A body of the wrong shape is `bad_frame`, as on the WebSocket.
     let missing = post(&harness, "/api/v1/auth/login", json!({"username": "bob"})).await;
-    assert_problem(&missing, 400, "invalid_input");
+    assert_problem(&missing, 400, "bad_frame");
+    let unknown_field = post(
+        &harness,
+        "/api/v1/auth/login",
+        json!({"username": "bob", "password": PASSWORD, "remember": true}),
+    )
+    .await;
+    assert_problem(&unknown_field, 400, "bad_frame");
+    let array = post(&harness, "/api/v1/auth/login", json!(["bob", PASSWORD])).await;
+    assert_problem(&array, 400, "bad_frame");
+    // A known endpoint asked with a method it does not take.
+    let wrong_method = harness
+        .api
+        .call(Method::DELETE, "/api/v1/auth/login", None, None)
+        .await
+        .unwrap();
+    assert_problem(&wrong_method, 405, "method_not_allowed");
     let unknown = harness
         .api
         .call(Method::GET, "/api/v1/nothing", None, None)

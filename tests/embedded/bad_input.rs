@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::http::Method;
 use crate::harness::{Harness, WAIT, expect_silence, metric, next_error, next_message, send_text};
 
 async fn ping(socket: &mut WsClient) {
-    socket.send(&ClientFrame::Ping).await.unwrap();
+    socket.send(&ClientFrame::Ping {}).await.unwrap();
     loop {
         match socket.next(WAIT).await.unwrap() {
             Some(ServerFrame::Pong) => return,
@@ -96,7 +96,12 @@ async fn bad_frames_get_error_frames_and_the_connection_lives_on() {
         ),
         (
             send("s6", bob_target.clone(), "video", "clip".into()),
-            "invalid_input",
+            "unsupported_kind",
+        ),
+        (
+            // Kinds the server writes itself are not for clients to send.
+            send("s6r", bob_target.clone(), "recall", "1".into()),
+            "unsupported_kind",
         ),
         (
             send("", bob_target.clone(), "text", "no cid".into()),
@@ -204,7 +209,7 @@ async fn a_flooding_client_is_warned_then_closed_and_others_carry_on() {
     let mut flooder = harness.connect(&alice).await;
     let (mut bob_socket, _) = harness.connect_synced(&bob).await;
     for _ in 0..20 {
-        if flooder.send(&ClientFrame::Ping).await.is_err() {
+        if flooder.send(&ClientFrame::Ping {}).await.is_err() {
             break;
         }
     }
@@ -354,4 +359,28 @@ async fn an_id_has_one_spelling_and_others_are_refused() {
         .await
         .expect("answer");
     assert_eq!(reply.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_protocol_allows_is_accepted_however_it_is_spelt() {
+    let harness = Harness::start().await;
+    let (alice, bob) = harness.friends("allow-alice", "allow-bob").await;
+    // Authentication schemes are case-insensitive (RFC 9110 §11.1).
+    let reply = reqwest::Client::new()
+        .get(format!("{}/api/v1/me", harness.api_base()))
+        .header("authorization", format!("bearer {}", alice.access_token))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(reply.status().as_u16(), 200);
+    // A cid is printable ASCII, and a space is printable.
+    let (mut socket, _) = harness.connect_synced(&alice).await;
+    send_text(&mut socket, "with a space", bob.user_id, "hello").await;
+    // A ping with a field it does not have is refused like any other frame.
+    socket
+        .send_raw(r#"{"type":"ping","extra":1}"#)
+        .await
+        .expect("send");
+    let (code, _) = next_error(&mut socket).await;
+    assert_eq!(code, "bad_frame");
 }

@@ -20,10 +20,10 @@ async fn people_rename_themselves_and_see_each_other() {
     assert_eq!((status, seen["nickname"].as_str()), (200, Some("Ada L.")));
     assert_eq!(seen["username"], "ada");
 
-    for bad in [
-        json!({"nickname": ""}),
-        json!({"nickname": "a\nb"}),
-        json!({"nick": "x"}),
+    for (bad, code) in [
+        (json!({"nickname": ""}), "invalid_input"),
+        (json!({"nickname": "a\nb"}), "invalid_input"),
+        (json!({"nick": "x"}), "bad_frame"),
     ] {
         let (status, problem) = call(
             &harness,
@@ -35,7 +35,7 @@ async fn people_rename_themselves_and_see_each_other() {
         .await;
         assert_eq!(
             (status, problem["code"].as_str()),
-            (400, Some("invalid_input")),
+            (400, Some(code)),
             "{bad}"
         );
     }
