@@ -98,7 +98,9 @@ mod tests {
         assert!(cid("c-1").is_ok());
         assert_eq!(code(cid("")), ErrorCode::InvalidInput);
         assert_eq!(code(cid(&"x".repeat(65))), ErrorCode::InvalidInput);
-        assert_eq!(code(cid("has space")), ErrorCode::InvalidInput);
+        assert!(cid("has space").is_ok(), "a space is printable");
+        assert_eq!(code(cid("tab\there")), ErrorCode::InvalidInput);
+        assert_eq!(code(cid("naïve")), ErrorCode::InvalidInput);
         assert_eq!(content("text", "hi", 5).unwrap(), Content::Text);
         assert_eq!(content("image", "42", 5).unwrap(), Content::Image(42));
         assert_eq!(
@@ -106,7 +108,8 @@ mod tests {
             ErrorCode::InvalidInput
         );
         assert_eq!(code(content("image", "-1", 5)), ErrorCode::InvalidInput);
-        assert_eq!(code(content("video", "x", 5)), ErrorCode::InvalidInput);
+        assert_eq!(code(content("video", "x", 5)), ErrorCode::UnsupportedKind);
+        assert_eq!(code(content("image", "07", 5)), ErrorCode::InvalidInput);
         assert!(text("héllo", 5).is_ok());
         assert_eq!(code(text("héllo!", 5)), ErrorCode::InvalidInput);
         assert_eq!(code(text("  \n", 5)), ErrorCode::InvalidInput);
