@@ -41,6 +41,9 @@ else
     cargo test --workspace --locked
 fi
 
+step "fuzzing: every target in fuzz/ for 30 s (scripts/fuzz.sh)"
+scripts/fuzz.sh 30
+
 step "browser tests: the web client in headless Chromium (scripts/browser-test.sh)"
 scripts/browser-test.sh
 

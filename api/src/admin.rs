@@ -92,6 +92,47 @@ pub struct NewPush {
     pub persist: bool,
 }
 
+impl NewPush {
+    /// The logic request for this push: its audience checked and named.
+    pub fn into_request(self) -> Result<SystemPushRequest, Problem> {
+        let mut request = SystemPushRequest {
+            body: self.body,
+            persist: self.persist,
+            ..SystemPushRequest::default()
+        };
+        match self.to {
+            PushTarget::One(all) if all == "all" => request.set_audience(Audience::Everyone),
+            PushTarget::One(object) => match object.parse::<ObjectId>() {
+                Ok(ObjectId::Group(group)) => {
+                    request.set_audience(Audience::Group);
+                    request.group_id = group;
+                }
+                _ => {
+                    return Err(Problem::new(
+                        ErrorCode::InvalidInput,
+                        "to is \"all\", \"group:<id>\" or a list of \"user:<id>\"",
+                    ));
+                }
+            },
+            PushTarget::Users(users) => {
+                request.set_audience(Audience::Users);
+                for user in users {
+                    match user.parse::<ObjectId>() {
+                        Ok(ObjectId::User(id)) => request.user_ids.push(id),
+                        _ => {
+                            return Err(Problem::new(
+                                ErrorCode::InvalidInput,
+                                format!("{user:?} is not a user (user:<id>)"),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(request)
+    }
+}
+
 /// A push's outcome.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PushAccepted {
@@ -123,40 +164,7 @@ pub async fn push(
     _admin: Admin,
     JsonBody(push): JsonBody<NewPush>,
 ) -> Result<(StatusCode, Json<PushAccepted>), Problem> {
-    let mut request = SystemPushRequest {
-        body: push.body,
-        persist: push.persist,
-        ..SystemPushRequest::default()
-    };
-    match push.to {
-        PushTarget::One(all) if all == "all" => request.set_audience(Audience::Everyone),
-        PushTarget::One(object) => match object.parse::<ObjectId>() {
-            Ok(ObjectId::Group(group)) => {
-                request.set_audience(Audience::Group);
-                request.group_id = group;
-            }
-            _ => {
-                return Err(Problem::new(
-                    ErrorCode::InvalidInput,
-                    "to is \"all\", \"group:<id>\" or a list of \"user:<id>\"",
-                ));
-            }
-        },
-        PushTarget::Users(users) => {
-            request.set_audience(Audience::Users);
-            for user in users {
-                match user.parse::<ObjectId>() {
-                    Ok(ObjectId::User(id)) => request.user_ids.push(id),
-                    _ => {
-                        return Err(Problem::new(
-                            ErrorCode::InvalidInput,
-                            format!("{user:?} is not a user (user:<id>)"),
-                        ));
-                    }
-                }
-            }
-        }
-    }
+    let request = push.into_request()?;
     let reply = state.logic.system_push(request).await?;
     Ok((
         StatusCode::ACCEPTED,

@@ -85,8 +85,8 @@ fn image_problem(error: ImageError) -> Problem {
     Problem::new(code, error.to_string())
 }
 
-/// Reads the `file` field, refusing more than `limit` bytes.
-async fn read_file(mut form: Multipart, limit: usize) -> Result<Bytes, Problem> {
+/// Reads the `file` field of an upload form, refusing more than `limit` bytes.
+pub async fn read_file(mut form: Multipart, limit: usize) -> Result<Bytes, Problem> {
     let malformed = |error: axum::extract::multipart::MultipartError| {
         if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
             Problem::new(
