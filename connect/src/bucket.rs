@@ -172,6 +172,15 @@ impl Bucket {
         connections.values().flatten().for_each(&mut visit);
     }
 
+    /// Whether `connection` is still in this bucket (it has not ended).
+    pub fn holds(&self, connection: &Connection) -> bool {
+        self.connections
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&connection.user_id)
+            .is_some_and(|list| list.iter().any(|held| held.id == connection.id))
+    }
+
     /// Number of connections in this bucket.
     pub fn connection_count(&self) -> usize {
         self.connections

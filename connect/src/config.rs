@@ -43,6 +43,10 @@ pub struct ConnectConfig {
     pub inbound_burst: u32,
     /// Frames refused for rate in a row before the connection is closed for abuse.
     pub inbound_strikes: u32,
+    /// How often the node asks whether the sessions store lost its memory (Redis restarted
+    /// without persistence), in which case it registers its connections again, in
+    /// milliseconds.
+    pub session_check_interval_ms: u64,
     /// Fault injection for tests: never release push locks, as a node that lost the push would.
     pub hold_push_locks: bool,
 }
@@ -66,6 +70,7 @@ impl Default for ConnectConfig {
             inbound_rate: 50,
             inbound_burst: 100,
             inbound_strikes: 20,
+            session_check_interval_ms: 2_000,
             hold_push_locks: false,
         }
     }
@@ -75,6 +80,11 @@ impl ConnectConfig {
     /// The ping interval.
     pub fn heartbeat_interval(&self) -> Duration {
         Duration::from_millis(self.heartbeat_interval_ms.max(1))
+    }
+
+    /// How often the sessions store's memory is checked.
+    pub fn session_check_interval(&self) -> Duration {
+        Duration::from_millis(self.session_check_interval_ms.max(1))
     }
 
     /// The silence after which a connection is closed.

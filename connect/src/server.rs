@@ -159,6 +159,7 @@ impl ConnectServer {
     /// Accept connections until [`ConnectServer::shutdown`], each held to `limits` until its
     /// upgrade is done.
     pub async fn serve(self: Arc<Self>, listener: TcpListener, limits: HandshakeLimits) {
+        tokio::spawn(Arc::clone(&self).watch_session_memory());
         let mut stopping = self.shutdown.subscribe();
         let gate = HandshakeGate::new(limits.per_address);
         loop {
@@ -182,6 +183,58 @@ impl ConnectServer {
                 },
             }
         }
+    }
+
+    /// Registers this node's connections again whenever the sessions store's memory begins
+    /// anew (Redis lost its data): task finds a user's connections there, so until then live
+    /// pushes to them would go nowhere. Runs until [`ConnectServer::shutdown`].
+    async fn watch_session_memory(self: Arc<Self>) {
+        let mut stopping = self.shutdown.subscribe();
+        let mut ticks = tokio::time::interval(self.config.session_check_interval());
+        let mut known = None;
+        loop {
+            tokio::select! {
+                _ = stopping.changed() => return,
+                _ = ticks.tick() => {}
+            }
+            match self.sessions.memory_began().await {
+                Ok(began) => {
+                    if known.is_some_and(|known| known != began) {
+                        self.register_connections_again().await;
+                    }
+                    known = Some(began);
+                }
+                Err(error) => tracing::debug!(%error, "checking the sessions store failed"),
+            }
+        }
+    }
+
+    /// Tells logic of every open connection again, as if each had just connected.
+    async fn register_connections_again(&self) {
+        let mut open = Vec::new();
+        for bucket in &self.buckets {
+            bucket.for_each_connection(|connection| open.push(Arc::clone(connection)));
+        }
+        tracing::warn!(
+            connections = open.len(),
+            "the sessions store lost its memory; registering this node's connections again"
+        );
+        for connection in open {
+            let event = self.event(connection.user_id, connection.id);
+            if let Err(status) = self.logic.connected(event).await {
+                tracing::warn!(%status, "registering a connection again failed");
+                continue;
+            }
+            // One that ended meanwhile has said goodbye already, perhaps before this
+            // registration: unregister it, or its session would outlive it.
+            if !self.bucket(connection.user_id).holds(&connection) {
+                let event = self.event(connection.user_id, connection.id);
+                if let Err(status) = self.logic.disconnected(event).await {
+                    tracing::warn!(%status, "unregistering an ended connection failed");
+                }
+            }
+        }
+        metrics::counter!("natter_sessions_registered_again_total").increment(1);
     }
 
     /// Close every connection and stop accepting.

@@ -70,6 +70,11 @@ pub trait Sessions: Send + Sync + 'static {
     /// The token holding `key`, if the lock is held and unexpired.
     async fn lock_holder(&self, key: &str) -> InfraResult<Option<String>>;
 
+    /// When this memory began (unix ms). A store that lost everything (Redis restarted without
+    /// persistence) begins anew, so a caller that sees the time change knows its sessions and
+    /// claims are gone and registers them again.
+    async fn memory_began(&self) -> InfraResult<i64>;
+
     /// Claim a de-duplication key for `ttl`.
     async fn claim(&self, key: &str, ttl: Duration) -> InfraResult<Claim>;
     /// Finish a claim with the value later claimants get, kept for `ttl`.

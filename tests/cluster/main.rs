@@ -594,6 +594,16 @@ async fn survives_killed_processes_and_a_broker_restart(topology: &str) {
     let dan_id = dan.user_id.to_string();
     let dan_reader = tokio::spawn(read_until_closed(dan_socket));
     wait_for_presence(&presence, &dan_id, true, &cluster).await;
+    // Erin, another friend of Alice's on connect-1, stays through the Redis restart and
+    // leaves after it: her going offline must still be announced.
+    let erin = api
+        .register(&format!("erin{run}"), PASSWORD)
+        .await
+        .expect("register erin");
+    api.befriend(&alice, &erin).await.expect("befriend erin");
+    let erin_socket = synced_client(&erin, CONNECT_URLS[0]).await;
+    let erin_id = erin.user_id.to_string();
+    wait_for_presence(&presence, &erin_id, true, &cluster).await;
 
     // Alice on connect-1, Bob and Carol on connect-2, so the group spans both nodes.
     let alice = Arc::new(Chatter::spawn(alice, 0));
@@ -653,6 +663,10 @@ async fn survives_killed_processes_and_a_broker_restart(topology: &str) {
     tokio::time::sleep(Duration::from_secs(6)).await;
     restart_server(&deps_dir, "kafka");
     tokio::time::sleep(Duration::from_secs(4)).await;
+    // Redis loses everything: sessions, locks, de-duplication records, presence. The connect
+    // nodes notice and register their connections again; delivery goes on.
+    restart_server(&deps_dir, "redis");
+    tokio::time::sleep(Duration::from_secs(6)).await;
 
     stop.send_replace(true);
     let alice_sent = alice_load.await.expect("alice's load").acknowledged;
@@ -721,6 +735,11 @@ async fn survives_killed_processes_and_a_broker_restart(topology: &str) {
     );
     // Connect-2 could not say Dan left; its removal from the registry did.
     wait_for_presence(&presence, &dan_id, false, &cluster).await;
+    // Presence and online counts are right again after Redis lost them: Erin's leaving is
+    // announced, and the group counts its three connected members.
+    drop(erin_socket);
+    wait_for_presence(&presence, &erin_id, false, &cluster).await;
+    wait_for_group_online(&api, &alice.session, &group, 3, &cluster).await;
     retried_cid_survives_a_redis_restart(&api, &alice.session, &bob.session, &deps_dir).await;
     let bob_ledger = bob.ledger.lock().expect("ledger");
     assert!(
@@ -736,6 +755,38 @@ async fn survives_killed_processes_and_a_broker_restart(topology: &str) {
         bob_sent.len(),
         carol_sent.len()
     );
+}
+
+/// Waits until a group's online count, as a member asks for it, is `expected`.
+async fn wait_for_group_online(
+    api: &ApiClient,
+    member: &Session,
+    group: &str,
+    expected: u64,
+    cluster: &Cluster,
+) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let reply = api
+            .call(
+                Method::GET,
+                &format!("/api/v1/groups/{group}/online"),
+                Some(&member.access_token),
+                None,
+            )
+            .await
+            .expect("online count");
+        if reply.body["online"] == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "group {group} counts {} online, not {expected}\n{}",
+            reply.body,
+            cluster.all_logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Restarts one of the suite's servers (`kafka` keeps its data; `redis` loses all of it).

@@ -26,26 +26,40 @@ const PENDING: &str = "\u{0}pending";
 /// Deletes a key only if it still holds the caller's token.
 const RELEASE_SCRIPT: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 
-/// Claims KEYS[1] (pending, for ARGV[2] ms) unless it is held, and reads KEYS[2], the time
-/// from which this Redis remembers claims, setting it to ARGV[1] (now, unix ms) if it is
-/// missing: a Redis that lost its data (restarted without persistence) starts remembering
-/// anew. Returns {1, since} when claimed, else {0, value} (the pending marker or the answer),
-/// or {0} when the key vanished between the two steps.
-const CLAIM_SCRIPT: &str = r#"
-local since = redis.call('GET', KEYS[2])
+/// Lua that reads KEYS[1], the time from which this Redis remembers sessions and claims, into
+/// `since`, setting it to ARGV[1] (now, unix ms) if it is missing: a Redis that lost its data
+/// (restarted without persistence) begins remembering anew.
+macro_rules! read_memory_began {
+    () => {
+        r#"
+local since = redis.call('GET', KEYS[1])
 if not since then
   since = ARGV[1]
-  redis.call('SET', KEYS[2], since)
+  redis.call('SET', KEYS[1], since)
 end
-if redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[2], 'NX') then
+"#
+    };
+}
+
+/// Returns when this Redis's memory began (see [`read_memory_began`]).
+const MEMORY_BEGAN_SCRIPT: &str = concat!(read_memory_began!(), "return since");
+
+/// Reads when this Redis's memory began (KEYS[1], see [`read_memory_began`]) and claims KEYS[2]
+/// (pending, for ARGV[2] ms) unless it is held. Returns {1, since} when claimed, else {0, value}
+/// (the pending marker or the answer), or {0} when the key vanished between the two steps.
+const CLAIM_SCRIPT: &str = concat!(
+    read_memory_began!(),
+    r#"
+if redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2], 'NX') then
   return {1, since}
 end
-local value = redis.call('GET', KEYS[1])
+local value = redis.call('GET', KEYS[2])
 if value then
   return {0, value}
 end
 return {0}
-"#;
+"#
+);
 
 /// Sets (count > 0) or removes (count 0) one node's field of a group's online-count hash.
 /// KEYS[1] is the hash; ARGV is node, count, ttl in ms. The expiry is reckoned on Redis's clock,
@@ -144,6 +158,11 @@ impl RedisSessions {
 
     fn key(&self, kind: &str, name: impl std::fmt::Display) -> String {
         format!("{}{kind}:{name}", self.prefix)
+    }
+
+    /// The marker of when this Redis's memory began (see [`Sessions::memory_began`]).
+    fn memory_key(&self) -> String {
+        self.key("memory", "began")
     }
 
     fn presence_key(&self) -> String {
@@ -295,8 +314,22 @@ impl Sessions for RedisSessions {
         Ok(self.pool.get(self.key("lock", key)).await?)
     }
 
+    async fn memory_began(&self) -> InfraResult<i64> {
+        let since: String = self
+            .pool
+            .eval(
+                MEMORY_BEGAN_SCRIPT,
+                vec![self.memory_key()],
+                vec![crate::now_millis().to_string()],
+            )
+            .await?;
+        since
+            .parse()
+            .map_err(|_| InfraError::Corrupt(format!("unreadable memory marker {since:?}")))
+    }
+
     async fn claim(&self, key: &str, ttl: Duration) -> InfraResult<Claim> {
-        let keys = vec![self.key("claim", key), self.key("claims", "since")];
+        let keys = vec![self.memory_key(), self.key("claim", key)];
         let now = crate::now_millis().to_string();
         let ttl = millis(ttl).min(MAX_SCRIPT_TTL_MS).to_string();
         // Two tries: a claim may expire between the script's refused SET and its GET.

@@ -295,10 +295,17 @@ async fn claims(sessions: &dyn Sessions) {
     let key = format!("conformance-claim-{}", random_id());
     let ttl = Duration::from_secs(60);
     let before = crate::now_millis();
+    let began = sessions.memory_began().await.expect("memory began");
+    assert!(began <= before, "a memory cannot begin after it is asked");
+    assert_eq!(
+        sessions.memory_began().await.expect("memory began"),
+        began,
+        "a memory that lost nothing keeps its beginning"
+    );
     match sessions.claim(&key, ttl).await.expect("claim") {
-        Claim::New { remembered_since } => assert!(
-            remembered_since <= before,
-            "a memory cannot remember from after the claim it answers"
+        Claim::New { remembered_since } => assert_eq!(
+            remembered_since, began,
+            "claims are remembered as long as the memory"
         ),
         other => panic!("a fresh key is new, got {other:?}"),
     }

@@ -165,6 +165,10 @@ impl Sessions for MemorySessions {
         }
     }
 
+    async fn memory_began(&self) -> InfraResult<i64> {
+        Ok(self.remembered_since)
+    }
+
     async fn claim(&self, key: &str, ttl: Duration) -> InfraResult<Claim> {
         let mut state = self.state();
         let now = Instant::now();
