@@ -9,6 +9,8 @@
 #   scripts/deps.sh restart kafka      stop the broker and start it again on the same data
 #   scripts/deps.sh restart redis      stop Redis and start it again: it keeps nothing on disk, so
 #                                      everything it held is gone, as after a crash
+#   scripts/deps.sh restart postgres|etcd   stop the server and start it again on its data
+#   scripts/deps.sh stop|start etcd   take etcd away (SIGTERM) and bring it back on its data
 #   scripts/deps.sh stop|kill|start kafka-cluster-N
 #                                 stop one broker of kafka-cluster politely (SIGTERM), kill it
 #                                 (SIGKILL, as a crash would), or start it again on its data
@@ -381,15 +383,22 @@ down)
 restart)
     # Restarts one server: the broker with its data kept, Redis empty (it persists nothing).
     case "${2:-}" in
-    kafka | redis) stop_one "$2"; "start_$2" ;;
-    *) echo "usage: $0 restart kafka|redis" >&2; exit 2 ;;
+    kafka | redis | etcd) stop_one "$2"; "start_$2" ;;
+    postgres)
+        su postgres -s /bin/sh -c "'$PG_BIN/pg_ctl' -D '$DIR/postgres' -m fast -w stop" >/dev/null
+        rm -f "$DIR/postgres.pid"
+        start_postgres
+        ;;
+    *) echo "usage: $0 restart kafka|redis|postgres|etcd" >&2; exit 2 ;;
     esac
     ;;
 stop | kill | start)
     # One broker of kafka-cluster at a time, for tests that take a broker away and bring it back.
-    case "${2:-}" in
-    kafka-cluster-[1-3]) ;;
-    *) echo "usage: $0 $1 kafka-cluster-N (N = 1..$KAFKA_CLUSTER_SIZE)" >&2; exit 2 ;;
+    case "$1 ${2:-}" in
+    "stop etcd") stop_one etcd; exit 0 ;;
+    "start etcd") start_etcd; exit 0 ;;
+    *" kafka-cluster-"[1-3]) ;;
+    *) echo "usage: $0 $1 kafka-cluster-N (N = 1..$KAFKA_CLUSTER_SIZE), or $0 stop|start etcd" >&2; exit 2 ;;
     esac
     case $1 in
     stop) stop_one "$2" ;;
@@ -414,7 +423,7 @@ env)
     print_env
     ;;
 *)
-    echo "usage: $0 up [NAME...]|down|status|env|restart kafka|redis|stop|kill|start kafka-cluster-N|prefetch" >&2
+    echo "usage: $0 up [NAME...]|down|status|env|restart kafka|redis|postgres|etcd|stop|kill|start kafka-cluster-N|prefetch" >&2
     exit 2
     ;;
 esac

@@ -369,6 +369,12 @@ impl RunningLayer {
                     grpc_router()
                         .add_service(ConnectGrpc::new(ConnectService::new(Arc::clone(&connect)))),
                 );
+                running
+                    .servers
+                    .push(tokio::spawn(register_again_after_expiry(
+                        registry.registered_again(),
+                        Arc::clone(&connect),
+                    )));
                 running.connect = Some(connect);
             }
         }
@@ -503,6 +509,17 @@ async fn follow_connect_nodes(
         }
     });
     Ok(())
+}
+
+/// Registers a connect node's connections again whenever its etcd lease ran out and it
+/// registered anew: meanwhile the task processes took it for dead and dropped its sessions.
+async fn register_again_after_expiry(
+    mut registered_again: watch::Receiver<u64>,
+    connect: Arc<ConnectServer>,
+) {
+    while registered_again.changed().await.is_ok() {
+        connect.register_connections_again().await;
+    }
 }
 
 /// Recovers the lagging objects this task process owns: at start, whenever the task

@@ -209,15 +209,17 @@ impl ConnectServer {
         }
     }
 
-    /// Tells logic of every open connection again, as if each had just connected.
-    async fn register_connections_again(&self) {
+    /// Tells logic of every open connection again, as if each had just connected: for when
+    /// the cluster forgot them (the sessions store lost its memory, or this node's lease ran
+    /// out and it was taken for dead).
+    pub async fn register_connections_again(&self) {
         let mut open = Vec::new();
         for bucket in &self.buckets {
             bucket.for_each_connection(|connection| open.push(Arc::clone(connection)));
         }
         tracing::warn!(
             connections = open.len(),
-            "the sessions store lost its memory; registering this node's connections again"
+            "the cluster forgot this node's connections; registering them again"
         );
         for connection in open {
             let event = self.event(connection.user_id, connection.id);

@@ -19,6 +19,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod faults;
+
 use futures_util::{SinkExt, StreamExt};
 use natter::client::{ApiClient, Session, WsClient};
 use natter_proto::frame::{ClientFrame, MessageFrame, ServerFrame};
@@ -40,6 +42,15 @@ const PROCESSES: [(&str, &str, u16); 7] = [
     ("connect-2", "connect", 8382),
     ("api-1", "api", 8080),
 ];
+/// The HTTP port (`/healthz`, `/metrics`) of the process called `name`.
+fn http_port(name: &str) -> u16 {
+    PROCESSES
+        .iter()
+        .find(|(known, _, _)| *known == name)
+        .map(|(_, _, port)| *port)
+        .expect("a known process")
+}
+
 /// The six processes of `scripts/cluster.sh`: one logic process.
 const SIX: [&str; 6] = [
     "logic-1",
@@ -106,6 +117,15 @@ impl Cluster {
         }
     }
 
+    /// The cluster's name (`cluster.name`), under which it registers in etcd.
+    fn name(&self) -> &str {
+        self.environment
+            .iter()
+            .find(|(name, _)| name == "NATTER_CLUSTER__NAME")
+            .map(|(_, value)| value.as_str())
+            .expect("a cluster name")
+    }
+
     fn log_path(&self, name: &str) -> PathBuf {
         self.logs.path().join(format!("{name}.log"))
     }
@@ -134,6 +154,28 @@ impl Cluster {
         self.children.insert(name, child);
     }
 
+    /// SIGTERM, as a deploy stops a process: it says goodbye (1001 to its clients) and
+    /// deregisters; waits until it has exited.
+    fn terminate(&mut self, name: &str) {
+        let mut child = self.children.remove(name).expect("a running process");
+        let signalled = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(signalled.success(), "SIGTERM to {name}");
+        let _ = child.wait();
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`) to a running process.
+    fn signal(&self, name: &str, signal: &str) {
+        let child = self.children.get(name).expect("a running process");
+        let sent = Command::new("kill")
+            .args([format!("-{signal}"), child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "SIG{signal} to {name}");
+    }
+
     /// SIGKILL: no goodbye, no deregistration, locks left held.
     fn kill(&mut self, name: &str) {
         let mut child = self.children.remove(name).expect("a running process");
@@ -142,11 +184,7 @@ impl Cluster {
     }
 
     async fn wait_healthy(&mut self, name: &str) {
-        let port = PROCESSES
-            .iter()
-            .find(|(known, _, _)| *known == name)
-            .map(|(_, _, port)| *port)
-            .expect("a known process");
+        let port = http_port(name);
         let deadline = Instant::now() + Duration::from_secs(60);
         let url = format!("http://127.0.0.1:{port}/healthz");
         loop {
@@ -358,11 +396,36 @@ async fn stay_connected(
                     };
                     match server_frame {
                         ServerFrame::Msg(message) => {
-                            let ack = ClientFrame::Ack { object: message.object.clone(), seq: message.seq };
-                            {
+                            let object = message.object.clone();
+                            let ack = ClientFrame::Ack { object: object.clone(), seq: message.seq };
+                            // A seq past a gap: what came between was missed (pushed while
+                            // this connection was unknown to the cluster, say); sync it, as
+                            // docs/protocol.md asks of clients.
+                            let gap_from = {
                                 let mut ledger = ledger.lock().expect("ledger");
                                 ledger.frames += 1;
-                                ledger.received.insert((message.object.clone(), message.seq), message);
+                                let seq = message.seq;
+                                ledger.received.insert((object.clone(), seq), message);
+                                let held = |seq: u64| ledger.received.contains_key(&(object.clone(), seq));
+                                let mut cursor = seq;
+                                while cursor > 0 && held(cursor) {
+                                    cursor -= 1;
+                                }
+                                (cursor > 0).then(|| {
+                                    let mut contiguous = 0;
+                                    while held(contiguous + 1) {
+                                        contiguous += 1;
+                                    }
+                                    contiguous
+                                })
+                            };
+                            if let Some(cursor) = gap_from {
+                                let sync = ClientFrame::Sync {
+                                    cursors: BTreeMap::from([(object.clone(), cursor)]),
+                                };
+                                if sink.send(frame(&sync)).await.is_err() {
+                                    break;
+                                }
                             }
                             if sink.send(frame(&ack)).await.is_err() {
                                 break;

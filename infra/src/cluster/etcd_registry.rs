@@ -49,6 +49,8 @@ pub struct EtcdRegistry {
     root: String,
     held: Arc<Mutex<Held>>,
     fenced: watch::Receiver<bool>,
+    /// How many times the lease expired and everything was registered again.
+    registered_again: watch::Receiver<u64>,
     keeper: Arc<JoinHandle<()>>,
 }
 
@@ -84,19 +86,21 @@ impl EtcdRegistry {
             ..Held::default()
         }));
         let (fence, fenced) = watch::channel(false);
+        let (again, registered_again) = watch::channel(0);
         let root = format!("/natter/{cluster}/");
         let keeper = tokio::spawn(keep_lease(
             client.clone(),
             root.clone(),
             Arc::clone(&held),
             ttl_seconds,
-            fence,
+            LeaseSignals { fence, again },
         ));
         Ok(EtcdRegistry {
             client,
             root,
             held,
             fenced,
+            registered_again,
             keeper: Arc::new(keeper),
         })
     }
@@ -105,6 +109,13 @@ impl EtcdRegistry {
     /// on it must stop, as its ids could collide.
     pub fn fenced(&self) -> watch::Receiver<bool> {
         self.fenced.clone()
+    }
+
+    /// Counts the times this process's lease expired (etcd unreachable for longer than it
+    /// lasts) and it registered again. Meanwhile the cluster took it for dead, and may have
+    /// dropped what it held elsewhere (a connect node's sessions), which it must restore.
+    pub fn registered_again(&self) -> watch::Receiver<u64> {
+        self.registered_again.clone()
     }
 
     /// Withdraw everything this process registered, at once rather than at lease expiry.
@@ -190,13 +201,21 @@ async fn take_node_id(
         .succeeded())
 }
 
+/// What the lease keeper tells the rest of the process.
+struct LeaseSignals {
+    /// Turns true when this process lost its node id.
+    fence: watch::Sender<bool>,
+    /// Counts registrations made again after an expiry.
+    again: watch::Sender<u64>,
+}
+
 /// Keeps the lease alive; on expiry takes a new one and puts everything back.
 async fn keep_lease(
     mut client: Client,
     root: String,
     held: Arc<Mutex<Held>>,
     ttl_seconds: i64,
-    fence: watch::Sender<bool>,
+    signals: LeaseSignals,
 ) {
     let interval = Duration::from_millis((ttl_seconds as u64 * 1000 / 3).max(500));
     loop {
@@ -206,10 +225,13 @@ async fn keep_lease(
             Err(RenewError::Expired) => {
                 tracing::warn!(lease, "etcd lease expired; registering again");
                 metrics::counter!("natter_registry_lease_renewals_total").increment(1);
-                if let Err(error) =
-                    register_again(&mut client, &root, &held, ttl_seconds, &fence).await
-                {
-                    tracing::warn!(%error, "registering again in etcd failed; retrying");
+                match register_again(&mut client, &root, &held, ttl_seconds, &signals.fence).await {
+                    Ok(()) => {
+                        signals.again.send_modify(|count| *count += 1);
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "registering again in etcd failed; retrying");
+                    }
                 }
             }
             Err(RenewError::Failed(error)) => {
