@@ -10,6 +10,7 @@ mod fanout;
 mod report;
 mod seed;
 mod setup;
+mod soak;
 mod spread;
 mod tally;
 
@@ -41,6 +42,9 @@ enum Scenario {
     Seed(seed::SeedOptions),
     /// Sends over REST from many seeded users to their offline friends: the cost of objects.
     Spread(spread::SpreadOptions),
+    /// A long run with connection churn, one-to-one and group chat: server memory and
+    /// descriptors over time, and nothing lost.
+    Soak(soak::SoakOptions),
 }
 
 /// Where the server is and where results go; shared by every scenario.
@@ -108,6 +112,20 @@ async fn main() -> anyhow::Result<()> {
             )?;
             println!("{}", spread::markdown(&results));
             eprintln!("results in {}", options.target.out.display());
+        }
+        Scenario::Soak(options) => {
+            options.target.check_loopback()?;
+            let results = soak::run(&options).await?;
+            soak::write(&options.target.out, &results)?;
+            println!("{}", soak::markdown(&results));
+            eprintln!("results in {}", options.target.out.display());
+            if results.lost > 0 || results.duplicated > 0 {
+                anyhow::bail!(
+                    "{} deliveries lost and {} duplicated",
+                    results.lost,
+                    results.duplicated
+                );
+            }
         }
         Scenario::Connect(options) => {
             options.target.check_loopback()?;

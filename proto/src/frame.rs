@@ -199,7 +199,7 @@ pub enum ServerFrame {
 }
 
 /// A message as a client sees it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MessageFrame {
     /// The object this copy belongs to.
     pub object: String,
