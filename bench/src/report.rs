@@ -193,6 +193,26 @@ pub fn markdown(results: &Results) -> String {
     text
 }
 
+/// Five labels up a vertical axis at `axis_x`, from 0 to `max`, with `decimals` places;
+/// `y` places a value on the page.
+pub fn value_ticks(
+    svg: &mut String,
+    axis_x: f64,
+    max: f64,
+    decimals: usize,
+    y: impl Fn(f64) -> f64,
+) {
+    for step in 0..=4 {
+        let value = max * step as f64 / 4.0;
+        let _ = writeln!(
+            svg,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{value:.decimals$}</text>"#,
+            axis_x - 6.0,
+            y(value) + 4.0
+        );
+    }
+}
+
 /// Latency by percentile, the tail stretched out (x: log of 1/(1-p)), as a standalone SVG.
 pub fn latency_svg(title: &str, points: &[(f64, f64)]) -> String {
     const WIDTH: f64 = 640.0;
@@ -231,15 +251,7 @@ pub fn latency_svg(title: &str, points: &[(f64, f64)]) -> String {
             HEIGHT - MARGIN + 18.0
         );
     }
-    for step in 0..=4 {
-        let latency = max_y * step as f64 / 4.0;
-        let _ = writeln!(
-            svg,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{latency:.1}</text>"#,
-            MARGIN - 6.0,
-            y(latency) + 4.0
-        );
-    }
+    value_ticks(&mut svg, MARGIN, max_y, 1, y);
     let _ = writeln!(
         svg,
         r#"<text x="14" y="{:.1}" transform="rotate(-90 14 {:.1})" text-anchor="middle">ms</text>"#,

@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use crate::Target;
 use crate::cpu;
+use crate::report::value_ticks;
 use crate::setup::{befriend_pairs, progress_bar, register_users, seed_group};
 
 /// Options of `natter-bench soak`.
@@ -553,15 +554,7 @@ pub fn svg(results: &SoakResults) -> String {
             r#"<path d="M{MARGIN} {top} V{bottom} H{:.1}" stroke="black" fill="none"/>"#,
             WIDTH - MARGIN
         );
-        for step in 0..=4 {
-            let v = max_value * step as f64 / 4.0;
-            let _ = writeln!(
-                svg,
-                r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{v:.0}</text>"#,
-                MARGIN - 6.0,
-                y(v) + 4.0
-            );
-        }
+        value_ticks(&mut svg, MARGIN, max_value, 0, y);
         for step in 0..=4 {
             let seconds = max_seconds * step as f64 / 4.0;
             let _ = writeln!(
