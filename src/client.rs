@@ -121,6 +121,18 @@ impl ApiClient {
             .await
     }
 
+    /// Trade a session's single-use refresh token for fresh tokens.
+    pub async fn refresh(&self, session: &Session) -> anyhow::Result<Session> {
+        let body = json!({"refresh_token": session.refresh_token});
+        let reply = self
+            .call(http::Method::POST, "/api/v1/auth/refresh", None, Some(body))
+            .await?;
+        if reply.status != 200 {
+            bail!("refresh: {} {}", reply.status, reply.body);
+        }
+        session_from(&reply)
+    }
+
     async fn authenticate(
         &self,
         path: &str,

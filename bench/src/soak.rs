@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -44,6 +45,10 @@ pub struct SoakOptions {
     /// Seconds between samples of the server's memory and descriptors.
     #[arg(long, default_value_t = 5)]
     pub sample_seconds: u64,
+    /// Seconds a user keeps an access token before refreshing it; below the server's token
+    /// lifetime (`api.access_token_seconds`, 15 minutes by default), which a soak outlasts.
+    #[arg(long, default_value_t = 600)]
+    pub token_refresh_seconds: u64,
 }
 
 /// One sample of the server.
@@ -124,12 +129,18 @@ impl Inbox {
     }
 }
 
+/// How long the final round may take: a user still waiting for answers then gives up, and
+/// what it never had answered does not count as acknowledged.
+const LAST_ROUND_LIMIT: Duration = Duration::from_secs(120);
+
 /// Shared by every user's task.
 struct Shared {
+    api: ApiClient,
     ws: Vec<String>,
     group: String,
     deadline: Instant,
     session_mean: Duration,
+    token_refresh: Duration,
     send_interval: Duration,
     group_interval: Duration,
     connections: AtomicU64,
@@ -165,10 +176,12 @@ pub async fn run(options: &SoakOptions) -> anyhow::Result<SoakResults> {
     befriend_pairs(&api, &users).await?;
     let group = seed_group(&api, &users).await?;
     let shared = Arc::new(Shared {
+        api: api.clone(),
         ws: options.target.ws.clone(),
         group: format!("group:{group}"),
         deadline: Instant::now() + Duration::from_secs(options.minutes * 60),
         session_mean: Duration::from_secs_f64(options.users as f64 / options.churn),
+        token_refresh: Duration::from_secs(options.token_refresh_seconds),
         send_interval: Duration::from_secs_f64(1.0 / options.rate),
         group_interval: Duration::from_secs_f64(options.users as f64 / options.group_rate),
         connections: AtomicU64::new(0),
@@ -178,12 +191,13 @@ pub async fn run(options: &SoakOptions) -> anyhow::Result<SoakResults> {
     });
     let started = Instant::now();
     let samples = Arc::new(Mutex::new(Vec::new()));
+    std::fs::create_dir_all(&options.target.out)?;
     let sampler = tokio::spawn(sample_server(
         Arc::clone(&shared),
         options.target.server_pids.clone(),
         Duration::from_secs(options.sample_seconds.max(1)),
         Arc::clone(&samples),
-        started,
+        (started, options.target.out.join("samples.csv")),
     ));
     let tasks: Vec<_> = users
         .iter()
@@ -259,10 +273,11 @@ struct Pending {
 /// deadline; then a last connection that syncs and answers every pending send.
 async fn user(
     index: usize,
-    me: Session,
+    mut me: Session,
     friend: i64,
     shared: Arc<Shared>,
 ) -> anyhow::Result<UserOutcome> {
+    let mut token_since = Instant::now();
     let mut outcome = UserOutcome {
         direct: Vec::new(),
         group: Vec::new(),
@@ -275,6 +290,20 @@ async fn user(
     let mut next_group = Instant::now() + shared.group_interval.mul_f64(rand::random::<f64>());
     let mut last_round = false;
     loop {
+        if last_round && Instant::now() > shared.deadline + LAST_ROUND_LIMIT {
+            return Ok(outcome);
+        }
+        if token_since.elapsed() > shared.token_refresh {
+            match shared.api.refresh(&me).await {
+                Ok(fresh) => {
+                    me = fresh;
+                    token_since = Instant::now();
+                }
+                Err(_) => {
+                    shared.connect_failures.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
         let url = &shared.ws[(index + connection) % shared.ws.len()];
         connection += 1;
         let mut socket = match WsClient::connect(url, &me.access_token).await {
@@ -345,7 +374,8 @@ async fn session(
     loop {
         let now = Instant::now();
         if plan.last_round {
-            if pending.is_empty() && now.duration_since(quiet_since) > Duration::from_secs(3) {
+            let quiet = now.duration_since(quiet_since) > Duration::from_secs(3);
+            if (pending.is_empty() && quiet) || now > shared.deadline + LAST_ROUND_LIMIT {
                 return Ok(());
             }
         } else if now >= ends || now >= shared.deadline {
@@ -420,16 +450,24 @@ fn frame_of(send: &Pending) -> ClientFrame {
     }
 }
 
-/// Samples the server's memory and descriptors until aborted, with a progress bar.
+/// Samples the server's memory and descriptors until aborted, with a progress bar; each
+/// sample is also appended to `csv` at once, so a run cut short keeps its figures.
 async fn sample_server(
     shared: Arc<Shared>,
     pids: Vec<u32>,
     every: Duration,
     samples: Arc<Mutex<Vec<Sample>>>,
-    started: Instant,
+    (started, csv): (Instant, std::path::PathBuf),
 ) {
     let total = shared.deadline.duration_since(started).as_secs();
     let bar = progress_bar(total, "seconds of soak");
+    let mut file = std::fs::File::create(&csv).ok();
+    if let Some(file) = file.as_mut() {
+        let _ = writeln!(
+            file,
+            "seconds,rss_bytes,open_files,connections,acknowledged,connects"
+        );
+    }
     loop {
         let sample = Sample {
             seconds: started.elapsed().as_secs_f64(),
@@ -449,6 +487,18 @@ async fn sample_server(
             sample.open_files,
             sample.connections
         ));
+        if let Some(file) = file.as_mut() {
+            let _ = writeln!(
+                file,
+                "{:.1},{},{},{},{},{}",
+                sample.seconds,
+                sample.rss_bytes,
+                sample.open_files,
+                sample.connections,
+                sample.acknowledged,
+                sample.connects
+            );
+        }
         if let Ok(mut samples) = samples.lock() {
             samples.push(sample);
         }

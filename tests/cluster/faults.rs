@@ -1,6 +1,7 @@
 //! One fault at a time under steady load, on the six-process cluster: the SQL database
 //! restarted, etcd restarted, the logic process and the api process killed and started again,
-//! and a rolling restart of both connect nodes with SIGTERM (as a deploy does). After each,
+//! a connect node frozen past its lease, a rolling restart of both connect nodes with SIGTERM
+//! (as a deploy does), and, on the three-broker Kafka cluster, one broker killed. After each,
 //! every recipient must have every acknowledged message of that phase exactly once (after
 //! de-duplication by `(object, seq)`), in order. Each phase prints one row of the fault table
 //! in BENCHMARKS.md.
@@ -73,6 +74,10 @@ enum Fault {
     /// A process frozen (SIGSTOP) for longer than its lease and thawed (SIGCONT): to the
     /// cluster, a process cut off from etcd and Redis that comes back.
     Frozen(&'static str, Duration),
+    /// Broker N of the three-broker Kafka cluster killed with SIGKILL, and started again
+    /// after the given while: the partitions it led elect new leaders from the in-sync
+    /// replicas (three replicas, `min.insync.replicas` 2).
+    BrokerKilled(u8, Duration),
     /// Both connect nodes stopped with SIGTERM and started again, one after the other.
     RollingConnectRestart,
 }
@@ -106,6 +111,12 @@ impl Fault {
                     );
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
+            }
+            Fault::BrokerKilled(broker, away) => {
+                let name = format!("kafka-cluster-{broker}");
+                deps(deps_dir, &["kill", &name]);
+                tokio::time::sleep(away).await;
+                deps(deps_dir, &["start", &name]);
             }
             Fault::RollingConnectRestart => {
                 for name in ["connect-1", "connect-2"] {
@@ -307,4 +318,33 @@ async fn each_server_fails_under_load_and_nothing_acknowledged_is_lost_or_double
         reconnects >= 1,
         "the rolling restart moved bob to the other node"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_kafka_broker_of_three_dies_under_load_and_nothing_acknowledged_is_lost_or_doubled() {
+    let _alone = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let deps_dir = required("NATTER_DEPS_DIR");
+    let mut cluster = Cluster::new("partitioned");
+    // The log on the three-broker cluster, every partition with three replicas.
+    cluster.set(
+        "NATTER_CLUSTER__KAFKA__BOOTSTRAP",
+        &required("NATTER_TEST_KAFKA_CLUSTER_URL"),
+    );
+    cluster.set("NATTER_CLUSTER__KAFKA__REPLICATION_FACTOR", "3");
+    for name in SIX {
+        cluster.start(name);
+    }
+    for name in SIX {
+        cluster.wait_healthy(name).await;
+    }
+    let api = ApiClient::new(API);
+    let chatters = Chatters::new(&api).await;
+    chatters
+        .phase(
+            "kafka-broker-killed",
+            &mut cluster,
+            Fault::BrokerKilled(1, Duration::from_secs(8)),
+            &deps_dir,
+        )
+        .await;
 }

@@ -117,6 +117,13 @@ impl Cluster {
         }
     }
 
+    /// Sets (or replaces) an environment variable of the processes started from now on.
+    fn set(&mut self, variable: &str, value: &str) {
+        self.environment.retain(|(name, _)| name != variable);
+        self.environment
+            .push((variable.to_string(), value.to_string()));
+    }
+
     /// The cluster's name (`cluster.name`), under which it registers in etcd.
     fn name(&self) -> &str {
         self.environment
