@@ -39,24 +39,15 @@ pub(crate) fn serve_http(
                 () = &mut stopped => break,
                 // Finished connections are reaped as they go, so the set stays small.
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, peer)) => {
-                        let Some(ticket) = gate.enter(peer.ip()) else { continue };
-                        connections.spawn(serve_connection(
-                            stream,
-                            ticket,
-                            router.clone(),
-                            limits.timeout(),
-                            stopping.clone(),
-                        ));
-                    }
-                    Err(error) => {
-                        // Out of file descriptors and the like: pause rather than spin; the
-                        // connections already open are served meanwhile.
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                },
+                (stream, ticket) = gate.accept(&listener) => {
+                    connections.spawn(serve_connection(
+                        stream,
+                        ticket,
+                        router.clone(),
+                        limits.timeout(),
+                        stopping.clone(),
+                    ));
+                }
             }
         }
         while connections.join_next().await.is_some() {}

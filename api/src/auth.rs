@@ -122,6 +122,17 @@ pub fn normalise_username(username: &str) -> Result<String, Problem> {
     Ok(username)
 }
 
+/// Refuses a password longer than [`MAX_PASSWORD_CHARS`] as bad input.
+fn refuse_overlong_password(password: &str) -> Result<(), Problem> {
+    if password.chars().count() > MAX_PASSWORD_CHARS {
+        return Err(Problem::new(
+            ErrorCode::InvalidInput,
+            "the password may have at most 128 characters",
+        ));
+    }
+    Ok(())
+}
+
 /// Refuses empty, short, overlong, common, one-character and username-equal passwords.
 pub fn check_password(password: &str, username: &str) -> Result<(), Problem> {
     let chars = password.chars().count();
@@ -129,12 +140,7 @@ pub fn check_password(password: &str, username: &str) -> Result<(), Problem> {
     if chars < MIN_PASSWORD_CHARS {
         return weak("the password needs at least 8 characters");
     }
-    if chars > MAX_PASSWORD_CHARS {
-        return Err(Problem::new(
-            ErrorCode::InvalidInput,
-            "the password may have at most 128 characters",
-        ));
-    }
+    refuse_overlong_password(password)?;
     let lower = password.to_lowercase();
     if COMMON_PASSWORDS.contains(&lower.as_str()) {
         return weak("the password is one of the most common passwords");
@@ -309,13 +315,8 @@ pub async fn login(
 ) -> Result<Json<Session>, Problem> {
     let refused = || Problem::new(ErrorCode::BadCredentials, "wrong username or password");
     let username = normalise_username(&credentials.username).map_err(|_| refused())?;
-    if credentials.password.chars().count() > MAX_PASSWORD_CHARS {
-        // No password this long was ever accepted: saying so tells an attacker nothing.
-        return Err(Problem::new(
-            ErrorCode::InvalidInput,
-            "the password may have at most 128 characters",
-        ));
-    }
+    // No password this long was ever accepted: saying so tells an attacker nothing.
+    refuse_overlong_password(&credentials.password)?;
     let Some((user, hash)) = state.store.credentials(&username).await? else {
         return Err(refused());
     };

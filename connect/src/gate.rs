@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use tokio::net::{TcpListener, TcpStream};
 
 /// How long a socket may take to finish its handshake, and how many one address may have
 /// in it at once.
@@ -78,6 +79,26 @@ impl HandshakeGate {
             gate: Arc::clone(self),
             address,
         })
+    }
+
+    /// The next socket `listener` accepts whose address has a place in the handshake; a
+    /// socket over its address's cap is closed unread. A failed accept (out of file
+    /// descriptors, say) pauses briefly rather than spinning, and the loop goes on: the
+    /// connections already open are served meanwhile.
+    pub async fn accept(self: &Arc<Self>, listener: &TcpListener) -> (TcpStream, HandshakeTicket) {
+        loop {
+            match listener.accept().await {
+                Ok((stream, peer)) => {
+                    if let Some(ticket) = self.enter(peer.ip()) {
+                        return (stream, ticket);
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
     }
 
     /// Sockets from `address` in the handshake now.

@@ -165,22 +165,13 @@ impl ConnectServer {
         loop {
             tokio::select! {
                 _ = stopping.changed() => return,
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, peer)) => {
-                        // Over its address's cap the socket is closed here, unread.
-                        let Some(ticket) = gate.enter(peer.ip()) else { continue };
-                        let server = Arc::clone(&self);
-                        let timeout = limits.timeout();
-                        tokio::spawn(async move {
-                            server.handle_socket(stream, ticket, timeout).await;
-                        });
-                    }
-                    Err(error) => {
-                        // Out of file descriptors and the like: pause rather than spin.
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    }
-                },
+                (stream, ticket) = gate.accept(&listener) => {
+                    let server = Arc::clone(&self);
+                    let timeout = limits.timeout();
+                    tokio::spawn(async move {
+                        server.handle_socket(stream, ticket, timeout).await;
+                    });
+                }
             }
         }
     }
@@ -223,17 +214,16 @@ impl ConnectServer {
         );
         for connection in open {
             let event = self.event(connection.user_id, connection.id);
-            if let Err(status) = self.logic.connected(event).await {
+            if let Err(status) = self.logic.connected(event.clone()).await {
                 tracing::warn!(%status, "registering a connection again failed");
                 continue;
             }
             // One that ended meanwhile has said goodbye already, perhaps before this
             // registration: unregister it, or its session would outlive it.
-            if !self.bucket(connection.user_id).holds(&connection) {
-                let event = self.event(connection.user_id, connection.id);
-                if let Err(status) = self.logic.disconnected(event).await {
-                    tracing::warn!(%status, "unregistering an ended connection failed");
-                }
+            if !self.bucket(connection.user_id).holds(&connection)
+                && let Err(status) = self.logic.disconnected(event).await
+            {
+                tracing::warn!(%status, "unregistering an ended connection failed");
             }
         }
         metrics::counter!("natter_sessions_registered_again_total").increment(1);

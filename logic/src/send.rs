@@ -99,9 +99,7 @@ impl Remembered {
             ts: parts.next()?.parse().ok()?,
         }))
     }
-}
 
-impl Remembered {
     /// What the stored copies of an earlier attempt of `request` say it wrote, if any: the
     /// durable record a retry falls back on when the de-duplication memory forgot it.
     fn from_copies(request: &SendRequest, copies: &[Message]) -> Option<Remembered> {

@@ -41,6 +41,12 @@ end
     };
 }
 
+/// The time a memory marker holds (unix ms), as the scripts return it.
+fn memory_marker(text: &str) -> InfraResult<i64> {
+    text.parse()
+        .map_err(|_| InfraError::Corrupt(format!("unreadable memory marker {text:?}")))
+}
+
 /// Returns when this Redis's memory began (see [`read_memory_began`]).
 const MEMORY_BEGAN_SCRIPT: &str = concat!(read_memory_began!(), "return since");
 
@@ -323,9 +329,7 @@ impl Sessions for RedisSessions {
                 vec![crate::now_millis().to_string()],
             )
             .await?;
-        since
-            .parse()
-            .map_err(|_| InfraError::Corrupt(format!("unreadable memory marker {since:?}")))
+        memory_marker(&since)
     }
 
     async fn claim(&self, key: &str, ttl: Duration) -> InfraResult<Claim> {
@@ -344,10 +348,9 @@ impl Sessions for RedisSessions {
                 .await?;
             match reply.as_slice() {
                 [claimed, since] if claimed == "1" => {
-                    let remembered_since = since.parse().map_err(|_| {
-                        InfraError::Corrupt(format!("unreadable claims-since marker {since:?}"))
-                    })?;
-                    return Ok(Claim::New { remembered_since });
+                    return Ok(Claim::New {
+                        remembered_since: memory_marker(since)?,
+                    });
                 }
                 [_, value] if value == PENDING => return Ok(Claim::Pending),
                 [_, value] => return Ok(Claim::Done(value.clone())),
