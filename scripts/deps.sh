@@ -67,6 +67,10 @@ install_missing() {
     command -v mariadbd >/dev/null || missing+=(mariadb-server)
     command -v mariadb >/dev/null || missing+=(mariadb-client)
     [ -n "$PG_BIN" ] || missing+=(postgresql)
+    # The partition fault test runs a connect node in a network namespace of its own
+    # (`ip netns`) and joins it to the loopback servers through socat relays.
+    command -v ip >/dev/null || missing+=(iproute2)
+    command -v socat >/dev/null || missing+=(socat)
     if [ ${#missing[@]} -gt 0 ]; then
         say "installing ${missing[*]}"
         apt_install "${missing[@]}"

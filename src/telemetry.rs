@@ -34,13 +34,35 @@ pub fn metrics() -> &'static PrometheusHandle {
         let builder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &latency_buckets)
             .unwrap_or_else(|_| PrometheusBuilder::new());
-        match builder.install_recorder() {
+        let handle = match builder.install_recorder() {
             Ok(handle) => handle,
             // Another recorder is installed (a library user's): keep a private one so
             // /metrics still answers, with whatever this process records through it.
             Err(_) => PrometheusBuilder::new().build_recorder().handle(),
-        }
+        };
+        start_upkeep(handle.clone());
+        handle
     })
+}
+
+/// How often histogram samples are folded into their buckets between scrapes.
+const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Folds histogram samples into their buckets every few seconds on a thread of its own. The
+/// recorder keeps every sample recorded since the last fold; with nobody scraping `/metrics`
+/// that grew by every send's timings, without bound (hundreds of MiB over a soak).
+fn start_upkeep(handle: PrometheusHandle) {
+    let started = std::thread::Builder::new()
+        .name("natter-metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_INTERVAL);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(error) = started {
+        tracing::warn!(%error, "starting the metrics upkeep thread failed; histograms are folded only when scraped");
+    }
 }
 
 /// The Prometheus text exposition of every metric.

@@ -26,6 +26,9 @@ pub enum Claim {
         /// must not repeat older work checks its durable record too.
         remembered_since: i64,
     },
+    /// Nobody holds the key now and the caller does, but it may have been completed before
+    /// with an answer this memory no longer keeps: the caller looks in its durable record.
+    Forgotten,
     /// Someone else holds it and has not finished.
     Pending,
     /// It was completed with this value.

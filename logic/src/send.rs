@@ -291,8 +291,14 @@ impl LogicService {
             .await
             .map_err(status)?
         {
-            Claim::New { remembered_since } => {
-                match self.forgotten_attempt(&request, remembered_since).await {
+            claim @ (Claim::New { .. } | Claim::Forgotten) => {
+                let earlier = match claim {
+                    Claim::New { remembered_since } => {
+                        self.forgotten_attempt(&request, remembered_since).await
+                    }
+                    _ => self.attempt_in_history(&request).await,
+                };
+                match earlier {
                     Ok(None) => None,
                     Ok(Some(Remembered::Sent(reply))) => {
                         self.remember(&key, &Remembered::Sent(reply.clone())).await;
@@ -392,6 +398,16 @@ impl LogicService {
         if newest.is_none_or(|newest| newest < window_start) {
             return Ok(None);
         }
+        self.attempt_in_history(request).await
+    }
+
+    /// An earlier attempt of `request` inside the de-duplication window, found in the
+    /// history by sender and cid.
+    async fn attempt_in_history(
+        &self,
+        request: &SendRequest,
+    ) -> Result<Option<Remembered>, Status> {
+        let window_start = now_millis().saturating_sub(self.config.dedup_ttl().as_millis() as i64);
         let copies = self
             .store
             .copies_by_cid(request.sender, &request.cid, window_start)

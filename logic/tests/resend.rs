@@ -69,6 +69,14 @@ fn user(id: i64) -> User {
 
 /// Alice and Bob, friends, and a logic service over a flaky log.
 async fn friends_and_logic(folder: &std::path::Path) -> (LogicService, Arc<FlakyLog>) {
+    friends_and_logic_with(folder, MemorySessions::new()).await
+}
+
+/// Alice and Bob, friends, and a logic service over a flaky log and the given sessions.
+async fn friends_and_logic_with(
+    folder: &std::path::Path,
+    sessions: MemorySessions,
+) -> (LogicService, Arc<FlakyLog>) {
     let database = open_sqlite(&folder.join("natter.db"))
         .await
         .expect("database");
@@ -99,7 +107,7 @@ async fn friends_and_logic(folder: &std::path::Path) -> (LogicService, Arc<Flaky
         LogicConfig::default(),
         store,
         Arc::clone(&log) as Arc<dyn MessageLog>,
-        Arc::new(MemorySessions::new()),
+        Arc::new(sessions),
         Arc::new(IdGenerator::new(1).expect("ids")),
         // This test reads the log directly: wakes go nowhere.
         TaskHandle::unreachable("task"),
@@ -191,6 +199,48 @@ async fn a_send_whose_caller_goes_away_still_finishes() {
     let bob_inbox = log.read(&ObjectId::User(BOB), 0, 10).await.expect("read");
     assert_eq!(bob_inbox.len(), 1, "written once");
     assert_eq!(bob_inbox[0].id, reply.id);
+}
+
+#[tokio::test]
+async fn a_retry_the_memory_kept_only_as_a_fingerprint_gets_its_first_answer() {
+    let folder = tempfile::tempdir().expect("temporary folder");
+    // Two completed claims are kept exactly; older ones only as fingerprints.
+    let (logic, log) =
+        friends_and_logic_with(folder.path(), MemorySessions::with_exact_claims(2)).await;
+    let mut first = Vec::new();
+    for number in 0..6 {
+        let request = SendRequest {
+            cid: format!("c{number}"),
+            ..send()
+        };
+        first.push(
+            logic
+                .send(Request::new(request))
+                .await
+                .expect("send")
+                .into_inner(),
+        );
+    }
+    for (number, reply) in first.iter().enumerate() {
+        let retry = SendRequest {
+            cid: format!("c{number}"),
+            ..send()
+        };
+        let again = logic
+            .send(Request::new(retry))
+            .await
+            .expect("retry")
+            .into_inner();
+        assert_eq!(&again, reply, "c{number}'s retry gets its first answer");
+    }
+    let bob_inbox = log.read(&ObjectId::User(BOB), 0, 20).await.expect("read");
+    let alice_inbox = log.read(&ObjectId::User(ALICE), 0, 20).await.expect("read");
+    assert_eq!(
+        bob_inbox.len(),
+        6,
+        "each message is logged once for the recipient"
+    );
+    assert_eq!(alice_inbox.len(), 6, "and once for the sender");
 }
 
 /// The code a refused call was answered with.

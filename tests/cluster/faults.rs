@@ -1,7 +1,8 @@
 //! One fault at a time under steady load, on the six-process cluster: the SQL database
 //! restarted, etcd restarted, the logic process and the api process killed and started again,
 //! a connect node frozen past its lease, a rolling restart of both connect nodes with SIGTERM
-//! (as a deploy does), and, on the three-broker Kafka cluster, one broker killed. After each,
+//! (as a deploy does), a connect node cut off from Redis and etcd by a real network
+//! partition (a namespace of its own), and, on the three-broker Kafka cluster, one broker killed. After each,
 //! every recipient must have every acknowledged message of that phase exactly once (after
 //! de-duplication by `(object, seq)`), in order. Each phase prints one row of the fault table
 //! in BENCHMARKS.md.
@@ -54,6 +55,19 @@ fn node_id_holders(cluster: &Cluster) -> Vec<String> {
         .collect()
 }
 
+/// Waits until the process `name` has found its lease gone and registered anew.
+async fn registered_again(name: &str) {
+    let port = http_port(name);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while counter(port, "natter_registry_lease_renewals_total").await < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "{name} never found its lease gone"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// What one phase's senders had acknowledged and its recipients received.
 struct Outcome {
     acknowledged: usize,
@@ -80,6 +94,9 @@ enum Fault {
     BrokerKilled(u8, Duration),
     /// Both connect nodes stopped with SIGTERM and started again, one after the other.
     RollingConnectRestart,
+    /// The isolated process's network link to Redis and etcd cut for the given while (longer
+    /// than its lease) and healed; its clients and logic stay reachable.
+    Partitioned(Duration),
 }
 
 impl Fault {
@@ -102,15 +119,14 @@ impl Fault {
                 tokio::time::sleep(frozen).await;
                 cluster.signal(name, "CONT");
                 // The freeze outlasted the lease: the process must have registered anew.
-                let port = http_port(name);
-                let deadline = Instant::now() + Duration::from_secs(15);
-                while counter(port, "natter_registry_lease_renewals_total").await < 1.0 {
-                    assert!(
-                        Instant::now() < deadline,
-                        "{name} never found its lease gone"
-                    );
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
+                registered_again(name).await;
+            }
+            Fault::Partitioned(away) => {
+                let (name, isolation) = cluster.isolated.as_ref().expect("an isolated process");
+                isolation.cut();
+                tokio::time::sleep(away).await;
+                isolation.heal();
+                registered_again(name).await;
             }
             Fault::BrokerKilled(broker, away) => {
                 let name = format!("kafka-cluster-{broker}");
@@ -324,6 +340,29 @@ async fn each_server_fails_under_load_and_nothing_acknowledged_is_lost_or_double
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_connect_node_cut_off_from_redis_and_etcd_loses_nothing_and_comes_back() {
+    let _alone = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let deps_dir = required("NATTER_DEPS_DIR");
+    let mut cluster = Cluster::new("partitioned");
+    // Alice's node, in a network namespace of its own.
+    cluster.isolate("connect-1");
+    cluster.start_all(&SIX).await;
+    let api = ApiClient::new(API);
+    let chatters = Chatters::new(&api).await;
+    // The test's leases last 2 s: the partition outlasts connect-1's.
+    chatters
+        .phase(
+            "connect-1-partitioned-5s",
+            &mut cluster,
+            Fault::Partitioned(Duration::from_secs(5)),
+            &deps_dir,
+        )
+        .await;
+    // Alice counts as online again, wherever her connection ended up.
+    wait_for_group_online(&api, &chatters.alice.session, &chatters.group, 3, &cluster).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_kafka_broker_of_three_dies_under_load_and_nothing_acknowledged_is_lost_or_doubled() {
     let _alone = ONE_CLUSTER_AT_A_TIME.lock().await;
     let deps_dir = required("NATTER_DEPS_DIR");
@@ -334,12 +373,7 @@ async fn a_kafka_broker_of_three_dies_under_load_and_nothing_acknowledged_is_los
         &required("NATTER_TEST_KAFKA_CLUSTER_URL"),
     );
     cluster.set("NATTER_CLUSTER__KAFKA__REPLICATION_FACTOR", "3");
-    for name in SIX {
-        cluster.start(name);
-    }
-    for name in SIX {
-        cluster.wait_healthy(name).await;
-    }
+    cluster.start_all(&SIX).await;
     let api = ApiClient::new(API);
     let chatters = Chatters::new(&api).await;
     chatters

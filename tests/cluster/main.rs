@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod faults;
+mod partition;
 
 use futures_util::{SinkExt, StreamExt};
 use natter::client::{ApiClient, Session, WsClient};
@@ -78,6 +79,8 @@ struct Cluster {
     children: HashMap<&'static str, Child>,
     environment: Vec<(String, String)>,
     logs: tempfile::TempDir,
+    /// The process run in a network namespace of its own, and that namespace.
+    isolated: Option<(&'static str, partition::Isolation)>,
 }
 
 impl Cluster {
@@ -114,7 +117,49 @@ impl Cluster {
             children: HashMap::new(),
             environment,
             logs: tempfile::tempdir().expect("log folder"),
+            isolated: None,
         }
+    }
+
+    /// Runs the connect node `name` (not yet started) in a network namespace of its own,
+    /// whose link to Redis and etcd can be cut (see [`partition::Isolation`]).
+    fn isolate(&mut self, name: &'static str) {
+        let port_of = |variable: &str| -> u16 {
+            let url = required(variable);
+            let digits: String = url
+                .trim_end_matches('/')
+                .rsplit(':')
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            digits
+                .parse()
+                .unwrap_or_else(|_| panic!("no port in {variable}={url}"))
+        };
+        let config = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("deployments/local")
+                .join(format!("{name}.toml")),
+        )
+        .expect("the process's configuration");
+        // Its own ports: every `127.0.0.1:PORT` of its [listen] section.
+        let own: Vec<u16> = config
+            .lines()
+            .filter_map(|line| line.split("\"127.0.0.1:").nth(1))
+            .filter_map(|rest| rest.trim_end_matches('"').parse().ok())
+            .collect();
+        let logic_grpc = [9191, 9192];
+        let isolation = partition::Isolation::new(
+            &[
+                port_of("NATTER_TEST_REDIS_URL"),
+                port_of("NATTER_TEST_ETCD_URL"),
+            ],
+            &logic_grpc,
+            &own,
+        );
+        self.isolated = Some((name, isolation));
     }
 
     /// Sets (or replaces) an environment variable of the processes started from now on.
@@ -150,7 +195,12 @@ impl Cluster {
         let config = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("deployments/local")
             .join(format!("{name}.toml"));
-        let child = Command::new(env!("CARGO_BIN_EXE_natter"))
+        let program = Path::new(env!("CARGO_BIN_EXE_natter"));
+        let mut command = match &self.isolated {
+            Some((isolated, isolation)) if *isolated == name => isolation.command(program),
+            _ => Command::new(program),
+        };
+        let child = command
             .args(["serve", layer, "--config"])
             .arg(config)
             .envs(self.environment.iter().map(|(name, value)| (name, value)))
@@ -188,6 +238,16 @@ impl Cluster {
         let mut child = self.children.remove(name).expect("a running process");
         child.kill().expect("kill -9");
         let _ = child.wait();
+    }
+
+    /// Starts `names` and waits until each answers.
+    async fn start_all(&mut self, names: &[&'static str]) {
+        for name in names {
+            self.start(name);
+        }
+        for name in names {
+            self.wait_healthy(name).await;
+        }
     }
 
     async fn wait_healthy(&mut self, name: &str) {
@@ -607,12 +667,7 @@ async fn create_group(api: &ApiClient, owner: &Session, members: &[&Session]) ->
 /// Starts `names` and waits until each answers.
 async fn start_cluster(topology: &str, names: &[&'static str]) -> Cluster {
     let mut cluster = Cluster::new(topology);
-    for name in names {
-        cluster.start(name);
-    }
-    for name in names {
-        cluster.wait_healthy(name).await;
-    }
+    cluster.start_all(names).await;
     cluster
 }
 

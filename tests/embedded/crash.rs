@@ -4,70 +4,13 @@
 //! gets the first answer instead of making a second message.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use natter::client::{ApiClient, Session, WsClient};
+use natter::client::{ApiClient, WsClient};
 use natter_proto::frame::{ClientFrame, ServerFrame};
 
 use crate::harness::sync;
-
-/// A loopback port nobody listens on now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free port")
-}
-
-/// `natter serve` as its own process on `data`.
-fn serve(data: &std::path::Path, api: u16, ws: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_natter"))
-        .arg("serve")
-        .env("NATTER_NODE__DATA_DIR", data)
-        .env("NATTER_LISTEN__API", format!("127.0.0.1:{api}"))
-        .env("NATTER_LISTEN__WS", format!("127.0.0.1:{ws}"))
-        // The whole burst in flight at once, not most of it refused for rate.
-        .env("NATTER_CONNECT__INBOUND_RATE", "100000")
-        .env("NATTER_CONNECT__INBOUND_BURST", "100000")
-        .env_remove("NATTER_CONFIG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("natter serve starts")
-}
-
-async fn wait_until_up(api: &ApiClient) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(reply) = api
-            .call(
-                tokio_tungstenite::tungstenite::http::Method::GET,
-                "/healthz",
-                None,
-                None,
-            )
-            .await
-            && reply.status == 200
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "natter serve did not come up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// A connection past its welcome frame.
-async fn connected(url: &str, session: &Session) -> WsClient {
-    let mut socket = WsClient::connect(url, &session.access_token)
-        .await
-        .expect("connect");
-    match socket.next(Duration::from_secs(10)).await.expect("welcome") {
-        Some(ServerFrame::Welcome { .. }) => socket,
-        other => panic!("expected welcome, got {other:?}"),
-    }
-}
+use crate::process::{connected, free_port, serve, wait_until_up};
 
 const BURST: usize = 300;
 
@@ -116,8 +59,7 @@ async fn every_message_answered_sent_survives_a_kill_during_a_burst() {
             None => panic!("closed before the kill"),
         }
     }
-    server.kill().expect("SIGKILL");
-    server.wait().expect("reaped");
+    server.kill();
     // Answers already on the wire were sent before the kill: they count too.
     while let Ok(Some(frame)) = sender.next(Duration::from_millis(200)).await {
         if let ServerFrame::Sent { cid, id, seq, .. } = frame {
@@ -184,8 +126,7 @@ async fn every_message_answered_sent_survives_a_kill_during_a_burst() {
             .collect::<Vec<_>>()
     );
 
-    server.kill().expect("stop");
-    let _ = server.wait();
+    server.kill();
 
     let mut received_ids: HashMap<&str, usize> = HashMap::new();
     for message in &received {

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
+use super::claim_memory::{ClaimMemory, EXACT_CLAIMS};
 use crate::error::InfraResult;
 use crate::sessions::{Claim, PresenceEvent, SessionRef, Sessions};
 
@@ -16,10 +17,6 @@ struct State {
     sessions: HashMap<i64, BTreeSet<SessionRef>>,
     /// Lock key → (token, expiry).
     locks: HashMap<String, (String, Instant)>,
-    /// Claim key → (value once completed, expiry).
-    claims: HashMap<String, (Option<String>, Instant)>,
-    /// The number of claims at which expired ones are next swept out.
-    claims_sweep_at: usize,
     /// Group → node → (online members counted there, expiry).
     group_online: HashMap<i64, HashMap<String, (u64, Instant)>>,
     /// Users whose friends were last told they are online.
@@ -28,23 +25,19 @@ struct State {
     presence: VecDeque<PresenceEvent>,
 }
 
-/// Claims held before expired ones are first swept out.
-const MIN_CLAIMS_SWEEP: usize = 4096;
-
 /// Sessions for the embedded, single-process deployment.
 #[derive(Debug)]
 pub struct MemorySessions {
     state: Mutex<State>,
+    /// De-duplication claims, under a lock of their own: every send takes it.
+    claims: Mutex<ClaimMemory>,
     /// When this memory began (unix ms): claims completed before it are not in it.
     remembered_since: i64,
 }
 
 impl Default for MemorySessions {
     fn default() -> Self {
-        MemorySessions {
-            state: Mutex::default(),
-            remembered_since: crate::now_millis(),
-        }
+        Self::with_exact_claims(EXACT_CLAIMS)
     }
 }
 
@@ -52,6 +45,25 @@ impl MemorySessions {
     /// Empty sessions, remembering claims from now on.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Empty sessions that keep `exact_claims` completed claims exactly and older ones as
+    /// fingerprints (see [`ClaimMemory`]).
+    pub fn with_exact_claims(exact_claims: usize) -> Self {
+        let remembered_since = crate::now_millis();
+        MemorySessions {
+            state: Mutex::default(),
+            claims: Mutex::new(ClaimMemory::new(remembered_since, exact_claims)),
+            remembered_since,
+        }
+    }
+
+    fn claims(&self) -> std::sync::MutexGuard<'_, ClaimMemory> {
+        // As with the other maps, a poisoned lock is taken over: at worst a retry is looked
+        // up in the durable record.
+        self.claims
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -170,37 +182,16 @@ impl Sessions for MemorySessions {
     }
 
     async fn claim(&self, key: &str, ttl: Duration) -> InfraResult<Claim> {
-        let mut state = self.state();
-        let now = Instant::now();
-        if state.claims.len() > state.claims_sweep_at.max(MIN_CLAIMS_SWEEP) {
-            // Expired claims are dropped in passing, and the next sweep waits until the map
-            // has doubled again: sweeping on every claim once past a size made each send cost
-            // a pass over every claim of the last day.
-            state.claims.retain(|_, (_, expiry)| *expiry > now);
-            state.claims_sweep_at = state.claims.len() * 2;
-        }
-        match state.claims.get(key) {
-            Some((Some(value), expiry)) if *expiry > now => Ok(Claim::Done(value.clone())),
-            Some((None, expiry)) if *expiry > now => Ok(Claim::Pending),
-            _ => {
-                state.claims.insert(key.to_string(), (None, now + ttl));
-                Ok(Claim::New {
-                    remembered_since: self.remembered_since,
-                })
-            }
-        }
+        Ok(self.claims().claim(key, ttl, Instant::now()))
     }
 
     async fn complete_claim(&self, key: &str, value: &str, ttl: Duration) -> InfraResult<()> {
-        self.state().claims.insert(
-            key.to_string(),
-            (Some(value.to_string()), Instant::now() + ttl),
-        );
+        self.claims().complete(key, value, ttl, Instant::now());
         Ok(())
     }
 
     async fn abandon_claim(&self, key: &str) -> InfraResult<()> {
-        self.state().claims.remove(key);
+        self.claims().abandon(key);
         Ok(())
     }
 

@@ -1,5 +1,6 @@
 //! The embedded adapters: everything natter needs inside one process.
 
+mod claim_memory;
 mod dir_blobs;
 mod memory_sessions;
 mod sqlite;

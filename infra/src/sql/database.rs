@@ -124,9 +124,18 @@ pub async fn open_database(url: &str, max_connections: u32) -> InfraResult<SqlDa
     sqlx::any::install_default_drivers();
     let dialect = Dialect::of_url(url)?;
     let options: AnyConnectOptions = url.parse()?;
-    let pool = AnyPoolOptions::new()
+    let mut pool_options = AnyPoolOptions::new()
         .max_connections(max_connections.max(1))
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10));
+    if dialect == Dialect::Sqlite {
+        // Every connection is opened at start and kept: opening one takes file descriptors,
+        // and a process that has run out of them must still reach its own database.
+        pool_options = pool_options
+            .min_connections(max_connections.max(1))
+            .idle_timeout(None)
+            .max_lifetime(None);
+    }
+    let pool = pool_options
         .after_connect(move |connection, _| {
             Box::pin(async move {
                 if dialect == Dialect::Sqlite {
