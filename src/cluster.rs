@@ -322,7 +322,8 @@ impl RunningLayer {
                     cluster_sessions(config).await?,
                     ids,
                     task,
-                );
+                )
+                .on_node(&node);
                 service.follow_departures();
                 grpc = Some(grpc_router().add_service(LogicGrpc::new(service)));
             }

@@ -108,6 +108,10 @@ pub fn describe_metrics() {
             "Connections closed because their queue filled.",
         ),
         ("natter_users_registered_total", "Accounts registered."),
+        (
+            "natter_send_claims_taken_over_total",
+            "Sends an earlier run of this logic process left half done, taken over on retry.",
+        ),
     ];
     for (name, help) in counters {
         describe_counter!(name, help);

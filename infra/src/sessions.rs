@@ -29,8 +29,11 @@ pub enum Claim {
     /// Nobody holds the key now and the caller does, but it may have been completed before
     /// with an answer this memory no longer keeps: the caller looks in its durable record.
     Forgotten,
-    /// Someone else holds it and has not finished.
-    Pending,
+    /// Someone holds it and has not finished: `holder`, as it claimed the key.
+    Pending {
+        /// Who is working on it (see [`Sessions::claim`]).
+        holder: String,
+    },
     /// It was completed with this value.
     Done(String),
 }
@@ -78,8 +81,18 @@ pub trait Sessions: Send + Sync + 'static {
     /// claims are gone and registers them again.
     async fn memory_began(&self) -> InfraResult<i64>;
 
-    /// Claim a de-duplication key for `ttl`.
-    async fn claim(&self, key: &str, ttl: Duration) -> InfraResult<Claim>;
+    /// Claim a de-duplication key for `ttl` as `holder` (who works on it: a claimant that
+    /// finds it pending is told, and may take it over once the holder is known to be gone).
+    async fn claim(&self, key: &str, holder: &str, ttl: Duration) -> InfraResult<Claim>;
+    /// Take over `key`, pending by `previous` (known to be gone), as `holder` for `ttl`; false
+    /// if it is no longer `previous`'s pending claim.
+    async fn take_over_claim(
+        &self,
+        key: &str,
+        previous: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> InfraResult<bool>;
     /// Finish a claim with the value later claimants get, kept for `ttl`.
     async fn complete_claim(&self, key: &str, value: &str, ttl: Duration) -> InfraResult<()>;
     /// Give a claim up (the work failed), so a retry can claim it anew.

@@ -6,6 +6,8 @@
 //! - [`service`]: the `Logic` gRPC service, a table from each rpc to its family's function.
 //! - `send`: sending and de-duplication (check and authorise, name, append both copies
 //!   together, store, answer).
+//! - `claim_holder`: who holds a send's de-duplication claim (node and run), so a restarted
+//!   process takes over what its earlier run left half done.
 //! - `sync`: sync pages and acknowledgements.
 //! - `groups`: creating, joining and leaving groups, the owner's changes.
 //! - `presence`: sessions, presence, group online counts, typing and event frames.
@@ -16,6 +18,7 @@
 //! - [`validate`]: the checks on what a client sends (sizes, kinds, ids).
 
 pub mod admission;
+mod claim_holder;
 pub mod config;
 mod groups;
 mod images;

@@ -18,6 +18,7 @@ use natter_proto::v1::{Message, SendReply, SendRequest, WakeRequest};
 use natter_proto::{ErrorCode, ObjectId};
 use tonic::Status;
 
+use crate::claim_holder;
 use crate::state::{LogicService, status};
 use crate::validate::{self, Content};
 
@@ -285,45 +286,46 @@ impl LogicService {
         let key = dedup_key(request.sender, &request.cid);
         // A claim in progress expires soon, in case this process dies mid-send; a finished
         // one is kept for the whole de-duplication window.
-        let resume = match self
+        let claim = self
             .sessions
-            .claim(&key, PENDING_CLAIM_TTL)
+            .claim(&key, &self.claim_holder, PENDING_CLAIM_TTL)
             .await
-            .map_err(status)?
-        {
-            claim @ (Claim::New { .. } | Claim::Forgotten) => {
-                let earlier = match claim {
-                    Claim::New { remembered_since } => {
-                        self.forgotten_attempt(&request, remembered_since).await
-                    }
-                    _ => self.attempt_in_history(&request).await,
-                };
-                match earlier {
-                    Ok(None) => None,
-                    Ok(Some(Remembered::Sent(reply))) => {
-                        self.remember(&key, &Remembered::Sent(reply.clone())).await;
-                        return Ok(reply);
-                    }
-                    Ok(Some(Remembered::Partial(partial))) => Some(partial),
-                    Err(error) => {
-                        if let Err(error) = self.sessions.abandon_claim(&key).await {
-                            tracing::warn!(%error, "releasing a de-duplication claim failed");
-                        }
-                        return Err(error);
-                    }
-                }
+            .map_err(status)?;
+        let earlier = match claim {
+            Claim::New { remembered_since } => {
+                self.forgotten_attempt(&request, remembered_since).await
             }
-            Claim::Pending => {
-                return Err(ErrorCode::InProgress
-                    .status("a message with this cid is still being processed"));
+            Claim::Forgotten => self.attempt_in_history(&request).await,
+            Claim::Pending { holder } => {
+                if !self.take_over_from_gone(&key, &holder).await? {
+                    return Err(ErrorCode::InProgress
+                        .status("a message with this cid is still being processed"));
+                }
+                // The earlier attempt died somewhere in its writes: finish what it wrote.
+                self.attempt_in_history(&request).await
             }
             Claim::Done(text) => match Remembered::decode(&request.cid, &text) {
                 Some(Remembered::Sent(reply)) => return Ok(reply),
-                Some(Remembered::Partial(partial)) => Some(partial),
+                // A resumed send keeps its record: nothing to remember again yet.
+                Some(Remembered::Partial(partial)) => Ok(Some(Remembered::Partial(partial))),
                 None => {
                     return Err(ErrorCode::Internal.status("unreadable de-duplication record"));
                 }
             },
+        };
+        let resume = match earlier {
+            Ok(None) => None,
+            Ok(Some(Remembered::Sent(reply))) => {
+                self.remember(&key, &Remembered::Sent(reply.clone())).await;
+                return Ok(reply);
+            }
+            Ok(Some(Remembered::Partial(partial))) => Some(partial),
+            Err(error) => {
+                if let Err(error) = self.sessions.abandon_claim(&key).await {
+                    tracing::warn!(%error, "releasing a de-duplication claim failed");
+                }
+                return Err(error);
+            }
         };
         metrics::histogram!("natter_send_stage_seconds", "stage" => "claim")
             .record(started.elapsed().as_secs_f64());
@@ -355,6 +357,26 @@ impl LogicService {
             self.remember(&key, &remembered).await;
         }
         result
+    }
+
+    /// Takes over a send's claim left pending by `holder` if that holder is known to be gone:
+    /// an earlier run of this very logic process (same node, another run), killed mid-send.
+    /// Waiting for the claim to expire would refuse the client's retries for up to a minute.
+    /// A holder that may be alive (another process) is waited for.
+    async fn take_over_from_gone(&self, key: &str, holder: &str) -> Result<bool, Status> {
+        if !claim_holder::is_earlier_run(&self.claim_holder, holder) {
+            return Ok(false);
+        }
+        let taken = self
+            .sessions
+            .take_over_claim(key, holder, &self.claim_holder, PENDING_CLAIM_TTL)
+            .await
+            .map_err(status)?;
+        if taken {
+            metrics::counter!("natter_send_claims_taken_over_total").increment(1);
+            tracing::info!(previous = holder, "took over a send left by an earlier run");
+        }
+        Ok(taken)
     }
 
     /// Completes a send's claim with what a retry should find.

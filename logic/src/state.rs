@@ -13,6 +13,7 @@ use natter_proto::handle::TaskHandle;
 use tonic::Status;
 
 use crate::admission::SendAdmission;
+use crate::claim_holder;
 use crate::config::LogicConfig;
 
 /// The logic layer's service implementation.
@@ -36,6 +37,8 @@ pub struct LogicService {
     pub(crate) history_at_memory_start: Arc<HistoryAtMemoryStart>,
     /// The history's epoch, read once.
     pub(crate) history_epoch: Arc<tokio::sync::OnceCell<String>>,
+    /// Who this process's sends hold their claims as (see [`crate::claim_holder`]).
+    pub(crate) claim_holder: Arc<str>,
 }
 
 impl std::fmt::Debug for LogicService {
@@ -122,6 +125,14 @@ impl LogicService {
             known_ends: Arc::default(),
             history_at_memory_start: Arc::default(),
             history_epoch: Arc::default(),
+            claim_holder: claim_holder::for_this_run("logic").into(),
         }
+    }
+
+    /// The same service, named as the node `node` (its claims name it, so its next run can
+    /// take over the sends this run leaves half done).
+    pub fn on_node(mut self, node: &str) -> Self {
+        self.claim_holder = claim_holder::for_this_run(node).into();
+        self
     }
 }

@@ -8,13 +8,13 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use natter_infra::MessageLog;
 use natter_infra::embedded::{MemorySessions, open_sqlite};
 use natter_infra::error::{InfraError, InfraResult};
 use natter_infra::ids::IdGenerator;
 use natter_infra::sql::SqlLog;
 use natter_infra::sql::SqlStore;
 use natter_infra::store::{FriendRequest, User};
+use natter_infra::{MessageLog, Sessions};
 use natter_logic::{LogicConfig, LogicService};
 use natter_proto::ObjectId;
 use natter_proto::handle::TaskHandle;
@@ -69,13 +69,13 @@ fn user(id: i64) -> User {
 
 /// Alice and Bob, friends, and a logic service over a flaky log.
 async fn friends_and_logic(folder: &std::path::Path) -> (LogicService, Arc<FlakyLog>) {
-    friends_and_logic_with(folder, MemorySessions::new()).await
+    friends_and_logic_with(folder, Arc::new(MemorySessions::new())).await
 }
 
 /// Alice and Bob, friends, and a logic service over a flaky log and the given sessions.
 async fn friends_and_logic_with(
     folder: &std::path::Path,
-    sessions: MemorySessions,
+    sessions: Arc<MemorySessions>,
 ) -> (LogicService, Arc<FlakyLog>) {
     let database = open_sqlite(&folder.join("natter.db"))
         .await
@@ -107,7 +107,7 @@ async fn friends_and_logic_with(
         LogicConfig::default(),
         store,
         Arc::clone(&log) as Arc<dyn MessageLog>,
-        Arc::new(sessions),
+        sessions,
         Arc::new(IdGenerator::new(1).expect("ids")),
         // This test reads the log directly: wakes go nowhere.
         TaskHandle::unreachable("task"),
@@ -205,8 +205,11 @@ async fn a_send_whose_caller_goes_away_still_finishes() {
 async fn a_retry_the_memory_kept_only_as_a_fingerprint_gets_its_first_answer() {
     let folder = tempfile::tempdir().expect("temporary folder");
     // Two completed claims are kept exactly; older ones only as fingerprints.
-    let (logic, log) =
-        friends_and_logic_with(folder.path(), MemorySessions::with_exact_claims(2)).await;
+    let (logic, log) = friends_and_logic_with(
+        folder.path(),
+        Arc::new(MemorySessions::with_exact_claims(2)),
+    )
+    .await;
     let mut first = Vec::new();
     for number in 0..6 {
         let request = SendRequest {
@@ -241,6 +244,41 @@ async fn a_retry_the_memory_kept_only_as_a_fingerprint_gets_its_first_answer() {
         "each message is logged once for the recipient"
     );
     assert_eq!(alice_inbox.len(), 6, "and once for the sender");
+}
+
+#[tokio::test]
+async fn a_send_left_pending_by_an_earlier_run_of_the_node_is_taken_over_not_refused() {
+    let folder = tempfile::tempdir().expect("temporary folder");
+    let sessions = Arc::new(MemorySessions::new());
+    let (logic, log) = friends_and_logic_with(folder.path(), Arc::clone(&sessions)).await;
+    // An earlier run of logic-1 claimed the send and was killed before it finished.
+    let key = format!("send:{ALICE}:c1");
+    let ttl = Duration::from_secs(60);
+    sessions
+        .claim(&key, "logic-1#1-1", ttl)
+        .await
+        .expect("the dead run's claim");
+    // Another process cannot tell that logic-1's run is gone: it refuses, for now.
+    let elsewhere = logic.clone().on_node("logic-2");
+    assert_eq!(
+        invalid(elsewhere.send(Request::new(send())).await),
+        natter_proto::ErrorCode::InProgress
+    );
+    // logic-1's next run knows it took the earlier run's place.
+    let restarted = logic.on_node("logic-1");
+    let reply = restarted
+        .send(Request::new(send()))
+        .await
+        .expect("the next run takes the send over")
+        .into_inner();
+    let again = restarted
+        .send(Request::new(send()))
+        .await
+        .expect("a later retry")
+        .into_inner();
+    assert_eq!(again, reply, "and answers its retries as usual");
+    let bob_inbox = log.read(&ObjectId::User(BOB), 0, 10).await.expect("read");
+    assert_eq!(bob_inbox.len(), 1, "written once");
 }
 
 /// The code a refused call was answered with.

@@ -224,8 +224,11 @@ impl Chatters {
         tokio::time::sleep(Duration::from_secs(8)).await;
         stop.send_replace(true);
         let mut sent = Vec::new();
+        let mut longest_wait = Duration::ZERO;
         for load in loads {
-            sent.push(load.await.expect("a load").acknowledged);
+            let load = load.await.expect("a load");
+            longest_wait = longest_wait.max(load.longest_wait);
+            sent.push(load.acknowledged);
         }
         // Who should have what: each recipient of each sender.
         let expectations = [
@@ -291,8 +294,12 @@ impl Chatters {
         );
         assert_eq!((outcome.lost, outcome.duplicated), (0, 0), "{name}");
         eprintln!(
-            "fault table | {name} | 3 senders, one message each every 50 ms | {} acknowledged | {} delivered | {} lost | {} duplicated |",
-            outcome.acknowledged, outcome.delivered, outcome.lost, outcome.duplicated
+            "fault table | {name} | 3 senders, one message each every 50 ms | {} acknowledged | {} delivered | {} lost | {} duplicated | {:.1} s |",
+            outcome.acknowledged,
+            outcome.delivered,
+            outcome.lost,
+            outcome.duplicated,
+            longest_wait.as_secs_f64()
         );
         outcome
     }

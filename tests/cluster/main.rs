@@ -607,6 +607,8 @@ struct Load {
     acknowledged: Vec<String>,
     /// Every body sent, acknowledged or not.
     attempted: Vec<String>,
+    /// The longest one send took to be acknowledged (or given up), retries included.
+    longest_wait: Duration,
 }
 
 /// `sender` sends numbered messages to `recipient` (an object) one after another until `stop`,
@@ -624,15 +626,17 @@ async fn steady_load(
         number += 1;
         let body = format!("{label} {number:05}");
         load.attempted.push(body.clone());
-        if sender
+        let started = Instant::now();
+        let acknowledged = sender
             .send(
                 recipient.clone(),
                 format!("{label}-{number}"),
                 body.clone(),
                 patience,
             )
-            .await
-        {
+            .await;
+        load.longest_wait = load.longest_wait.max(started.elapsed());
+        if acknowledged {
             load.acknowledged.push(body);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

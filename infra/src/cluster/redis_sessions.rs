@@ -6,7 +6,8 @@
 //! - `node-sessions:<node>`: a set of `<user>:<connection id>`, so a dead node's sessions can
 //!   be removed without a scan;
 //! - `lock:<key>`: `SET NX PX` with a token, released by compare-and-delete in Lua;
-//! - `claim:<key>`: a de-duplication claim, [`PENDING`] until completed with its value;
+//! - `claim:<key>`: a de-duplication claim, [`PENDING`] and its holder until completed with
+//!   its value;
 //! - `group-online:<group>`: a hash of node → `<count>:<expires at, ms>`, each node's count
 //!   of the group's online members, on Redis's clock (see [`SET_GROUP_ONLINE_SCRIPT`]);
 //! - `presence`: a list of presence events, oldest first (see [`encode_presence`]); taking
@@ -20,8 +21,17 @@ use fred::prelude::*;
 use crate::error::{InfraError, InfraResult};
 use crate::sessions::{Claim, PresenceEvent, SessionRef, Sessions};
 
-/// A claim taken but not completed. Completed values are never this (it holds a NUL).
-const PENDING: &str = "\u{0}pending";
+/// The start of a claim taken but not completed, followed by its holder. Completed values
+/// never start so (it holds a NUL).
+const PENDING: &str = "\u{0}pending:";
+
+/// A pending claim's value.
+fn pending(holder: &str) -> String {
+    format!("{PENDING}{holder}")
+}
+
+/// Replaces KEYS[1] with ARGV[2] for ARGV[3] ms if it still holds ARGV[1]; 1 if it did.
+const TAKE_OVER_SCRIPT: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 else return 0 end";
 
 /// Deletes a key only if it still holds the caller's token.
 const RELEASE_SCRIPT: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
@@ -332,10 +342,11 @@ impl Sessions for RedisSessions {
         memory_marker(&since)
     }
 
-    async fn claim(&self, key: &str, ttl: Duration) -> InfraResult<Claim> {
+    async fn claim(&self, key: &str, holder: &str, ttl: Duration) -> InfraResult<Claim> {
         let keys = vec![self.memory_key(), self.key("claim", key)];
         let now = crate::now_millis().to_string();
         let ttl = millis(ttl).min(MAX_SCRIPT_TTL_MS).to_string();
+        let pending_value = pending(holder);
         // Two tries: a claim may expire between the script's refused SET and its GET.
         for _ in 0..2 {
             let reply: Vec<String> = self
@@ -343,7 +354,7 @@ impl Sessions for RedisSessions {
                 .eval(
                     CLAIM_SCRIPT,
                     keys.clone(),
-                    vec![now.as_str(), ttl.as_str(), PENDING],
+                    vec![now.as_str(), ttl.as_str(), pending_value.as_str()],
                 )
                 .await?;
             match reply.as_slice() {
@@ -352,12 +363,43 @@ impl Sessions for RedisSessions {
                         remembered_since: memory_marker(since)?,
                     });
                 }
-                [_, value] if value == PENDING => return Ok(Claim::Pending),
-                [_, value] => return Ok(Claim::Done(value.clone())),
+                [_, value] => {
+                    return Ok(match value.strip_prefix(PENDING) {
+                        Some(holder) => Claim::Pending {
+                            holder: holder.to_string(),
+                        },
+                        None => Claim::Done(value.clone()),
+                    });
+                }
                 _ => continue,
             }
         }
-        Ok(Claim::Pending)
+        // Claimed and gone twice over: someone is working on it; who is not known.
+        Ok(Claim::Pending {
+            holder: String::new(),
+        })
+    }
+
+    async fn take_over_claim(
+        &self,
+        key: &str,
+        previous: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> InfraResult<bool> {
+        let taken: i64 = self
+            .pool
+            .eval(
+                TAKE_OVER_SCRIPT,
+                vec![self.key("claim", key)],
+                vec![
+                    pending(previous),
+                    pending(holder),
+                    millis(ttl).min(MAX_SCRIPT_TTL_MS).to_string(),
+                ],
+            )
+            .await?;
+        Ok(taken == 1)
     }
 
     async fn complete_claim(&self, key: &str, value: &str, ttl: Duration) -> InfraResult<()> {

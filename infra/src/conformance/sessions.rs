@@ -302,7 +302,7 @@ async fn claims(sessions: &dyn Sessions) {
         began,
         "a memory that lost nothing keeps its beginning"
     );
-    match sessions.claim(&key, ttl).await.expect("claim") {
+    match sessions.claim(&key, "first", ttl).await.expect("claim") {
         Claim::New { remembered_since } => assert_eq!(
             remembered_since, began,
             "claims are remembered as long as the memory"
@@ -310,25 +310,60 @@ async fn claims(sessions: &dyn Sessions) {
         other => panic!("a fresh key is new, got {other:?}"),
     }
     assert_eq!(
-        sessions.claim(&key, ttl).await.expect("claim"),
-        Claim::Pending
+        sessions.claim(&key, "second", ttl).await.expect("claim"),
+        Claim::Pending {
+            holder: "first".into()
+        },
+        "a pending claim names its holder"
+    );
+    // Taken over only from the holder named.
+    assert!(
+        !sessions
+            .take_over_claim(&key, "second", "third", ttl)
+            .await
+            .expect("take over")
+    );
+    assert!(
+        sessions
+            .take_over_claim(&key, "first", "second", ttl)
+            .await
+            .expect("take over")
+    );
+    assert_eq!(
+        sessions.claim(&key, "first", ttl).await.expect("claim"),
+        Claim::Pending {
+            holder: "second".into()
+        }
     );
     sessions
         .complete_claim(&key, "answer", ttl)
         .await
         .expect("complete");
     assert_eq!(
-        sessions.claim(&key, ttl).await.expect("claim"),
+        sessions.claim(&key, "first", ttl).await.expect("claim"),
         Claim::Done("answer".into())
+    );
+    assert!(
+        !sessions
+            .take_over_claim(&key, "second", "third", ttl)
+            .await
+            .expect("take over"),
+        "a completed claim is not taken over"
     );
     let abandoned = format!("conformance-abandoned-{}", random_id());
     assert!(matches!(
-        sessions.claim(&abandoned, ttl).await.expect("claim"),
+        sessions
+            .claim(&abandoned, "first", ttl)
+            .await
+            .expect("claim"),
         Claim::New { .. }
     ));
     sessions.abandon_claim(&abandoned).await.expect("abandon");
     assert!(matches!(
-        sessions.claim(&abandoned, ttl).await.expect("claim"),
+        sessions
+            .claim(&abandoned, "first", ttl)
+            .await
+            .expect("claim"),
         Claim::New { .. }
     ));
 }

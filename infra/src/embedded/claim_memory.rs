@@ -29,8 +29,8 @@ const MIN_SWEEP: usize = 4096;
 /// Claims by key: the newest exactly, older completed ones by fingerprint.
 #[derive(Debug)]
 pub struct ClaimMemory {
-    /// Key → (value once completed, expiry).
-    exact: HashMap<String, (Option<String>, Instant)>,
+    /// Key → (its state, expiry).
+    exact: HashMap<String, (Held, Instant)>,
     /// Completed keys, oldest first, with the expiry they were completed with; a key whose
     /// entry has since changed is skipped when it comes up.
     completed: VecDeque<(String, Instant)>,
@@ -61,8 +61,8 @@ impl ClaimMemory {
         }
     }
 
-    /// Claims `key` for `ttl` unless it is held or was completed (see [`Claim`]).
-    pub fn claim(&mut self, key: &str, ttl: Duration, now: Instant) -> Claim {
+    /// Claims `key` as `holder` for `ttl` unless it is held or was completed (see [`Claim`]).
+    pub fn claim(&mut self, key: &str, holder: &str, ttl: Duration, now: Instant) -> Claim {
         if self.exact.len() > self.sweep_at.max(MIN_SWEEP) {
             // Expired claims are dropped in passing, and the next sweep waits until the map
             // has doubled again, so a sweep costs each claim a constant share.
@@ -70,11 +70,20 @@ impl ClaimMemory {
             self.sweep_at = self.exact.len() * 2;
         }
         match self.exact.get(key) {
-            Some((Some(value), expiry)) if *expiry > now => return Claim::Done(value.clone()),
-            Some((None, expiry)) if *expiry > now => return Claim::Pending,
+            Some((Held::Done(value), expiry)) if *expiry > now => {
+                return Claim::Done(value.clone());
+            }
+            Some((Held::Pending(holder), expiry)) if *expiry > now => {
+                return Claim::Pending {
+                    holder: holder.clone(),
+                };
+            }
             _ => {}
         }
-        self.exact.insert(key.to_string(), (None, now + ttl));
+        self.exact.insert(
+            key.to_string(),
+            (Held::Pending(holder.to_string()), now + ttl),
+        );
         if self.fingerprints.contains(self.fingerprint(key), now) {
             Claim::Forgotten
         } else {
@@ -84,12 +93,32 @@ impl ClaimMemory {
         }
     }
 
+    /// Takes `key` over from `previous` as `holder` for `ttl` if `previous` still holds it
+    /// pending.
+    pub fn take_over(
+        &mut self,
+        key: &str,
+        previous: &str,
+        holder: &str,
+        ttl: Duration,
+        now: Instant,
+    ) -> bool {
+        match self.exact.get_mut(key) {
+            Some((Held::Pending(current), expiry)) if current == previous && *expiry > now => {
+                *current = holder.to_string();
+                *expiry = now + ttl;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Completes `key` with `value` for `ttl`; the oldest exact claim beyond capacity leaves
     /// its fingerprint behind.
     pub fn complete(&mut self, key: &str, value: &str, ttl: Duration, now: Instant) {
         let expiry = now + ttl;
         self.exact
-            .insert(key.to_string(), (Some(value.to_string()), expiry));
+            .insert(key.to_string(), (Held::Done(value.to_string()), expiry));
         self.completed.push_back((key.to_string(), expiry));
         while self.completed.len() > self.exact_capacity {
             let Some((oldest, completed_expiry)) = self.completed.pop_front() else {
@@ -97,7 +126,7 @@ impl ClaimMemory {
             };
             let current = matches!(
                 self.exact.get(&oldest),
-                Some((Some(_), expiry)) if *expiry == completed_expiry
+                Some((Held::Done(_), expiry)) if *expiry == completed_expiry
             );
             if current {
                 self.exact.remove(&oldest);
@@ -117,6 +146,15 @@ impl ClaimMemory {
     fn fingerprint(&self, key: &str) -> u64 {
         self.hasher.hash_one(key)
     }
+}
+
+/// An exact claim's state.
+#[derive(Debug, PartialEq)]
+enum Held {
+    /// Being worked on by this holder.
+    Pending(String),
+    /// Completed with this answer.
+    Done(String),
 }
 
 /// Fingerprints in generations: the open one exact, the sealed ones as filters.
@@ -202,7 +240,7 @@ mod tests {
     fn complete_new(memory: &mut ClaimMemory, key: &str, now: Instant) {
         // A fresh key may falsely match a sealed filter, never an exact claim.
         assert!(matches!(
-            memory.claim(key, PENDING, now),
+            memory.claim(key, "me", PENDING, now),
             Claim::New { .. } | Claim::Forgotten
         ));
         memory.complete(key, &format!("answer {key}"), DAY, now);
@@ -213,18 +251,42 @@ mod tests {
         let now = Instant::now();
         let mut memory = ClaimMemory::new(7, 4);
         assert_eq!(
-            memory.claim("a", PENDING, now),
+            memory.claim("a", "me", PENDING, now),
             Claim::New {
                 remembered_since: 7
             }
         );
-        assert_eq!(memory.claim("a", PENDING, now), Claim::Pending);
+        assert_eq!(
+            memory.claim("a", "other", PENDING, now),
+            Claim::Pending {
+                holder: "me".into()
+            }
+        );
+        // Only the holder named can be taken over from.
+        assert!(!memory.take_over("a", "other", "third", PENDING, now));
+        assert!(memory.take_over("a", "me", "other", PENDING, now));
+        assert_eq!(
+            memory.claim("a", "me", PENDING, now),
+            Claim::Pending {
+                holder: "other".into()
+            }
+        );
         memory.complete("a", "first", DAY, now);
-        assert_eq!(memory.claim("a", PENDING, now), Claim::Done("first".into()));
+        assert!(!memory.take_over("a", "other", "third", PENDING, now));
+        assert_eq!(
+            memory.claim("a", "me", PENDING, now),
+            Claim::Done("first".into())
+        );
         memory.abandon("b");
-        assert!(matches!(memory.claim("b", PENDING, now), Claim::New { .. }));
+        assert!(matches!(
+            memory.claim("b", "me", PENDING, now),
+            Claim::New { .. }
+        ));
         memory.abandon("b");
-        assert!(matches!(memory.claim("b", PENDING, now), Claim::New { .. }));
+        assert!(matches!(
+            memory.claim("b", "me", PENDING, now),
+            Claim::New { .. }
+        ));
     }
 
     #[test]
@@ -237,17 +299,25 @@ mod tests {
         let now = start + Duration::from_secs(10);
         // Two are held exactly, the two older ones only as fingerprints.
         assert_eq!(
-            memory.claim("d", PENDING, now),
+            memory.claim("d", "me", PENDING, now),
             Claim::Done("answer d".into())
         );
         assert_eq!(
-            memory.claim("c", PENDING, now),
+            memory.claim("c", "me", PENDING, now),
             Claim::Done("answer c".into())
         );
-        assert_eq!(memory.claim("a", PENDING, now), Claim::Forgotten);
-        assert_eq!(memory.claim("b", PENDING, now), Claim::Forgotten);
-        assert_eq!(memory.claim("a", PENDING, now), Claim::Pending);
-        assert!(matches!(memory.claim("e", PENDING, now), Claim::New { .. }));
+        assert_eq!(memory.claim("a", "me", PENDING, now), Claim::Forgotten);
+        assert_eq!(memory.claim("b", "me", PENDING, now), Claim::Forgotten);
+        assert_eq!(
+            memory.claim("a", "me", PENDING, now),
+            Claim::Pending {
+                holder: "me".into()
+            }
+        );
+        assert!(matches!(
+            memory.claim("e", "me", PENDING, now),
+            Claim::New { .. }
+        ));
     }
 
     #[test]
@@ -270,12 +340,16 @@ mod tests {
         ));
         let check = later + Duration::from_secs(1);
         for key in keys.iter().take(4999) {
-            assert_eq!(memory.claim(key, PENDING, check), Claim::Forgotten, "{key}");
+            assert_eq!(
+                memory.claim(key, "me", PENDING, check),
+                Claim::Forgotten,
+                "{key}"
+            );
         }
         let unseen = (0..10_000)
             .filter(|index| {
                 matches!(
-                    memory.claim(&format!("unseen-{index}"), PENDING, check),
+                    memory.claim(&format!("unseen-{index}"), "me", PENDING, check),
                     Claim::Forgotten
                 )
             })
@@ -287,7 +361,7 @@ mod tests {
         assert_eq!(memory.fingerprints.sealed.len(), 1);
         let remembered = keys
             .iter()
-            .filter(|key| memory.claim(key, PENDING, expired) == Claim::Forgotten)
+            .filter(|key| memory.claim(key, "me", PENDING, expired) == Claim::Forgotten)
             .count();
         assert!(remembered < 100, "{remembered} expired keys still matched");
     }

@@ -181,8 +181,20 @@ impl Sessions for MemorySessions {
         Ok(self.remembered_since)
     }
 
-    async fn claim(&self, key: &str, ttl: Duration) -> InfraResult<Claim> {
-        Ok(self.claims().claim(key, ttl, Instant::now()))
+    async fn claim(&self, key: &str, holder: &str, ttl: Duration) -> InfraResult<Claim> {
+        Ok(self.claims().claim(key, holder, ttl, Instant::now()))
+    }
+
+    async fn take_over_claim(
+        &self,
+        key: &str,
+        previous: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> InfraResult<bool> {
+        Ok(self
+            .claims()
+            .take_over(key, previous, holder, ttl, Instant::now()))
     }
 
     async fn complete_claim(&self, key: &str, value: &str, ttl: Duration) -> InfraResult<()> {
