@@ -189,6 +189,13 @@ impl Chatters {
         let (alice_id, bob_id) = (self.alice.session.user_id, self.bob.session.user_id);
         let carol_id = self.carol.session.user_id;
         let label = |who: &str| format!("{name}/{who}");
+        let timeouts = || {
+            [&self.alice, &self.bob, &self.carol]
+                .iter()
+                .map(|chatter| chatter.ledger.lock().expect("ledger").unanswered_timeouts)
+                .sum::<usize>()
+        };
+        let timeouts_before = timeouts();
         let (stop, stopping) = tokio::sync::watch::channel(false);
         let loads = [
             (
@@ -285,21 +292,36 @@ impl Chatters {
                 cluster.all_logs()
             );
         }
+        let answers = |chatter: &Chatter| {
+            let ledger = chatter.ledger.lock().expect("ledger");
+            format!(
+                "errors {:?}, reconnects {}, sends unanswered for {} s {}",
+                ledger.errors,
+                ledger.reconnects,
+                super::ANSWER_TIMEOUT.as_secs(),
+                ledger.unanswered_timeouts
+            )
+        };
         assert!(
             sent.iter().all(|acknowledged| acknowledged.len() >= 20),
-            "{name}: the load kept going ({} / {} / {} acknowledged)",
+            "{name}: the load kept going ({} / {} / {} acknowledged; alice {}, bob {}, carol {})\n{}",
             sent[0].len(),
             sent[1].len(),
-            sent[2].len()
+            sent[2].len(),
+            answers(&self.alice),
+            answers(&self.bob),
+            answers(&self.carol),
+            cluster.all_logs()
         );
         assert_eq!((outcome.lost, outcome.duplicated), (0, 0), "{name}");
         eprintln!(
-            "fault table | {name} | 3 senders, one message each every 50 ms | {} acknowledged | {} delivered | {} lost | {} duplicated | {:.1} s |",
+            "fault table | {name} | 3 senders, one message each every 50 ms | {} acknowledged | {} delivered | {} lost | {} duplicated | {:.1} s | {} |",
             outcome.acknowledged,
             outcome.delivered,
             outcome.lost,
             outcome.duplicated,
-            longest_wait.as_secs_f64()
+            longest_wait.as_secs_f64(),
+            timeouts() - timeouts_before
         );
         outcome
     }

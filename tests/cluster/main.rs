@@ -308,7 +308,15 @@ struct Ledger {
     frames: usize,
     /// Reconnections after the first connection.
     reconnects: usize,
+    /// Error answers to sends, by code.
+    errors: BTreeMap<String, usize>,
+    /// Connections given up because a send on them went unanswered too long.
+    unanswered_timeouts: usize,
 }
+
+/// How long a send may go without any answer before the client takes its connection for
+/// broken, reconnects and resends it, as `docs/protocol.md` advises clients to.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A send waiting for its `sent`.
 struct Outgoing {
@@ -428,6 +436,8 @@ async fn stay_connected(
         {
             continue;
         }
+        // Sends wait for an answer on this connection from now on.
+        let mut asked_at = Instant::now();
         for pending in &unanswered {
             let resend = ClientFrame::Send {
                 cid: pending.cid.clone(),
@@ -437,10 +447,20 @@ async fn stay_connected(
             };
             let _ = sink.send(frame(&resend)).await;
         }
+        let mut check = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
+                _ = check.tick() => {
+                    if !unanswered.is_empty() && asked_at.elapsed() > ANSWER_TIMEOUT {
+                        ledger.lock().expect("ledger").unanswered_timeouts += 1;
+                        break;
+                    }
+                }
                 command = commands.recv() => {
                     let Some(command) = command else { return };
+                    if unanswered.is_empty() {
+                        asked_at = Instant::now();
+                    }
                     let send = ClientFrame::Send {
                         cid: command.cid.clone(),
                         to: command.to.clone(),
@@ -502,9 +522,17 @@ async fn stay_connected(
                             if let Some(position) = unanswered.iter().position(|pending| pending.cid == cid) {
                                 let _ = unanswered.swap_remove(position).done.send(());
                             }
+                            asked_at = Instant::now();
                         }
                         // An error (the broker restarting, say): send again after a pause.
-                        ServerFrame::Error { cid: Some(cid), .. } => {
+                        ServerFrame::Error { cid: Some(cid), code, .. } => {
+                            *ledger
+                                .lock()
+                                .expect("ledger")
+                                .errors
+                                .entry(code.as_str().to_string())
+                                .or_default() += 1;
+                            asked_at = Instant::now();
                             if let Some(pending) = unanswered.iter().find(|pending| pending.cid == cid) {
                                 tokio::time::sleep(Duration::from_millis(200)).await;
                                 let resend = ClientFrame::Send {
