@@ -236,8 +236,14 @@ impl Driver<'_> {
             if self.strikes > self.config.inbound_strikes {
                 self.connection.close(CloseReason::RateLimited);
             } else {
+                // A refused send names its cid, or its client could not tell which send to
+                // make again and would wait for an answer that never comes. Only refused
+                // frames pay for this parse.
+                let cid = ClientFrame::parse(text.as_str())
+                    .ok()
+                    .and_then(ClientFrame::into_cid);
                 self.answers
-                    .refuse(ErrorCode::RateLimited, "too many frames; slow down", None);
+                    .refuse(ErrorCode::RateLimited, "too many frames; slow down", cid);
             }
             return;
         }

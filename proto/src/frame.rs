@@ -296,6 +296,14 @@ impl FrameError {
 }
 
 impl ClientFrame {
+    /// The cid of a frame that has one (a send), which every answer to it names.
+    pub fn into_cid(self) -> Option<String> {
+        match self {
+            ClientFrame::Send { cid, .. } => Some(cid),
+            _ => None,
+        }
+    }
+
     /// Parse a client's text frame, telling an unknown type from a malformed frame.
     pub fn parse(text: &str) -> Result<ClientFrame, FrameError> {
         match serde_json::from_str::<ClientFrame>(text) {

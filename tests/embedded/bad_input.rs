@@ -229,6 +229,50 @@ async fn a_flooding_client_is_warned_then_closed_and_others_carry_on() {
 }
 
 #[tokio::test]
+async fn every_send_of_a_burst_past_the_rate_is_answered_by_its_cid() {
+    let harness = Harness::start_with(|config| {
+        config.connect.inbound_rate = 5;
+        config.connect.inbound_burst = 10;
+        config.connect.inbound_strikes = 1000;
+    })
+    .await;
+    let (alice, bob) = harness.friends("burst-alice", "burst-bob").await;
+    let (mut socket, _) = harness.connect_synced(&alice).await;
+    const SENDS: usize = 40;
+    for number in 0..SENDS {
+        socket
+            .send(&ClientFrame::Send {
+                cid: format!("burst-{number}"),
+                to: format!("user:{}", bob.user_id),
+                kind: "text".into(),
+                body: format!("burst {number}"),
+            })
+            .await
+            .expect("send");
+    }
+    // Each send is answered by name: `sent`, or `rate_limited` with its cid so the client
+    // knows which to send again; none is left waiting.
+    let mut answered = std::collections::BTreeSet::new();
+    let mut limited = 0;
+    while answered.len() < SENDS {
+        match socket.next(WAIT).await.expect("an answer") {
+            Some(ServerFrame::Sent { cid, .. }) => {
+                answered.insert(cid);
+            }
+            Some(ServerFrame::Error { code, cid, .. }) => {
+                assert_eq!(code.as_str(), "rate_limited");
+                let cid = cid.expect("a refused send names its cid");
+                answered.insert(cid);
+                limited += 1;
+            }
+            Some(_) => {}
+            None => panic!("closed with {} of {SENDS} sends answered", answered.len()),
+        }
+    }
+    assert!(limited > 0, "the burst went past the rate");
+}
+
+#[tokio::test]
 async fn a_silent_connection_is_closed_after_the_heartbeat_timeout() {
     let harness = Harness::start_with(|config| {
         config.connect.heartbeat_interval_ms = 5_000;
