@@ -399,7 +399,7 @@ impl LogicService {
         request: &SendRequest,
         remembered_since: i64,
     ) -> Result<Option<Remembered>, Status> {
-        let window_start = now_millis().saturating_sub(self.config.dedup_ttl().as_millis() as i64);
+        let window_start = self.dedup_window_start();
         if remembered_since <= window_start {
             // The memory covers the whole window.
             return Ok(None);
@@ -423,13 +423,18 @@ impl LogicService {
         self.attempt_in_history(request).await
     }
 
+    /// When the de-duplication window now begins (unix ms).
+    fn dedup_window_start(&self) -> i64 {
+        now_millis().saturating_sub(self.config.dedup_ttl().as_millis() as i64)
+    }
+
     /// An earlier attempt of `request` inside the de-duplication window, found in the
     /// history by sender and cid.
     async fn attempt_in_history(
         &self,
         request: &SendRequest,
     ) -> Result<Option<Remembered>, Status> {
-        let window_start = now_millis().saturating_sub(self.config.dedup_ttl().as_millis() as i64);
+        let window_start = self.dedup_window_start();
         let copies = self
             .store
             .copies_by_cid(request.sender, &request.cid, window_start)

@@ -62,6 +62,26 @@ const SIX: [&str; 6] = [
     "api-1",
 ];
 
+/// The configuration file of the process called `name` (`deployments/local/NAME.toml`).
+fn config_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deployments/local")
+        .join(format!("{name}.toml"))
+}
+
+/// The ports the process called `name` listens on: every `127.0.0.1:PORT` of the
+/// `[listen]` section of its file.
+fn listen_ports(name: &str) -> Vec<u16> {
+    std::fs::read_to_string(config_path(name))
+        .expect("the process's configuration")
+        .lines()
+        .skip_while(|line| line.trim() != "[listen]")
+        .take_while(|line| !line.starts_with('[') || line.trim() == "[listen]")
+        .filter_map(|line| line.split("\"127.0.0.1:").nth(1))
+        .filter_map(|rest| rest.trim_end_matches('"').parse().ok())
+        .collect()
+}
+
 /// The tests share ports and servers, so they take turns.
 static ONE_CLUSTER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -138,26 +158,18 @@ impl Cluster {
                 .parse()
                 .unwrap_or_else(|_| panic!("no port in {variable}={url}"))
         };
-        let config = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("deployments/local")
-                .join(format!("{name}.toml")),
-        )
-        .expect("the process's configuration");
-        // Its own ports: every `127.0.0.1:PORT` of its [listen] section.
-        let own: Vec<u16> = config
-            .lines()
-            .filter_map(|line| line.split("\"127.0.0.1:").nth(1))
-            .filter_map(|rest| rest.trim_end_matches('"').parse().ok())
+        // Every port of the logic processes, which it calls (their gRPC ports among them).
+        let logic: Vec<u16> = ["logic-1", "logic-2"]
+            .into_iter()
+            .flat_map(listen_ports)
             .collect();
-        let logic_grpc = [9191, 9192];
         let isolation = partition::Isolation::new(
             &[
                 port_of("NATTER_TEST_REDIS_URL"),
                 port_of("NATTER_TEST_ETCD_URL"),
             ],
-            &logic_grpc,
-            &own,
+            &logic,
+            &listen_ports(name),
         );
         self.isolated = Some((name, isolation));
     }
@@ -192,9 +204,7 @@ impl Cluster {
             .append(true)
             .open(self.log_path(name))
             .expect("log file");
-        let config = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("deployments/local")
-            .join(format!("{name}.toml"));
+        let config = config_path(name);
         let program = Path::new(env!("CARGO_BIN_EXE_natter"));
         let mut command = match &self.isolated {
             Some((isolated, isolation)) if *isolated == name => isolation.command(program),

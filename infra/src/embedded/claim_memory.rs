@@ -138,6 +138,11 @@ impl ClaimMemory {
         }
     }
 
+    /// When this memory began (unix ms).
+    pub fn remembered_since(&self) -> i64 {
+        self.remembered_since
+    }
+
     /// Gives up `key`, so a retry can claim it anew.
     pub fn abandon(&mut self, key: &str) {
         self.exact.remove(key);
@@ -193,12 +198,13 @@ impl Fingerprints {
             .is_some_and(|since| now.duration_since(since) >= GENERATION)
         {
             self.seal();
+            // Expired generations go when a new one is sealed; until then `contains` skips
+            // them. Each carries its own latest expiry.
+            self.sealed.retain(|sealed| sealed.expiry > now);
         }
         self.open_since.get_or_insert(now);
         self.open_expiry = self.open_expiry.max(Some(expiry));
         self.open.insert(fingerprint);
-        // Generations are sealed in time order, but each carries its own latest expiry.
-        self.sealed.retain(|sealed| sealed.expiry > now);
     }
 
     fn contains(&self, fingerprint: u64, now: Instant) -> bool {

@@ -29,10 +29,9 @@ struct State {
 #[derive(Debug)]
 pub struct MemorySessions {
     state: Mutex<State>,
-    /// De-duplication claims, under a lock of their own: every send takes it.
+    /// De-duplication claims, under a lock of their own: every send takes it. They also
+    /// know when this memory began: claims completed before it are not in it.
     claims: Mutex<ClaimMemory>,
-    /// When this memory began (unix ms): claims completed before it are not in it.
-    remembered_since: i64,
 }
 
 impl Default for MemorySessions {
@@ -50,11 +49,9 @@ impl MemorySessions {
     /// Empty sessions that keep `exact_claims` completed claims exactly and older ones as
     /// fingerprints (see [`ClaimMemory`]).
     pub fn with_exact_claims(exact_claims: usize) -> Self {
-        let remembered_since = crate::now_millis();
         MemorySessions {
             state: Mutex::default(),
-            claims: Mutex::new(ClaimMemory::new(remembered_since, exact_claims)),
-            remembered_since,
+            claims: Mutex::new(ClaimMemory::new(crate::now_millis(), exact_claims)),
         }
     }
 
@@ -178,7 +175,7 @@ impl Sessions for MemorySessions {
     }
 
     async fn memory_began(&self) -> InfraResult<i64> {
-        Ok(self.remembered_since)
+        Ok(self.claims().remembered_since())
     }
 
     async fn claim(&self, key: &str, holder: &str, ttl: Duration) -> InfraResult<Claim> {
