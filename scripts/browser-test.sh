@@ -2,7 +2,7 @@
 # The browser tests: natter's web client in headless Chromium (Debian's package), driven by
 # playwright-core from npm, against a fresh embedded server. Installs what is missing; fails
 # with the reason when it cannot. Screenshots land in test-artifacts/browser/.
-# Usage: scripts/browser-test.sh
+# Usage: scripts/browser-test.sh [test files...]   (NATTER_BIN=path uses that binary, unbuilt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,13 +23,17 @@ fi
 say "installing playwright-core (npm ci)"
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error) || fail "npm ci failed"
 
-say "building natter"
-cargo build --locked --bin natter
-binary="${CARGO_TARGET_DIR:-target}/debug/natter"
+if [ -n "${NATTER_BIN:-}" ]; then
+    binary=$NATTER_BIN
+else
+    say "building natter"
+    cargo build --locked --bin natter
+    binary="${CARGO_TARGET_DIR:-target}/debug/natter"
+fi
 
 data=$(mktemp -d /tmp/natter-browser.XXXXXX)
-api=127.0.0.1:18580
-ws=127.0.0.1:18590
+api=${NATTER_BROWSER_API:-127.0.0.1:18580}
+ws=${NATTER_BROWSER_WS:-127.0.0.1:18590}
 NATTER_LISTEN__API=$api NATTER_LISTEN__WS=$ws NATTER_NODE__DATA_DIR="$data/data" \
     NATTER_LOGIC__PRESENCE_GRACE_MS=500 NATTER_LOGIC__GROUP_ONLINE_INTERVAL_MS=300 \
     "$binary" serve >"$data/server.log" 2>&1 &
@@ -46,7 +50,7 @@ artifacts="$PWD/test-artifacts/browser"
 rm -rf "$artifacts" && mkdir -p "$artifacts"
 say "running (screenshots in $artifacts)"
 if ! NATTER_URL="http://$api" NATTER_ARTIFACTS="$artifacts" \
-    node --test --test-concurrency=1 tests/browser/; then
+    node --test --test-concurrency=1 "${@:-tests/browser/}"; then
     say "server log:" >&2
     tail -50 "$data/server.log" >&2
     fail "failed"
