@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  launch, openPage, uniqueName, waitOnline, shot, makePng, PASSWORD, BASE,
+  launch, newContext, openPage, uniqueName, waitOnline, shot, makePng, PASSWORD, BASE,
 } from './helpers.mjs';
 
 let browser;
@@ -18,7 +18,7 @@ after(async () => {
 });
 
 test('accounts and profiles', async (t) => {
-  const context = await browser.newContext({ viewport: { width: 1200, height: 800 } });
+  const context = await newContext(browser, { viewport: { width: 1200, height: 800 } });
   const page = await openPage(context, 'account');
   const username = uniqueName('hana');
 

@@ -5,6 +5,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 export const BASE = process.env.NATTER_URL || 'http://127.0.0.1:18580';
@@ -13,6 +15,44 @@ export const WAIT = 30_000; // generous: a loaded machine is slow, and no test m
 export const PASSWORD = 'purple-ferret-42';
 
 fs.mkdirSync(ARTIFACTS, { recursive: true });
+
+export const DESKTOP = { width: 1280, height: 800 };
+export const PHONE = { width: 390, height: 844 };
+/** The two sizes the client is checked at: `phone` also has touch. */
+export const VIEWPORTS = [
+  { name: 'desktop', options: { viewport: DESKTOP } },
+  { name: 'phone', options: { viewport: PHONE, isMobile: true, hasTouch: true } },
+];
+
+const WEB = fileURLToPath(new URL('../../web/', import.meta.url));
+// A prebuilt binary (NATTER_BIN, not built by the runner) carries the client it was compiled
+// with, which may be older than web/: the tests then serve web/ from disk so they test this tree.
+const WEB_FROM_DISK = Boolean(process.env.NATTER_BIN) && process.env.NATTER_WEB_FROM_DISK !== '0';
+const TYPES = { '.html': 'text/html; charset=utf-8', '.css': 'text/css; charset=utf-8', '.js': 'text/javascript; charset=utf-8' };
+
+/** Answers `/` and `/web/<file>` from the web/ folder on disk. */
+async function serveWebFromDisk(context) {
+  const answer = (route, name) => {
+    const file = path.join(WEB, name);
+    if (path.dirname(file) !== path.resolve(WEB) || !fs.existsSync(file)) return route.fulfill({ status: 404 });
+    return route.fulfill({
+      status: 200,
+      headers: { 'content-type': TYPES[path.extname(file)] || 'application/octet-stream', 'cache-control': 'no-cache' },
+      body: fs.readFileSync(file),
+    });
+  };
+  await context.route((url) => url.origin === new URL(BASE).origin && url.pathname === '/', (route) => answer(route, 'index.html'));
+  await context.route((url) => url.origin === new URL(BASE).origin && url.pathname.startsWith('/web/'),
+    (route) => answer(route, decodeURIComponent(new URL(route.request().url()).pathname.slice('/web/'.length))));
+}
+
+/** A browser context (desktop-sized unless `options` say otherwise) that loads this tree's client. */
+export async function newContext(browser, options = {}) {
+  const context = await browser.newContext({ viewport: DESKTOP, ...options });
+  if (WEB_FROM_DISK) await serveWebFromDisk(context);
+  return context;
+}
+
 
 /** Chromium from Debian, headless, in a fresh temporary profile. */
 export async function launch() {
@@ -25,6 +65,9 @@ export async function launch() {
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
+      // A page answered from disk counts as from the public internet, which may not reach a
+      // local WebSocket: the tests serve web/ that way for a prebuilt binary (below).
+      ...(WEB_FROM_DISK ? ['--disable-features=LocalNetworkAccessChecks,BlockInsecurePrivateNetworkRequests'] : []),
     ],
   });
 }
@@ -57,8 +100,8 @@ export async function openPage(context, label) {
 }
 
 /** A new browser context with a user registered through the form, shown signed in and online. */
-export async function newUser(browser, prefix) {
-  const context = await browser.newContext({ viewport: { width: 1200, height: 800 } });
+export async function newUser(browser, prefix, options = { viewport: { width: 1200, height: 800 } }) {
+  const context = await newContext(browser, options);
   const username = uniqueName(prefix);
   const page = await openPage(context, username);
   await page.getByLabel('Username').fill(username);
@@ -183,4 +226,19 @@ export function makePng(size = 48, [r, g, b] = [220, 60, 40]) {
     chunk('IDAT', zlib.deflateSync(Buffer.concat(rows))),
     chunk('IEND', Buffer.alloc(0)),
   ]);
+}
+
+// --- accessibility ---------------------------------------------------------------------------
+
+const require = createRequire(import.meta.url);
+const AXE = require.resolve('axe-core/axe.min.js');
+
+/** axe-core's violations of impact "serious" or "critical" on the page as it is now, described. */
+export async function seriousViolations(page) {
+  if (!(await page.evaluate(() => Boolean(window.axe)))) await page.addScriptTag({ path: AXE });
+  const violations = await page.evaluate(async () => (await window.axe.run(document, { resultTypes: ['violations'] })).violations
+    .map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ')) })));
+  return violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.join(', ')}`);
 }

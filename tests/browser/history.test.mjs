@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  launch, newUser, befriend, shot, showPanel, eventually, bodies, BASE,
+  launch, newContext, newUser, befriend, shot, showPanel, eventually, bodies, BASE,
 } from './helpers.mjs';
 
 let browser;
@@ -51,7 +51,7 @@ test('history loads further back when scrolled to the top', async () => {
   await jon.context.close();
 
   // jon comes back in a fresh browser context: it holds nothing and reads history page by page.
-  const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+  const context = await newContext(browser, { viewport: { width: 1000, height: 700 } });
   const page = await context.newPage();
   page.setDefaultTimeout(30_000);
   await page.goto(`${BASE}/`);
