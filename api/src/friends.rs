@@ -7,7 +7,9 @@ use natter_infra::store::FriendRequest;
 use natter_infra::{InfraError, now_millis};
 use natter_proto::ErrorCode;
 use natter_proto::frame::ServerFrame;
-use natter_proto::v1::{NotifyRequest, OnlineRequest};
+use natter_proto::v1::OnlineRequest;
+
+use crate::events::notify;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{AuthUser, UserView, normalise_username};
@@ -27,18 +29,6 @@ pub struct FriendView {
     pub since: i64,
     /// Whether the friend has a live connection now (`presence` frames keep it current).
     pub online: bool,
-}
-
-/// Tells users' online connections about a friendship event (a hint: the state is stored, and
-/// a failure to tell is logged, not returned).
-async fn notify(state: &ApiState, users: Vec<i64>, frame: ServerFrame) {
-    let request = NotifyRequest {
-        user_ids: users,
-        frame: frame.to_json(),
-    };
-    if let Err(error) = state.logic.notify(request).await {
-        tracing::warn!(%error, "telling users about a friendship event failed");
-    }
 }
 
 /// The friend list.
@@ -234,7 +224,7 @@ pub async fn request(
                 from: user.to_string(),
                 note: request.note.clone(),
             };
-            notify(&state, vec![request.to], frame).await;
+            notify(&state, vec![request.to], Vec::new(), frame).await;
             Ok((StatusCode::CREATED, Json(RequestView::from(request))))
         }
         Err(InfraError::Conflict(what)) => Err(Problem::new(
@@ -283,7 +273,7 @@ pub async fn accept(
     let frame = ServerFrame::FriendAccepted {
         user_id: user.to_string(),
     };
-    notify(&state, vec![from], frame).await;
+    notify(&state, vec![from], Vec::new(), frame).await;
     let online = state
         .logic
         .online(OnlineRequest {
@@ -379,7 +369,7 @@ pub async fn remove(
         let frame = ServerFrame::FriendRemoved {
             user_id: user.to_string(),
         };
-        notify(&state, vec![friend], frame).await;
+        notify(&state, vec![friend], Vec::new(), frame).await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(Problem::new(

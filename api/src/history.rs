@@ -8,7 +8,10 @@ use natter_proto::frame::MessageFrame;
 use natter_proto::{ErrorCode, ObjectId};
 use serde::Serialize;
 
+use natter_infra::store::one_to_one_receipts;
+
 use crate::auth::AuthUser;
+use crate::auth::UserView;
 use crate::params::{page_limit, positive_id, query_number};
 use crate::problem::Problem;
 use crate::state::ApiState;
@@ -159,6 +162,14 @@ pub struct ConversationView {
     pub read: u64,
     /// Messages from others after the read cursor (counted up to 1000).
     pub unread: u64,
+    /// One-to-one only: the caller's messages up to this seq of their inbox have reached a
+    /// device of the other user (0: none yet). Live changes come as `receipt` frames.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_delivered: Option<u64>,
+    /// One-to-one only: the other user has read the caller's messages up to this seq of the
+    /// caller's inbox (0: none yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_read: Option<u64>,
 }
 
 /// The caller's conversations.
@@ -196,18 +207,24 @@ pub async fn conversations(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<ConversationList>, Problem> {
     let limit = page_limit(&query, DEFAULT_CONVERSATIONS, MAX_CONVERSATIONS)?;
-    let conversations = state
-        .store
-        .conversations(user, limit)
-        .await?
-        .into_iter()
-        .map(|conversation| ConversationView {
+    let found = state.store.conversations(user, limit).await?;
+    let mut conversations = Vec::with_capacity(found.len());
+    for conversation in found {
+        let receipts = match conversation.key.parse::<ObjectId>() {
+            Ok(ObjectId::User(peer)) => {
+                Some(one_to_one_receipts(state.store.as_ref(), user, peer).await?)
+            }
+            _ => None,
+        };
+        conversations.push(ConversationView {
             conversation: conversation.key,
             last: conversation.last.as_ref().map(MessageFrame::from),
             read: conversation.read,
             unread: conversation.unread,
-        })
-        .collect();
+            peer_delivered: receipts.map(|(delivered, _)| delivered),
+            peer_read: receipts.map(|(_, read)| read),
+        });
+    }
     Ok(Json(ConversationList { conversations }))
 }
 
@@ -271,5 +288,93 @@ pub async fn read(
     Ok(Json(ReadView {
         conversation,
         seq: reply.seq,
+    }))
+}
+
+/// Readers listed unless `limit` says otherwise.
+pub const DEFAULT_READERS: u32 = 50;
+/// Most readers listed.
+pub const MAX_READERS: u32 = 500;
+
+/// Who has read a group's message.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReadersView {
+    /// `group:<id>`.
+    pub conversation: String,
+    /// The message's seq in the group's log.
+    pub seq: u64,
+    /// How many members other than its author have read it.
+    pub read_count: u64,
+    /// The first of them by id (up to `limit`).
+    pub readers: Vec<UserView>,
+}
+
+/// `GET /api/v1/conversations/group/{id}/messages/{seq}/readers?limit=N`: the members whose
+/// read cursor passed a message (its author aside), for members only.
+#[utoipa::path(
+    get,
+    path = "/api/v1/conversations/group/{id}/messages/{seq}/readers",
+    tag = "history",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "The group's id"),
+        ("seq" = u64, Path, description = "The message's seq in the group's log"),
+        ("limit" = Option<u32>, Query, description = "Readers listed, 1 to 500; 50 when absent"),
+    ),
+    responses(
+        (status = 200, description = "How many read it, and who", body = ReadersView),
+        (status = 400, description = "`invalid_input`: a bad id, seq or limit"),
+        (status = 403, description = "`not_member`: the caller is not a member of the group"),
+        (status = 404, description = "`not_found`: no message at that seq"),
+    )
+)]
+pub async fn readers(
+    State(state): State<ApiState>,
+    AuthUser(user): AuthUser,
+    Path((id, seq_text)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<ReadersView>, Problem> {
+    let group = positive_id(&id, "group")?;
+    // One spelling, as for ids: no sign, no leading zero.
+    let seq = match seq_text.parse::<u64>() {
+        Ok(seq) if seq > 0 && seq.to_string() == seq_text => seq,
+        _ => {
+            return Err(Problem::new(
+                ErrorCode::InvalidInput,
+                "a seq is a positive number",
+            ));
+        }
+    };
+    let limit = page_limit(&query, DEFAULT_READERS, MAX_READERS)?;
+    crate::groups::require_member(&state, group, user).await?;
+    let object = ObjectId::Group(group);
+    let Some(message) = state
+        .store
+        .messages_before(&object, seq.saturating_add(1), 1)
+        .await?
+        .into_iter()
+        .find(|message| message.seq == seq)
+    else {
+        return Err(Problem::new(
+            ErrorCode::NotFound,
+            format!("group {group} has no message {seq}"),
+        ));
+    };
+    let conversation = object.to_string();
+    let found = state
+        .store
+        .readers(&conversation, seq, message.sender, limit)
+        .await?;
+    let mut readers = Vec::with_capacity(found.users.len());
+    for reader in found.users {
+        if let Some(profile) = state.store.user(reader).await? {
+            readers.push(UserView::from(&profile));
+        }
+    }
+    Ok(Json(ReadersView {
+        conversation,
+        seq,
+        read_count: found.count,
+        readers,
     }))
 }

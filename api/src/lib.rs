@@ -23,6 +23,7 @@
 pub mod admin;
 pub mod auth;
 pub mod decode_budget;
+mod events;
 pub mod friends;
 pub mod groups;
 pub mod history;
@@ -82,6 +83,10 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/v1/conversations/{kind}/{id}/read",
             post(history::read),
+        )
+        .route(
+            "/api/v1/conversations/group/{id}/messages/{seq}/readers",
+            get(history::readers),
         )
         .route("/api/v1/messages/{id}/recall", post(messages::recall))
         .route(

@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use natter_infra::store::{AUDIENCE_EVERYONE, share_own_upload};
 use natter_proto::ErrorCode;
+use natter_proto::frame::ServerFrame;
 use serde::Deserialize;
 
 use crate::auth::{AuthUser, UserView};
@@ -84,7 +85,30 @@ pub async fn update_me(
         };
         state.store.set_avatar(user, avatar.as_deref()).await?;
     }
-    crate::auth::me(State(state), AuthUser(user)).await
+    let profile = crate::auth::me(State(state.clone()), AuthUser(user)).await?;
+    tell_profile(&state, user, &profile.0).await?;
+    Ok(profile)
+}
+
+/// Tells the people who see a user's name and avatar (their friends, the members of their
+/// groups, and their own other devices) that the profile changed.
+async fn tell_profile(state: &ApiState, user: i64, profile: &UserView) -> Result<(), Problem> {
+    let mut users: Vec<i64> = state
+        .store
+        .friends(user)
+        .await?
+        .into_iter()
+        .map(|friend| friend.user.id)
+        .collect();
+    users.push(user);
+    let groups = state.store.user_groups(user).await?;
+    let frame = ServerFrame::Profile {
+        user_id: user.to_string(),
+        nickname: profile.nickname.clone(),
+        avatar: profile.avatar.clone(),
+    };
+    crate::events::notify(state, users, groups, frame).await;
+    Ok(())
 }
 
 /// `GET /api/v1/users/{id}`: anyone's public profile, for any signed-in user.

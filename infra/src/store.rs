@@ -106,6 +106,29 @@ pub struct Conversation {
     pub unread: u64,
 }
 
+/// A sender's newest message in a range of an object's seqs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SenderNewest {
+    /// The author.
+    pub sender: i64,
+    /// The message id.
+    pub id: u64,
+    /// Its seq in the object.
+    pub seq: u64,
+}
+
+/// Who has read a message: derived from read cursors.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Readers {
+    /// How many.
+    pub count: u64,
+    /// The first of them by id (as many as asked for).
+    pub users: Vec<i64>,
+}
+
+/// The message kinds people write (the others are written by the server about them).
+pub const AUTHORED_KINDS: [&str; 2] = ["text", "image"];
+
 /// Unread counts stop at this, so a long-neglected conversation costs a bounded count.
 pub const UNREAD_COUNT_CAP: u64 = 1000;
 
@@ -130,6 +153,44 @@ pub async fn share_own_upload(
         }
         _ => Ok(false),
     }
+}
+
+/// The receipt state of `user`'s conversation with `peer`, for a client that
+/// (re)loads it: how far the peer got with the user's messages, as seqs of the user's inbox.
+pub async fn one_to_one_receipts(
+    store: &dyn Store,
+    user: i64,
+    peer: i64,
+) -> InfraResult<(u64, u64)> {
+    let peer_inbox = ObjectId::User(peer);
+    let acknowledged = store.ack_cursor(peer, &peer_inbox).await?;
+    let read = store.read_cursor(peer, &format!("user:{user}")).await?;
+    let delivered_seq = own_copy_seq(store, user, &peer_inbox, acknowledged.max(read)).await?;
+    let read_seq = own_copy_seq(store, user, &peer_inbox, read).await?;
+    Ok((delivered_seq, read_seq))
+}
+
+/// The seq in `user`'s inbox of the newest message `user` wrote to `peer` whose copy in the
+/// peer's inbox is at or below `upto`; 0 if none.
+async fn own_copy_seq(
+    store: &dyn Store,
+    user: i64,
+    peer_inbox: &ObjectId,
+    upto: u64,
+) -> InfraResult<u64> {
+    if upto == 0 {
+        return Ok(0);
+    }
+    let Some(id) = store.newest_from(peer_inbox, user, user, upto).await? else {
+        return Ok(0);
+    };
+    let own = ObjectId::User(user).to_string();
+    Ok(store
+        .message_copies(id)
+        .await?
+        .into_iter()
+        .find(|copy| copy.object == own)
+        .map_or(0, |copy| copy.seq))
 }
 
 /// Durable relational state: every entity's store, one trait each. Implemented by anything
@@ -244,6 +305,32 @@ pub trait MessageStore: Send + Sync + 'static {
     async fn newest_message_before(&self, id: u64) -> InfraResult<Option<i64>>;
     /// Empty every stored copy of a message and mark it recalled; returns how many copies.
     async fn mark_recalled(&self, id: u64) -> InfraResult<u64>;
+    /// The newest text or image message of each sender (system messages aside) among `object`'s
+    /// seqs in `(after, upto]`: who a receipt for that range goes to, and about which message.
+    async fn newest_per_sender(
+        &self,
+        object: &ObjectId,
+        after: u64,
+        upto: u64,
+    ) -> InfraResult<Vec<SenderNewest>>;
+    /// The id of the newest text or image message `sender` wrote in `object` with `peer` at or
+    /// below seq `upto`.
+    async fn newest_from(
+        &self,
+        object: &ObjectId,
+        peer: i64,
+        sender: i64,
+        upto: u64,
+    ) -> InfraResult<Option<u64>>;
+    /// The users other than `excluding` whose read cursor on `conversation` reached `seq`:
+    /// how many, and the first `limit` of them by id.
+    async fn readers(
+        &self,
+        conversation: &str,
+        seq: u64,
+        excluding: i64,
+        limit: u32,
+    ) -> InfraResult<Readers>;
     /// A user's one-to-one conversations (from their inbox) and groups, the most recently
     /// active first, at most `limit`.
     async fn conversations(&self, user: i64, limit: u32) -> InfraResult<Vec<Conversation>>;

@@ -24,6 +24,7 @@ mod groups;
 mod images;
 mod presence;
 mod recall;
+mod receipts;
 mod send;
 pub mod service;
 pub mod state;

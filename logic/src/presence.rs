@@ -299,6 +299,11 @@ pub(crate) async fn typing(logic: &LogicService, request: TypingRequest) -> Resu
 
 /// `notify`: an event frame made elsewhere (the API's friend events) to users' connections.
 pub(crate) async fn notify(logic: &LogicService, request: NotifyRequest) -> Result<Empty, Status> {
+    for group in &request.group_ids {
+        logic
+            .push_event(Audience::Group, Vec::new(), *group, request.frame.clone())
+            .await;
+    }
     logic
         .notify_users_raw(request.user_ids, request.frame)
         .await;

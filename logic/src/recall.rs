@@ -97,6 +97,7 @@ impl LogicService {
             seq: stored,
         };
         self.notify_users(vec![user], &frame).await;
+        self.receipt_for_read(user, conversation, stored);
         Ok(stored)
     }
 }

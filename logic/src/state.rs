@@ -39,6 +39,8 @@ pub struct LogicService {
     pub(crate) history_epoch: Arc<tokio::sync::OnceCell<String>>,
     /// Who this process's sends hold their claims as (see [`crate::claim_holder`]).
     pub(crate) claim_holder: Arc<str>,
+    /// Cursor moves waiting for their receipts.
+    pub(crate) receipts: Arc<crate::receipts::Receipts>,
 }
 
 impl std::fmt::Debug for LogicService {
@@ -126,6 +128,7 @@ impl LogicService {
             history_at_memory_start: Arc::default(),
             history_epoch: Arc::default(),
             claim_holder: claim_holder::for_this_run("logic").into(),
+            receipts: Arc::default(),
         }
     }
 

@@ -62,10 +62,13 @@ impl LogicService {
                 )));
             }
         }
-        self.store
+        let stored = self
+            .store
             .advance_ack_cursor(ack.user_id, &object, ack.seq)
             .await
-            .map_err(status)
+            .map_err(status)?;
+        self.receipt_for_ack(ack.user_id, &object, stored);
+        Ok(stored)
     }
 
     pub(crate) fn parse_followed(

@@ -187,6 +187,32 @@ pub enum ServerFrame {
         /// The read cursor now.
         seq: u64,
     },
+    /// How far the other side of a conversation got with the client's own messages: live
+    /// news derived from their acknowledgements and read cursors (never stored per message).
+    Receipt {
+        /// `user:<peer>` (one-to-one) or `group:<id>`.
+        conversation: String,
+        /// One-to-one: every message of the client's up to this seq of its own inbox has
+        /// reached a device of the peer.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        delivered: Option<u64>,
+        /// One-to-one: the peer has read up to this seq of the client's inbox. In a group: the
+        /// seq (of the group's log) of the client's message that `read_count` is about.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        read: Option<u64>,
+        /// Group only: how many other members have read the message at `read`.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        read_count: Option<u64>,
+    },
+    /// A friend or fellow group member changed their nickname or avatar.
+    Profile {
+        /// Who.
+        user_id: String,
+        /// Their nickname now.
+        nickname: String,
+        /// Upload id of their avatar now, if any.
+        avatar: Option<String>,
+    },
     /// An ephemeral system notification: never stored, synced or acknowledged.
     Notice {
         /// Its id.
@@ -252,6 +278,8 @@ impl ServerFrame {
                 | ServerFrame::GroupUpdated { .. }
                 | ServerFrame::GroupRemoved { .. }
                 | ServerFrame::Read { .. }
+                | ServerFrame::Receipt { .. }
+                | ServerFrame::Profile { .. }
         )
     }
 

@@ -9,6 +9,7 @@ use natter::system::RunningSystem;
 use natter_proto::frame::{ClientFrame, MessageFrame, ServerFrame};
 use serde_json::Value;
 use tempfile::TempDir;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::http::Method;
 
 /// How long any single expected frame may take before a test fails.
@@ -159,10 +160,20 @@ pub async fn send_text(
     to: i64,
     body: &str,
 ) -> (u64, Vec<ServerFrame>) {
+    send_text_to(socket, cid, &format!("user:{to}"), body).await
+}
+
+/// [`send_text`] to any target (`user:<id>` or `group:<id>`).
+pub async fn send_text_to(
+    socket: &mut WsClient,
+    cid: &str,
+    to: &str,
+    body: &str,
+) -> (u64, Vec<ServerFrame>) {
     socket
         .send(&ClientFrame::Send {
             cid: cid.into(),
-            to: format!("user:{to}"),
+            to: to.into(),
             kind: "text".into(),
             body: body.into(),
         })
@@ -248,4 +259,96 @@ pub fn metric(text: &str, name: &str) -> f64 {
         })
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// A REST call that must answer `status`; returns the body.
+pub async fn expect(
+    harness: &Harness,
+    method: Method,
+    path: &str,
+    who: Option<&Session>,
+    body: Option<Value>,
+    status: u16,
+) -> Value {
+    let (got, reply) = call(harness, method.clone(), path, who, body).await;
+    assert_eq!(got, status, "{method} {path}: {reply}");
+    reply
+}
+
+/// A REST call that must fail with `status` and problem `code`.
+pub async fn refused(
+    harness: &Harness,
+    method: Method,
+    path: &str,
+    who: Option<&Session>,
+    body: Option<Value>,
+    status: u16,
+    code: &str,
+) {
+    let problem = expect(harness, method.clone(), path, who, body, status).await;
+    assert_eq!(problem["code"], code, "{method} {path}: {problem}");
+}
+
+/// The next event for which `wanted` holds, skipping other events; fails after [`WAIT`].
+pub async fn event_where(
+    socket: &mut WsClient,
+    what: &str,
+    wanted: impl Fn(&ServerFrame) -> bool,
+) -> ServerFrame {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match socket.next_event(left).await {
+            Ok(Some(frame)) if wanted(&frame) => return frame,
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("closed while waiting for {what}"),
+            Err(error) => panic!("no {what} in time: {error}"),
+        }
+    }
+}
+
+/// No event for which `unwanted` holds arrives within `quiet`.
+pub async fn no_event_where(
+    socket: &mut WsClient,
+    quiet: Duration,
+    what: &str,
+    unwanted: impl Fn(&ServerFrame) -> bool,
+) {
+    let deadline = Instant::now() + quiet;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        match socket.next_event(left).await {
+            Ok(Some(frame)) if unwanted(&frame) => panic!("expected no {what}, got {frame:?}"),
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("closed while watching for {what}"),
+            Err(_) => return,
+        }
+    }
+}
+
+/// The conversation list as `who` sees it.
+pub async fn conversations(harness: &Harness, who: &Session) -> Vec<Value> {
+    let list = expect(
+        harness,
+        Method::GET,
+        "/api/v1/conversations",
+        Some(who),
+        None,
+        200,
+    )
+    .await;
+    list["conversations"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no conversations in {list}"))
+        .clone()
+}
+
+/// The entry for `conversation` in a conversation list.
+pub fn entry<'a>(list: &'a [Value], conversation: &str) -> &'a Value {
+    list.iter()
+        .find(|item| item["conversation"] == conversation)
+        .unwrap_or_else(|| panic!("no {conversation} in {list:?}"))
 }

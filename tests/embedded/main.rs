@@ -18,5 +18,6 @@ mod image_memory;
 mod process;
 mod profiles;
 mod raw_frames;
+mod receipts;
 mod social;
 mod typing;

@@ -1,10 +1,13 @@
-//! Profiles, and friendships that end: requests withdrawn or turned down, friends removed.
+//! Profiles (and their changes reaching others live), and friendships that end: requests withdrawn or turned down, friends removed.
+
+use std::time::Duration;
 
 use natter::client::Session;
+use natter_proto::frame::ServerFrame;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::http::Method;
 
-use crate::harness::{Harness, call, next_error, send_text};
+use crate::harness::{Harness, call, event_where, next_error, no_event_where, send_text};
 
 #[tokio::test]
 async fn people_rename_themselves_and_see_each_other() {
@@ -127,4 +130,60 @@ async fn requests_are_withdrawn_or_turned_down_and_removed_friends_cannot_chat()
     );
     let (_, friends) = call(&harness, Method::GET, "/api/v1/friends", Some(&ada), None).await;
     assert_eq!(friends["friends"].as_array().map(Vec::len), Some(0));
+}
+
+#[tokio::test]
+async fn a_new_name_reaches_friends_fellow_members_and_other_devices_live() {
+    let harness = Harness::start().await;
+    let (ada, bob) = harness.friends("ada", "bob").await;
+    let carol = harness.user("carol").await;
+    let dave = harness.user("dave").await;
+    let (status, created) = call(
+        &harness,
+        Method::POST,
+        "/api/v1/groups",
+        Some(&carol),
+        Some(json!({"name": "walkers"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let join = format!(
+        "/api/v1/groups/{}/join",
+        created["id"].as_str().expect("id")
+    );
+    assert_eq!(
+        call(&harness, Method::POST, &join, Some(&ada), None)
+            .await
+            .0,
+        200
+    );
+    let (mut ada_laptop, _) = harness.connect_synced(&ada).await;
+    let (mut bob_socket, _) = harness.connect_synced(&bob).await;
+    let (mut carol_socket, _) = harness.connect_synced(&carol).await;
+    let (mut dave_socket, _) = harness.connect_synced(&dave).await;
+
+    let change = Some(json!({"nickname": "Ada Lovelace"}));
+    let (status, _) = call(&harness, Method::PATCH, "/api/v1/me", Some(&ada), change).await;
+    assert_eq!(status, 200);
+    let expected = ServerFrame::Profile {
+        user_id: ada.user_id.to_string(),
+        nickname: "Ada Lovelace".into(),
+        avatar: None,
+    };
+    let is_profile = |frame: &ServerFrame| matches!(frame, ServerFrame::Profile { .. });
+    for (who, socket) in [
+        ("a friend", &mut bob_socket),
+        ("a fellow member", &mut carol_socket),
+        ("her other device", &mut ada_laptop),
+    ] {
+        let frame = event_where(socket, "profile", is_profile).await;
+        assert_eq!(frame, expected, "{who}");
+    }
+    no_event_where(
+        &mut dave_socket,
+        Duration::from_millis(300),
+        "profile",
+        is_profile,
+    )
+    .await;
 }

@@ -11,7 +11,8 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::http::Method;
 
 use crate::harness::{
-    Harness, WAIT, call, expect_silence, next_error, next_message, send_text, sync,
+    Harness, WAIT, call, conversations, entry, event_where, expect, expect_silence, next_error,
+    next_message, no_event_where, refused, send_text, sync,
 };
 
 /// Presence grace and group-count interval short enough to keep the tests quick.
@@ -21,34 +22,6 @@ async fn fast_harness() -> Harness {
         config.logic.group_online_interval_ms = 200;
     })
     .await
-}
-
-/// A REST call that must answer `status`; returns the body.
-async fn expect(
-    harness: &Harness,
-    method: Method,
-    path: &str,
-    who: Option<&Session>,
-    body: Option<Value>,
-    status: u16,
-) -> Value {
-    let (got, reply) = call(harness, method.clone(), path, who, body).await;
-    assert_eq!(got, status, "{method} {path}: {reply}");
-    reply
-}
-
-/// A REST call that must fail with `status` and problem `code`.
-async fn refused(
-    harness: &Harness,
-    method: Method,
-    path: &str,
-    who: Option<&Session>,
-    body: Option<Value>,
-    status: u16,
-    code: &str,
-) {
-    let problem = expect(harness, method.clone(), path, who, body, status).await;
-    assert_eq!(problem["code"], code, "{method} {path}: {problem}");
 }
 
 /// A PNG of `width` x `height` pixels (coarse blocks: not blank, yet it compresses well).
@@ -154,46 +127,6 @@ async fn send_kind(
             }
             Some(_) => {}
             None => panic!("closed while sending {cid}"),
-        }
-    }
-}
-
-/// The next event for which `wanted` holds, skipping other events; fails after [`WAIT`].
-async fn event_where(
-    socket: &mut WsClient,
-    what: &str,
-    wanted: impl Fn(&ServerFrame) -> bool,
-) -> ServerFrame {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match socket.next_event(left).await {
-            Ok(Some(frame)) if wanted(&frame) => return frame,
-            Ok(Some(_)) => {}
-            Ok(None) => panic!("closed while waiting for {what}"),
-            Err(error) => panic!("no {what} in time: {error}"),
-        }
-    }
-}
-
-/// No event for which `unwanted` holds arrives within `quiet`.
-async fn no_event_where(
-    socket: &mut WsClient,
-    quiet: Duration,
-    what: &str,
-    unwanted: impl Fn(&ServerFrame) -> bool,
-) {
-    let deadline = Instant::now() + quiet;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return;
-        }
-        match socket.next_event(left).await {
-            Ok(Some(frame)) if unwanted(&frame) => panic!("expected no {what}, got {frame:?}"),
-            Ok(Some(_)) => {}
-            Ok(None) => panic!("closed while watching for {what}"),
-            Err(_) => return,
         }
     }
 }
@@ -1267,30 +1200,6 @@ async fn friend_requests_acceptances_and_removals_reach_the_other_side() {
         }
     );
     no_event_where(&mut carol_socket, quiet, "friend events", friendly).await;
-}
-
-/// The conversation list as `who` sees it.
-async fn conversations(harness: &Harness, who: &Session) -> Vec<Value> {
-    let list = expect(
-        harness,
-        Method::GET,
-        "/api/v1/conversations",
-        Some(who),
-        None,
-        200,
-    )
-    .await;
-    list["conversations"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no conversations in {list}"))
-        .clone()
-}
-
-/// The entry for `conversation` in a conversation list.
-fn entry<'a>(list: &'a [Value], conversation: &str) -> &'a Value {
-    list.iter()
-        .find(|item| item["conversation"] == conversation)
-        .unwrap_or_else(|| panic!("no {conversation} in {list:?}"))
 }
 
 #[tokio::test]

@@ -363,6 +363,17 @@ impl BatchWriter {
             .collect()
     }
 
+    /// Every raised, not yet written, cursor of this kind on `name`, by user.
+    pub fn pending_cursors_named(&self, kind: CursorKind, name: &str) -> Vec<(i64, u64)> {
+        self.shared
+            .pending()
+            .of_kind(kind)
+            .iter()
+            .filter(|((_, cursor), _)| cursor == name)
+            .map(|((user, _), seq)| (*user, *seq))
+            .collect()
+    }
+
     /// Raises an object's delivered cursor; it is written with the next flush.
     pub fn raise_delivered(&self, object: &str, seq: u64) {
         raise(

@@ -16,6 +16,98 @@ pub async fn run(store: &dyn Store) {
     recall(store).await;
     by_cid(store).await;
     epoch(store).await;
+    receipts(store).await;
+}
+
+/// Receipts are derived from what is stored: each sender's newest authored message in a range,
+/// a sender's newest message to a peer below a cursor, and who read a group's message.
+async fn receipts(store: &dyn Store) {
+    let (me, ada, bob) = (random_id(), random_id(), random_id());
+    let inbox = ObjectId::User(me);
+    let recall = Message {
+        kind: RECALL_KIND.into(),
+        ..copy(&inbox, 5, bob, bob, 150)
+    };
+    let messages = [
+        copy(&inbox, 1, ada, ada, 100),
+        copy(&inbox, 2, me, ada, 110),
+        copy(&inbox, 3, ada, ada, 120),
+        copy(&inbox, 4, bob, bob, 130),
+        recall,
+        copy(&inbox, 6, ada, ada, 160),
+    ];
+    store.put_messages(&messages).await.expect("put");
+    let mut newest = store
+        .newest_per_sender(&inbox, 0, 5)
+        .await
+        .expect("newest per sender");
+    newest.sort_by_key(|found| found.seq);
+    let summary: Vec<(i64, u64, u64)> = newest
+        .iter()
+        .map(|found| (found.sender, found.id, found.seq))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (me, messages[1].id, 2),
+            (ada, messages[2].id, 3),
+            (bob, messages[3].id, 4)
+        ],
+        "each sender's newest authored message in (0, 5]; the recall is not one"
+    );
+    let later = store
+        .newest_per_sender(&inbox, 3, 6)
+        .await
+        .expect("a later range");
+    let mut later_seqs: Vec<u64> = later.iter().map(|found| found.seq).collect();
+    later_seqs.sort_unstable();
+    assert_eq!(later_seqs, [4, 6], "bob's 4 and ada's 6");
+    assert!(
+        store
+            .newest_per_sender(&inbox, 6, 6)
+            .await
+            .expect("empty")
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .newest_from(&inbox, ada, ada, 5)
+            .await
+            .expect("newest from ada"),
+        Some(messages[2].id),
+        "ada's newest at or below 5, not my own message to her"
+    );
+    assert_eq!(
+        store.newest_from(&inbox, ada, ada, 0).await.expect("none"),
+        None
+    );
+
+    let conversation = format!("group:{}", random_id());
+    for (reader, seq) in [(me, 3), (ada, 7), (bob, 2)] {
+        store
+            .advance_read_cursor(reader, &conversation, seq)
+            .await
+            .expect("read");
+    }
+    let readers = store
+        .readers(&conversation, 3, me, 10)
+        .await
+        .expect("readers");
+    assert_eq!(
+        readers.count, 1,
+        "ada read past 3; me is excluded, bob is short"
+    );
+    assert_eq!(readers.users, vec![ada]);
+    let everyone = store
+        .readers(&conversation, 2, 0, 1)
+        .await
+        .expect("readers");
+    assert_eq!(everyone.count, 3, "all three reached 2");
+    assert_eq!(
+        everyone.users.len(),
+        1,
+        "the list is limited, the count is not"
+    );
 }
 
 /// The history's epoch is named once and then stays.

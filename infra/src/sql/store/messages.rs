@@ -21,6 +21,9 @@ pub(super) struct MessageStatements {
     mark_recalled: SqlStr,
     ack_cursor: SqlStr,
     delivered_cursor: SqlStr,
+    newest_per_sender: SqlStr,
+    newest_from: SqlStr,
+    readers: SqlStr,
 }
 
 impl MessageStatements {
@@ -69,6 +72,21 @@ impl MessageStatements {
             mark_recalled: sql("UPDATE messages SET kind = ?, body = '' WHERE id = ?"),
             ack_cursor: sql("SELECT seq FROM ack_cursors WHERE user_id = ? AND object = ?"),
             delivered_cursor: sql("SELECT seq FROM delivered_cursors WHERE object = ?"),
+            // One range of the primary key, grouped; then each sender's top row by its key.
+            newest_per_sender: sql(
+                "SELECT m.sender, m.id, m.seq FROM messages m JOIN (SELECT sender, MAX(seq) AS top \
+                 FROM messages WHERE object = ? AND seq > ? AND seq <= ? AND sender <> 0 \
+                 AND kind IN (?, ?) GROUP BY sender) newest ON m.seq = newest.top \
+                 WHERE m.object = ?",
+            ),
+            newest_from: sql(
+                "SELECT id FROM messages WHERE object = ? AND peer = ? AND sender = ? \
+                 AND seq <= ? AND kind IN (?, ?) ORDER BY seq DESC LIMIT 1",
+            ),
+            readers: sql(
+                "SELECT user_id FROM read_cursors WHERE conversation = ? AND seq >= ? \
+                 AND user_id <> ?",
+            ),
         }
     }
 }
@@ -193,6 +211,88 @@ impl MessageStore for SqlStore {
             }
         }
         Ok(changed)
+    }
+
+    async fn newest_per_sender(
+        &self,
+        object: &ObjectId,
+        after: u64,
+        upto: u64,
+    ) -> InfraResult<Vec<SenderNewest>> {
+        if upto <= after {
+            return Ok(Vec::new());
+        }
+        let name = object.to_string();
+        let [text, image] = AUTHORED_KINDS;
+        let found: Vec<(i64, i64, i64)> = rows(&self.statements.messages.newest_per_sender)
+            .bind(&name)
+            .bind(stored_seq(after))
+            .bind(stored_seq(upto))
+            .bind(text)
+            .bind(image)
+            .bind(&name)
+            .fetch_all(&self.database.pool)
+            .await?;
+        Ok(found
+            .into_iter()
+            .map(|(sender, id, seq)| SenderNewest {
+                sender,
+                id: id as u64,
+                seq: seq.max(0) as u64,
+            })
+            .collect())
+    }
+
+    async fn newest_from(
+        &self,
+        object: &ObjectId,
+        peer: i64,
+        sender: i64,
+        upto: u64,
+    ) -> InfraResult<Option<u64>> {
+        let [text, image] = AUTHORED_KINDS;
+        let found: Option<(i64,)> = rows(&self.statements.messages.newest_from)
+            .bind(object.to_string())
+            .bind(peer)
+            .bind(sender)
+            .bind(stored_seq(upto))
+            .bind(text)
+            .bind(image)
+            .fetch_optional(&self.database.pool)
+            .await?;
+        Ok(found.map(|(id,)| id as u64))
+    }
+
+    async fn readers(
+        &self,
+        conversation: &str,
+        seq: u64,
+        excluding: i64,
+        limit: u32,
+    ) -> InfraResult<Readers> {
+        // Raised but unwritten cursors first, for the same reason as in `read_cursor`.
+        let pending = self
+            .database
+            .writer
+            .pending_cursors_named(CursorKind::Read, conversation);
+        let stored: Vec<(i64,)> = rows(&self.statements.messages.readers)
+            .bind(conversation)
+            .bind(stored_seq(seq))
+            .bind(excluding)
+            .fetch_all(&self.database.pool)
+            .await?;
+        let mut users: std::collections::BTreeSet<i64> =
+            stored.into_iter().map(|(user,)| user).collect();
+        users.extend(
+            pending
+                .into_iter()
+                .filter(|(user, raised)| *raised >= seq && *user != excluding)
+                .map(|(user, _)| user),
+        );
+        Ok(Readers {
+            count: users.len() as u64,
+            users: users.into_iter().take(limit as usize).collect(),
+        })
     }
 
     async fn conversations(&self, user: i64, limit: u32) -> InfraResult<Vec<Conversation>> {

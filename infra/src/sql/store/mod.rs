@@ -19,8 +19,9 @@ use super::writer::CursorKind;
 use crate::error::{InfraError, InfraResult};
 use crate::positions::PositionCache;
 use crate::store::{
-    Conversation, Friend, FriendRequest, FriendStore, Group, GroupStore, MessageStore, RECALL_KIND,
-    RECALLED_KIND, RefreshToken, UNREAD_COUNT_CAP, Upload, UploadStore, User, UserStore,
+    AUTHORED_KINDS, Conversation, Friend, FriendRequest, FriendStore, Group, GroupStore,
+    MessageStore, RECALL_KIND, RECALLED_KIND, Readers, RefreshToken, SenderNewest,
+    UNREAD_COUNT_CAP, Upload, UploadStore, User, UserStore,
 };
 
 /// The relational store on any of natter's SQL dialects.
