@@ -28,6 +28,8 @@ const acked = new Map(); // object -> seq acked
 const confirmed = new Map(); // object -> the server's stored cursor, from `acked`
 const outbox = new Map(); // cid -> { frame, key, at }
 let typingSentAt = 0;
+let typingTimer = null;
+const TYPING_EVERY_MS = 1100; // a little over the server's one a second, measured on arrival
 
 /** Starts the connection. `handler` gets every event frame; `resynced` runs after each sync. */
 export function start({ onEvent, onSynced }) {
@@ -264,6 +266,7 @@ function newCid() {
 
 /** Sends a message; it shows as pending and is resent (same cid) until the server answers. */
 export function sendMessage(key, kind, body) {
+  clearTimeout(typingTimer); // what was being typed is this message
   const frame = { type: 'send', cid: newCid(), to: key, kind, body };
   store.addPending(key, frame);
   outbox.set(frame.cid, { frame, key, at: Date.now() });
@@ -276,11 +279,20 @@ export function discard(key, cidToDrop) {
   store.dropPending(key, cidToDrop);
 }
 
-/** Says the user is typing in `key`, at most once a second. */
+/**
+ * Says the user is typing in `key`, at most once a second (the server drops more). Typing within
+ * that second is said when it is over, or it would go unsaid when someone types right after
+ * sending; sending a message cancels that.
+ */
 export function typing(key) {
-  const now = Date.now();
-  if (!live || now - typingSentAt < 1000) return;
-  typingSentAt = now;
+  const wait = typingSentAt + TYPING_EVERY_MS - Date.now();
+  if (wait > 0) {
+    clearTimeout(typingTimer);
+    typingTimer = setTimeout(() => typing(key), wait);
+    return;
+  }
+  if (!live) return;
+  typingSentAt = Date.now();
   raw({ type: 'typing', to: key });
 }
 
