@@ -38,7 +38,8 @@ function preview(message) {
   if (!message) return '';
   const who = message.from === state.me?.id ? 'You: ' : '';
   if (message.kind === 'image') return `${who}[image]`;
-  if (message.kind === 'recalled') return `${who}[recalled]`;
+  // The newest entry may be the recall itself, whose body is only the recalled message's id.
+  if (message.kind === 'recalled' || message.kind === 'recall') return `${who}Message recalled`;
   return who + message.body;
 }
 
