@@ -2,6 +2,7 @@
 
 import * as api from './api.js';
 import * as store from './store.js';
+import * as dialog from './dialog.js';
 import { $, h, avatar, presenceDot, busy, notice } from './dom.js';
 
 const { state } = store;
@@ -84,6 +85,7 @@ function requestFriend(user, button) {
   const note = $('request-note').value.trim();
   return busy(button, 'friends-error', async () => {
     await api.post('/api/v1/friends/requests', note ? { user_id: user.id, note } : { user_id: user.id });
+    $('request-note').value = ''; // the note went with this request, not the next
     await loadRequests();
   });
 }
@@ -92,6 +94,18 @@ const act = (button, action) => busy(button, 'friends-error', async () => {
   await action();
   await Promise.all([loadRequests(), loadFriends()]);
 });
+
+/** Ends a friendship once the user confirms it: it cannot be undone from here. */
+async function removeFriend(user, button) {
+  const name = user.nickname || user.username;
+  const sure = await dialog.confirm({
+    title: 'Remove friend?',
+    text: `Remove ${name} (@${user.username}) from your friends? You will not be able to message each other until one of you sends a new request. Your history stays.`,
+    yes: 'Remove friend',
+    no: 'Keep friend',
+  });
+  if (sure) await act(button, () => api.del(`/api/v1/friends/${api.q(user.id)}`));
+}
 
 // --- rendering -----------------------------------------------------------------------------
 
@@ -176,7 +190,7 @@ function render() {
             type: 'button',
             class: 'quiet',
             'aria-label': `Remove ${user.username} from friends`,
-            onclick: (event) => act(event.currentTarget, () => api.del(`/api/v1/friends/${api.q(user.id)}`)),
+            onclick: (event) => removeFriend(user, event.currentTarget),
           }, 'Remove')))),
   );
 

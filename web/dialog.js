@@ -1,0 +1,31 @@
+// A small modal confirmation built on <dialog>: it traps the focus, Escape answers "no", and
+// the focus goes back where it was. Used instead of window.confirm, which cannot be styled or
+// labelled and blocks the page.
+
+import { h } from './dom.js';
+
+let counter = 0;
+
+/** Asks `text` under `title`; resolves true when the `yes` button is chosen, false otherwise. */
+export function confirm({ title, text, yes, no = 'Cancel' }) {
+  counter += 1;
+  const titleId = `dialog-title-${counter}`;
+  const textId = `dialog-text-${counter}`;
+  const keep = h('button', { type: 'submit', value: 'no', class: 'quiet' }, no);
+  const dialog = h('dialog', { class: 'dialog', 'aria-labelledby': titleId, 'aria-describedby': textId },
+    h('form', { method: 'dialog' },
+      h('h2', { id: titleId }, title),
+      h('p', { id: textId }, text),
+      h('div', { class: 'row' }, keep, h('button', { type: 'submit', value: 'yes', class: 'danger' }, yes))));
+  const back = document.activeElement;
+  document.body.append(dialog);
+  return new Promise((resolve) => {
+    dialog.addEventListener('close', () => {
+      dialog.remove();
+      if (back?.isConnected) back.focus();
+      resolve(dialog.returnValue === 'yes');
+    });
+    dialog.showModal();
+    keep.focus(); // the safe answer first
+  });
+}
