@@ -56,7 +56,7 @@ export function openProfile() {
   const me = state.me;
   $('chat').hidden = true;
   $('placeholder').hidden = true;
-  $('profile-form').hidden = false;
+  $('profile-view').hidden = false;
   $('profile-nickname').value = me.nickname || '';
   $('profile-avatar-file').value = '';
   $('profile-status').textContent = '';
@@ -65,7 +65,7 @@ export function openProfile() {
 }
 
 export function closeProfile() {
-  $('profile-form').hidden = true;
+  $('profile-view').hidden = true;
   $('placeholder').hidden = state.open !== null;
   $('chat').hidden = state.open === null;
 }

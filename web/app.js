@@ -1,5 +1,6 @@
-// natter's browser client: starts the session, wires the socket's events to the views, and
-// switches between signing in and the signed-in layout.
+// natter's browser client: starts the session, wires the socket's events to the views,
+// switches between signing in and the signed-in layout, and shows what the URL's fragment names
+// (on a phone, the lists and the chat are two screens).
 
 import * as api from './api.js';
 import * as store from './store.js';
@@ -9,6 +10,8 @@ import * as people from './people.js';
 import * as groups from './groups.js';
 import * as chats from './chats.js';
 import * as chat from './chat.js';
+import * as route from './route.js';
+import * as attention from './attention.js';
 import { $, notice } from './dom.js';
 
 const { state } = store;
@@ -29,8 +32,52 @@ function showPanel(id) {
 }
 
 function openChat(key) {
-  account.closeProfile();
-  chat.open(key);
+  route.go(route.chatHash(key));
+}
+
+/** Which screen a phone shows: the lists, or the content (a chat, the profile). */
+function setScreen(screen) {
+  $('main-view').dataset.screen = screen;
+}
+
+/** Whether the URL may name this chat: a group must be one of the user's. */
+function knownChat(key) {
+  const [kind, id] = store.split(key);
+  return kind === 'user' ? id !== state.me?.id : state.groups.has(id);
+}
+
+/** Shows what the URL's fragment asks for (see route.js). */
+function show(where) {
+  if (!signedIn) return;
+  if (where.view === 'chat' && knownChat(where.key)) {
+    account.closeProfile();
+    setScreen('content');
+    chat.open(where.key);
+  } else if (where.view === 'profile') {
+    chat.close(); // the chat is out of view: its messages count as unread again
+    setScreen('content');
+    account.openProfile();
+  } else {
+    if (where.view === 'chat') {
+      route.go('#/', { replace: true }); // a chat that is not (or no longer) there
+      return;
+    }
+    const wasChat = state.open;
+    chat.close();
+    account.closeProfile();
+    setScreen('list');
+    // Back from a chat: the keyboard lands on its row in the list, not at the top of the page.
+    if (!document.activeElement || document.activeElement === document.body) {
+      const row = wasChat && document.querySelector(`#conversation-list li[data-conversation="${CSS.escape(wasChat)}"] button`);
+      (row && row.offsetParent ? row : document.querySelector('.tab[aria-current="true"]'))?.focus();
+    }
+  }
+}
+
+/** Keeps the layout the height of what is visible, so an on-screen keyboard does not cover the composer. */
+function fitViewport() {
+  const height = window.visualViewport?.height;
+  if (height) document.documentElement.style.setProperty('--app-height', `${height}px`);
 }
 
 /** Reads what events may have been missed while the socket was away. */
@@ -83,9 +130,11 @@ async function signIn(session) {
   $('me').hidden = false;
   chat.close();
   account.closeProfile();
+  setScreen('list');
   showPanel('chats-panel');
   // The list first, so the sync's messages are counted against it; then the socket.
   await refreshState();
+  show(route.parse());
   api.get('/api/v1/me').then((me) => store.setMe(me)).catch(() => {});
   socket.start({
     onEvent: handleEvent,
@@ -101,16 +150,24 @@ function signOut() {
   socket.stop();
   api.clearSession();
   store.reset(null);
+  store.emit('conversations');
   chat.close();
+  route.clear();
+  setScreen('list');
   account.showAuth();
 }
 
 function init() {
   account.init({ onSignedIn: signIn });
   people.init({ onOpenChat: openChat });
-  groups.init({ onOpenChat: openChat, onCloseChat: () => chat.close() });
+  // A group that went away: its chat is replaced in the history, so Back does not return to it.
+  groups.init({ onOpenChat: openChat, onCloseChat: () => route.go('#/', { replace: true }) });
   chats.init({ onOpenChat: openChat });
   chat.init();
+  attention.init({ onOpenChat: openChat });
+  route.onChange(show);
+  window.visualViewport?.addEventListener('resize', fitViewport);
+  fitViewport();
 
   store.on('connection', (value) => {
     const element = $('connection');
@@ -120,11 +177,9 @@ function init() {
   for (const tab of document.querySelectorAll('.tab')) {
     tab.addEventListener('click', () => showPanel(tab.dataset.panel));
   }
-  $('profile-button').addEventListener('click', () => {
-    chat.close(); // the chat is out of view: its messages count as unread again
-    account.openProfile();
-  });
-  $('profile-close').addEventListener('click', account.closeProfile);
+  $('profile-button').addEventListener('click', () => route.go('#/profile'));
+  $('profile-close').addEventListener('click', () => route.go('#/'));
+  $('back-button').addEventListener('click', () => route.go('#/'));
   $('logout-button').addEventListener('click', signOut);
 
   // Another tab signed in, refreshed the token or signed out.

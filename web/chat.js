@@ -1,26 +1,36 @@
-// The chat view: history that loads further back at the top, sending text and images (with a
-// preview), the typing indicator, recall, and read marks while the conversation is in view.
+// The chat view: history that loads further back at the top, messages grouped by sender and
+// parted by day, sending text and images (picked, pasted or dropped, with a preview), drafts,
+// the typing indicator, the message menu (recall), and read marks while the chat is in view.
 
 import * as api from './api.js';
 import * as store from './store.js';
 import * as socket from './socket.js';
 import * as groups from './groups.js';
 import * as groupSettings from './group-settings.js';
-import { $, h, avatar, presenceDot, time, busy, showError } from './dom.js';
+import * as drafts from './drafts.js';
+import * as messageMenu from './message-menu.js';
+import { linkify } from './linkify.js';
+import { $, h, avatar, presenceDot, time, dayLabel, busy, showError } from './dom.js';
 
 const { state } = store;
 const RECALL_WINDOW_MS = 120_000;
 const PAGE = 30;
+const RUN_GAP_MS = 5 * 60_000; // one sender's messages closer than this share one name
+const THUMB_PX = 210; // the thumbnail's largest side (14rem in style.css)
+const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/gif', 'image/webp'];
 
 const elements = new Map(); // message key -> { sig, element }
 const recallTimers = new Map();
 let previewFile = null;
 let previewUrl = null;
 let prepending = false;
+let stuckToBottom = true; // the reader is at the newest message: keep them there as things load
+const imageSizes = new Map(); // upload id -> { width, height }, for the images this tab uploaded
 
 export function init() {
   const scroller = $('message-scroller');
   scroller.addEventListener('scroll', () => {
+    stuckToBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 60;
     if (scroller.scrollTop < 40) loadOlder();
   });
   $('older-button').addEventListener('click', () => loadOlder());
@@ -33,7 +43,33 @@ export function init() {
     }
   });
   text.addEventListener('input', () => {
-    if (state.open && text.value.trim()) socket.typing(state.open);
+    if (!state.open) return;
+    drafts.save(state.open, text.value);
+    if (text.value.trim()) socket.typing(state.open);
+  });
+  // A pasted image goes to the preview, as one picked with the button does.
+  text.addEventListener('paste', (event) => {
+    const file = imageIn(event.clipboardData);
+    if (!file) return;
+    event.preventDefault();
+    showPreview(file);
+  });
+  const chatView = $('chat');
+  chatView.addEventListener('dragover', (event) => {
+    if (!event.dataTransfer?.types.includes('Files')) return;
+    event.preventDefault();
+    chatView.classList.add('dropping');
+  });
+  chatView.addEventListener('dragleave', (event) => {
+    if (!chatView.contains(event.relatedTarget)) chatView.classList.remove('dropping');
+  });
+  chatView.addEventListener('drop', (event) => {
+    if (!event.dataTransfer?.types.includes('Files')) return;
+    event.preventDefault();
+    chatView.classList.remove('dropping');
+    const file = imageIn(event.dataTransfer);
+    if (file) showPreview(file);
+    else showError('chat-error', 'Only images (PNG, JPEG, GIF or WebP) can be sent.');
   });
   $('composer').addEventListener('submit', (event) => {
     event.preventDefault();
@@ -51,6 +87,8 @@ export function init() {
   });
   $('members-button').addEventListener('click', toggleMembers);
   groupSettings.init();
+  messageMenu.init($('message-list'), (element) => shown.get(element.dataset.key) || null);
+  messageMenu.addAction({ label: 'Recall', applies: canRecall, run: recall });
 
   store.on('messages', (key) => {
     if (key === state.open) {
@@ -66,7 +104,11 @@ export function init() {
       renderMembers(id).catch(() => {});
     }
   });
-  store.on('profiles', () => state.open && render());
+  store.on('profiles', () => {
+    if (!state.open) return;
+    render();
+    renderTyping(); // the name of whoever is typing may just have arrived
+  });
   document.addEventListener('visibilitychange', markRead);
   window.addEventListener('focus', markRead);
 }
@@ -81,12 +123,13 @@ export async function open(key) {
     $('members').hidden = true;
     $('members-button').setAttribute('aria-expanded', 'false');
     groupSettings.reset();
-    $('composer-text').value = '';
+    $('composer-text').value = drafts.load(key);
     showError('chat-error', '');
+    stuckToBottom = true;
   }
   state.open = key;
   $('placeholder').hidden = true;
-  $('profile-form').hidden = true;
+  $('profile-view').hidden = true;
   $('chat').hidden = false;
   renderHead();
   renderTyping();
@@ -158,7 +201,18 @@ function sendText() {
   showError('chat-error', '');
   socket.sendMessage(state.open, 'text', text);
   box.value = '';
+  drafts.save(state.open, '');
   box.focus();
+}
+
+/** The first image among the files of a paste or a drop, if any. */
+function imageIn(transfer) {
+  if (!transfer) return null;
+  const files = [...(transfer.files || [])];
+  for (const item of transfer.items || []) {
+    if (item.kind === 'file' && !files.length) files.push(item.getAsFile());
+  }
+  return files.find((file) => file && IMAGE_TYPES.includes(file.type)) || null;
 }
 
 function showPreview(file) {
@@ -183,13 +237,23 @@ async function sendImage(button) {
   const file = previewFile;
   if (!key || !file) return;
   await busy(button, 'chat-error', async () => {
-    const uploaded = await api.upload(file);
+    let uploaded;
+    try {
+      uploaded = await api.upload(file);
+    } catch (error) {
+      // Refused (not an image, too large): the preview would stay broken; the error says why.
+      hidePreview();
+      $('composer-text').focus();
+      throw error;
+    }
+    if (uploaded.width && uploaded.height) imageSizes.set(uploaded.id, { width: uploaded.width, height: uploaded.height });
     socket.sendMessage(key, 'image', uploaded.id);
     hidePreview();
     $('composer-text').focus();
   });
 }
 
+/** Recalls one of the user's messages (from the message menu). */
 function recall(message, button) {
   return busy(button, 'chat-error', () => api.post(`/api/v1/messages/${api.q(message.id)}/recall`));
 }
@@ -278,15 +342,42 @@ function messageKey(message) {
   return message.pending ? `cid:${message.cid}` : message.id;
 }
 
-function signature(message) {
+function signature(message, continued) {
   return [message.id, message.kind, message.pending ? 1 : 0, message.failed || '', canRecall(message) ? 1 : 0,
-    store.userName(message.from)].join('|');
+    store.userName(message.from), continued ? 1 : 0].join('|');
+}
+
+/** The day a timestamp falls on, in local time (for the separators). */
+function dayOf(ts) {
+  return new Date(ts).toDateString();
+}
+
+/** Whether `message` continues the run of `previous`: the same sender, the same day, soon after. */
+function continues(previous, message) {
+  return Boolean(previous) && previous.from === message.from && dayOf(previous.ts) === dayOf(message.ts)
+    && message.ts - previous.ts < RUN_GAP_MS;
+}
+
+/** An image's thumbnail, given its size when known so the space is kept before it loads. */
+function thumbnail(message) {
+  const image = h('img', { alt: `Image from ${store.userName(message.from)}`, class: 'thumb' });
+  const size = imageSizes.get(message.body);
+  if (size) {
+    const scale = Math.min(1, THUMB_PX / size.width, THUMB_PX / size.height);
+    image.width = Math.max(1, Math.round(size.width * scale));
+    image.height = Math.max(1, Math.round(size.height * scale));
+  }
+  // An image of unknown size grows when it loads: stay at the bottom if the reader was there.
+  image.addEventListener('load', () => {
+    if (stuckToBottom) $('message-scroller').scrollTop = $('message-scroller').scrollHeight;
+  });
+  return image;
 }
 
 function bodyOf(message) {
   if (message.kind === 'recalled') return h('p', { class: 'body recalled' }, 'This message was recalled.');
   if (message.kind === 'image') {
-    const image = h('img', { alt: `Image from ${store.userName(message.from)}`, class: 'thumb' });
+    const image = thumbnail(message);
     const button = h('button', { type: 'button', class: 'image-button', 'aria-label': 'Show the full image' }, image);
     api.mediaUrl(message.body, true).then((url) => {
       if (url) image.src = url;
@@ -295,15 +386,17 @@ function bodyOf(message) {
     button.addEventListener('click', async () => {
       const full = await api.mediaUrl(message.body, false);
       if (full) image.src = full;
+      image.removeAttribute('width');
+      image.removeAttribute('height');
       button.classList.toggle('full');
     });
     return h('div', { class: 'body image' }, button);
   }
   if (message.kind !== 'text') return h('p', { class: 'body' }, `[${message.kind}] `, message.body);
-  return h('p', { class: 'body' }, message.body);
+  return h('p', { class: 'body' }, ...linkify(message.body));
 }
 
-function build(message) {
+function build(message, continued) {
   const mine = message.from === state.me?.id;
   const key = state.open;
   const status = [];
@@ -319,33 +412,49 @@ function build(message) {
   } else if (message.pending) {
     status.push(h('span', { class: 'status' }, 'sending…'));
   }
-  if (canRecall(message)) {
-    status.push(h('button', {
-      type: 'button',
-      class: 'quiet recall',
-      'aria-label': 'Recall this message',
-      onclick: (event) => recall(message, event.currentTarget),
-    }, 'Recall'));
-    if (!recallTimers.has(message.id)) {
-      recallTimers.set(message.id, setTimeout(() => {
-        recallTimers.delete(message.id);
-        if (state.open === key) render();
-      }, RECALL_WINDOW_MS - (Date.now() - message.ts) + 50));
-    }
+  if (canRecall(message) && !recallTimers.has(message.id)) {
+    // When the window closes, Recall leaves the message's menu.
+    recallTimers.set(message.id, setTimeout(() => {
+      recallTimers.delete(message.id);
+      if (state.open === key) render();
+    }, RECALL_WINDOW_MS - (Date.now() - message.ts) + 50));
   }
+  const classes = ['msg', mine ? 'mine' : 'theirs'];
+  if (continued) classes.push('continued');
+  if (message.pending) classes.push('pending');
+  if (message.kind === 'recalled') classes.push('recalled');
   return h('li', {
-    class: `msg ${mine ? 'mine' : 'theirs'}${message.pending ? ' pending' : ''}${message.kind === 'recalled' ? ' recalled' : ''}`,
-    dataset: { id: message.pending ? '' : message.id, seq: message.seq ?? '', kind: message.kind },
+    class: classes.join(' '),
+    dataset: { key: messageKey(message), id: message.pending ? '' : message.id, seq: message.seq ?? '', kind: message.kind },
   },
-  h('div', { class: 'meta' },
+  // In a run the name and time are said once, at its first message; screen readers still get them.
+  h('div', { class: continued ? 'meta visually-hidden' : 'meta' },
     h('span', { class: 'author' }, mine ? 'You' : store.userName(message.from)),
     ' ',
-    h('time', { datetime: new Date(message.ts).toISOString() }, time(message.ts))),
+    h('time', { datetime: new Date(message.ts).toISOString(), title: new Date(message.ts).toLocaleString() }, time(message.ts))),
   bodyOf(message),
   status.length ? h('div', { class: 'actions' }, ...status) : null);
 }
 
-/** Brings the list in line with the store, reusing the elements of unchanged messages. */
+/** The rows of the list: each message, with a separator where a new day starts. */
+function rows(messages) {
+  const out = [];
+  let previous = null;
+  for (const message of messages) {
+    if (!previous || dayOf(previous.ts) !== dayOf(message.ts)) {
+      const label = dayLabel(message.ts);
+      out.push({ id: `day:${dayOf(message.ts)}`, sig: label, make: () => h('li', { class: 'day' }, h('span', {}, label)) });
+    }
+    const continued = continues(previous, message);
+    out.push({ id: messageKey(message), sig: signature(message, continued), message, make: () => build(message, continued) });
+    previous = message;
+  }
+  return out;
+}
+
+const shown = new Map(); // message key -> the message its element shows (for the message menu)
+
+/** Brings the list in line with the store, reusing the elements of unchanged rows. */
 function render() {
   const key = state.open;
   if (!key) return;
@@ -356,15 +465,15 @@ function render() {
   const messages = store.ordered(key).filter((m) => m.kind !== 'recall');
   const wanted = [];
   const keep = new Set();
-  for (const message of messages) {
-    const id = messageKey(message);
-    const sig = signature(message);
-    let entry = elements.get(id);
-    if (!entry || entry.sig !== sig) {
-      entry = { sig, element: build(message) };
-      elements.set(id, entry);
+  shown.clear();
+  for (const row of rows(messages)) {
+    let entry = elements.get(row.id);
+    if (!entry || entry.sig !== row.sig) {
+      entry = { sig: row.sig, element: row.make() };
+      elements.set(row.id, entry);
     }
-    keep.add(id);
+    if (row.message) shown.set(row.id, row.message);
+    keep.add(row.id);
     wanted.push(entry.element);
   }
   for (const id of elements.keys()) if (!keep.has(id)) elements.delete(id);
@@ -372,10 +481,12 @@ function render() {
     if (list.children[index] !== element) list.insertBefore(element, list.children[index] || null);
   });
   while (list.children.length > wanted.length) list.lastElementChild.remove();
+  messageMenu.refresh();
 
   const target = store.chat(key);
   $('older-button').hidden = target.complete;
   $('older-button').textContent = target.loading ? 'Loading…' : 'Load older messages';
   if (prepending) scroller.scrollTop = scroller.scrollHeight - fromBottom;
   else if (atBottom || messages.at(-1)?.pending) scroller.scrollTop = scroller.scrollHeight;
+  stuckToBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 60;
 }

@@ -47,12 +47,21 @@ export function presenceDot(online) {
   });
 }
 
+/** The clock time of `ts` (the day is shown by the chat's day separators). */
 export function time(ts) {
+  return new Date(ts).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+}
+
+/** "Today", "Yesterday", or the date of `ts` (with the year when it is not this year's). */
+export function dayLabel(ts) {
   const date = new Date(ts);
-  const sameDay = date.toDateString() === new Date().toDateString();
-  return sameDay
-    ? date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
-    : date.toLocaleString([], { dateStyle: 'short', timeStyle: 'short' });
+  const today = new Date();
+  const yesterday = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 1);
+  if (date.toDateString() === today.toDateString()) return 'Today';
+  if (date.toDateString() === yesterday.toDateString()) return 'Yesterday';
+  const options = { weekday: 'long', day: 'numeric', month: 'long' };
+  if (date.getFullYear() !== today.getFullYear()) options.year = 'numeric';
+  return date.toLocaleDateString([], options);
 }
 
 /** Shows `message` (or clears it) in an error line. */

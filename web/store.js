@@ -165,6 +165,24 @@ export function setConversations(list) {
   emit('conversations');
 }
 
+/** The sum of every conversation's unread count. */
+export function totalUnread() {
+  let total = 0;
+  for (const conversation of state.conversations.values()) {
+    if (conversation.key.startsWith('group:') && !state.groups.has(split(conversation.key)[1])) continue;
+    total += conversation.unread;
+  }
+  return total;
+}
+
+/**
+ * Whether the user muted conversation `key` (`user:<id>` or `group:<id>`): a muted one makes no
+ * notification and no sound. Muting is coming with the server's work on it; until then nothing is.
+ */
+export function isMuted(_key) {
+  return false;
+}
+
 /** Whether the person is looking at this conversation now. */
 export function isViewing(key) {
   return state.open === key && document.visibilityState === 'visible';
@@ -196,11 +214,18 @@ export function ingest(msg, { live }) {
   if (recalled.has(msg.id)) message.kind = 'recalled';
   target.messages.set(msg.id, message);
   if (msg.cid && msg.from === state.me?.id) target.pending.delete(msg.cid);
-  if (live && fresh && msg.from !== state.me?.id && !isViewing(key) && msg.seq > conversation.read) {
+  const fromOther = msg.from !== state.me?.id;
+  if (live && fresh && fromOther && !isViewing(key) && msg.seq > conversation.read) {
     conversation.unread += 1;
+  }
+  // Their message is what they were typing: the indicator would otherwise linger for seconds.
+  if (live && state.typing.get(key)?.from === msg.from) {
+    state.typing.delete(key);
+    emit('typing', key);
   }
   emit('messages', key);
   emit('conversations');
+  if (live && fresh && fromOther) emit('arrived', { key, message });
   return true;
 }
 

@@ -98,7 +98,9 @@ test('two people register, befriend and chat', async (t) => {
     await sendText(alice.page, 'oops, wrong chat');
     await waitForMessage(bob.page, 'oops, wrong chat');
     const mine = alice.page.locator('#message-list .msg.mine', { hasText: 'oops, wrong chat' });
-    await mine.getByRole('button', { name: 'Recall this message' }).click();
+    await mine.hover();
+    await mine.getByRole('button', { name: 'More actions' }).click();
+    await mine.getByRole('menuitem', { name: 'Recall' }).click();
     await bob.page.locator('#message-list .msg.recalled').waitFor();
     await eventually(async () => !(await bodies(bob.page)).includes('oops, wrong chat'), 'the text gone for bob');
     await alice.page.locator('#message-list .msg.mine.recalled').waitFor();

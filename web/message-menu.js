@@ -1,0 +1,145 @@
+// What can be done with one message. A single "More" button sits on the message under the
+// pointer or with the keyboard focus and opens a menu of the actions that apply to it. Messages
+// take the focus one at a time (the arrow keys move it), so a long chat is two Tab stops, not
+// two per message. Actions register themselves: recall now; edit, reply and react can be added
+// the same way when the server has them, with no change here.
+
+import { h } from './dom.js';
+
+const actions = [];
+let list = null;
+let messageOf = () => null;
+let more = null;
+let menu = null;
+let target = null; // the message element the More button is on
+
+/** Adds an action to the menu: `{ label, applies(message), run(message, moreButton) }`. */
+export function addAction(action) {
+  actions.push(action);
+}
+
+function applicable(element) {
+  const message = element && messageOf(element);
+  return message ? actions.filter((action) => action.applies(message)) : [];
+}
+
+/** Wires the menu to the message list; `lookup(element)` answers the message an element shows. */
+export function init(listElement, lookup) {
+  list = listElement;
+  messageOf = lookup;
+  more = h('button', {
+    type: 'button', class: 'more', title: 'More actions', 'aria-label': 'More actions', 'aria-haspopup': 'menu', 'aria-expanded': 'false',
+  }, '⋯');
+  more.addEventListener('click', () => (menu ? closeMenu(true) : openMenu()));
+  list.addEventListener('mouseover', (event) => place(event.target.closest('li.msg')));
+  list.addEventListener('mouseleave', () => {
+    if (!menu && target && !target.contains(document.activeElement)) detach();
+  });
+  list.addEventListener('focusin', (event) => {
+    const element = event.target.closest('li.msg');
+    if (!element) return;
+    rove(element);
+    place(element);
+  });
+  list.addEventListener('keydown', moveFocus);
+  document.addEventListener('pointerdown', (event) => {
+    if (menu && !menu.contains(event.target) && !more.contains(event.target)) closeMenu(false);
+  });
+}
+
+/** After the list is rendered: one message in the Tab order, and the button only where it applies. */
+export function refresh() {
+  const messages = [...list.querySelectorAll('li.msg')];
+  const focusedInside = list.contains(document.activeElement);
+  let current = focusedInside ? list.querySelector('li.msg[tabindex="0"]') : null;
+  if (!current) current = messages.at(-1); // out of the list, the way in is the newest message
+  for (const element of messages) element.tabIndex = element === current ? 0 : -1;
+
+  if (target && !target.isConnected) {
+    // The message was drawn anew (recalled, sent): follow it, and keep the focus on it.
+    const hadFocus = !document.activeElement || document.activeElement === document.body;
+    const again = list.querySelector(`li.msg[data-key="${CSS.escape(target.dataset.key)}"]`);
+    detach();
+    if (again && hadFocus) again.focus();
+  } else if (target && !applicable(target).length) {
+    detach();
+  }
+}
+
+function rove(element) {
+  for (const other of list.querySelectorAll('li.msg[tabindex="0"]')) if (other !== element) other.tabIndex = -1;
+  element.tabIndex = 0;
+}
+
+function place(element) {
+  if (menu || !element || element === target) return;
+  if (!applicable(element).length) {
+    detach();
+    return;
+  }
+  target = element;
+  element.append(more);
+}
+
+function detach() {
+  if (menu) closeMenu(false);
+  more.remove();
+  target = null;
+}
+
+/** Up and down (and Home, End) move between messages. */
+function moveFocus(event) {
+  if (menu && menu.contains(event.target)) return;
+  if (!event.target.matches('li.msg')) return;
+  const messages = [...list.querySelectorAll('li.msg')];
+  const at = messages.indexOf(event.target);
+  const next = { ArrowUp: at - 1, ArrowDown: at + 1, Home: 0, End: messages.length - 1 }[event.key];
+  if (next === undefined || !messages[next]) return;
+  event.preventDefault();
+  messages[next].focus();
+}
+
+function openMenu() {
+  const message = target && messageOf(target);
+  const items = applicable(target);
+  if (!message || !items.length) return;
+  menu = h('div', { class: 'menu', role: 'menu', 'aria-label': 'Message actions' },
+    ...items.map((action) => h('button', {
+      type: 'button',
+      role: 'menuitem',
+      tabindex: '-1',
+      onclick: () => {
+        closeMenu(true);
+        action.run(message, more);
+      },
+    }, action.label)));
+  menu.addEventListener('keydown', menuKeys);
+  target.append(menu);
+  more.setAttribute('aria-expanded', 'true');
+  menu.querySelector('[role="menuitem"]').focus();
+}
+
+function closeMenu(focusButton) {
+  if (!menu) return;
+  menu.remove();
+  menu = null;
+  more.setAttribute('aria-expanded', 'false');
+  if (focusButton && more.isConnected) more.focus();
+}
+
+function menuKeys(event) {
+  const items = [...menu.querySelectorAll('[role="menuitem"]')];
+  const at = items.indexOf(document.activeElement);
+  const next = {
+    ArrowDown: (at + 1) % items.length, ArrowUp: (at - 1 + items.length) % items.length, Home: 0, End: items.length - 1,
+  }[event.key];
+  if (next !== undefined) {
+    event.preventDefault();
+    items[next].focus();
+  } else if (event.key === 'Escape') {
+    event.preventDefault();
+    closeMenu(true);
+  } else if (event.key === 'Tab') {
+    closeMenu(false);
+  }
+}

@@ -1,0 +1,45 @@
+// The address of what is shown, in the URL's fragment: `#/chat/user:<id>`, `#/chat/group:<id>`,
+// `#/profile`, or `#/` for the lists. A chat then survives a reload, and the browser's back and
+// forward buttons move between the screens (the phone layout shows one at a time).
+
+const CHAT = /^#\/chat\/((?:user|group):\d+)$/;
+let listener = () => {};
+
+/** What the fragment asks for: `{ view: 'chat', key }`, `{ view: 'profile' }` or `{ view: 'list' }`. */
+export function parse(hash = location.hash) {
+  const chat = CHAT.exec(hash);
+  if (chat) return { view: 'chat', key: chat[1] };
+  if (hash === '#/profile') return { view: 'profile' };
+  return { view: 'list' };
+}
+
+/** The fragment of a conversation's chat. */
+export function chatHash(key) {
+  return `#/chat/${key}`;
+}
+
+/** Calls `fn(route)` whenever the fragment changes (links, back and forward, `go`). */
+export function onChange(fn) {
+  listener = fn;
+  window.addEventListener('hashchange', () => listener(parse()));
+}
+
+/**
+ * Shows `hash`: a new history entry, or in place of the current one with `replace` (for a chat
+ * that went away, which back should not return to). Already there: shown again.
+ */
+export function go(hash, { replace = false } = {}) {
+  if (location.hash === hash || (hash === '#/' && !location.hash)) {
+    listener(parse(hash));
+  } else if (replace) {
+    history.replaceState(null, '', hash);
+    listener(parse(hash));
+  } else {
+    location.hash = hash; // the hashchange shows it
+  }
+}
+
+/** Forgets the fragment without a history entry (signing out). */
+export function clear() {
+  history.replaceState(null, '', location.pathname + location.search);
+}
