@@ -98,8 +98,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
                             cid: format!("cli-{}-{sent}", std::process::id()),
                             to: format!("user:{to}"),
                             kind: "text".into(),
-                            body: line.to_string(),
-                        };
+                            body: line.to_string(), reply_to: None, };
                         socket.send(&frame).await?;
                         continue;
                     }

@@ -60,6 +60,43 @@ pub struct MessageView {
     /// The sender's client message id; absent when there was none.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub cid: String,
+    /// For an `edit`, `reaction` or `reaction_removed`: the id of the message it is about.
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    pub refers_to: Option<String>,
+    /// For a reply: the message it answers, quoted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<ReplyView>,
+    /// When the text was last edited (ms since the Unix epoch); absent if never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<i64>,
+    /// History only: reactions per emoji; absent when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<ReactionView>,
+}
+
+/// The message a reply answers, as the reply quotes it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReplyView {
+    /// Its id.
+    pub id: String,
+    /// Its author's id.
+    pub from: String,
+    /// The start of its text (up to 100 characters); empty when it was an image.
+    pub snippet: String,
+}
+
+/// One emoji's reactions to a message.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReactionView {
+    /// The emoji.
+    #[schema(example = "👍")]
+    pub emoji: String,
+    /// How many reacted with it.
+    pub count: u64,
+    /// The first of them by id (up to 20).
+    pub users: Vec<String>,
+    /// Whether the caller is one of them.
+    pub mine: bool,
 }
 
 /// Which kind of conversation a history path names.
@@ -138,8 +175,18 @@ pub async fn messages(
     let next_before = (stored.len() == limit as usize)
         .then(|| stored.last().map(|message| message.seq))
         .flatten();
+    let ids: Vec<u64> = stored.iter().map(|message| message.id).collect();
+    let mut reactions = crate::reactions::counts(&state, user, &ids).await?;
+    let messages = stored
+        .iter()
+        .map(|message| {
+            let mut frame = MessageFrame::from(message);
+            frame.reactions = reactions.remove(&message.id).unwrap_or_default();
+            frame
+        })
+        .collect();
     Ok(Json(HistoryPage {
-        messages: stored.iter().map(MessageFrame::from).collect(),
+        messages,
         next_before,
     }))
 }

@@ -33,6 +33,7 @@ pub mod openapi;
 pub mod params;
 pub mod problem;
 pub mod profiles;
+pub mod reactions;
 pub mod search;
 pub mod state;
 pub mod uploads;
@@ -89,6 +90,15 @@ pub fn router(state: ApiState) -> Router {
             get(history::readers),
         )
         .route("/api/v1/messages/{id}/recall", post(messages::recall))
+        .route("/api/v1/messages/{id}", patch(messages::edit))
+        .route(
+            "/api/v1/messages/{id}/reactions",
+            get(reactions::list).post(reactions::add),
+        )
+        .route(
+            "/api/v1/messages/{id}/reactions/{emoji}",
+            delete(reactions::remove),
+        )
         .route(
             "/api/v1/uploads",
             post(uploads::upload).layer(axum::extract::DefaultBodyLimit::max(

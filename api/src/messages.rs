@@ -3,8 +3,8 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use natter_proto::v1::SendRequest;
-use natter_proto::{ErrorCode, ObjectId};
+use natter_proto::ErrorCode;
+use natter_proto::send_request::ClientSend;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthUser;
@@ -25,6 +25,9 @@ pub struct NewMessage {
     pub kind: String,
     /// The text.
     pub body: String,
+    /// The id of a message in the same conversation this one replies to.
+    #[serde(default)]
+    pub reply_to: Option<String>,
 }
 
 /// An accepted message.
@@ -68,21 +71,17 @@ pub async fn send(
     AuthUser(user): AuthUser,
     JsonBody(message): JsonBody<NewMessage>,
 ) -> Result<(StatusCode, Json<Accepted>), Problem> {
-    let (target_kind, target_id) = match message.to.parse::<ObjectId>() {
-        Ok(object) => object.target(),
-        Err(error) => return Err(Problem::new(ErrorCode::InvalidInput, error.to_string())),
+    let written = ClientSend {
+        cid: message.cid,
+        to: message.to,
+        kind: message.kind,
+        body: message.body,
+        reply_to: message.reply_to,
     };
-    let reply = state
-        .logic
-        .send(SendRequest {
-            sender: user,
-            cid: message.cid,
-            target_kind: target_kind.into(),
-            target_id,
-            kind: message.kind,
-            body: message.body,
-        })
-        .await?;
+    let request = written
+        .into_request(user)
+        .map_err(|error| Problem::new(ErrorCode::InvalidInput, error))?;
+    let reply = state.logic.send(request).await?;
     Ok((
         StatusCode::CREATED,
         Json(Accepted {
@@ -136,5 +135,64 @@ pub async fn recall(
     Ok(Json(Recalled {
         id: message_id.to_string(),
         recall_id: reply.id.to_string(),
+    }))
+}
+
+/// A message's new text.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MessageEdit {
+    /// The whole new text (1–4000 characters, not blank).
+    pub body: String,
+}
+
+/// An edit's outcome.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Edited {
+    /// The edited message.
+    pub id: String,
+    /// The id of the `edit` event sent where the message went.
+    pub edit_id: String,
+    /// When, ms since the Unix epoch (history shows it as the message's `edited_at`).
+    pub edited_at: i64,
+}
+
+/// `PATCH /api/v1/messages/{id}`: the author rewrites a text message. Every stored copy
+/// changes, and an `edit` event carrying the new text (its `ref` the message) goes everywhere
+/// the message went, through the same logs, so offline devices apply it when they sync.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/messages/{id}",
+    tag = "messages",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The message's id")),
+    request_body = MessageEdit,
+    responses(
+        (status = 200, description = "Edited", body = Edited),
+        (status = 400, description = "`invalid_input`: not a positive id, or a blank or \
+            overlong text; `bad_frame`: a malformed body"),
+        (status = 404, description = "`not_found`: no such message sent by the caller"),
+        (status = 422, description = "`unsupported_kind`: not a text message"),
+    )
+)]
+pub async fn edit(
+    State(state): State<ApiState>,
+    AuthUser(user): AuthUser,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    JsonBody(change): JsonBody<MessageEdit>,
+) -> Result<Json<Edited>, Problem> {
+    let message_id = crate::params::positive_id(&id, "message")? as u64;
+    let reply = state
+        .logic
+        .edit(natter_proto::v1::EditRequest {
+            sender: user,
+            message_id,
+            body: change.body,
+        })
+        .await?;
+    Ok(Json(Edited {
+        id: message_id.to_string(),
+        edit_id: reply.id.to_string(),
+        edited_at: reply.edited_at,
     }))
 }

@@ -30,7 +30,8 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::problem::{PROBLEM_JSON, Problem, ProblemBody};
 use crate::{
-    admin, auth, friends, groups, history, messages, problem, profiles, search, uploads, web,
+    admin, auth, friends, groups, history, messages, problem, profiles, reactions, search, uploads,
+    web,
 };
 
 /// Where the document is served.
@@ -76,6 +77,10 @@ pub const DOCS_PATH: &str = "/api/docs";
         groups::online,
         messages::send,
         messages::recall,
+        messages::edit,
+        reactions::add,
+        reactions::remove,
+        reactions::list,
         history::messages,
         history::conversations,
         history::read,
@@ -110,9 +115,17 @@ pub const DOCS_PATH: &str = "/api/docs";
         history::ConversationKind,
         history::HistoryPage,
         history::MessageView,
+        history::ReplyView,
+        history::ReactionView,
         groups::GroupChange,
         groups::OnlineView,
         messages::Recalled,
+        messages::MessageEdit,
+        messages::Edited,
+        reactions::NewReaction,
+        reactions::ReactionChange,
+        reactions::ReactionPeople,
+        reactions::ReactionList,
         history::ConversationView,
         history::ConversationList,
         history::ReadersView,
@@ -328,7 +341,7 @@ mod tests {
     use axum::http::{Method, Request, StatusCode};
     use natter_infra::ids::IdGenerator;
     use natter_infra::sql::{SqlStore, open_database};
-    use natter_proto::frame::MessageFrame;
+    use natter_proto::frame::{MessageFrame, ReactionCount, ReplyRef};
     use natter_proto::handle::LogicHandle;
     use natter_proto::token::TokenKeys;
     use serde_json::Value;
@@ -670,6 +683,10 @@ mod tests {
             body: "hi".into(),
             ts: 4,
             cid: "c1".into(),
+            refers_to: Some("5".into()),
+            reply_to: Some(ReplyRef::default()),
+            edited_at: Some(6),
+            reactions: vec![ReactionCount::default()],
         };
         let serialised = serde_json::to_value(&frame).expect("a frame serialises");
         let frame_keys: BTreeSet<&String> =
@@ -688,7 +705,12 @@ mod tests {
             .iter()
             .filter_map(Value::as_str)
             .collect();
-        assert!(!required.contains("cid"), "cid is left out when empty");
+        for optional in ["cid", "ref", "reply_to", "edited_at", "reactions"] {
+            assert!(
+                !required.contains(optional),
+                "{optional} is left out when empty"
+            );
+        }
     }
 
     #[tokio::test]

@@ -235,8 +235,7 @@ where
                     cid: format!("{}-{}-{number}", run_id(), me.user_id),
                     to: plan.to.clone(),
                     kind: "text".into(),
-                    body: timed_body(number),
-                };
+                    body: timed_body(number), reply_to: None, };
                 let Ok(text) = serde_json::to_string(&frame) else { continue };
                 if sink.send(WsMessage::text(text)).await.is_err() {
                     tally.errors.fetch_add(1, Ordering::Relaxed);

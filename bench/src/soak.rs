@@ -447,6 +447,7 @@ fn frame_of(send: &Pending) -> ClientFrame {
         to: send.to.clone(),
         kind: "text".into(),
         body: send.body.clone(),
+        reply_to: None,
     }
 }
 

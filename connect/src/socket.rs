@@ -19,9 +19,8 @@ use natter_proto::ErrorCode;
 use natter_proto::ObjectId;
 use natter_proto::frame::{ClientFrame, ServerFrame};
 use natter_proto::handle::LogicHandle;
-use natter_proto::v1::{
-    Acknowledgement, Cursor, ReadRequest, SendRequest, SyncRequest, TypingRequest,
-};
+use natter_proto::send_request::ClientSend;
+use natter_proto::v1::{Acknowledgement, Cursor, ReadRequest, SyncRequest, TypingRequest};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::WebSocketStream;
@@ -380,21 +379,21 @@ impl<'a> Answers<'a> {
                 to,
                 kind,
                 body,
+                reply_to,
             } => {
-                let (target_kind, target_id) = match to.parse::<ObjectId>() {
-                    Ok(object) => object.target(),
-                    Err(error) => {
-                        self.refuse(ErrorCode::InvalidInput, error.to_string(), Some(cid));
-                        return;
-                    }
-                };
-                let request = SendRequest {
-                    sender: user_id,
+                let written = ClientSend {
                     cid: cid.clone(),
-                    target_kind: target_kind.into(),
-                    target_id,
+                    to,
                     kind,
                     body,
+                    reply_to,
+                };
+                let request = match written.into_request(user_id) {
+                    Ok(request) => request,
+                    Err(error) => {
+                        self.refuse(ErrorCode::InvalidInput, error, Some(cid));
+                        return;
+                    }
                 };
                 match self.logic.send(request).await {
                     Ok(reply) => {

@@ -106,6 +106,19 @@ pub struct Conversation {
     pub unread: u64,
 }
 
+/// One user's reaction to a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reaction {
+    /// The message reacted to.
+    pub message_id: u64,
+    /// Who reacted.
+    pub user_id: i64,
+    /// With what.
+    pub emoji: String,
+    /// When, ms since the Unix epoch.
+    pub ts: i64,
+}
+
 /// A sender's newest message in a range of an object's seqs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SenderNewest {
@@ -133,7 +146,7 @@ pub const AUTHORED_KINDS: [&str; 2] = ["text", "image"];
 pub const UNREAD_COUNT_CAP: u64 = 1000;
 
 /// The kind of a message that recalls an earlier one (its body is the recalled id).
-pub const RECALL_KIND: &str = "recall";
+pub use natter_proto::frame::RECALL_KIND;
 
 /// The kind a recalled message's stored copies take (their body is emptied).
 pub const RECALLED_KIND: &str = "recalled";
@@ -191,6 +204,29 @@ async fn own_copy_seq(
         .into_iter()
         .find(|copy| copy.object == own)
         .map_or(0, |copy| copy.seq))
+}
+
+/// The copy among a message's `copies` that `user` sees, and the conversation it is in: their
+/// own inbox's copy (the conversation with its peer), or the group's if they are a member.
+pub async fn copy_seen_by(
+    store: &dyn Store,
+    user: i64,
+    copies: &[Message],
+) -> InfraResult<Option<(ObjectId, Message)>> {
+    let own_inbox = ObjectId::User(user).to_string();
+    for copy in copies {
+        match copy.object.parse::<ObjectId>() {
+            Ok(ObjectId::User(_)) if copy.object == own_inbox => {
+                return Ok(Some((ObjectId::User(copy.peer), copy.clone())));
+            }
+            Ok(ObjectId::Group(group)) => {
+                let member = store.is_group_member(group, user).await?;
+                return Ok(member.then(|| (ObjectId::Group(group), copy.clone())));
+            }
+            _ => {}
+        }
+    }
+    Ok(None)
 }
 
 /// Durable relational state: every entity's store, one trait each. Implemented by anything
@@ -305,6 +341,13 @@ pub trait MessageStore: Send + Sync + 'static {
     async fn newest_message_before(&self, id: u64) -> InfraResult<Option<i64>>;
     /// Empty every stored copy of a message and mark it recalled; returns how many copies.
     async fn mark_recalled(&self, id: u64) -> InfraResult<u64>;
+    /// Rewrite the text of every stored copy of a text message and stamp when; returns how
+    /// many copies changed (0: no such text message).
+    async fn mark_edited(&self, id: u64, body: &str, edited_at: i64) -> InfraResult<u64>;
+    /// Add (`present`) or take back a user's reaction to a message; false if it was already so.
+    async fn set_reaction(&self, reaction: &Reaction, present: bool) -> InfraResult<bool>;
+    /// Every reaction to these messages.
+    async fn reactions(&self, messages: &[u64]) -> InfraResult<Vec<Reaction>>;
     /// The newest text or image message of each sender (system messages aside) among `object`'s
     /// seqs in `(after, upto]`: who a receipt for that range goes to, and about which message.
     async fn newest_per_sender(

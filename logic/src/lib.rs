@@ -20,6 +20,7 @@
 pub mod admission;
 mod claim_holder;
 pub mod config;
+mod edits;
 mod groups;
 mod images;
 mod presence;

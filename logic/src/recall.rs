@@ -33,26 +33,16 @@ impl LogicService {
         }
         self.store.mark_recalled(id).await.map_err(status)?;
         let recall_id = self.ids.next_id().map_err(status)?;
-        let ts = now_millis();
-        let notices = copies
-            .iter()
-            .filter_map(|copy| {
-                let object: ObjectId = copy.object.parse().ok()?;
-                let notice = Message {
-                    id: recall_id,
-                    sender,
-                    peer: copy.peer,
-                    kind: RECALL_KIND.into(),
-                    body: id.to_string(),
-                    ts,
-                    target_kind: copy.target_kind.clone(),
-                    target_id: copy.target_id,
-                    ..Message::default()
-                };
-                Some((object, notice))
-            })
-            .collect();
-        self.append_copies(notices).await?;
+        let notice = Message {
+            id: recall_id,
+            sender,
+            kind: RECALL_KIND.into(),
+            body: id.to_string(),
+            ts: now_millis(),
+            ref_id: id,
+            ..Message::default()
+        };
+        self.announce_about(&copies, notice, None).await?;
         metrics::counter!("natter_messages_recalled_total").increment(1);
         Ok(recall_id)
     }

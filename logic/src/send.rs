@@ -19,6 +19,7 @@ use natter_proto::{ErrorCode, ObjectId};
 use tonic::Status;
 
 use crate::claim_holder;
+use crate::edits::Quote;
 use crate::state::{LogicService, status};
 use crate::validate::{self, Content};
 
@@ -142,8 +143,8 @@ enum SendFailure {
 }
 
 impl LogicService {
-    /// Checks a send and returns its target; authorisation included.
-    async fn check_send(&self, request: &SendRequest) -> Result<ObjectId, Status> {
+    /// Checks a send and returns its target and what it quotes; authorisation included.
+    async fn check_send(&self, request: &SendRequest) -> Result<(ObjectId, Quote), Status> {
         if request.sender <= 0 {
             return Err(ErrorCode::Unauthorized.status("no sender"));
         }
@@ -160,17 +161,23 @@ impl LogicService {
                 }
             });
         }
+        let quote = self.quote(request.sender, target, request.reply_to).await?;
         if let Content::Image(upload) = content {
             self.share_image(request.sender, upload, target).await?;
         }
-        Ok(target)
+        Ok((target, quote))
     }
 
     /// Logs, stores and announces an accepted group message: one copy, in the group's log,
     /// which every member follows (the sender's devices get it from there too).
-    async fn deliver_group(&self, request: &SendRequest, group: i64) -> Result<SendReply, Status> {
+    async fn deliver_group(
+        &self,
+        request: &SendRequest,
+        group: i64,
+        quote: &Quote,
+    ) -> Result<SendReply, Status> {
         let object = ObjectId::Group(group);
-        let message = Message {
+        let mut message = Message {
             id: self.ids.next_id().map_err(status)?,
             sender: request.sender,
             peer: group,
@@ -182,6 +189,7 @@ impl LogicService {
             target_id: group,
             ..Message::default()
         };
+        quote.apply(&mut message);
         let [message] = self
             .append_copies(vec![(object, message)])
             .await?
@@ -203,6 +211,7 @@ impl LogicService {
         &self,
         request: &SendRequest,
         peer: i64,
+        quote: &Quote,
         resume: Option<PartialSend>,
     ) -> Result<SendReply, SendFailure> {
         let mut progress = match resume {
@@ -217,7 +226,7 @@ impl LogicService {
                 sender_seq: None,
             },
         };
-        let base = Message {
+        let mut base = Message {
             id: progress.id,
             sender: request.sender,
             kind: request.kind.clone(),
@@ -228,6 +237,7 @@ impl LogicService {
             target_id: peer,
             ..Message::default()
         };
+        quote.apply(&mut base);
         let recipient_object = ObjectId::User(peer);
         let sender_object = ObjectId::User(request.sender);
         let mut missing = Vec::with_capacity(2);
@@ -280,7 +290,7 @@ impl LogicService {
     /// remember the outcome for retries.
     pub(crate) async fn send_once(&self, request: SendRequest) -> Result<SendReply, Status> {
         let started = std::time::Instant::now();
-        let target = self.check_send(&request).await?;
+        let (target, quote) = self.check_send(&request).await?;
         metrics::histogram!("natter_send_stage_seconds", "stage" => "check")
             .record(started.elapsed().as_secs_f64());
         let key = dedup_key(request.sender, &request.cid);
@@ -330,10 +340,10 @@ impl LogicService {
         metrics::histogram!("natter_send_stage_seconds", "stage" => "claim")
             .record(started.elapsed().as_secs_f64());
         let outcome = match target {
-            ObjectId::User(peer) => self.deliver_direct(&request, peer, resume).await,
+            ObjectId::User(peer) => self.deliver_direct(&request, peer, &quote, resume).await,
             // One append: it either happened (and the claim records the reply) or not.
             ObjectId::Group(group) => self
-                .deliver_group(&request, group)
+                .deliver_group(&request, group, &quote)
                 .await
                 .map_err(SendFailure::NothingWritten),
         };

@@ -3,15 +3,16 @@
 
 use natter_proto::v1::logic_server::Logic;
 use natter_proto::v1::{
-    AckReply, AckRequest, ConnectedReply, ConnectionEvent, CreateGroupRequest, Empty,
-    GroupMemberRequest, GroupReply, ManageGroupRequest, NotifyRequest, OnlineReply, OnlineRequest,
-    ReadReply, ReadRequest, RecallReply, RecallRequest, SendReply, SendRequest, SyncReply,
-    SyncRequest, SystemPushReply, SystemPushRequest, TypingRequest,
+    AckReply, AckRequest, ConnectedReply, ConnectionEvent, CreateGroupRequest, EditReply,
+    EditRequest, Empty, GroupMemberRequest, GroupReply, ManageGroupRequest, NotifyRequest,
+    OnlineReply, OnlineRequest, ReactReply, ReactRequest, ReadReply, ReadRequest, RecallReply,
+    RecallRequest, SendReply, SendRequest, SyncReply, SyncRequest, SystemPushReply,
+    SystemPushRequest, TypingRequest,
 };
 use tonic::{Request, Response, Status};
 
 use crate::state::LogicService;
-use crate::{groups, presence, recall, send, sync, system_push};
+use crate::{edits, groups, presence, recall, send, sync, system_push};
 
 /// Implements `Logic` for [`LogicService`] from a table of `rpc(Request) -> Reply => function`.
 macro_rules! dispatch {
@@ -42,5 +43,7 @@ dispatch! {
     notify(NotifyRequest) -> Empty => presence::notify;
     online(OnlineRequest) -> OnlineReply => presence::online;
     recall(RecallRequest) -> RecallReply => recall::recall;
+    edit(EditRequest) -> EditReply => edits::edit;
+    react(ReactRequest) -> ReactReply => edits::react;
     mark_read(ReadRequest) -> ReadReply => recall::mark_read;
 }

@@ -59,6 +59,25 @@ pub fn text(body: &str, max_chars: usize) -> Result<(), Status> {
     Ok(())
 }
 
+/// Most code points in a reaction (a family or flag emoji is several).
+pub const MAX_EMOJI_CHARS: usize = 8;
+
+/// A reaction: one emoji — up to [`MAX_EMOJI_CHARS`] code points with no letters, digits,
+/// spaces, ASCII punctuation or control characters (so it cannot be a message in disguise).
+pub fn emoji(emoji: &str) -> Result<(), Status> {
+    let chars = emoji.chars().count();
+    let plausible = emoji
+        .chars()
+        .all(|c| !c.is_ascii() && !c.is_alphanumeric() && !c.is_whitespace() && !c.is_control());
+    if chars == 0 || chars > MAX_EMOJI_CHARS || !plausible {
+        return Err(ErrorCode::InvalidInput.status(format!(
+            "a reaction is one emoji (up to {MAX_EMOJI_CHARS} code points, no letters, digits \
+             or spaces)"
+        )));
+    }
+    Ok(())
+}
+
 /// The object a sender addresses (a request's `TargetKind` and id): a user (one-to-one,
 /// friends only) or a group (members only).
 pub fn target(kind: i32, id: i64) -> Result<ObjectId, Status> {

@@ -126,6 +126,7 @@ fn send() -> SendRequest {
         target_id: BOB,
         kind: "text".into(),
         body: "hello".into(),
+        reply_to: 0,
     }
 }
 

@@ -21,6 +21,9 @@ pub enum ClientFrame {
         kind: String,
         /// The text.
         body: String,
+        /// The id of a message in the same conversation this one replies to.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        reply_to: Option<String>,
     },
     /// Confirm everything in `object` up to and including `seq` was received.
     Ack {
@@ -66,6 +69,9 @@ pub const EVENT_KIND: &str = "event";
 pub const CLIENT_FRAME_TYPES: [&str; 6] = ["send", "ack", "sync", "ping", "typing", "read"];
 
 /// A frame the server sends.
+// Frames are built, serialised and dropped at once, never held in bulk, so a message frame's
+// size is not worth a box (an allocation) on every message.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
@@ -246,6 +252,60 @@ pub struct MessageFrame {
     /// The sender's client message id (lets the sender's devices match their own echo).
     #[serde(skip_serializing_if = "String::is_empty", default)]
     pub cid: String,
+    /// For an `edit` or a `reaction`: the id of the message it is about.
+    #[serde(rename = "ref", skip_serializing_if = "Option::is_none", default)]
+    pub refers_to: Option<String>,
+    /// For a reply: the message it answers.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reply_to: Option<ReplyRef>,
+    /// When the text was last edited (ms since the Unix epoch), if it was.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub edited_at: Option<i64>,
+    /// History only: the reactions, per emoji.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub reactions: Vec<ReactionCount>,
+}
+
+/// The message a reply answers, quoted.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReplyRef {
+    /// Its id.
+    pub id: String,
+    /// Its author.
+    pub from: String,
+    /// The start of its text; empty when it was no text (an image).
+    pub snippet: String,
+}
+
+/// How many reacted to a message with one emoji, and who.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReactionCount {
+    /// The emoji.
+    pub emoji: String,
+    /// How many people reacted with it.
+    pub count: u64,
+    /// The first of them by id (up to 20).
+    pub users: Vec<String>,
+    /// Whether the caller is one of them.
+    pub mine: bool,
+}
+
+/// The kinds of messages that carry an event about another message rather than content.
+pub const EDIT_KIND: &str = "edit";
+/// A reaction added (`body` is the emoji, `ref` the message).
+pub const REACTION_KIND: &str = "reaction";
+/// A reaction taken back.
+pub const REACTION_REMOVED_KIND: &str = "reaction_removed";
+
+/// A message taken back by its author (`ref` is the recalled message; so is `body`).
+pub const RECALL_KIND: &str = "recall";
+
+/// Whether messages of `kind` are events about another message (named by their `ref`).
+pub fn is_about_another(kind: &str) -> bool {
+    matches!(
+        kind,
+        RECALL_KIND | EDIT_KIND | REACTION_KIND | REACTION_REMOVED_KIND
+    )
 }
 
 impl From<&v1::Message> for MessageFrame {
@@ -260,6 +320,16 @@ impl From<&v1::Message> for MessageFrame {
             body: message.body.clone(),
             ts: message.ts,
             cid: message.cid.clone(),
+            // An event's subject, or a reply's: both are kept in `ref_id`.
+            refers_to: (message.ref_id != 0 && is_about_another(&message.kind))
+                .then(|| message.ref_id.to_string()),
+            reply_to: (message.ref_id != 0 && !is_about_another(&message.kind)).then(|| ReplyRef {
+                id: message.ref_id.to_string(),
+                from: message.ref_sender.to_string(),
+                snippet: message.ref_snippet.clone(),
+            }),
+            edited_at: (message.edited_at != 0).then_some(message.edited_at),
+            reactions: Vec::new(),
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod handle;
 pub mod object;
 pub mod ownership;
 pub mod placement;
+pub mod send_request;
 pub mod token;
 
 /// Generated gRPC types and services (package `natter.v1`).

@@ -19,6 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod conversation;
 mod faults;
 mod partition;
 
@@ -454,6 +455,7 @@ async fn stay_connected(
                 to: pending.to.clone(),
                 kind: "text".into(),
                 body: pending.body.clone(),
+                reply_to: None,
             };
             let _ = sink.send(frame(&resend)).await;
         }
@@ -475,8 +477,7 @@ async fn stay_connected(
                         cid: command.cid.clone(),
                         to: command.to.clone(),
                         kind: "text".into(),
-                        body: command.body.clone(),
-                    };
+                        body: command.body.clone(), reply_to: None, };
                     unanswered.push(command);
                     if sink.send(frame(&send)).await.is_err() {
                         break;
@@ -549,8 +550,7 @@ async fn stay_connected(
                                     cid: pending.cid.clone(),
                                     to: pending.to.clone(),
                                     kind: "text".into(),
-                                    body: pending.body.clone(),
-                                };
+                                    body: pending.body.clone(), reply_to: None, };
                                 if sink.send(frame(&resend)).await.is_err() {
                                     break;
                                 }

@@ -67,6 +67,7 @@ async fn bad_frames_get_error_frames_and_the_connection_lives_on() {
         to,
         kind: kind.into(),
         body,
+        reply_to: None,
     };
     let bob_target = format!("user:{}", bob.user_id);
     let refused_sends = [
@@ -246,6 +247,7 @@ async fn every_send_of_a_burst_past_the_rate_is_answered_by_its_cid() {
                 to: format!("user:{}", bob.user_id),
                 kind: "text".into(),
                 body: format!("burst {number}"),
+                reply_to: None,
             })
             .await
             .expect("send");
@@ -371,6 +373,7 @@ async fn an_id_has_one_spelling_and_others_are_refused() {
                 to: to.clone(),
                 kind: "text".into(),
                 body: "hello".into(),
+                reply_to: None,
             })
             .await
             .expect("send");

@@ -22,6 +22,7 @@ async fn send_burst(socket: &mut WsClient, to: i64) {
             to: format!("user:{to}"),
             kind: "text".into(),
             body: format!("burst message {number}"),
+            reply_to: None,
         };
         socket.send(&frame).await.expect("send");
     }

@@ -103,6 +103,7 @@ async fn running_out_of_descriptors_stops_neither_serving_nor_accepting_once_som
                     to: format!("user:{}", bob.user_id),
                     kind: "text".into(),
                     body: format!("burst {number}"),
+                    reply_to: None,
                 })
                 .await
                 .expect("send");

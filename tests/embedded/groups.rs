@@ -46,6 +46,7 @@ async fn send_to_group(
             to: format!("group:{group}"),
             kind: "text".into(),
             body: body.into(),
+            reply_to: None,
         })
         .await
         .expect("send");
@@ -121,6 +122,7 @@ async fn members_get_each_group_message_once_and_lists_follow_joins_and_leaves_l
             to: format!("group:{group}"),
             kind: "text".into(),
             body: "let me in".into(),
+            reply_to: None,
         })
         .await
         .expect("send");

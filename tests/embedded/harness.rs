@@ -176,6 +176,7 @@ pub async fn send_text_to(
             to: to.into(),
             kind: "text".into(),
             body: body.into(),
+            reply_to: None,
         })
         .await
         .expect("send");

@@ -103,6 +103,7 @@ async fn a_group_history_is_for_members() {
             to: format!("group:{group}"),
             kind: "text".into(),
             body: "first in the group".into(),
+            reply_to: None,
         })
         .await
         .expect("send");

@@ -10,6 +10,7 @@ mod crash;
 mod delivery;
 mod descriptors;
 mod docs;
+mod edits;
 mod groups;
 mod handshake;
 mod harness;

@@ -121,6 +121,7 @@ async fn requests_are_withdrawn_or_turned_down_and_removed_friends_cannot_chat()
             to: format!("user:{}", bob.user_id),
             kind: "text".into(),
             body: "hello?".into(),
+            reply_to: None,
         })
         .await
         .expect("send");

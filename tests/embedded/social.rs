@@ -115,6 +115,7 @@ async fn send_kind(
             to: to.into(),
             kind: kind.into(),
             body: body.into(),
+            reply_to: None,
         })
         .await
         .expect("send");

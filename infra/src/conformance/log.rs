@@ -20,6 +20,7 @@ fn message(body: &str) -> Message {
         // Ignored by append: the log assigns them.
         object: "user:1".into(),
         seq: 999,
+        ..Message::default()
     }
 }
 

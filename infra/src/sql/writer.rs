@@ -766,8 +766,15 @@ fn message_values<'r, Object: AsRef<str>>(
         Value::Text(&message.cid),
         Value::Text(&message.target_kind),
         Value::Int(message.target_id),
+        Value::Int(message.ref_id as i64),
+        Value::Int(message.ref_sender),
+        Value::Text(&message.ref_snippet),
+        Value::Int(message.edited_at),
     ]);
 }
+
+/// How many columns a `messages` row has (see [`message_values`]).
+const MESSAGE_COLUMNS: usize = 15;
 
 /// The `messages` insert, up to its row source: the store's column list, in its order.
 const MESSAGE_INSERT: &str = concat!("INTO messages (", message_columns!(), ")");
@@ -805,10 +812,10 @@ struct BatchStatements {
 impl BatchStatements {
     fn new(dialect: Dialect) -> BatchStatements {
         BatchStatements {
-            appended: BatchInsert::new(dialect, 11, |source| {
+            appended: BatchInsert::new(dialect, MESSAGE_COLUMNS, |source| {
                 format!("INSERT {MESSAGE_INSERT} {source}")
             }),
-            stored: BatchInsert::new(dialect, 11, |source| {
+            stored: BatchInsert::new(dialect, MESSAGE_COLUMNS, |source| {
                 dialect.insert_unless_present(&format!("{MESSAGE_INSERT} {source}"), "object, seq")
             }),
             acknowledged: BatchInsert::new(dialect, 3, |source| {

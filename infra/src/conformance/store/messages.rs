@@ -5,7 +5,7 @@ use natter_proto::v1::Message;
 
 use super::super::random_id;
 use super::message;
-use crate::store::{Group, RECALL_KIND, RECALLED_KIND, Store};
+use crate::store::{Group, RECALL_KIND, RECALLED_KIND, Reaction, Store};
 
 /// Run every check of this part of the `Store` suite.
 pub async fn run(store: &dyn Store) {
@@ -17,6 +17,115 @@ pub async fn run(store: &dyn Store) {
     by_cid(store).await;
     epoch(store).await;
     receipts(store).await;
+    edits_and_reactions(store).await;
+}
+
+/// Edits rewrite every copy of a text message; reactions are a set per (message, user, emoji);
+/// the events about them are neither a conversation's last message nor unread.
+async fn edits_and_reactions(store: &dyn Store) {
+    let (sender, recipient) = (random_id(), random_id());
+    let original = copy(&ObjectId::User(recipient), 1, sender, sender, 10);
+    put_both_copies(store, &original, sender, recipient).await;
+    assert_eq!(
+        store
+            .mark_edited(original.id, "better words", 20)
+            .await
+            .expect("edit"),
+        2
+    );
+    for copy in store.message_copies(original.id).await.expect("copies") {
+        assert_eq!((copy.body.as_str(), copy.edited_at), ("better words", 20));
+    }
+    let image = Message {
+        kind: "image".into(),
+        ..copy(&ObjectId::User(recipient), 2, sender, sender, 11)
+    };
+    store
+        .put_messages(std::slice::from_ref(&image))
+        .await
+        .expect("put");
+    assert_eq!(
+        store.mark_edited(image.id, "text", 30).await.expect("edit"),
+        0,
+        "only text is edited"
+    );
+
+    let reaction = |user: i64, emoji: &str| Reaction {
+        message_id: original.id,
+        user_id: user,
+        emoji: emoji.into(),
+        ts: 40,
+    };
+    assert!(
+        store
+            .set_reaction(&reaction(recipient, "👍"), true)
+            .await
+            .expect("add")
+    );
+    assert!(
+        !store
+            .set_reaction(&reaction(recipient, "👍"), true)
+            .await
+            .expect("again"),
+        "the same reaction twice is one"
+    );
+    assert!(
+        store
+            .set_reaction(&reaction(sender, "👍"), true)
+            .await
+            .expect("add")
+    );
+    assert!(
+        store
+            .set_reaction(&reaction(recipient, "🎉"), true)
+            .await
+            .expect("add")
+    );
+    // Many messages at once, more than one statement reads.
+    let mut asked: Vec<u64> = (0..120).map(|_| random_id() as u64).collect();
+    asked.push(original.id);
+    let found = store.reactions(&asked).await.expect("reactions");
+    assert_eq!(found.len(), 3, "{found:?}");
+    assert!(found.iter().all(|found| found.message_id == original.id));
+    assert!(
+        store
+            .set_reaction(&reaction(recipient, "🎉"), false)
+            .await
+            .expect("remove")
+    );
+    assert!(
+        !store
+            .set_reaction(&reaction(recipient, "🎉"), false)
+            .await
+            .expect("again")
+    );
+    assert_eq!(
+        store
+            .reactions(&[original.id])
+            .await
+            .expect("reactions")
+            .len(),
+        2
+    );
+
+    // An event about the message arrives after it: the list still shows the message.
+    let event = Message {
+        kind: natter_proto::frame::REACTION_KIND.into(),
+        body: "👍".into(),
+        ref_id: original.id,
+        ..copy(&ObjectId::User(sender), 3, recipient, recipient, 50)
+    };
+    store.put_messages(&[event]).await.expect("put");
+    let list = store.conversations(sender, 10).await.expect("list");
+    let with_recipient = list
+        .iter()
+        .find(|conversation| conversation.key == format!("user:{recipient}"))
+        .expect("the conversation");
+    assert_eq!(
+        with_recipient.last.as_ref().map(|last| last.id),
+        Some(original.id)
+    );
+    assert_eq!(with_recipient.unread, 0, "a reaction is not unread");
 }
 
 /// Receipts are derived from what is stored: each sender's newest authored message in a range,
@@ -513,5 +622,6 @@ fn copy(object: &ObjectId, seq: u64, sender: i64, peer: i64, ts: i64) -> Message
         cid: String::new(),
         target_kind: "user".into(),
         target_id: peer,
+        ..Message::default()
     }
 }

@@ -56,5 +56,6 @@ pub(super) fn message(object: &ObjectId, seq: u64, body: &str) -> Message {
         cid: format!("c{seq}"),
         target_kind: "user".into(),
         target_id: 2,
+        ..Message::default()
     }
 }

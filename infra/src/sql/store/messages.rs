@@ -2,6 +2,7 @@
 //! the statements and the `MessageStore` implementation.
 
 use super::*;
+use natter_proto::frame::{EDIT_KIND, REACTION_KIND, REACTION_REMOVED_KIND};
 
 /// The messages statements, in the store's dialect.
 #[derive(Debug)]
@@ -24,7 +25,14 @@ pub(super) struct MessageStatements {
     newest_per_sender: SqlStr,
     newest_from: SqlStr,
     readers: SqlStr,
+    mark_edited: SqlStr,
+    add_reaction: SqlStr,
+    remove_reaction: SqlStr,
+    reactions_of: SqlStr,
 }
+
+/// Messages whose reactions one statement reads (unused places are bound to 0, no message).
+const REACTIONS_PER_QUERY: usize = 50;
 
 impl MessageStatements {
     pub(super) fn new(dialect: Dialect) -> Self {
@@ -46,12 +54,14 @@ impl MessageStatements {
             latest_with_peer: sql(concat!(
                 "SELECT ",
                 message_columns!(),
-                " FROM messages WHERE object = ? AND peer = ? ORDER BY seq DESC LIMIT 1"
+                " FROM messages WHERE object = ? AND peer = ? AND kind NOT IN (?, ?, ?) \
+                 ORDER BY seq DESC LIMIT 1"
             )),
             // The inner LIMIT bounds the count's cost however far behind the reader is.
             unread: sql(
                 "SELECT COUNT(*) FROM (SELECT 1 AS one FROM messages WHERE object = ? \
-             AND peer = ? AND seq > ? AND sender <> ? AND kind NOT IN (?, ?) LIMIT ?) unread",
+             AND peer = ? AND seq > ? AND sender <> ? AND kind NOT IN (?, ?, ?, ?, ?) LIMIT ?) \
+             unread",
             ),
             message_copies: sql(concat!(
                 "SELECT ",
@@ -87,11 +97,42 @@ impl MessageStatements {
                 "SELECT user_id FROM read_cursors WHERE conversation = ? AND seq >= ? \
                  AND user_id <> ?",
             ),
+            mark_edited: sql(
+                "UPDATE messages SET body = ?, edited_at = ? WHERE id = ? AND kind = 'text'",
+            ),
+            // A plain insert: a reaction already there fails on the key, which is how "nothing
+            // changed" is told apart in every dialect (MySQL counts a no-op upsert's row as
+            // affected).
+            add_reaction: sql(
+                "INSERT INTO reactions (message_id, user_id, emoji, ts) VALUES (?, ?, ?, ?)",
+            ),
+            remove_reaction: sql(
+                "DELETE FROM reactions WHERE message_id = ? AND user_id = ? AND emoji = ?",
+            ),
+            reactions_of: sql(&format!(
+                "SELECT message_id, user_id, emoji, ts FROM reactions WHERE message_id IN ({}) \
+                 ORDER BY message_id, emoji, user_id",
+                vec!["?"; REACTIONS_PER_QUERY].join(", ")
+            )),
         }
     }
 }
 
 impl SqlStore {
+    /// After `changed` stored copies of message `id` were rewritten in place: the embedded log
+    /// reads from this table, and its remembered newest entries would still hold the old
+    /// text, so the objects holding a copy are read afresh.
+    async fn forget_rewritten(&self, id: u64, changed: u64) -> InfraResult<()> {
+        if changed > 0 && self.database.dialect == Dialect::Sqlite {
+            for copy in self.message_copies(id).await? {
+                if let Ok(object) = copy.object.parse() {
+                    self.database.writer.tail().forget(&object);
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn query_ack_cursor(&self, user: i64, object: &str) -> InfraResult<u64> {
         let row: Option<(i64,)> = rows(&self.statements.messages.ack_cursor)
             .bind(user)
@@ -201,16 +242,65 @@ impl MessageStore for SqlStore {
             .execute(&self.database.pool)
             .await?
             .rows_affected();
-        if changed > 0 && self.database.dialect == Dialect::Sqlite {
-            // The embedded log reads from this table; its remembered newest entries would
-            // still hold the text, so the objects holding a copy are read afresh.
-            for copy in self.message_copies(id).await? {
-                if let Ok(object) = copy.object.parse() {
-                    self.database.writer.tail().forget(&object);
-                }
-            }
-        }
+        self.forget_rewritten(id, changed).await?;
         Ok(changed)
+    }
+
+    async fn mark_edited(&self, id: u64, body: &str, edited_at: i64) -> InfraResult<u64> {
+        let changed = statement(&self.statements.messages.mark_edited)
+            .bind(body)
+            .bind(edited_at)
+            .bind(id as i64)
+            .execute(&self.database.pool)
+            .await?
+            .rows_affected();
+        self.forget_rewritten(id, changed).await?;
+        Ok(changed)
+    }
+
+    async fn set_reaction(&self, reaction: &Reaction, present: bool) -> InfraResult<bool> {
+        if present {
+            let added = statement(&self.statements.messages.add_reaction)
+                .bind(reaction.message_id as i64)
+                .bind(reaction.user_id)
+                .bind(reaction.emoji.as_str())
+                .bind(reaction.ts)
+                .execute(&self.database.pool)
+                .await;
+            return match added.map_err(|error| conflict_or(error, "reaction")) {
+                Ok(_) => Ok(true),
+                Err(InfraError::Conflict(_)) => Ok(false),
+                Err(other) => Err(other),
+            };
+        }
+        let removed = statement(&self.statements.messages.remove_reaction)
+            .bind(reaction.message_id as i64)
+            .bind(reaction.user_id)
+            .bind(reaction.emoji.as_str())
+            .execute(&self.database.pool)
+            .await?;
+        Ok(removed.rows_affected() > 0)
+    }
+
+    async fn reactions(&self, messages: &[u64]) -> InfraResult<Vec<Reaction>> {
+        let mut found = Vec::new();
+        for chunk in messages.chunks(REACTIONS_PER_QUERY) {
+            let mut query = rows::<(i64, i64, String, i64)>(&self.statements.messages.reactions_of);
+            for place in 0..REACTIONS_PER_QUERY {
+                query = query.bind(chunk.get(place).map_or(0, |id| *id as i64));
+            }
+            let rows = query.fetch_all(&self.database.pool).await?;
+            found.extend(
+                rows.into_iter()
+                    .map(|(message_id, user_id, emoji, ts)| Reaction {
+                        message_id: message_id as u64,
+                        user_id,
+                        emoji,
+                        ts,
+                    }),
+            );
+        }
+        Ok(found)
     }
 
     async fn newest_per_sender(
@@ -316,6 +406,9 @@ impl MessageStore for SqlStore {
             let last: Option<MessageRow> = rows(&self.statements.messages.latest_with_peer)
                 .bind(&object)
                 .bind(peer)
+                .bind(EDIT_KIND)
+                .bind(REACTION_KIND)
+                .bind(REACTION_REMOVED_KIND)
                 .fetch_optional(&self.database.pool)
                 .await?;
             found.push((key, object, peer, last.map(message_from)));
@@ -354,6 +447,9 @@ impl MessageStore for SqlStore {
                         .bind(user)
                         .bind(RECALL_KIND)
                         .bind(RECALLED_KIND)
+                        .bind(EDIT_KIND)
+                        .bind(REACTION_KIND)
+                        .bind(REACTION_REMOVED_KIND)
                         .bind(UNREAD_COUNT_CAP as i64)
                         .fetch_one(&self.database.pool)
                         .await?;

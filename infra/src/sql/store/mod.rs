@@ -20,7 +20,7 @@ use crate::error::{InfraError, InfraResult};
 use crate::positions::PositionCache;
 use crate::store::{
     AUTHORED_KINDS, Conversation, Friend, FriendRequest, FriendStore, Group, GroupStore,
-    MessageStore, RECALL_KIND, RECALLED_KIND, Readers, RefreshToken, SenderNewest,
+    MessageStore, RECALL_KIND, RECALLED_KIND, Reaction, Readers, RefreshToken, SenderNewest,
     UNREAD_COUNT_CAP, Upload, UploadStore, User, UserStore,
 };
 
@@ -72,7 +72,8 @@ macro_rules! group_columns {
 /// The message columns in `MessageRow` order.
 macro_rules! message_columns {
     () => {
-        "object, seq, id, sender, peer, kind, body, ts, cid, target_kind, target_id"
+        "object, seq, id, sender, peer, kind, body, ts, cid, target_kind, target_id, ref_id, \
+         ref_sender, ref_snippet, edited_at"
     };
 }
 pub(crate) use message_columns;
@@ -201,6 +202,10 @@ pub(crate) type MessageRow = (
     String,
     String,
     i64,
+    i64,
+    i64,
+    String,
+    i64,
 );
 
 fn user_from(row: UserRow) -> User {
@@ -227,7 +232,23 @@ fn group_from(row: GroupRow) -> Group {
 
 /// The message a `messages` row holds.
 pub(crate) fn message_from(row: MessageRow) -> Message {
-    let (object, seq, id, sender, peer, kind, body, ts, cid, target_kind, target_id) = row;
+    let (
+        object,
+        seq,
+        id,
+        sender,
+        peer,
+        kind,
+        body,
+        ts,
+        cid,
+        target_kind,
+        target_id,
+        ref_id,
+        ref_sender,
+        ref_snippet,
+        edited_at,
+    ) = row;
     Message {
         id: id as u64,
         object,
@@ -240,6 +261,10 @@ pub(crate) fn message_from(row: MessageRow) -> Message {
         cid,
         target_kind,
         target_id,
+        ref_id: ref_id as u64,
+        ref_sender,
+        ref_snippet,
+        edited_at,
     }
 }
 
