@@ -167,6 +167,7 @@ fn parse_user_id(value: &serde_json::Value) -> Option<i64> {
         (status = 201, description = "Asked", body = RequestView),
         (status = 400, description = "`bad_frame`: not JSON; `invalid_input`: not exactly one of \
             `user_id` and `username`, a bad id, a note over 200 characters, or the caller"),
+        (status = 403, description = "`forbidden`: either has blocked the other"),
         (status = 404, description = "`not_found`: no such user"),
         (status = 409, description = "`conflict`: already asked, or already friends"),
         (status = 413, description = "`frame_too_large`: the body is over the limit"),
@@ -212,6 +213,7 @@ pub async fn request(
             "you cannot befriend yourself",
         ));
     }
+    crate::blocks::refuse_if_blocked(&state, user, target.id).await?;
     let request = FriendRequest {
         from: user,
         to: target.id,

@@ -217,6 +217,11 @@ pub struct ConversationView {
     /// caller's inbox (0: none yet).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peer_read: Option<u64>,
+    /// Whether the caller muted the conversation (no notifications; unread still counted).
+    pub muted: bool,
+    /// Muted until then (ms since the Unix epoch); absent when not muted, or until unmuted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub muted_until: Option<i64>,
 }
 
 /// The caller's conversations.
@@ -255,6 +260,14 @@ pub async fn conversations(
 ) -> Result<Json<ConversationList>, Problem> {
     let limit = page_limit(&query, DEFAULT_CONVERSATIONS, MAX_CONVERSATIONS)?;
     let found = state.store.conversations(user, limit).await?;
+    let now = natter_infra::now_millis();
+    let mutes: HashMap<String, i64> = state
+        .store
+        .mutes(user)
+        .await?
+        .into_iter()
+        .filter(|(_, until)| *until == 0 || *until > now)
+        .collect();
     let mut conversations = Vec::with_capacity(found.len());
     for conversation in found {
         let receipts = match conversation.key.parse::<ObjectId>() {
@@ -263,7 +276,10 @@ pub async fn conversations(
             }
             _ => None,
         };
+        let mute = mutes.get(&conversation.key).copied();
         conversations.push(ConversationView {
+            muted: mute.is_some(),
+            muted_until: mute.filter(|until| *until > 0),
             conversation: conversation.key,
             last: conversation.last.as_ref().map(MessageFrame::from),
             read: conversation.read,
@@ -424,4 +440,131 @@ pub async fn readers(
         read_count: found.count,
         readers,
     }))
+}
+
+/// How long to mute a conversation.
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MuteChange {
+    /// Until then (ms since the Unix epoch, in the future); until unmuted when absent.
+    pub until: Option<i64>,
+}
+
+/// A conversation's mute now.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MuteView {
+    /// `user:<id>` or `group:<id>`.
+    pub conversation: String,
+    /// Whether it is muted.
+    pub muted: bool,
+    /// Until when, if not until unmuted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<i64>,
+}
+
+/// The conversation a mute path names, checked: a user, or a group the caller is in.
+async fn mutable_conversation(
+    state: &ApiState,
+    user: i64,
+    kind: &str,
+    id: &str,
+) -> Result<String, Problem> {
+    let id = positive_id(id, kind)?;
+    match kind {
+        "user" => {}
+        "group" => crate::groups::require_member(state, id, user).await?,
+        _ => {
+            return Err(Problem::new(
+                ErrorCode::InvalidInput,
+                "a conversation is user/{id} or group/{id}",
+            ));
+        }
+    }
+    Ok(format!("{kind}:{id}"))
+}
+
+/// Stores a mute (or its end) and tells the caller's devices.
+async fn set_mute(
+    state: &ApiState,
+    user: i64,
+    conversation: String,
+    until: Option<i64>,
+) -> Result<Json<MuteView>, Problem> {
+    state.store.set_mute(user, &conversation, until).await?;
+    let view = MuteView {
+        conversation: conversation.clone(),
+        muted: until.is_some(),
+        until: until.filter(|until| *until > 0),
+    };
+    let frame = natter_proto::frame::ServerFrame::Muted {
+        conversation,
+        muted: view.muted,
+        until: view.until,
+    };
+    crate::events::notify(state, vec![user], Vec::new(), frame).await;
+    Ok(Json(view))
+}
+
+/// `PUT /api/v1/conversations/{user|group}/{id}/mute` `{until?}`: mute a conversation — no
+/// notifications on the caller's devices, unread still counted. The caller's devices get a
+/// `muted` event.
+#[utoipa::path(
+    put,
+    path = "/api/v1/conversations/{kind}/{id}/mute",
+    tag = "history",
+    security(("bearer" = [])),
+    params(
+        ("kind" = ConversationKind, Path, description = "`user` or `group`"),
+        ("id" = String, Path, description = "The other user's or the group's id"),
+    ),
+    request_body = MuteChange,
+    responses(
+        (status = 200, description = "Muted", body = MuteView),
+        (status = 400, description = "`invalid_input`: a bad path, or `until` not in the future"),
+        (status = 403, description = "`not_member`: the caller is not a member of the group"),
+    )
+)]
+pub async fn mute(
+    State(state): State<ApiState>,
+    AuthUser(user): AuthUser,
+    Path((kind, id)): Path<(String, String)>,
+    crate::problem::JsonBody(change): crate::problem::JsonBody<MuteChange>,
+) -> Result<Json<MuteView>, Problem> {
+    let conversation = mutable_conversation(&state, user, &kind, &id).await?;
+    let until = match change.until {
+        None => 0,
+        Some(until) if until > natter_infra::now_millis() => until,
+        Some(_) => {
+            return Err(Problem::new(
+                ErrorCode::InvalidInput,
+                "until is a time in the future, in ms since the Unix epoch",
+            ));
+        }
+    };
+    set_mute(&state, user, conversation, Some(until)).await
+}
+
+/// `DELETE /api/v1/conversations/{user|group}/{id}/mute`: unmute a conversation.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/conversations/{kind}/{id}/mute",
+    tag = "history",
+    security(("bearer" = [])),
+    params(
+        ("kind" = ConversationKind, Path, description = "`user` or `group`"),
+        ("id" = String, Path, description = "The other user's or the group's id"),
+    ),
+    responses(
+        (status = 200, description = "Unmuted", body = MuteView),
+        (status = 400, description = "`invalid_input`: a bad path"),
+        (status = 403, description = "`not_member`: the caller is not a member of the group"),
+    )
+)]
+pub async fn unmute(
+    State(state): State<ApiState>,
+    AuthUser(user): AuthUser,
+    Path((kind, id)): Path<(String, String)>,
+) -> Result<Json<MuteView>, Problem> {
+    let conversation = mutable_conversation(&state, user, &kind, &id).await?;
+    set_mute(&state, user, conversation, None).await
 }

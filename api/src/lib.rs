@@ -22,6 +22,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod blocks;
 pub mod decode_budget;
 mod events;
 pub mod friends;
@@ -40,7 +41,7 @@ pub mod uploads;
 pub mod web;
 
 use axum::Router;
-use axum::routing::{delete, get, patch, post};
+use axum::routing::{delete, get, patch, post, put};
 
 pub use state::{ApiConfig, ApiState};
 
@@ -113,6 +114,15 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/api/v1/friends/requests/{user}", delete(friends::cancel))
         .route("/api/v1/friends", get(friends::list))
+        .route("/api/v1/blocks", get(blocks::list))
+        .route(
+            "/api/v1/blocks/{id}",
+            put(blocks::block).delete(blocks::unblock),
+        )
+        .route(
+            "/api/v1/conversations/{kind}/{id}/mute",
+            put(history::mute).delete(history::unmute),
+        )
         .route(
             "/api/v1/friends/requests",
             get(friends::requests).post(friends::request),

@@ -30,8 +30,8 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::problem::{PROBLEM_JSON, Problem, ProblemBody};
 use crate::{
-    admin, auth, friends, groups, history, messages, problem, profiles, reactions, search, uploads,
-    web,
+    admin, auth, blocks, friends, groups, history, messages, problem, profiles, reactions, search,
+    uploads, web,
 };
 
 /// Where the document is served.
@@ -85,6 +85,11 @@ pub const DOCS_PATH: &str = "/api/docs";
         history::conversations,
         history::read,
         history::readers,
+        history::mute,
+        history::unmute,
+        blocks::list,
+        blocks::block,
+        blocks::unblock,
         search::users,
         search::groups,
         uploads::upload,
@@ -129,6 +134,9 @@ pub const DOCS_PATH: &str = "/api/docs";
         history::ConversationView,
         history::ConversationList,
         history::ReadersView,
+        history::MuteChange,
+        history::MuteView,
+        blocks::BlockList,
         history::ReadMark,
         history::ReadView,
         search::UserResults,

@@ -277,6 +277,14 @@ pub trait FriendStore: Send + Sync + 'static {
     async fn are_friends(&self, a: i64, b: i64) -> InfraResult<bool>;
     /// End a friendship, both sides at once; false if they were not friends.
     async fn remove_friendship(&self, a: i64, b: i64) -> InfraResult<bool>;
+    /// `user` blocks `blocked`; false if they had already.
+    async fn block_user(&self, user: i64, blocked: i64, now: i64) -> InfraResult<bool>;
+    /// `user` unblocks `blocked`; false if they had not blocked them.
+    async fn unblock_user(&self, user: i64, blocked: i64) -> InfraResult<bool>;
+    /// Whether `user` has blocked `other`.
+    async fn has_blocked(&self, user: i64, other: i64) -> InfraResult<bool>;
+    /// The users `user` has blocked, the earliest first.
+    async fn blocked_users(&self, user: i64) -> InfraResult<Vec<User>>;
 }
 
 /// Groups and their members.
@@ -348,6 +356,10 @@ pub trait MessageStore: Send + Sync + 'static {
     async fn set_reaction(&self, reaction: &Reaction, present: bool) -> InfraResult<bool>;
     /// Every reaction to these messages.
     async fn reactions(&self, messages: &[u64]) -> InfraResult<Vec<Reaction>>;
+    /// Mute a conversation of `user` until `until` (ms; 0 until unmuted), or unmute it (None).
+    async fn set_mute(&self, user: i64, conversation: &str, until: Option<i64>) -> InfraResult<()>;
+    /// Every muted conversation of `user`, with its `until` (expired ones included).
+    async fn mutes(&self, user: i64) -> InfraResult<Vec<(String, i64)>>;
     /// The newest text or image message of each sender (system messages aside) among `object`'s
     /// seqs in `(after, upto]`: who a receipt for that range goes to, and about which message.
     async fn newest_per_sender(

@@ -219,6 +219,23 @@ pub enum ServerFrame {
         /// Upload id of their avatar now, if any.
         avatar: Option<String>,
     },
+    /// The user blocked or unblocked someone (on one device; their other devices follow).
+    Blocked {
+        /// Who.
+        user_id: String,
+        /// Blocked now, or unblocked.
+        blocked: bool,
+    },
+    /// The user muted or unmuted a conversation (their other devices follow).
+    Muted {
+        /// `user:<peer>` or `group:<id>`.
+        conversation: String,
+        /// Muted now, or unmuted.
+        muted: bool,
+        /// Muted until then (ms since the Unix epoch); absent for until unmuted.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        until: Option<i64>,
+    },
     /// An ephemeral system notification: never stored, synced or acknowledged.
     Notice {
         /// Its id.
@@ -350,6 +367,8 @@ impl ServerFrame {
                 | ServerFrame::Read { .. }
                 | ServerFrame::Receipt { .. }
                 | ServerFrame::Profile { .. }
+                | ServerFrame::Blocked { .. }
+                | ServerFrame::Muted { .. }
         )
     }
 

@@ -4,6 +4,7 @@ mod access;
 mod admin;
 mod auth;
 mod bad_input;
+mod blocks;
 mod chat;
 mod cli;
 mod crash;

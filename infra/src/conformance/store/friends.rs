@@ -10,6 +10,36 @@ pub async fn run(store: &dyn Store) {
     friendships(store).await;
     racing_friend_requests(store).await;
     profile_and_endings(store).await;
+    blocks(store).await;
+}
+
+/// A block is one way, kept once, listed, and taken back.
+async fn blocks(store: &dyn Store) {
+    let (a, b, c) = (user(random_id()), user(random_id()), user(random_id()));
+    for each in [&a, &b, &c] {
+        store.create_user(each, "h").await.expect("create user");
+    }
+    assert!(store.block_user(a.id, b.id, 5).await.expect("block"));
+    assert!(
+        !store.block_user(a.id, b.id, 6).await.expect("again"),
+        "once"
+    );
+    assert!(store.block_user(a.id, c.id, 7).await.expect("block"));
+    assert!(store.has_blocked(a.id, b.id).await.expect("has"));
+    assert!(!store.has_blocked(b.id, a.id).await.expect("one way"));
+    let mut expected = vec![b.id, c.id];
+    expected.sort_unstable();
+    let listed: Vec<i64> = store
+        .blocked_users(a.id)
+        .await
+        .expect("list")
+        .iter()
+        .map(|blocked| blocked.id)
+        .collect();
+    assert_eq!(listed, expected);
+    assert!(store.unblock_user(a.id, b.id).await.expect("unblock"));
+    assert!(!store.unblock_user(a.id, b.id).await.expect("again"));
+    assert!(!store.has_blocked(a.id, b.id).await.expect("gone"));
 }
 
 async fn friendships(store: &dyn Store) {

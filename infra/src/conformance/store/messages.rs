@@ -18,6 +18,33 @@ pub async fn run(store: &dyn Store) {
     epoch(store).await;
     receipts(store).await;
     edits_and_reactions(store).await;
+    mutes(store).await;
+}
+
+/// A mute is replaced by the newest choice and removed by unmuting.
+async fn mutes(store: &dyn Store) {
+    let user = random_id();
+    store
+        .set_mute(user, "group:1", Some(0))
+        .await
+        .expect("mute");
+    store
+        .set_mute(user, "user:2", Some(50))
+        .await
+        .expect("mute");
+    store
+        .set_mute(user, "user:2", Some(90))
+        .await
+        .expect("again");
+    let mut found = store.mutes(user).await.expect("mutes");
+    found.sort();
+    assert_eq!(
+        found,
+        [("group:1".to_string(), 0), ("user:2".to_string(), 90)]
+    );
+    store.set_mute(user, "group:1", None).await.expect("unmute");
+    assert_eq!(store.mutes(user).await.expect("mutes").len(), 1);
+    assert!(store.mutes(random_id()).await.expect("none").is_empty());
 }
 
 /// Edits rewrite every copy of a text message; reactions are a set per (message, user, emoji);

@@ -13,6 +13,10 @@ pub(super) struct FriendStatements {
     add_friendship: SqlStr,
     delete_friendship: SqlStr,
     friends: SqlStr,
+    block: SqlStr,
+    unblock: SqlStr,
+    has_blocked: SqlStr,
+    blocked_users: SqlStr,
 }
 
 impl FriendStatements {
@@ -42,6 +46,18 @@ impl FriendStatements {
              FROM friendships f JOIN users u ON u.id = f.friend_id \
              WHERE f.user_id = ? ORDER BY f.created_at, u.id",
             ),
+            block: sql(&dialect.insert_unless_present(
+                "INTO blocks (user_id, blocked_id, created_at) VALUES (?, ?, ?)",
+                "user_id, blocked_id",
+            )),
+            unblock: sql("DELETE FROM blocks WHERE user_id = ? AND blocked_id = ?"),
+            has_blocked: sql("SELECT COUNT(*) FROM blocks WHERE user_id = ? AND blocked_id = ?"),
+            blocked_users: sql(concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users WHERE id IN (SELECT blocked_id FROM blocks WHERE user_id = ?) \
+                 ORDER BY id"
+            )),
         }
     }
 }
@@ -204,5 +220,44 @@ impl FriendStore for SqlStore {
         transaction.commit().await?;
         self.friendship_changed(a, b);
         Ok(removed > 0)
+    }
+
+    async fn block_user(&self, user: i64, blocked: i64, now: i64) -> InfraResult<bool> {
+        if self.has_blocked(user, blocked).await? {
+            return Ok(false);
+        }
+        statement(&self.statements.friends.block)
+            .bind(user)
+            .bind(blocked)
+            .bind(now)
+            .execute(&self.database.pool)
+            .await?;
+        Ok(true)
+    }
+
+    async fn unblock_user(&self, user: i64, blocked: i64) -> InfraResult<bool> {
+        let removed = statement(&self.statements.friends.unblock)
+            .bind(user)
+            .bind(blocked)
+            .execute(&self.database.pool)
+            .await?;
+        Ok(removed.rows_affected() > 0)
+    }
+
+    async fn has_blocked(&self, user: i64, other: i64) -> InfraResult<bool> {
+        let (count,): (i64,) = rows(&self.statements.friends.has_blocked)
+            .bind(user)
+            .bind(other)
+            .fetch_one(&self.database.pool)
+            .await?;
+        Ok(count > 0)
+    }
+
+    async fn blocked_users(&self, user: i64) -> InfraResult<Vec<User>> {
+        let found: Vec<UserRow> = rows(&self.statements.friends.blocked_users)
+            .bind(user)
+            .fetch_all(&self.database.pool)
+            .await?;
+        Ok(found.into_iter().map(user_from).collect())
     }
 }

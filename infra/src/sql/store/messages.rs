@@ -29,6 +29,9 @@ pub(super) struct MessageStatements {
     add_reaction: SqlStr,
     remove_reaction: SqlStr,
     reactions_of: SqlStr,
+    unmute: SqlStr,
+    mute: SqlStr,
+    mutes: SqlStr,
 }
 
 /// Messages whose reactions one statement reads (unused places are bound to 0, no message).
@@ -109,6 +112,9 @@ impl MessageStatements {
             remove_reaction: sql(
                 "DELETE FROM reactions WHERE message_id = ? AND user_id = ? AND emoji = ?",
             ),
+            unmute: sql("DELETE FROM mutes WHERE user_id = ? AND conversation = ?"),
+            mute: sql("INSERT INTO mutes (user_id, conversation, until_ms) VALUES (?, ?, ?)"),
+            mutes: sql("SELECT conversation, until_ms FROM mutes WHERE user_id = ?"),
             reactions_of: sql(&format!(
                 "SELECT message_id, user_id, emoji, ts FROM reactions WHERE message_id IN ({}) \
                  ORDER BY message_id, emoji, user_id",
@@ -280,6 +286,37 @@ impl MessageStore for SqlStore {
             .execute(&self.database.pool)
             .await?;
         Ok(removed.rows_affected() > 0)
+    }
+
+    async fn set_mute(&self, user: i64, conversation: &str, until: Option<i64>) -> InfraResult<()> {
+        // Replaced whole in one transaction: the newest choice stands.
+        let mut transaction = self
+            .database
+            .pool
+            .begin_with(self.database.dialect.begin_write())
+            .await?;
+        statement(&self.statements.messages.unmute)
+            .bind(user)
+            .bind(conversation)
+            .execute(&mut *transaction)
+            .await?;
+        if let Some(until) = until {
+            statement(&self.statements.messages.mute)
+                .bind(user)
+                .bind(conversation)
+                .bind(until)
+                .execute(&mut *transaction)
+                .await?;
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    async fn mutes(&self, user: i64) -> InfraResult<Vec<(String, i64)>> {
+        Ok(rows::<(String, i64)>(&self.statements.messages.mutes)
+            .bind(user)
+            .fetch_all(&self.database.pool)
+            .await?)
     }
 
     async fn reactions(&self, messages: &[u64]) -> InfraResult<Vec<Reaction>> {
