@@ -178,8 +178,8 @@ function init() {
     tab.addEventListener('click', () => showPanel(tab.dataset.panel));
   }
   $('profile-button').addEventListener('click', () => route.go('#/profile'));
-  $('profile-close').addEventListener('click', () => route.go('#/'));
-  $('back-button').addEventListener('click', () => route.go('#/'));
+  $('profile-close').addEventListener('click', () => route.back());
+  $('back-button').addEventListener('click', () => route.back());
   $('logout-button').addEventListener('click', signOut);
 
   // Another tab signed in, refreshed the token or signed out.

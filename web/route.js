@@ -31,12 +31,17 @@ export function onChange(fn) {
 export function go(hash, { replace = false } = {}) {
   if (location.hash === hash || (hash === '#/' && !location.hash)) {
     listener(parse(hash));
-  } else if (replace) {
-    history.replaceState(null, '', hash);
-    listener(parse(hash));
   } else {
-    location.hash = hash; // the hashchange shows it
+    // Marked as natter's own entry, so `back` knows it can step back to what came before.
+    history[replace ? 'replaceState' : 'pushState']({ natter: true }, '', hash);
+    listener(parse(hash));
   }
+}
+
+/** Back to the lists: the browser's back when natter opened this screen, else in place. */
+export function back() {
+  if (history.state?.natter && history.length > 1) history.back();
+  else go('#/', { replace: true });
 }
 
 /** Forgets the fragment without a history entry (signing out). */

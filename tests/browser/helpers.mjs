@@ -119,8 +119,14 @@ export async function shot(page, name) {
   await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
 }
 
+/** Shows a section of the lists; on a phone, where a chat or the profile hides them, goes back first. */
 export async function showPanel(page, name) {
-  await page.getByRole('navigation', { name: 'Sections' }).getByRole('button', { name }).click();
+  const tabs = page.getByRole('navigation', { name: 'Sections' });
+  if (!(await tabs.isVisible())) {
+    if (await page.locator('#back-button').isVisible()) await page.locator('#back-button').click();
+    else await page.getByRole('button', { name: 'Close' }).click();
+  }
+  await tabs.getByRole('button', { name }).click();
 }
 
 /** `a` finds `b` by searching, sends a request with a note, and `b` accepts it: both see a friend. */
@@ -145,6 +151,35 @@ export async function openChatWith(page, username) {
   await showPanel(page, 'Friends');
   await page.getByRole('button', { name: `Chat with ${username}` }).click();
   await page.locator('#chat').waitFor();
+}
+
+/** `user` creates a group named `name`; its chat opens. */
+export async function createGroup(user, name) {
+  await showPanel(user.page, 'Groups');
+  await user.page.getByLabel('New group name').fill(name);
+  await user.page.getByRole('button', { name: 'Create group' }).click();
+  await user.page.locator('#chat-title', { hasText: name }).waitFor();
+}
+
+/** `user` finds the group by its name and joins it; the chat opens. */
+export async function joinGroup(user, name) {
+  await showPanel(user.page, 'Groups');
+  await user.page.getByLabel('Find groups').fill(name);
+  await user.page.locator('#group-search-form').getByRole('button', { name: 'Search' }).click();
+  await user.page.getByRole('button', { name: `Join ${name}` }).click();
+  await user.page.locator('#chat-title', { hasText: name }).waitFor();
+}
+
+/** Opens one of the user's groups from the group list. */
+export async function openGroup(page, name) {
+  await showPanel(page, 'Groups');
+  await page.getByRole('button', { name: `Open ${name}` }).click();
+  await page.locator('#chat-title', { hasText: name }).waitFor();
+}
+
+/** The user's id, from the page's state. */
+export function userId(page) {
+  return page.evaluate(() => window.natter.state.me.id);
 }
 
 export async function sendText(page, text) {
