@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use natter_infra::store::Group;
+use natter_infra::store::{Group, GroupMember};
 use natter_proto::ErrorCode;
 use natter_proto::v1::{
     CreateGroupRequest, GroupAction, GroupMemberRequest, GroupReply, ManageGroupRequest,
@@ -34,6 +34,12 @@ pub struct GroupView {
     pub avatar: Option<String>,
     /// Creation time, ms since the Unix epoch.
     pub created_at: i64,
+    /// Private: not found by search, joined through invites or by being added.
+    pub private: bool,
+    /// The caller's role (`owner`, `admin`, `member`), where the answer is about the caller's
+    /// own groups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 impl From<&Group> for GroupView {
@@ -44,6 +50,8 @@ impl From<&Group> for GroupView {
             owner: group.owner.to_string(),
             avatar: group.avatar.clone(),
             created_at: group.created_at,
+            private: group.private,
+            role: None,
         }
     }
 }
@@ -56,6 +64,8 @@ impl From<GroupReply> for GroupView {
             owner: reply.owner.to_string(),
             avatar: (!reply.avatar.is_empty()).then_some(reply.avatar),
             created_at: reply.created_at,
+            private: reply.private,
+            role: None,
         }
     }
 }
@@ -76,11 +86,44 @@ pub struct MembershipView {
     pub changed: bool,
 }
 
+/// A member as the member list shows them.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MemberView {
+    /// The user's id.
+    pub id: String,
+    /// Login name.
+    pub username: String,
+    /// Display name.
+    pub nickname: String,
+    /// Avatar upload id.
+    pub avatar: Option<String>,
+    /// `owner`, `admin` or `member`.
+    pub role: String,
+    /// Muted (may not send here) until then, ms since the Unix epoch; absent if not muted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub muted_until: Option<i64>,
+}
+
+impl MemberView {
+    fn of(member: &GroupMember, now: i64) -> MemberView {
+        let user = UserView::from(&member.user);
+        MemberView {
+            id: user.id,
+            username: user.username,
+            nickname: user.nickname,
+            avatar: user.avatar,
+            role: member.membership.role.into(),
+            muted_until: (member.membership.muted_until > now)
+                .then_some(member.membership.muted_until),
+        }
+    }
+}
+
 /// A page of a group's members.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MemberPage {
     /// Members by id, ascending.
-    pub members: Vec<UserView>,
+    pub members: Vec<MemberView>,
     /// Pass as `after` for the next page; absent on the last one.
     pub next_after: Option<String>,
 }
@@ -111,6 +154,9 @@ pub struct NewGroup {
     /// An upload id the caller made, to be the group's avatar.
     #[serde(default)]
     pub avatar: Option<String>,
+    /// Private: not found by search, joined through invites or by being added.
+    #[serde(default)]
+    pub private: bool,
 }
 
 /// `GET /api/v1/groups`: the caller's groups.
@@ -130,7 +176,13 @@ pub async fn mine(
     let mut groups = Vec::new();
     for id in state.store.user_groups(user).await? {
         if let Some(group) = state.store.group(id).await? {
-            groups.push(GroupView::from(&group));
+            let mut view = GroupView::from(&group);
+            view.role = state
+                .store
+                .membership(id, user)
+                .await?
+                .map(|standing| standing.role.to_string());
+            groups.push(view);
         }
     }
     Ok(Json(GroupList { groups }))
@@ -161,6 +213,7 @@ pub async fn create(
             owner: user,
             name: body.name,
             avatar: body.avatar.unwrap_or_default(),
+            private: body.private,
         })
         .await?;
     Ok((StatusCode::CREATED, Json(GroupView::from(reply))))
@@ -188,6 +241,7 @@ pub async fn join(
     let request = GroupMemberRequest {
         group_id: positive_id(&id, "group")?,
         user_id: user,
+        invite: String::new(),
     };
     let reply = state.logic.join_group(request).await?;
     Ok(Json(membership(reply)))
@@ -215,6 +269,7 @@ pub async fn leave(
     let request = GroupMemberRequest {
         group_id: positive_id(&id, "group")?,
         user_id: user,
+        invite: String::new(),
     };
     let reply = state.logic.leave_group(request).await?;
     Ok(Json(membership(reply)))
@@ -243,10 +298,18 @@ pub async fn members(
     let after = after_id(&query)?;
     let limit = page_limit(&query, DEFAULT_MEMBER_PAGE, MAX_MEMBER_PAGE)?;
     require_member(&state, group, user).await?;
-    let found = state.store.group_members(group, after, limit).await?;
+    let found = state.store.group_member_page(group, after, limit).await?;
+    let now = natter_infra::now_millis();
     Ok(Json(MemberPage {
-        next_after: next_after(found.last().map(|member| member.id), found.len(), limit),
-        members: found.iter().map(UserView::from).collect(),
+        next_after: next_after(
+            found.last().map(|member| member.user.id),
+            found.len(),
+            limit,
+        ),
+        members: found
+            .iter()
+            .map(|member| MemberView::of(member, now))
+            .collect(),
     }))
 }
 
@@ -272,6 +335,9 @@ pub struct GroupChange {
     /// An upload id the owner made, or `""` to clear the avatar.
     #[serde(default)]
     pub avatar: Option<String>,
+    /// Make the group private or public (the owner only).
+    #[serde(default)]
+    pub private: Option<bool>,
 }
 
 /// How many members of a group are online.
@@ -318,15 +384,29 @@ pub async fn update(
     let current = state.store.group(group_id).await?.ok_or_else(|| {
         Problem::new(ErrorCode::NotFound, format!("there is no group {group_id}"))
     })?;
-    let request = ManageGroupRequest {
-        actor: user,
-        group_id,
-        action: GroupAction::Update.into(),
-        name: change.name.unwrap_or(current.name),
-        avatar: change.avatar.or(current.avatar).unwrap_or_default(),
-        user_id: 0,
-    };
-    manage(&state, request).await
+    let mut answer = None;
+    if let Some(private) = change.private {
+        let request = ManageGroupRequest {
+            actor: user,
+            group_id,
+            action: GroupAction::SetPrivate.into(),
+            private,
+            ..ManageGroupRequest::default()
+        };
+        answer = Some(manage(&state, request).await?);
+    }
+    if change.name.is_some() || change.avatar.is_some() || answer.is_none() {
+        let request = ManageGroupRequest {
+            actor: user,
+            group_id,
+            action: GroupAction::Update.into(),
+            name: change.name.unwrap_or(current.name),
+            avatar: change.avatar.or(current.avatar).unwrap_or_default(),
+            ..ManageGroupRequest::default()
+        };
+        answer = Some(manage(&state, request).await?);
+    }
+    answer.ok_or_else(|| Problem::new(ErrorCode::Internal, "no change was made"))
 }
 
 /// `DELETE /api/v1/groups/{id}/members/{user}`: the owner removes a member, who gets a
@@ -424,9 +504,117 @@ pub async fn online(
     }))
 }
 
-fn membership(reply: GroupReply) -> MembershipView {
+pub(crate) fn membership(reply: GroupReply) -> MembershipView {
     MembershipView {
         changed: reply.changed,
         group: GroupView::from(reply),
     }
+}
+
+/// A user for the owner or an admin to add.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewMember {
+    /// The user (a friend of the caller).
+    pub user_id: String,
+}
+
+/// `POST /api/v1/groups/{id}/members` `{user_id}`: the owner or an admin adds a friend of
+/// theirs; the added user's devices get `group_added`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/groups/{id}/members",
+    tag = "groups",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The group's id")),
+    request_body = NewMember,
+    responses(
+        (status = 200, description = "Added (`changed` is false if already a member)", body = MembershipView),
+        (status = 400, description = "`invalid_input`: not positive ids"),
+        (status = 403, description = "`forbidden`: the caller is not the owner or an admin; \
+            `not_friends`: the user is not the caller's friend"),
+        (status = 404, description = "`not_found`: no such group"),
+    )
+)]
+pub async fn add_member(
+    State(state): State<ApiState>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<NewMember>,
+) -> Result<Json<MembershipView>, Problem> {
+    let request = ManageGroupRequest {
+        actor: user,
+        group_id: positive_id(&id, "group")?,
+        action: GroupAction::Add.into(),
+        user_id: positive_id(&body.user_id, "user")?,
+        ..ManageGroupRequest::default()
+    };
+    manage(&state, request).await
+}
+
+/// A change to a member's standing; absent fields stay as they are.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemberChange {
+    /// `admin` or `member` (the owner only).
+    #[serde(default)]
+    pub role: Option<String>,
+    /// Muted until then (ms since the Unix epoch); 0 lifts a mute (the owner, or an admin
+    /// for plain members).
+    #[serde(default)]
+    pub muted_until: Option<i64>,
+}
+
+/// `PATCH /api/v1/groups/{id}/members/{user}` `{role?, muted_until?}`: the owner makes a
+/// member an admin or a member again; the owner or an admin mutes a member (who may not send
+/// to the group until then: `muted`). The members get `group_member`.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/groups/{id}/members/{user}",
+    tag = "groups",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "The group's id"),
+        ("user" = String, Path, description = "The member's id"),
+    ),
+    request_body = MemberChange,
+    responses(
+        (status = 200, description = "Changed (`changed` is false if it already was so)", body = MembershipView),
+        (status = 400, description = "`invalid_input`: bad ids or role"),
+        (status = 403, description = "`forbidden`: not allowed to the caller's role"),
+        (status = 404, description = "`not_found`: no such group or member"),
+    )
+)]
+pub async fn change_member(
+    State(state): State<ApiState>,
+    AuthUser(user): AuthUser,
+    Path((id, member)): Path<(String, String)>,
+    JsonBody(change): JsonBody<MemberChange>,
+) -> Result<Json<MembershipView>, Problem> {
+    let group_id = positive_id(&id, "group")?;
+    let member = positive_id(&member, "user")?;
+    let base = ManageGroupRequest {
+        actor: user,
+        group_id,
+        user_id: member,
+        ..ManageGroupRequest::default()
+    };
+    let mut answer = None;
+    if let Some(role) = change.role {
+        let request = ManageGroupRequest {
+            action: GroupAction::SetRole.into(),
+            role,
+            ..base.clone()
+        };
+        answer = Some(manage(&state, request).await?);
+    }
+    if let Some(until) = change.muted_until {
+        let request = ManageGroupRequest {
+            action: GroupAction::Mute.into(),
+            until,
+            ..base
+        };
+        answer = Some(manage(&state, request).await?);
+    }
+    answer.ok_or_else(|| Problem::new(ErrorCode::InvalidInput, "give role or muted_until"))
 }

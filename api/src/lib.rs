@@ -29,6 +29,7 @@ pub mod friends;
 pub mod groups;
 pub mod history;
 pub mod images;
+pub mod invites;
 pub mod messages;
 pub mod openapi;
 pub mod params;
@@ -78,7 +79,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .route(
             "/api/v1/groups/{id}/members/{user}",
-            delete(groups::remove_member),
+            delete(groups::remove_member).patch(groups::change_member),
         )
         .route("/api/v1/groups/{id}/online", get(groups::online))
         .route("/api/v1/conversations", get(history::conversations))
@@ -140,7 +141,20 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/admin/push", post(admin::push))
         .route("/api/v1/groups/{id}/join", post(groups::join))
         .route("/api/v1/groups/{id}/leave", post(groups::leave))
-        .route("/api/v1/groups/{id}/members", get(groups::members))
+        .route(
+            "/api/v1/groups/{id}/members",
+            get(groups::members).post(groups::add_member),
+        )
+        .route(
+            "/api/v1/groups/{id}/invites",
+            get(invites::list).post(invites::create),
+        )
+        .route(
+            "/api/v1/groups/{id}/invites/{code}",
+            delete(invites::revoke),
+        )
+        .route("/api/v1/invites/{code}", get(invites::preview))
+        .route("/api/v1/invites/{code}/join", post(invites::join))
         .merge(web::router())
         .fallback(problem::not_found)
         .method_not_allowed_fallback(problem::method_not_allowed)

@@ -30,8 +30,8 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::problem::{PROBLEM_JSON, Problem, ProblemBody};
 use crate::{
-    admin, auth, blocks, friends, groups, history, messages, problem, profiles, reactions, search,
-    uploads, web,
+    admin, auth, blocks, friends, groups, history, invites, messages, problem, profiles, reactions,
+    search, uploads, web,
 };
 
 /// Where the document is served.
@@ -90,6 +90,13 @@ pub const DOCS_PATH: &str = "/api/docs";
         blocks::list,
         blocks::block,
         blocks::unblock,
+        groups::add_member,
+        groups::change_member,
+        invites::create,
+        invites::list,
+        invites::revoke,
+        invites::preview,
+        invites::join,
         search::users,
         search::groups,
         uploads::upload,
@@ -137,6 +144,13 @@ pub const DOCS_PATH: &str = "/api/docs";
         history::MuteChange,
         history::MuteView,
         blocks::BlockList,
+        groups::MemberView,
+        groups::NewMember,
+        groups::MemberChange,
+        invites::NewInvite,
+        invites::InviteView,
+        invites::InviteList,
+        invites::InvitePreview,
         history::ReadMark,
         history::ReadView,
         search::UserResults,

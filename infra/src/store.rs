@@ -57,6 +57,52 @@ pub struct Group {
     pub avatar: Option<String>,
     /// Creation time, ms since the Unix epoch.
     pub created_at: i64,
+    /// Private: not found by search, joined only through an invite or by being added.
+    pub private: bool,
+}
+
+/// A member's standing in a group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Membership {
+    /// [`ROLE_OWNER`], [`ROLE_ADMIN`] or [`ROLE_MEMBER`].
+    pub role: &'static str,
+    /// Muted (may not send to the group) until then, ms since the Unix epoch; 0 if not.
+    pub muted_until: i64,
+}
+
+/// The group's owner (there is one: `Group::owner`).
+pub const ROLE_OWNER: &str = "owner";
+/// An admin: adds, removes and mutes members.
+pub const ROLE_ADMIN: &str = "admin";
+/// Everyone else.
+pub const ROLE_MEMBER: &str = "member";
+
+/// A member as a group's member list shows them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupMember {
+    /// The user.
+    pub user: User,
+    /// Their standing.
+    pub membership: Membership,
+}
+
+/// An invite link to a group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invite {
+    /// The random code the link carries.
+    pub code: String,
+    /// The group it joins.
+    pub group_id: i64,
+    /// Who made it.
+    pub created_by: i64,
+    /// When, ms since the Unix epoch.
+    pub created_at: i64,
+    /// Good until then, ms since the Unix epoch.
+    pub expires_at: i64,
+    /// At most this many joins.
+    pub max_uses: u64,
+    /// Joins so far.
+    pub uses: u64,
 }
 
 /// A stored refresh token (only its hash is kept).
@@ -314,6 +360,32 @@ pub trait GroupStore: Send + Sync + 'static {
     -> InfraResult<bool>;
     /// Delete a group and its memberships (one transaction); returns who were members.
     async fn disband_group(&self, group: i64) -> InfraResult<Vec<i64>>;
+    /// Make a group private or public; false if there is no such group.
+    async fn set_group_private(&self, group: i64, private: bool) -> InfraResult<bool>;
+    /// A member's standing (the owner's role is [`ROLE_OWNER`]); None if not a member.
+    async fn membership(&self, group: i64, user: i64) -> InfraResult<Option<Membership>>;
+    /// Set a member's role ([`ROLE_ADMIN`] or [`ROLE_MEMBER`]); false if not a member.
+    async fn set_member_role(&self, group: i64, user: i64, role: &str) -> InfraResult<bool>;
+    /// Mute a member until `until` (ms; 0 unmutes); false if not a member.
+    async fn set_member_muted(&self, group: i64, user: i64, until: i64) -> InfraResult<bool>;
+    /// A page of members by id with their standing, after `after`.
+    async fn group_member_page(
+        &self,
+        group: i64,
+        after: i64,
+        limit: u32,
+    ) -> InfraResult<Vec<GroupMember>>;
+    /// Store a new invite.
+    async fn create_invite(&self, invite: &Invite) -> InfraResult<()>;
+    /// An invite by its code, used up or expired or not.
+    async fn invite(&self, code: &str) -> InfraResult<Option<Invite>>;
+    /// Count one use of an invite if it is still good at `now` (not expired, uses left);
+    /// returns it then, None otherwise.
+    async fn use_invite(&self, code: &str, now: i64) -> InfraResult<Option<Invite>>;
+    /// A group's invites, newest first.
+    async fn group_invites(&self, group: i64) -> InfraResult<Vec<Invite>>;
+    /// Delete an invite of `group`; false if there was none.
+    async fn revoke_invite(&self, group: i64, code: &str) -> InfraResult<bool>;
 }
 
 /// Stored messages (history) and the cursors kept on them: acknowledged, read, delivered.

@@ -2,7 +2,7 @@
 //! connect nodes of a membership change before it is answered.
 
 use natter_infra::now_millis;
-use natter_infra::store::Group;
+use natter_infra::store::{Group, Membership, ROLE_ADMIN, ROLE_MEMBER, ROLE_OWNER};
 use natter_proto::frame::ServerFrame;
 use natter_proto::v1::{
     CreateGroupRequest, GroupAction, GroupMemberRequest, GroupMembershipRequest, GroupReply,
@@ -57,6 +57,65 @@ impl LogicService {
         Ok(ended)
     }
 
+    /// A user's standing in a group, or `not_member`.
+    pub(crate) async fn standing(&self, group: i64, user: i64) -> Result<Membership, Status> {
+        self.store
+            .membership(group, user)
+            .await
+            .map_err(status)?
+            .ok_or_else(|| {
+                ErrorCode::NotMember.status(format!("you are not a member of group {group}"))
+            })
+    }
+
+    /// Refuses a group send from a member who is muted there.
+    pub(crate) async fn refuse_if_muted(&self, group: i64, sender: i64) -> Result<(), Status> {
+        let standing = self.standing(group, sender).await?;
+        if standing.muted_until > now_millis() {
+            return Err(ErrorCode::Muted.status(format!(
+                "an admin muted you in group {group} until {} (ms since the Unix epoch)",
+                standing.muted_until
+            )));
+        }
+        Ok(())
+    }
+
+    /// Adds `user` to `group` as a reader from the log's present end on; false if already in.
+    async fn add_member(&self, group: &Group, user: i64) -> Result<bool, Status> {
+        let object = ObjectId::Group(group.id);
+        // A new member reads from the group's present on; older messages are history.
+        let end = self.log.end(&object).await.map_err(status)?;
+        let joined = self
+            .store
+            .add_group_member(group.id, user, now_millis())
+            .await
+            .map_err(status)?;
+        if joined {
+            self.store
+                .advance_ack_cursor(user, &object, end)
+                .await
+                .map_err(status)?;
+            self.announce_membership(user, vec![group.id], Vec::new())
+                .await;
+            self.schedule_group_online(group.id);
+        }
+        Ok(joined)
+    }
+
+    /// Tells a group's members that one member's standing changed.
+    async fn announce_standing(&self, group: i64, user: i64) -> Result<(), Status> {
+        if let Some(standing) = self.store.membership(group, user).await.map_err(status)? {
+            let frame = ServerFrame::GroupMember {
+                group_id: group.to_string(),
+                user_id: user.to_string(),
+                role: standing.role.into(),
+                muted_until: (standing.muted_until > now_millis()).then_some(standing.muted_until),
+            };
+            self.notify_group(group, &frame).await;
+        }
+        Ok(())
+    }
+
     /// The group, or `not_found`.
     pub(crate) async fn existing_group(&self, group_id: i64) -> Result<Group, Status> {
         self.store
@@ -83,6 +142,7 @@ pub(crate) async fn create_group(
         owner: request.owner,
         avatar,
         created_at: now_millis(),
+        private: request.private,
     };
     logic.store.create_group(&group).await.map_err(status)?;
     logic
@@ -91,31 +151,63 @@ pub(crate) async fn create_group(
     Ok(group_reply(&group, true))
 }
 
-/// `join_group`: a new member, who reads the group's log from its present end on.
+/// `join_group`: a new member, who reads the group's log from its present end on. A public
+/// group takes anyone; a private one only a holder of a good invite (to anyone else it is
+/// `not_found`, so its existence is not given away).
 pub(crate) async fn join_group(
     logic: &LogicService,
     request: GroupMemberRequest,
 ) -> Result<GroupReply, Status> {
-    let group = logic.existing_group(request.group_id).await?;
-    let object = ObjectId::Group(group.id);
-    // A new member reads from the group's present on; older messages are history.
-    let end = logic.log.end(&object).await.map_err(status)?;
-    let joined = logic
-        .store
-        .add_group_member(group.id, request.user_id, now_millis())
-        .await
-        .map_err(status)?;
-    if joined {
-        logic
-            .store
-            .advance_ack_cursor(request.user_id, &object, end)
-            .await
-            .map_err(status)?;
-        logic
-            .announce_membership(request.user_id, vec![group.id], Vec::new())
-            .await;
-        logic.schedule_group_online(group.id);
+    if !request.invite.is_empty() {
+        return join_by_invite(logic, &request.invite, request.user_id).await;
     }
+    let group = logic.existing_group(request.group_id).await?;
+    if group.private
+        && !logic
+            .store
+            .is_group_member(group.id, request.user_id)
+            .await
+            .map_err(status)?
+    {
+        return Err(ErrorCode::NotFound.status(format!(
+            "there is no public group {}; a private group is joined through an invite",
+            group.id
+        )));
+    }
+    let joined = logic.add_member(&group, request.user_id).await?;
+    Ok(group_reply(&group, joined))
+}
+
+/// A join through an invite: a member already in uses nothing; anyone else uses one of the
+/// invite's joins, if it has one left and has not expired.
+async fn join_by_invite(logic: &LogicService, code: &str, user: i64) -> Result<GroupReply, Status> {
+    let gone =
+        || ErrorCode::NotFound.status("that invite does not exist, has expired or is used up");
+    let invite = logic
+        .store
+        .invite(code)
+        .await
+        .map_err(status)?
+        .ok_or_else(gone)?;
+    let group = logic
+        .existing_group(invite.group_id)
+        .await
+        .map_err(|_| gone())?;
+    if logic
+        .store
+        .is_group_member(group.id, user)
+        .await
+        .map_err(status)?
+    {
+        return Ok(group_reply(&group, false));
+    }
+    logic
+        .store
+        .use_invite(code, now_millis())
+        .await
+        .map_err(status)?
+        .ok_or_else(gone)?;
+    let joined = logic.add_member(&group, user).await?;
     Ok(group_reply(&group, joined))
 }
 
@@ -135,17 +227,54 @@ pub(crate) async fn leave_group(
     Ok(group_reply(&group, left))
 }
 
-/// `manage_group`: the owner renames the group, removes a member or disbands it.
+/// Whether a member with role `actor` may act on one with role `target` (remove, mute): the
+/// owner on anyone else, an admin on plain members.
+fn outranks(actor: &str, target: &str) -> bool {
+    match actor {
+        ROLE_OWNER => target != ROLE_OWNER,
+        ROLE_ADMIN => target == ROLE_MEMBER,
+        _ => false,
+    }
+}
+
+/// `manage_group`: the owner's and admins' changes. The owner does everything; an admin
+/// renames, adds, and removes or mutes plain members; disbanding, roles and privacy are the
+/// owner's.
 pub(crate) async fn manage_group(
     logic: &LogicService,
     request: ManageGroupRequest,
 ) -> Result<GroupReply, Status> {
     let mut group = logic.existing_group(request.group_id).await?;
-    if group.owner != request.actor {
-        return Err(ErrorCode::Forbidden.status("only the group's owner may do that"));
+    let action = GroupAction::try_from(request.action).unwrap_or(GroupAction::Unspecified);
+    let actor = match logic
+        .store
+        .membership(group.id, request.actor)
+        .await
+        .map_err(status)?
+    {
+        Some(standing) => standing.role,
+        None => return Err(ErrorCode::Forbidden.status("only the group's members may do that")),
+    };
+    let owner_only = matches!(
+        action,
+        GroupAction::Disband | GroupAction::SetRole | GroupAction::SetPrivate
+    );
+    if actor == ROLE_MEMBER || (owner_only && actor != ROLE_OWNER) {
+        return Err(ErrorCode::Forbidden.status(if owner_only {
+            "only the group's owner may do that"
+        } else {
+            "only the group's owner and admins may do that"
+        }));
     }
-    let changed = match GroupAction::try_from(request.action) {
-        Ok(GroupAction::Update) => {
+    let target = || async {
+        logic
+            .store
+            .membership(group.id, request.user_id)
+            .await
+            .map_err(status)
+    };
+    let changed = match action {
+        GroupAction::Update => {
             group.name = validate::group_name(&request.name)?;
             group.avatar = logic.avatar_of(request.actor, &request.avatar).await?;
             let changed = logic
@@ -153,23 +282,94 @@ pub(crate) async fn manage_group(
                 .update_group(group.id, &group.name, group.avatar.as_deref())
                 .await
                 .map_err(status)?;
-            let frame = ServerFrame::GroupUpdated {
-                group_id: group.id.to_string(),
-                name: group.name.clone(),
-                avatar: group.avatar.clone(),
-            };
-            logic.notify_group(group.id, &frame).await;
+            announce_group(logic, &group).await;
             changed
         }
-        Ok(GroupAction::Remove) => {
-            if request.user_id == group.owner {
-                return Err(ErrorCode::Forbidden.status("the owner cannot be removed"));
+        GroupAction::SetPrivate => {
+            group.private = request.private;
+            let changed = logic
+                .store
+                .set_group_private(group.id, group.private)
+                .await
+                .map_err(status)?;
+            announce_group(logic, &group).await;
+            changed
+        }
+        GroupAction::Remove => {
+            let Some(standing) = target().await? else {
+                return Ok(group_reply(&group, false));
+            };
+            if !outranks(actor, standing.role) {
+                return Err(ErrorCode::Forbidden.status(format!(
+                    "an {actor} cannot remove the group's {}",
+                    standing.role
+                )));
             }
             logic
                 .end_membership(group.id, request.user_id, "removed")
                 .await?
         }
-        Ok(GroupAction::Disband) => {
+        GroupAction::Add => {
+            if !logic
+                .may_reach(request.actor, ObjectId::User(request.user_id))
+                .await?
+            {
+                return Err(ErrorCode::NotFriends
+                    .status(format!("user {} is not your friend", request.user_id)));
+            }
+            let added = logic.add_member(&group, request.user_id).await?;
+            if added {
+                let frame = ServerFrame::GroupAdded {
+                    group_id: group.id.to_string(),
+                    name: group.name.clone(),
+                    by: request.actor.to_string(),
+                };
+                logic.notify_users(vec![request.user_id], &frame).await;
+            }
+            added
+        }
+        GroupAction::Mute => {
+            let Some(standing) = target().await? else {
+                return Err(ErrorCode::NotFound.status("that user is not a member"));
+            };
+            if !outranks(actor, standing.role) {
+                return Err(ErrorCode::Forbidden.status(format!(
+                    "an {actor} cannot mute the group's {}",
+                    standing.role
+                )));
+            }
+            let until = request.until.max(0);
+            let changed = logic
+                .store
+                .set_member_muted(group.id, request.user_id, until)
+                .await
+                .map_err(status)?;
+            logic.announce_standing(group.id, request.user_id).await?;
+            changed
+        }
+        GroupAction::SetRole => {
+            let role = match request.role.as_str() {
+                ROLE_ADMIN => ROLE_ADMIN,
+                ROLE_MEMBER => ROLE_MEMBER,
+                _ => {
+                    return Err(ErrorCode::InvalidInput.status("a role is \"admin\" or \"member\""));
+                }
+            };
+            let Some(standing) = target().await? else {
+                return Err(ErrorCode::NotFound.status("that user is not a member"));
+            };
+            if standing.role == ROLE_OWNER {
+                return Err(ErrorCode::Forbidden.status("the owner's role does not change"));
+            }
+            let changed = logic
+                .store
+                .set_member_role(group.id, request.user_id, role)
+                .await
+                .map_err(status)?;
+            logic.announce_standing(group.id, request.user_id).await?;
+            changed && standing.role != role
+        }
+        GroupAction::Disband => {
             let members = logic.store.disband_group(group.id).await.map_err(status)?;
             let frame = ServerFrame::GroupRemoved {
                 group_id: group.id.to_string(),
@@ -183,13 +383,24 @@ pub(crate) async fn manage_group(
             }
             true
         }
-        Ok(GroupAction::Unspecified) | Err(_) => {
+        GroupAction::Unspecified => {
             return Err(
                 ErrorCode::InvalidInput.status(format!("unknown group action {}", request.action))
             );
         }
     };
     Ok(group_reply(&group, changed))
+}
+
+/// Tells the members a group's name, avatar or privacy changed.
+async fn announce_group(logic: &LogicService, group: &Group) {
+    let frame = ServerFrame::GroupUpdated {
+        group_id: group.id.to_string(),
+        name: group.name.clone(),
+        avatar: group.avatar.clone(),
+        private: group.private,
+    };
+    logic.notify_group(group.id, &frame).await;
 }
 
 /// A group as the rpc answers it.
@@ -201,5 +412,6 @@ fn group_reply(group: &Group, changed: bool) -> GroupReply {
         created_at: group.created_at,
         changed,
         avatar: group.avatar.clone().unwrap_or_default(),
+        private: group.private,
     }
 }

@@ -161,6 +161,9 @@ impl LogicService {
                 }
             });
         }
+        if let ObjectId::Group(group) = target {
+            self.refuse_if_muted(group, request.sender).await?;
+        }
         let quote = self.quote(request.sender, target, request.reply_to).await?;
         if let Content::Image(upload) = content {
             self.share_image(request.sender, upload, target).await?;

@@ -340,6 +340,7 @@ async fn unknown_targets_audiences_and_actions_are_refused_not_widened() {
             owner: ALICE,
             name: "climbers".into(),
             avatar: String::new(),
+            private: false,
         }))
         .await
         .expect("a group")

@@ -87,6 +87,8 @@ pub enum ErrorCode {
     ImageTooLarge,
     /// The message is older than the recall window, or not the caller's.
     RecallWindowPassed,
+    /// The sender is muted in the group by its owner or an admin.
+    Muted,
 }
 
 impl ErrorCode {
@@ -119,11 +121,12 @@ impl ErrorCode {
             ErrorCode::CorruptImage => "corrupt_image",
             ErrorCode::ImageTooLarge => "image_too_large",
             ErrorCode::RecallWindowPassed => "recall_window_passed",
+            ErrorCode::Muted => "muted",
         }
     }
 
     /// Every code, for documentation checks.
-    pub const ALL: [ErrorCode; 26] = [
+    pub const ALL: [ErrorCode; 27] = [
         ErrorCode::BadFrame,
         ErrorCode::UnknownType,
         ErrorCode::FrameTooLarge,
@@ -150,6 +153,7 @@ impl ErrorCode {
         ErrorCode::CorruptImage,
         ErrorCode::ImageTooLarge,
         ErrorCode::RecallWindowPassed,
+        ErrorCode::Muted,
     ];
 
     /// The HTTP status a problem response with this code carries.
@@ -164,7 +168,10 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::RecallWindowPassed => 409,
             ErrorCode::FrameTooLarge => 413,
-            ErrorCode::NotFriends | ErrorCode::NotMember | ErrorCode::Forbidden => 403,
+            ErrorCode::NotFriends
+            | ErrorCode::NotMember
+            | ErrorCode::Forbidden
+            | ErrorCode::Muted => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::InProgress | ErrorCode::UsernameTaken | ErrorCode::Conflict => 409,

@@ -177,6 +177,31 @@ pub enum ServerFrame {
         name: String,
         /// Upload id of its avatar now, if any.
         avatar: Option<String>,
+        /// Whether it is private now.
+        #[serde(default)]
+        private: bool,
+    },
+    /// The client was added to a group by its owner or an admin.
+    GroupAdded {
+        /// The group.
+        group_id: String,
+        /// Its name.
+        name: String,
+        /// Who added the client.
+        by: String,
+    },
+    /// A member's standing in a group changed (a role given or taken, a mute set or lifted);
+    /// sent to the group's members.
+    GroupMember {
+        /// The group.
+        group_id: String,
+        /// The member.
+        user_id: String,
+        /// `owner`, `admin` or `member`.
+        role: String,
+        /// Muted until then (ms since the Unix epoch); absent when not muted.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        muted_until: Option<i64>,
     },
     /// The client is no longer in a group: it `left` (on another device), was `removed` by
     /// the owner, or the group was `disbanded`.
@@ -364,6 +389,8 @@ impl ServerFrame {
                 | ServerFrame::FriendRemoved { .. }
                 | ServerFrame::GroupUpdated { .. }
                 | ServerFrame::GroupRemoved { .. }
+                | ServerFrame::GroupAdded { .. }
+                | ServerFrame::GroupMember { .. }
                 | ServerFrame::Read { .. }
                 | ServerFrame::Receipt { .. }
                 | ServerFrame::Profile { .. }

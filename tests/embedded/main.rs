@@ -17,6 +17,7 @@ mod handshake;
 mod harness;
 mod history;
 mod image_memory;
+mod private_groups;
 mod process;
 mod profiles;
 mod raw_frames;

@@ -656,7 +656,8 @@ async fn group_owners_rename_remove_members_and_disband() {
             ServerFrame::GroupUpdated {
                 group_id: group.clone(),
                 name: "boulderers".into(),
-                avatar: None
+                avatar: None,
+                private: false,
             }
         );
     }
@@ -857,7 +858,8 @@ async fn group_owners_set_an_avatar_of_their_own_that_members_hear_of() {
         ServerFrame::GroupUpdated {
             group_id: group.clone(),
             name: "boulderers".into(),
-            avatar: Some(picture.clone())
+            avatar: Some(picture.clone()),
+            private: false,
         }
     );
     let (status, _, _) = fetch(&harness, &format!("/media/{picture}"), Some(&dave)).await;

@@ -3,13 +3,175 @@
 use super::super::random_id;
 use super::{group, user};
 use crate::error::InfraError;
-use crate::store::{Group, Store, User};
+use crate::store::{Group, Invite, Membership, ROLE_ADMIN, ROLE_MEMBER, ROLE_OWNER, Store, User};
 
 /// Run every check of this part of the `Store` suite.
 pub async fn run(store: &dyn Store) {
     groups(store).await;
     member_pages(store).await;
     group_administration(store).await;
+    roles_privacy_and_invites(store).await;
+}
+
+/// Roles and mutes per member, privacy hiding a group from search, and invites that run out
+/// by time and by uses, even when joins race for the last one.
+async fn roles_privacy_and_invites(store: &dyn Store) {
+    let (owner, member) = (random_id(), random_id());
+    for id in [owner, member] {
+        store
+            .create_user(&user(id), "h")
+            .await
+            .expect("create user");
+    }
+    let tag = format!("q{}", random_id());
+    let mut hidden = group(random_id(), owner);
+    hidden.name = format!("{tag} hidden");
+    hidden.private = true;
+    store.create_group(&hidden).await.expect("create");
+    assert!(
+        store
+            .group(hidden.id)
+            .await
+            .expect("read")
+            .expect("there")
+            .private
+    );
+    assert!(
+        store
+            .search_groups(&tag, 0, 10)
+            .await
+            .expect("search")
+            .is_empty(),
+        "a private group is not found"
+    );
+    assert!(
+        store
+            .set_group_private(hidden.id, false)
+            .await
+            .expect("public")
+    );
+    assert_eq!(
+        store
+            .search_groups(&tag, 0, 10)
+            .await
+            .expect("search")
+            .len(),
+        1
+    );
+
+    assert!(
+        store
+            .add_group_member(hidden.id, member, 2)
+            .await
+            .expect("join")
+    );
+    let standing = |user| async move {
+        store
+            .membership(hidden.id, user)
+            .await
+            .expect("standing")
+            .expect("a member")
+    };
+    assert_eq!(standing(owner).await.role, ROLE_OWNER);
+    assert_eq!(standing(member).await.role, ROLE_MEMBER);
+    assert!(
+        store
+            .set_member_role(hidden.id, member, ROLE_ADMIN)
+            .await
+            .expect("role")
+    );
+    assert!(
+        store
+            .set_member_muted(hidden.id, member, 99)
+            .await
+            .expect("mute")
+    );
+    assert_eq!(
+        standing(member).await,
+        Membership {
+            role: ROLE_ADMIN,
+            muted_until: 99
+        }
+    );
+    assert!(
+        store
+            .membership(hidden.id, random_id())
+            .await
+            .expect("none")
+            .is_none()
+    );
+    assert!(
+        !store
+            .set_member_role(hidden.id, random_id(), ROLE_ADMIN)
+            .await
+            .expect("no one")
+    );
+    let page = store
+        .group_member_page(hidden.id, 0, 10)
+        .await
+        .expect("page");
+    assert_eq!(page.len(), 2);
+    assert!(
+        page.iter()
+            .any(|listed| listed.user.id == owner && listed.membership.role == ROLE_OWNER)
+    );
+
+    let invite = Invite {
+        code: format!("{:032x}", random_id()),
+        group_id: hidden.id,
+        created_by: owner,
+        created_at: 10,
+        expires_at: 1_000,
+        max_uses: 3,
+        uses: 0,
+    };
+    store.create_invite(&invite).await.expect("invite");
+    assert!(matches!(
+        store.create_invite(&invite).await,
+        Err(InfraError::Conflict(_))
+    ));
+    assert_eq!(
+        store.invite(&invite.code).await.expect("read"),
+        Some(invite.clone())
+    );
+    assert!(
+        store
+            .use_invite(&invite.code, 2_000)
+            .await
+            .expect("late")
+            .is_none(),
+        "expired"
+    );
+    // Five joins race for three uses: exactly three win.
+    let races = (0..5).map(|_| store.use_invite(&invite.code, 500));
+    let won = futures_util::future::join_all(races)
+        .await
+        .into_iter()
+        .filter(|outcome| matches!(outcome, Ok(Some(_))))
+        .count();
+    assert_eq!(won, 3);
+    assert_eq!(
+        store
+            .invite(&invite.code)
+            .await
+            .expect("read")
+            .map(|found| found.uses),
+        Some(3)
+    );
+    assert_eq!(store.group_invites(hidden.id).await.expect("list").len(), 1);
+    assert!(
+        !store
+            .revoke_invite(random_id(), &invite.code)
+            .await
+            .expect("other group")
+    );
+    assert!(
+        store
+            .revoke_invite(hidden.id, &invite.code)
+            .await
+            .expect("revoke")
+    );
+    assert!(store.invite(&invite.code).await.expect("gone").is_none());
 }
 
 async fn groups(store: &dyn Store) {
@@ -296,6 +458,7 @@ async fn group_administration(store: &dyn Store) {
         owner,
         avatar: None,
         created_at: 1,
+        private: false,
     };
     store.create_group(&group).await.expect("create");
     assert!(store.add_group_member(id, member, 2).await.expect("join"));

@@ -482,6 +482,7 @@ async fn read_state(store: &dyn Store) {
             owner: me,
             avatar: None,
             created_at: 1,
+            private: false,
         })
         .await
         .expect("group");

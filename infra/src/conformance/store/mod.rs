@@ -39,6 +39,7 @@ pub(super) fn group(id: i64, owner: i64) -> Group {
         owner,
         avatar: None,
         created_at: 1_700_000_000_000 + id,
+        private: false,
     }
 }
 

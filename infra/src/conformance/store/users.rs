@@ -172,6 +172,7 @@ async fn search(store: &dyn Store) {
             owner,
             avatar: None,
             created_at: 1,
+            private: false,
         };
         store.create_group(&group).await.expect("create group");
         groups.push(group);

@@ -17,6 +17,44 @@ pub(super) struct GroupStatements {
     group_member_ids: SqlStr,
     delete_group: SqlStr,
     delete_group_members: SqlStr,
+    delete_group_invites: SqlStr,
+    set_private: SqlStr,
+    membership: SqlStr,
+    set_role: SqlStr,
+    set_muted: SqlStr,
+    member_page: SqlStr,
+    create_invite: SqlStr,
+    invite: SqlStr,
+    use_invite: SqlStr,
+    group_invites: SqlStr,
+    revoke_invite: SqlStr,
+}
+
+/// The invite columns in `InviteRow` order.
+const INVITE_COLUMNS: &str = "code, group_id, created_by, created_at, expires_at, max_uses, uses";
+
+type InviteRow = (String, i64, i64, i64, i64, i64, i64);
+
+fn invite_from(row: InviteRow) -> Invite {
+    let (code, group_id, created_by, created_at, expires_at, max_uses, uses) = row;
+    Invite {
+        code,
+        group_id,
+        created_by,
+        created_at,
+        expires_at,
+        max_uses: max_uses.max(0) as u64,
+        uses: uses.max(0) as u64,
+    }
+}
+
+/// A role as stored, as one of the role constants (anything unknown is a plain member).
+fn role_named(role: &str) -> &'static str {
+    if role == ROLE_ADMIN {
+        ROLE_ADMIN
+    } else {
+        ROLE_MEMBER
+    }
 }
 
 impl GroupStatements {
@@ -26,7 +64,7 @@ impl GroupStatements {
             create_group: sql(concat!(
                 "INSERT INTO chat_groups (",
                 group_columns!(),
-                ", name_key) VALUES (?, ?, ?, ?, ?, ?)"
+                ", name_key) VALUES (?, ?, ?, ?, ?, ?, ?)"
             )),
             group: sql(concat!(
                 "SELECT ",
@@ -62,6 +100,41 @@ impl GroupStatements {
             group_member_ids: sql("SELECT user_id FROM group_members WHERE group_id = ?"),
             delete_group: sql("DELETE FROM chat_groups WHERE id = ?"),
             delete_group_members: sql("DELETE FROM group_members WHERE group_id = ?"),
+            delete_group_invites: sql("DELETE FROM group_invites WHERE group_id = ?"),
+            set_private: sql("UPDATE chat_groups SET is_private = ? WHERE id = ?"),
+            membership: sql(
+                "SELECT g.owner, m.role, m.muted_until FROM group_members m JOIN chat_groups g \
+                 ON g.id = m.group_id WHERE m.group_id = ? AND m.user_id = ?",
+            ),
+            set_role: sql("UPDATE group_members SET role = ? WHERE group_id = ? AND user_id = ?"),
+            set_muted: sql(
+                "UPDATE group_members SET muted_until = ? WHERE group_id = ? AND user_id = ?",
+            ),
+            member_page: sql(
+                "SELECT users.id, users.username, users.nickname, users.avatar, \
+                 users.created_at, chat_groups.owner, group_members.role, \
+                 group_members.muted_until FROM group_members \
+                 JOIN users ON users.id = group_members.user_id \
+                 JOIN chat_groups ON chat_groups.id = group_members.group_id \
+                 WHERE group_members.group_id = ? AND group_members.user_id > ? \
+                 ORDER BY group_members.user_id LIMIT ?",
+            ),
+            create_invite: sql(&format!(
+                "INSERT INTO group_invites ({INVITE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            )),
+            invite: sql(&format!(
+                "SELECT {INVITE_COLUMNS} FROM group_invites WHERE code = ?"
+            )),
+            // One statement decides: two joins racing for the last use cannot both win.
+            use_invite: sql(
+                "UPDATE group_invites SET uses = uses + 1 WHERE code = ? AND uses < max_uses \
+                 AND expires_at > ?",
+            ),
+            group_invites: sql(&format!(
+                "SELECT {INVITE_COLUMNS} FROM group_invites WHERE group_id = ? \
+                 ORDER BY created_at DESC, code"
+            )),
+            revoke_invite: sql("DELETE FROM group_invites WHERE group_id = ? AND code = ?"),
         }
     }
 }
@@ -90,6 +163,7 @@ impl GroupStore for SqlStore {
             .bind(group.owner)
             .bind(&group.avatar)
             .bind(group.created_at)
+            .bind(i64::from(group.private))
             .bind(folded(&group.name))
             .execute(&mut *transaction)
             .await
@@ -234,11 +308,150 @@ impl GroupStore for SqlStore {
             .bind(group)
             .execute(&mut *transaction)
             .await?;
+        statement(&self.statements.groups.delete_group_invites)
+            .bind(group)
+            .execute(&mut *transaction)
+            .await?;
         transaction.commit().await?;
         let members: Vec<i64> = members.into_iter().map(|(user,)| user).collect();
         for member in &members {
             self.membership_changed(*member);
         }
         Ok(members)
+    }
+
+    async fn set_group_private(&self, group: i64, private: bool) -> InfraResult<bool> {
+        let changed = statement(&self.statements.groups.set_private)
+            .bind(i64::from(private))
+            .bind(group)
+            .execute(&self.database.pool)
+            .await?
+            .rows_affected();
+        Ok(changed > 0)
+    }
+
+    async fn membership(&self, group: i64, user: i64) -> InfraResult<Option<Membership>> {
+        let row: Option<(i64, String, i64)> = rows(&self.statements.groups.membership)
+            .bind(group)
+            .bind(user)
+            .fetch_optional(&self.database.pool)
+            .await?;
+        Ok(row.map(|(owner, role, muted_until)| Membership {
+            role: if owner == user {
+                ROLE_OWNER
+            } else {
+                role_named(&role)
+            },
+            muted_until,
+        }))
+    }
+
+    async fn set_member_role(&self, group: i64, user: i64, role: &str) -> InfraResult<bool> {
+        let changed = statement(&self.statements.groups.set_role)
+            .bind(role_named(role))
+            .bind(group)
+            .bind(user)
+            .execute(&self.database.pool)
+            .await?
+            .rows_affected();
+        Ok(changed > 0)
+    }
+
+    async fn set_member_muted(&self, group: i64, user: i64, until: i64) -> InfraResult<bool> {
+        let changed = statement(&self.statements.groups.set_muted)
+            .bind(until)
+            .bind(group)
+            .bind(user)
+            .execute(&self.database.pool)
+            .await?
+            .rows_affected();
+        Ok(changed > 0)
+    }
+
+    async fn group_member_page(
+        &self,
+        group: i64,
+        after: i64,
+        limit: u32,
+    ) -> InfraResult<Vec<GroupMember>> {
+        type Row = (i64, String, String, Option<String>, i64, i64, String, i64);
+        let found: Vec<Row> = rows(&self.statements.groups.member_page)
+            .bind(group)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.database.pool)
+            .await?;
+        Ok(found
+            .into_iter()
+            .map(
+                |(id, username, nickname, avatar, created_at, owner, role, muted_until)| {
+                    GroupMember {
+                        membership: Membership {
+                            role: if owner == id {
+                                ROLE_OWNER
+                            } else {
+                                role_named(&role)
+                            },
+                            muted_until,
+                        },
+                        user: user_from((id, username, nickname, avatar, created_at)),
+                    }
+                },
+            )
+            .collect())
+    }
+
+    async fn create_invite(&self, invite: &Invite) -> InfraResult<()> {
+        statement(&self.statements.groups.create_invite)
+            .bind(&invite.code)
+            .bind(invite.group_id)
+            .bind(invite.created_by)
+            .bind(invite.created_at)
+            .bind(invite.expires_at)
+            .bind(invite.max_uses as i64)
+            .bind(invite.uses as i64)
+            .execute(&self.database.pool)
+            .await
+            .map_err(|error| conflict_or(error, "invite code"))?;
+        Ok(())
+    }
+
+    async fn invite(&self, code: &str) -> InfraResult<Option<Invite>> {
+        let row: Option<InviteRow> = rows(&self.statements.groups.invite)
+            .bind(code)
+            .fetch_optional(&self.database.pool)
+            .await?;
+        Ok(row.map(invite_from))
+    }
+
+    async fn use_invite(&self, code: &str, now: i64) -> InfraResult<Option<Invite>> {
+        let used = statement(&self.statements.groups.use_invite)
+            .bind(code)
+            .bind(now)
+            .execute(&self.database.pool)
+            .await?
+            .rows_affected();
+        if used == 0 {
+            return Ok(None);
+        }
+        self.invite(code).await
+    }
+
+    async fn group_invites(&self, group: i64) -> InfraResult<Vec<Invite>> {
+        let found: Vec<InviteRow> = rows(&self.statements.groups.group_invites)
+            .bind(group)
+            .fetch_all(&self.database.pool)
+            .await?;
+        Ok(found.into_iter().map(invite_from).collect())
+    }
+
+    async fn revoke_invite(&self, group: i64, code: &str) -> InfraResult<bool> {
+        let removed = statement(&self.statements.groups.revoke_invite)
+            .bind(group)
+            .bind(code)
+            .execute(&self.database.pool)
+            .await?
+            .rows_affected();
+        Ok(removed > 0)
     }
 }

@@ -19,9 +19,10 @@ use super::writer::CursorKind;
 use crate::error::{InfraError, InfraResult};
 use crate::positions::PositionCache;
 use crate::store::{
-    AUTHORED_KINDS, Conversation, Friend, FriendRequest, FriendStore, Group, GroupStore,
-    MessageStore, RECALL_KIND, RECALLED_KIND, Reaction, Readers, RefreshToken, SenderNewest,
-    UNREAD_COUNT_CAP, Upload, UploadStore, User, UserStore,
+    AUTHORED_KINDS, Conversation, Friend, FriendRequest, FriendStore, Group, GroupMember,
+    GroupStore, Invite, Membership, MessageStore, RECALL_KIND, RECALLED_KIND, ROLE_ADMIN,
+    ROLE_MEMBER, ROLE_OWNER, Reaction, Readers, RefreshToken, SenderNewest, UNREAD_COUNT_CAP,
+    Upload, UploadStore, User, UserStore,
 };
 
 /// The relational store on any of natter's SQL dialects.
@@ -65,7 +66,7 @@ macro_rules! user_columns {
 /// The group columns in `GroupRow` order.
 macro_rules! group_columns {
     () => {
-        "id, name, owner, avatar, created_at"
+        "id, name, owner, avatar, created_at, is_private"
     };
 }
 
@@ -92,7 +93,8 @@ pub const SEARCH_USERS_SQL: &str = concat!(
 pub const SEARCH_GROUPS_SQL: &str = concat!(
     "SELECT ",
     group_columns!(),
-    " FROM chat_groups WHERE name_key >= ? AND name_key < ? AND id > ? ORDER BY id LIMIT ?"
+    " FROM chat_groups WHERE name_key >= ? AND name_key < ? AND id > ? AND is_private = 0 \
+     ORDER BY id LIMIT ?"
 );
 
 // After the column macros, which the entity files use.
@@ -188,7 +190,7 @@ where
 }
 
 type UserRow = (i64, String, String, Option<String>, i64);
-type GroupRow = (i64, String, i64, Option<String>, i64);
+type GroupRow = (i64, String, i64, Option<String>, i64, i64);
 /// A `messages` row, in [`message_columns`] order.
 pub(crate) type MessageRow = (
     String,
@@ -220,13 +222,14 @@ fn user_from(row: UserRow) -> User {
 }
 
 fn group_from(row: GroupRow) -> Group {
-    let (id, name, owner, avatar, created_at) = row;
+    let (id, name, owner, avatar, created_at, private) = row;
     Group {
         id,
         name,
         owner,
         avatar,
         created_at,
+        private: private != 0,
     }
 }
 
