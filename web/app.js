@@ -180,6 +180,13 @@ function init() {
   $('profile-button').addEventListener('click', () => route.go('#/profile'));
   $('profile-close').addEventListener('click', () => route.back());
   $('back-button').addEventListener('click', () => route.back());
+  // The fragment names screens (route.js): the skip link moves the focus without changing it.
+  $('skip-link').addEventListener('click', (event) => {
+    event.preventDefault();
+    const box = $('composer-text');
+    if (box.offsetParent) box.focus();
+    else document.querySelector('.tab[aria-current="true"]')?.focus();
+  });
   $('logout-button').addEventListener('click', signOut);
 
   // Another tab signed in, refreshed the token or signed out.

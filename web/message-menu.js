@@ -115,6 +115,9 @@ function openMenu() {
     }, action.label)));
   menu.addEventListener('keydown', menuKeys);
   target.append(menu);
+  // Near the bottom of the scrolled list (the newest messages), open upwards so it is not cut off.
+  const view = list.closest('.messages')?.getBoundingClientRect();
+  if (view && menu.getBoundingClientRect().bottom > view.bottom) menu.classList.add('up');
   more.setAttribute('aria-expanded', 'true');
   menu.querySelector('[role="menuitem"]').focus();
 }

@@ -122,9 +122,11 @@ export async function shot(page, name) {
 /** Shows a section of the lists; on a phone, where a chat or the profile hides them, goes back first. */
 export async function showPanel(page, name) {
   const tabs = page.getByRole('navigation', { name: 'Sections' });
-  if (!(await tabs.isVisible())) {
+  // Closing the profile goes back to where it was opened from, which may be a chat.
+  for (let step = 0; step < 3 && !(await tabs.isVisible()); step += 1) {
     if (await page.locator('#back-button').isVisible()) await page.locator('#back-button').click();
     else await page.getByRole('button', { name: 'Close' }).click();
+    await page.waitForTimeout(50);
   }
   await tabs.getByRole('button', { name }).click();
 }

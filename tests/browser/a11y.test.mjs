@@ -1,0 +1,137 @@
+// Accessibility: axe-core finds nothing serious or critical on the main screens (sign-in, chat
+// list, an open chat, group settings, profile, the remove-friend dialog) at desktop and phone
+// size; and a person using only the keyboard signs in, picks a chat and sends a message, seeing
+// where the focus is at every step.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  launch, newContext, openPage, newUser, befriend, openChatWith, sendText, waitForMessage, showPanel, shot,
+  createGroup, uniqueName, waitOnline, seriousViolations, PASSWORD, VIEWPORTS,
+} from './helpers.mjs';
+
+let browser;
+
+before(async () => {
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+async function noSerious(page, screen) {
+  const found = await seriousViolations(page);
+  assert.deepEqual(found, [], `${screen}: ${found.join('; ')}`);
+}
+
+for (const { name: size, options } of VIEWPORTS) {
+  test(`axe finds nothing serious at ${size} size`, async (t) => {
+    await t.test('sign-in', async () => {
+      const context = await newContext(browser, options);
+      const page = await openPage(context, `axe-${size}`);
+      await page.getByLabel('Username').waitFor();
+      await noSerious(page, 'sign-in');
+      await context.close();
+    });
+
+    const ann = await newUser(browser, `ann-${size[0]}`, options);
+    const ben = await newUser(browser, `ben-${size[0]}`, options);
+    await befriend(ann, ben);
+
+    await t.test('chat list', async () => {
+      await openChatWith(ann.page, ben.username);
+      await sendText(ann.page, 'hello, see https://example.com');
+      await showPanel(ben.page, 'Chats');
+      await ben.page.locator('#conversation-list .conversation', { hasText: 'hello, see' }).waitFor();
+      await noSerious(ben.page, 'chat list');
+    });
+
+    await t.test('an open chat, with its message menu', async () => {
+      await ben.page.locator('#conversation-list .conversation', { hasText: ann.username }).click();
+      await sendText(ben.page, 'hi ann');
+      await waitForMessage(ann.page, 'hi ann');
+      await noSerious(ann.page, 'open chat');
+      const mine = ann.page.locator('#message-list .msg.mine').last();
+      await mine.hover();
+      await mine.getByRole('button', { name: 'More actions' }).click();
+      await ann.page.getByRole('menuitem', { name: 'Recall' }).waitFor();
+      await noSerious(ann.page, 'message menu');
+      await ann.page.keyboard.press('Escape');
+    });
+
+    await t.test('group settings', async () => {
+      await createGroup(ann, uniqueName('quay'));
+      await ann.page.getByRole('button', { name: 'Group settings' }).click();
+      await ann.page.getByLabel('Group name', { exact: true }).waitFor();
+      await noSerious(ann.page, 'group settings');
+    });
+
+    await t.test('profile', async () => {
+      await ann.page.getByRole('button', { name: 'Edit profile' }).click();
+      await ann.page.getByLabel('Nickname').waitFor();
+      await noSerious(ann.page, 'profile');
+    });
+
+    await t.test('the remove-friend dialog', async () => {
+      await showPanel(ann.page, 'Friends');
+      await ann.page.getByRole('button', { name: `Remove ${ben.username} from friends` }).click();
+      await ann.page.getByRole('dialog').waitFor();
+      await noSerious(ann.page, 'dialog');
+      await ann.page.keyboard.press('Escape');
+    });
+
+    await ann.context.close();
+    await ben.context.close();
+  });
+
+  test(`keyboard only at ${size} size: sign in, pick a chat, send`, async () => {
+    const ann = await newUser(browser, `kan-${size[0]}`, options);
+    const ben = await newUser(browser, `kbe-${size[0]}`, options);
+    await befriend(ann, ben);
+    await openChatWith(ben.page, ann.username);
+    await sendText(ben.page, 'ping from ben');
+    await ann.page.getByRole('button', { name: 'Log out' }).click();
+    const page = ann.page;
+    await page.getByLabel('Username').waitFor();
+
+    // From here on, only the keyboard. Signing out left the focus in the username box.
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'auth-username');
+    await page.keyboard.press('Control+A'); // the box remembers the last username
+    await page.keyboard.type(ann.username);
+    await page.keyboard.press('Tab');
+    await page.keyboard.type(PASSWORD);
+    await page.keyboard.press('Enter');
+    await waitOnline(page);
+
+    const unmarked = [];
+    let found = false;
+    for (let i = 0; i < 40 && !found; i += 1) {
+      await page.keyboard.press('Tab');
+      const focus = await page.evaluate(() => {
+        const element = document.activeElement;
+        const style = getComputedStyle(element);
+        return {
+          what: element.id || element.getAttribute('aria-label') || element.textContent.trim().slice(0, 40),
+          conversation: element.closest('#conversation-list') !== null,
+          marked: element.matches(':focus-visible') && style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2,
+        };
+      });
+      if (!focus.marked) unmarked.push(focus.what);
+      found = focus.conversation && focus.what.includes(ben.username);
+    }
+    assert.ok(found, 'Tab never reached the conversation with ben');
+    assert.deepEqual(unmarked, [], 'focused without a visible focus style');
+    await shot(page, `a11y-${size}-keyboard-focus`);
+    await page.keyboard.press('Enter');
+    await page.locator('#chat-title', { hasText: ben.username }).waitFor();
+    await waitForMessage(page, 'ping from ben');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'composer-text');
+    await page.keyboard.type('pong, by keyboard alone');
+    await page.keyboard.press('Enter');
+    await waitForMessage(ben.page, 'pong, by keyboard alone');
+
+    await ann.context.close();
+    await ben.context.close();
+  });
+}
