@@ -26,6 +26,7 @@ mod images;
 mod presence;
 mod recall;
 mod receipts;
+mod recent_copies;
 mod send;
 pub mod service;
 pub mod state;

@@ -156,6 +156,17 @@ impl LogicService {
         match (cursor, target) {
             (CursorMove::Delivered, ObjectId::User(_)) => {
                 let after = self.receipts.range_start(key, upto);
+                let remembered = self
+                    .recent_copies
+                    .as_ref()
+                    .and_then(|recent| recent.newest_per_sender(*reader, after, upto));
+                if let Some(newest) = remembered {
+                    for (sender, sender_seq) in newest {
+                        self.send_one_to_one_receipt(*reader, sender, sender_seq, *cursor)
+                            .await;
+                    }
+                    return Ok(());
+                }
                 let inbox = ObjectId::User(*reader);
                 for newest in self.store.newest_per_sender(&inbox, after, upto).await? {
                     self.one_to_one_receipt(*reader, newest, CursorMove::Delivered)
@@ -217,12 +228,29 @@ impl LogicService {
         let Some(own) = copies.iter().find(|copy| copy.object == author_inbox) else {
             return Ok(());
         };
+        self.send_one_to_one_receipt(reader, newest.sender, own.seq, cursor)
+            .await;
+        Ok(())
+    }
+
+    /// Tells `author` that `reader` got (or read) their messages up to `author_seq` of the
+    /// author's own inbox.
+    async fn send_one_to_one_receipt(
+        &self,
+        reader: i64,
+        author: i64,
+        author_seq: u64,
+        cursor: CursorMove,
+    ) {
+        if author == reader || author <= 0 {
+            return;
+        }
         let conversation = ObjectId::User(reader).to_string();
         let (frame, kind) = match cursor {
             CursorMove::Delivered => (
                 ServerFrame::Receipt {
                     conversation,
-                    delivered: Some(own.seq),
+                    delivered: Some(author_seq),
                     read: None,
                     read_count: None,
                 },
@@ -232,14 +260,13 @@ impl LogicService {
                 ServerFrame::Receipt {
                     conversation,
                     delivered: None,
-                    read: Some(own.seq),
+                    read: Some(author_seq),
                     read_count: None,
                 },
                 "read",
             ),
         };
-        self.notify_users(vec![newest.sender], &frame).await;
+        self.notify_users(vec![author], &frame).await;
         metrics::counter!("natter_receipts_sent_total", "kind" => kind).increment(1);
-        Ok(())
     }
 }

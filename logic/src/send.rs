@@ -259,12 +259,19 @@ impl LogicService {
         // repaired by task as it delivers it.
         let (written, failure) = self.write_copies(missing).await;
         let recipient_name = recipient_object.to_string();
+        let mut recipient_seq = None;
         for copy in &written {
             if copy.object == recipient_name {
                 progress.recipient_written = true;
+                recipient_seq = Some(copy.seq);
             } else {
                 progress.sender_seq = Some(copy.seq);
             }
+        }
+        if let (Some(recent), Some(seq), Some(sender_seq)) =
+            (&self.recent_copies, recipient_seq, progress.sender_seq)
+        {
+            recent.record(peer, seq, request.sender, sender_seq);
         }
         if let Some(error) = failure {
             let status = status(error);

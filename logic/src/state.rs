@@ -41,6 +41,8 @@ pub struct LogicService {
     pub(crate) claim_holder: Arc<str>,
     /// Cursor moves waiting for their receipts.
     pub(crate) receipts: Arc<crate::receipts::Receipts>,
+    /// The one-to-one copies appended lately, when this process is the only one appending.
+    pub(crate) recent_copies: Option<Arc<crate::recent_copies::RecentCopies>>,
 }
 
 impl std::fmt::Debug for LogicService {
@@ -129,7 +131,15 @@ impl LogicService {
             history_epoch: Arc::default(),
             claim_holder: claim_holder::for_this_run("logic").into(),
             receipts: Arc::default(),
+            recent_copies: None,
         }
+    }
+
+    /// The same service as the only process appending to the log (the embedded deployment):
+    /// it remembers its recent one-to-one copies, so most delivery receipts need no query.
+    pub fn sole_appender(mut self) -> Self {
+        self.recent_copies = Some(Arc::default());
+        self
     }
 
     /// The same service, named as the node `node` (its claims name it, so its next run can
