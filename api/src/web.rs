@@ -25,73 +25,49 @@ pub struct WebFile {
     pub body: &'static str,
 }
 
+/// The media type of a client file, by its extension.
+const fn content_type(name: &str) -> &'static str {
+    let bytes = name.as_bytes();
+    match bytes {
+        [.., b'.', b'h', b't', b'm', b'l'] => "text/html; charset=utf-8",
+        [.., b'.', b'c', b's', b's'] => "text/css; charset=utf-8",
+        _ => "text/javascript; charset=utf-8",
+    }
+}
+
+/// The client files named, each compiled in from `web/`.
+macro_rules! web_files {
+    ($($name:literal),* $(,)?) => {
+        &[$(WebFile {
+            name: $name,
+            content_type: content_type($name),
+            body: include_str!(concat!("../../web/", $name)),
+        }),*]
+    };
+}
+
 /// Every file the client is made of, in `web/` (a test keeps this list and the folder equal).
-pub const WEB_FILES: &[WebFile] = &[
-    WebFile {
-        name: "index.html",
-        content_type: "text/html; charset=utf-8",
-        body: include_str!("../../web/index.html"),
-    },
-    WebFile {
-        name: "style.css",
-        content_type: "text/css; charset=utf-8",
-        body: include_str!("../../web/style.css"),
-    },
-    WebFile {
-        name: "app.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../web/app.js"),
-    },
-    WebFile {
-        name: "api.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../web/api.js"),
-    },
-    WebFile {
-        name: "store.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../web/store.js"),
-    },
-    WebFile {
-        name: "socket.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../web/socket.js"),
-    },
-    WebFile {
-        name: "dom.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../web/dom.js"),
-    },
-    WebFile {
-        name: "account.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../web/account.js"),
-    },
-    WebFile {
-        name: "people.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../web/people.js"),
-    },
-    WebFile {
-        name: "groups.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../web/groups.js"),
-    },
-    WebFile {
-        name: "group-settings.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../web/group-settings.js"),
-    },
-    WebFile {
-        name: "chats.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../web/chats.js"),
-    },
-    WebFile {
-        name: "chat.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../web/chat.js"),
-    },
+pub const WEB_FILES: &[WebFile] = web_files![
+    "index.html",
+    "style.css",
+    "account.js",
+    "api.js",
+    "app.js",
+    "attention.js",
+    "chat.js",
+    "chats.js",
+    "dialog.js",
+    "dom.js",
+    "drafts.js",
+    "group-settings.js",
+    "groups.js",
+    "linkify.js",
+    "message-menu.js",
+    "people.js",
+    "route.js",
+    "settings.js",
+    "socket.js",
+    "store.js",
 ];
 
 /// The browser client's routes (not part of the REST API's document).
@@ -167,5 +143,18 @@ mod tests {
         let mut served: Vec<String> = WEB_FILES.iter().map(|file| file.name.to_string()).collect();
         served.sort();
         assert_eq!(on_disk, served, "web/ and WEB_FILES differ");
+    }
+
+    #[test]
+    fn each_file_is_served_as_its_kind() {
+        for file in WEB_FILES {
+            let expected = match file.name.rsplit_once('.').map(|(_, extension)| extension) {
+                Some("html") => "text/html; charset=utf-8",
+                Some("css") => "text/css; charset=utf-8",
+                Some("js") => "text/javascript; charset=utf-8",
+                other => panic!("{}: an unexpected kind of file {other:?}", file.name),
+            };
+            assert_eq!(file.content_type, expected, "{}", file.name);
+        }
     }
 }
