@@ -11,6 +11,8 @@ const TITLE = 'natter';
 let openChat = () => {};
 let shownCount = null;
 let audio = null;
+let beepedAt = 0;
+const BEEP_GAP_MS = 2000; // a burst (a sync after being away) beeps once, not once a message
 
 /** Starts following the unread total and new messages; `onOpenChat(key)` serves a clicked notification. */
 export function init({ onOpenChat }) {
@@ -18,7 +20,10 @@ export function init({ onOpenChat }) {
   store.on('conversations', showUnread);
   store.on('arrived', ({ key, message }) => {
     if (store.isViewing(key) || store.isMuted(key)) return;
-    if (settings.get('sound')) beep();
+    if (settings.get('sound') && Date.now() - beepedAt > BEEP_GAP_MS) {
+      beepedAt = Date.now();
+      beep();
+    }
     if (notificationsOn()) notify(key, message);
   });
   showUnread();

@@ -27,6 +27,7 @@ let prepending = false;
 let stuckToBottom = true; // the reader is at the newest message: keep them there as things load
 const imageSizes = new Map(); // upload id -> { width, height }, for the images this tab uploaded
 
+/** Wires the chat view's controls and follows the store's messages, typing and people. */
 export function init() {
   const scroller = $('message-scroller');
   scroller.addEventListener('scroll', () => {
@@ -115,6 +116,7 @@ export function init() {
 
 // --- opening and closing -------------------------------------------------------------------
 
+/** Shows conversation `key` (its draft in the composer), loading its newest history if needed. */
 export async function open(key) {
   if (state.open !== key) {
     hidePreview();
@@ -142,6 +144,7 @@ export async function open(key) {
   if (key.startsWith('group:')) groups.loadOnline(store.split(key)[1]);
 }
 
+/** Hides the chat; its messages count as unread again from here on. */
 export function close() {
   state.open = null;
   hidePreview();

@@ -66,6 +66,16 @@ for (const { name: size, options } of VIEWPORTS) {
       assert.deepEqual(await run.evaluateAll((items) => items.map((item) => item.classList.contains('continued'))), [false, true, true]);
       assert.equal(await ben.page.locator('#message-list .msg.theirs .meta:not(.visually-hidden)').count(), 1);
       assert.deepEqual(await ben.page.locator('#message-list li.day').allTextContents(), ['Today']);
+      // Older days are named too (what the separators say for history from earlier days).
+      const labels = await ben.page.evaluate(async () => {
+        const { dayLabel } = await import('/web/dom.js');
+        const now = new Date();
+        return [dayLabel(new Date(now.getFullYear(), now.getMonth(), now.getDate() - 1, 12).getTime()),
+          dayLabel(new Date(2020, 2, 14, 12).getTime())];
+      });
+      assert.equal(labels[0], 'Yesterday');
+      assert.match(labels[1], /14/);
+      assert.match(labels[1], /2020/);
       await sendText(ben.page, 'an answer');
       await waitForMessage(ann.page, 'an answer');
       await sendText(ann.page, 'after the answer');

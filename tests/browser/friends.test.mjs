@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  launch, newUser, befriend, showPanel, shot, createGroup, uniqueName, VIEWPORTS,
+  launch, newUser, befriend, showPanel, shot, createGroup, uniqueName, eventually, VIEWPORTS,
 } from './helpers.mjs';
 
 let browser;
@@ -84,12 +84,21 @@ for (const { name: size, options } of VIEWPORTS) {
       await createGroup(ann, uniqueName('dock'));
       const count = ann.page.locator('#chat-presence .online-count', { hasText: '1 online' });
       await count.waitFor();
-      const ratio = await count.evaluate(contrastOf);
+      // The count is drawn anew as it changes: measure an element still in the page.
+      const measure = async (locator) => {
+        let ratio = null;
+        await eventually(async () => {
+          ratio = await locator.evaluate(contrastOf);
+          return Number.isFinite(ratio);
+        }, 'a contrast measured');
+        return ratio;
+      };
+      const ratio = await measure(count);
       assert.ok(ratio >= 4.5, `the chat's online count has contrast ${ratio.toFixed(2)}`);
       await showPanel(ann.page, 'Groups');
       const listed = ann.page.locator('#group-list .online-count', { hasText: '1 online' });
       await listed.waitFor();
-      const listedRatio = await listed.evaluate(contrastOf);
+      const listedRatio = await measure(listed);
       assert.ok(listedRatio >= 4.5, `the group list's online count has contrast ${listedRatio.toFixed(2)}`);
     });
 

@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  launch, newUser, befriend, openChatWith, sendText, waitForMessage, shot, showPanel, DESKTOP,
+  launch, newUser, befriend, openChatWith, sendText, waitForMessage, shot, showPanel, eventually, DESKTOP,
 } from './helpers.mjs';
 
 let browser;
@@ -80,7 +80,8 @@ for (const width of [360, 390, 430, DESKTOP.width]) {
       await t.test('with an on-screen keyboard taking half the height, the composer stays in view', async () => {
         await ann.page.setViewportSize({ width, height: 400 });
         await ann.page.getByLabel('Message', { exact: true }).focus();
-        assert.ok(await inWindow(ann.page.getByLabel('Message', { exact: true })), 'the message box is under the keyboard');
+        // The layout follows the visual viewport's resize event.
+        await eventually(() => inWindow(ann.page.getByLabel('Message', { exact: true })), 'the message box above the keyboard');
         assert.ok(await inWindow(ann.page.locator('#composer').getByRole('button', { name: 'Send' })));
         assert.ok(await noSideScroll(ann.page));
         await shot(ann.page, `layout-${width}-02-keyboard`);
