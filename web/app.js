@@ -97,7 +97,8 @@ function handleEvent(frame) {
   switch (frame.type) {
     case 'typing': {
       const key = frame.to.startsWith('group:') ? frame.to : `user:${frame.from}`;
-      if (frame.from !== state.me?.id) store.typing(key, frame.from);
+      // The typist's name first: "someone is typing" says nothing in a group of strangers.
+      if (frame.from !== state.me?.id) store.loadProfile(frame.from).then(() => store.typing(key, frame.from));
       break;
     }
     case 'read':

@@ -139,9 +139,16 @@ for (const { name: size, options } of VIEWPORTS) {
       await joinGroup(cai, group); // cai is nobody's friend: ann knows only their id at first
       await openGroup(ann.page, group);
       await ann.page.locator('#chat-presence', { hasText: '2 online' }).waitFor();
+      // Everything the indicator says, from the start.
+      await ann.page.evaluate(() => {
+        window.typingSaid = [];
+        const line = document.getElementById('typing');
+        new MutationObserver(() => window.typingSaid.push(line.textContent)).observe(line, { childList: true, characterData: true, subtree: true });
+      });
       await cai.page.getByLabel('Message', { exact: true }).pressSequentially('hello porch', { delay: 40 });
       await ann.page.locator('#typing', { hasText: `${cai.username} is typing…` }).waitFor();
-      assert.doesNotMatch(await ann.page.locator('#typing').textContent(), /someone/);
+      const said = await ann.page.evaluate(() => window.typingSaid.filter(Boolean));
+      assert.deepEqual(said.filter((text) => !text.startsWith(cai.username)), [], 'the indicator named nobody');
       await cai.page.getByLabel('Message', { exact: true }).press('Enter');
       await waitForMessage(ann.page, 'hello porch');
       // At once, not the three seconds an indicator otherwise lasts.
