@@ -159,6 +159,7 @@ export const get = (path) => call('GET', path);
 export const post = (path, body) => call('POST', path, { body: body ?? {} });
 export const patch = (path, body) => call('PATCH', path, { body });
 export const del = (path) => call('DELETE', path);
+export const put = (path, body) => call('PUT', path, { body: body ?? {} });
 
 export function upload(file) {
   const form = new FormData();

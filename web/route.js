@@ -1,15 +1,18 @@
 // The address of what is shown, in the URL's fragment: `#/chat/user:<id>`, `#/chat/group:<id>`,
-// `#/profile`, or `#/` for the lists. A chat then survives a reload, and the browser's back and
+// `#/profile`, `#/invite/<code>` (an invite link), or `#/` for the lists. A chat then survives a reload, and the browser's back and
 // forward buttons move between the screens (the phone layout shows one at a time).
 
 const CHAT = /^#\/chat\/((?:user|group):\d+)$/;
+const INVITE = /^#\/invite\/([A-Za-z0-9_-]{1,128})$/; // the `url` of an invite link
 let listener = () => {};
 
-/** What the fragment asks for: `{ view: 'chat', key }`, `{ view: 'profile' }` or `{ view: 'list' }`. */
+/** What the fragment asks for: `{ view: 'chat', key }`, `{ view: 'profile' }`, `{ view: 'invite', code }` or `{ view: 'list' }`. */
 export function parse(hash = location.hash) {
   const chat = CHAT.exec(hash);
   if (chat) return { view: 'chat', key: chat[1] };
   if (hash === '#/profile') return { view: 'profile' };
+  const invite = INVITE.exec(hash);
+  if (invite) return { view: 'invite', code: invite[1] };
   return { view: 'list' };
 }
 

@@ -230,7 +230,7 @@ function handle(frame) {
         if (frame.code === 'in_progress' || frame.code === 'rate_limited' || frame.code === 'unavailable') break; // resent later
         const entry = outbox.get(frame.cid);
         outbox.delete(frame.cid);
-        store.failed(entry.key, frame.cid, frame.message || frame.code);
+        store.failed(entry.key, frame.cid, frame.message || frame.code, frame.code);
       } else {
         frameHandler(frame);
       }

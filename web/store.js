@@ -15,6 +15,7 @@ export const state = {
   conversations: new Map(), // 'user:<id>' | 'group:<id>' -> summary
   chats: new Map(), // conversation -> { messages: Map id -> msg, pending: Map cid -> msg, ... }
   typing: new Map(), // conversation -> { from, until }
+  mutes: new Map(), // muted conversation -> until (ms), or 0 for until unmuted
   open: null, // the conversation shown, if any
 };
 
@@ -45,7 +46,7 @@ export function emit(topic, detail) {
 export function reset(me) {
   state.me = me;
   state.connection = 'offline';
-  for (const key of ['profiles', 'friends', 'groups', 'groupOnline', 'conversations', 'chats', 'typing']) {
+  for (const key of ['profiles', 'friends', 'groups', 'groupOnline', 'conversations', 'chats', 'typing', 'mutes']) {
     state[key].clear();
   }
   state.requests = { incoming: [], outgoing: [] };
@@ -161,7 +162,10 @@ export function setConversations(list) {
       conversation.lastSeq = item.last.seq;
       conversation.last = item.last;
     }
+    if (item.muted) state.mutes.set(item.conversation, item.muted_until || 0);
+    else state.mutes.delete(item.conversation);
   }
+  emit('mutes');
   emit('conversations');
 }
 
@@ -177,10 +181,20 @@ export function totalUnread() {
 
 /**
  * Whether the user muted conversation `key` (`user:<id>` or `group:<id>`): a muted one makes no
- * notification and no sound. Muting is coming with the server's work on it; until then nothing is.
+ * notification and no sound, but its unread count still shows.
  */
-export function isMuted(_key) {
-  return false;
+export function isMuted(key) {
+  if (!state.mutes.has(key)) return false;
+  const until = state.mutes.get(key);
+  return until === 0 || until > Date.now();
+}
+
+/** A mute set or lifted (from the server's answer or a `muted` event); `until` 0 is until unmuted. */
+export function setMuted(key, muted, until = 0) {
+  if (muted) state.mutes.set(key, until || 0);
+  else state.mutes.delete(key);
+  emit('mutes', key);
+  emit('conversations');
 }
 
 /** Whether the person is looking at this conversation now. */
@@ -291,10 +305,11 @@ export function sent(frame, key) {
   ingest({ ...pending, id: frame.id, object: frame.object, seq: frame.seq, ts: frame.ts, pending: false }, { live: true });
 }
 
-export function failed(key, cid, message) {
+export function failed(key, cid, message, code) {
   const pending = chat(key).pending.get(cid);
   if (!pending) return;
-  pending.failed = message;
+  // The server's detail for `muted` is written for developers (a time in ms): say it plainly.
+  pending.failed = code === 'muted' ? 'an owner or admin of this group has muted you here for now.' : message;
   emit('messages', key);
 }
 
