@@ -12,6 +12,9 @@ import * as chats from './chats.js';
 import * as chat from './chat.js';
 import * as route from './route.js';
 import * as attention from './attention.js';
+import * as blocks from './blocks.js';
+import * as mutes from './mutes.js';
+import * as inviteJoin from './invite-join.js';
 import { $, notice } from './dom.js';
 
 const { state } = store;
@@ -49,6 +52,14 @@ function knownChat(key) {
 /** Shows what the URL's fragment asks for (see route.js). */
 function show(where) {
   if (!signedIn) return;
+  if (where.view === 'invite') {
+    chat.close();
+    account.closeProfile();
+    setScreen('content');
+    inviteJoin.open(where.code);
+    return;
+  }
+  inviteJoin.close();
   if (where.view === 'chat' && knownChat(where.key)) {
     account.closeProfile();
     setScreen('content');
@@ -87,13 +98,14 @@ async function refreshState() {
     people.loadRequests(),
     groups.loadGroups(),
     chats.loadConversations(),
+    blocks.load(),
   ]);
   const failure = results.find((r) => r.status === 'rejected');
   if (failure) console.warn('natter: could not load everything', failure.reason);
 }
 
 function handleEvent(frame) {
-  if (people.handleEvent(frame) || groups.handleEvent(frame)) return;
+  if (people.handleEvent(frame) || groups.handleEvent(frame) || blocks.handleEvent(frame) || mutes.handleEvent(frame)) return;
   switch (frame.type) {
     case 'typing': {
       const key = frame.to.startsWith('group:') ? frame.to : `user:${frame.from}`;
@@ -166,6 +178,11 @@ function init() {
   chats.init({ onOpenChat: openChat });
   chat.init();
   attention.init({ onOpenChat: openChat });
+  mutes.init();
+  // A block ends a friendship and any request between the two.
+  blocks.init({ onChange: () => Promise.all([people.loadFriends(), people.loadRequests()]).catch(() => {}) });
+  // Joined through an invite: its chat takes the invite's place in the history.
+  inviteJoin.init({ joined: (key) => route.go(route.chatHash(key), { replace: true }), closed: () => route.back() });
   route.onChange(show);
   window.visualViewport?.addEventListener('resize', fitViewport);
   fitViewport();

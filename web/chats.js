@@ -1,7 +1,9 @@
-// The conversation list: most recent first, with unread badges.
+// The conversation list: most recent first, with unread badges, a mark on muted chats, and in
+// a group's preview the name of who wrote the last message.
 
 import * as api from './api.js';
 import * as store from './store.js';
+import * as mutes from './mutes.js';
 import { $, h, avatar } from './dom.js';
 
 const { state } = store;
@@ -9,7 +11,7 @@ let openChat = () => {};
 
 export function init({ onOpenChat }) {
   openChat = onOpenChat;
-  for (const topic of ['conversations', 'profiles', 'groups', 'friends']) store.on(topic, schedule);
+  for (const topic of ['conversations', 'profiles', 'groups', 'friends', 'mutes']) store.on(topic, schedule);
 }
 
 export async function loadConversations() {
@@ -34,9 +36,12 @@ function schedule() {
   });
 }
 
-function preview(message) {
+/** The last message in a line: in a group, with its author's name (fetched when not known yet). */
+function preview(message, group) {
   if (!message) return '';
-  const who = message.from === state.me?.id ? 'You: ' : '';
+  let who = '';
+  if (message.from === state.me?.id) who = 'You: ';
+  else if (group && message.from !== '0') who = `${store.userName(message.from)}: `;
   if (message.kind === 'image') return `${who}[image]`;
   // The newest entry may be the recall itself, whose body is only the recalled message's id.
   if (message.kind === 'recalled' || message.kind === 'recall') return `${who}Message recalled`;
@@ -68,7 +73,10 @@ function render() {
         avatar(name, image),
         h('span', { class: 'summary' },
           h('span', { class: 'name' }, kind === 'group' ? `# ${name}` : name),
-          h('span', { class: 'last' }, preview(conversation.last))),
+          h('span', { class: 'last' }, preview(conversation.last, kind === 'group'))),
+        store.isMuted(conversation.key)
+          ? h('span', { class: 'muted-icon', role: 'img', 'aria-label': mutes.describe(conversation.key), title: mutes.describe(conversation.key) }, '🔕')
+          : null,
         unread));
     }),
   );

@@ -1,15 +1,18 @@
-// The group controls in the chat view: the owner's settings (rename, picture, disband with a
-// confirmation step) and "Leave group" for the other members. Removing members is in the
-// member list (chat.js).
+// The group controls in the chat view: the settings of the owner and admins (rename, picture,
+// privacy, invite links, members) and the owner's disband with a confirmation step; "Leave
+// group" for everyone else. The invite links and the members have their own modules.
 
 import * as api from './api.js';
 import * as store from './store.js';
 import * as groups from './groups.js';
+import * as invites from './invites.js';
+import * as groupMembers from './group-members.js';
 import { $, avatar, avatarPreview, busy, showError } from './dom.js';
 
 const { state } = store;
 let previewUrl = null;
 
+/** Wires the settings' controls, and those of the invite and member sections in them. */
 export function init() {
   $('group-settings-button').addEventListener('click', toggle);
   $('group-edit-form').addEventListener('submit', (event) => {
@@ -17,6 +20,7 @@ export function init() {
     save(event.submitter);
   });
   $('group-edit-avatar').addEventListener('change', showPreview);
+  $('group-edit-private').addEventListener('change', (event) => setPrivate(event.currentTarget));
   $('disband-button').addEventListener('click', () => askDisband(true));
   $('disband-no').addEventListener('click', () => askDisband(false));
   $('disband-confirm').addEventListener('keydown', (event) => {
@@ -24,6 +28,8 @@ export function init() {
   });
   $('disband-yes').addEventListener('click', (event) => disband(event.currentTarget));
   $('leave-button').addEventListener('click', (event) => leave(event.currentTarget));
+  invites.init();
+  groupMembers.init();
 }
 
 /** The open group, or null when the chat is not a group's. */
@@ -37,10 +43,14 @@ export function renderControls() {
   const id = openGroup();
   const known = id !== null && state.groups.has(id);
   const owner = known && groups.isOwner(id);
-  $('group-settings-button').hidden = !owner;
+  const manager = known && groups.canManage(id);
+  $('group-settings-button').hidden = !manager;
   $('leave-button').hidden = !known || owner;
-  if (!owner && !$('group-settings').hidden) reset();
-  if (owner && !$('group-settings').hidden) renderPreview(id);
+  if (!manager && !$('group-settings').hidden) reset();
+  if (manager && !$('group-settings').hidden) {
+    renderPreview(id);
+    renderPrivacy(id);
+  }
 }
 
 /** Closes the settings and forgets what was typed in them (another chat was opened). */
@@ -52,6 +62,8 @@ export function reset() {
   $('group-edit-status').textContent = '';
   dropPreview();
   askDisband(false, false);
+  invites.reset();
+  groupMembers.reset();
 }
 
 function toggle() {
@@ -69,7 +81,37 @@ function toggle() {
   $('group-edit-status').textContent = '';
   dropPreview();
   renderPreview(id);
+  renderPrivacy(id);
+  // Disbanding is the owner's alone.
+  document.querySelector('#group-settings .danger-zone').hidden = !groups.isOwner(id);
+  invites.show(id);
+  groupMembers.show(id);
   $('group-edit-name').focus();
+}
+
+// --- privacy -------------------------------------------------------------------------------
+
+/** Says whether the group is private; only the owner gets the switch. */
+function renderPrivacy(id) {
+  const group = state.groups.get(id);
+  const box = $('group-edit-private');
+  box.checked = Boolean(group?.private);
+  box.closest('label').hidden = !groups.isOwner(id);
+  $('group-private-state').textContent = group?.private
+    ? 'This group is private: it is not found by search, and people join by an invite link or by being added.'
+    : 'This group is public: anyone can find it by search and join.';
+}
+
+async function setPrivate(box) {
+  const id = openGroup();
+  if (!id) return;
+  const wanted = box.checked;
+  const done = await busy(box, 'group-edit-status', async () => {
+    await groups.update(id, { private: wanted });
+    return true;
+  });
+  if (!done) box.checked = !wanted;
+  renderPrivacy(id);
 }
 
 // --- the picture ---------------------------------------------------------------------------

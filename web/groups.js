@@ -1,5 +1,6 @@
-// Groups: creating, finding and joining them; the user's groups with live online counts; the
-// owner's changes (rename, avatar, removing members, disbanding) and leaving.
+// Groups: creating (public or private), finding and joining them; the user's groups with their
+// role and live online counts; the owner's and admins' changes (rename, avatar, privacy, members'
+// roles and mutes, removing and adding members, disbanding) and leaving, applied live from events.
 
 import * as api from './api.js';
 import * as store from './store.js';
@@ -71,9 +72,27 @@ export function handleEvent(frame) {
         if (!group) continue;
         group.name = frame.name;
         group.avatar = frame.avatar;
+        if (frame.private !== undefined) group.private = frame.private;
       }
       store.emit('groups');
       store.emit('conversations');
+      return true;
+    }
+    case 'group_added':
+      // Someone added the user: the group (and its history) is theirs without a reload.
+      Promise.all([loadGroups(), store.loadProfile(frame.by)])
+        .then(() => notice(`${store.userName(frame.by)} added you to ${frame.name}.`))
+        .catch(() => {});
+      return true;
+    case 'group_member': {
+      const group = state.groups.get(frame.group_id);
+      if (group && frame.user_id === state.me?.id) {
+        // The user's own part changed: which controls they get follows it.
+        if (frame.role) group.role = frame.role;
+        group.muted_until = frame.muted_until || 0;
+        store.emit('groups');
+      }
+      store.emit('members', frame);
       return true;
     }
     case 'group_removed': {
@@ -98,8 +117,9 @@ async function create(button) {
   const name = $('group-name').value.trim();
   if (!name) return;
   await busy(button, 'groups-error', async () => {
-    const group = await api.post('/api/v1/groups', { name });
+    const group = await api.post('/api/v1/groups', { name, private: $('group-private').checked });
     $('group-name').value = '';
+    $('group-private').checked = false;
     await loadGroups();
     openChat(`group:${group.id}`);
   });
@@ -140,7 +160,7 @@ function drop(id, text) {
   return true;
 }
 
-/** The owner renames the group or changes its avatar (`{name?, avatar?}`). */
+/** The owner or an admin renames the group or changes its avatar; the owner its privacy (`{name?, avatar?, private?}`). */
 export async function update(id, change) {
   const { group } = await api.patch(`/api/v1/groups/${api.q(id)}`, change);
   const known = state.groups.get(id);
@@ -152,7 +172,7 @@ export async function update(id, change) {
   return group;
 }
 
-/** The owner removes a member. */
+/** The owner (or an admin, for plain members) removes a member. */
 export async function removeMember(id, userId) {
   await api.del(`/api/v1/groups/${api.q(id)}/members/${api.q(userId)}`);
   loadOnline(id);
@@ -183,6 +203,18 @@ export function isOwner(id) {
   return Boolean(group && state.me && group.owner === state.me.id);
 }
 
+/** The user's role in a group they are in (`owner`, `admin` or `member`), or null. */
+export function role(id) {
+  const group = state.groups.get(id);
+  if (!group) return null;
+  return isOwner(id) ? 'owner' : group.role || 'member';
+}
+
+/** Whether the user may manage the group: rename it, invite, add, remove and mute members. */
+export function canManage(id) {
+  return ['owner', 'admin'].includes(role(id));
+}
+
 // --- rendering -----------------------------------------------------------------------------
 
 export function onlineText(id) {
@@ -211,6 +243,7 @@ function render() {
         h('li', { class: 'item', dataset: { group: group.name } },
           avatar(group.name, group.avatar),
           h('span', { class: 'name' }, group.name),
+          group.private ? h('span', { class: 'tag' }, 'private') : null,
           h('span', { class: 'online-count' }, onlineText(group.id)),
           h('button', {
             type: 'button',

@@ -1,8 +1,10 @@
-// Friends: finding people, friend requests both ways, and the friend list with online dots.
+// Friends: finding people, friend requests both ways, the friend list with online dots, and
+// blocking someone from their entry (blocks.js).
 
 import * as api from './api.js';
 import * as store from './store.js';
 import * as dialog from './dialog.js';
+import * as blocks from './blocks.js';
 import { $, h, avatar, presenceDot, busy, notice } from './dom.js';
 
 const { state } = store;
@@ -84,7 +86,13 @@ async function search(button) {
 function requestFriend(user, button) {
   const note = $('request-note').value.trim();
   return busy(button, 'friends-error', async () => {
-    await api.post('/api/v1/friends/requests', note ? { user_id: user.id, note } : { user_id: user.id });
+    try {
+      await api.post('/api/v1/friends/requests', note ? { user_id: user.id, note } : { user_id: user.id });
+    } catch (error) {
+      // A block either way: the server's refusal, said in the person's terms.
+      if (error.code === 'forbidden') throw new Error(`${user.username} cannot be asked: one of you has blocked the other.`);
+      throw error;
+    }
     $('request-note').value = ''; // the note went with this request, not the next
     await loadRequests();
   });
@@ -94,6 +102,11 @@ const act = (button, action) => busy(button, 'friends-error', async () => {
   await action();
   await Promise.all([loadRequests(), loadFriends()]);
 });
+
+/** Blocks someone after a confirmation; the lists follow (blocks.js reloads them). */
+function block(user, button) {
+  return blocks.block(user, button, 'friends-error');
+}
 
 /** Ends a friendship once the user confirms it: it cannot be undone from here. */
 async function removeFriend(user, button) {
@@ -129,6 +142,7 @@ function render() {
       else if (state.friends.has(user.id)) action = h('span', { class: 'tag' }, 'friend');
       else if (outgoing.has(user.id)) action = h('span', { class: 'tag' }, 'request sent');
       else if (incoming.has(user.id)) action = h('span', { class: 'tag' }, 'asked you');
+      else if (blocks.isBlocked(user.id)) action = h('span', { class: 'tag' }, 'blocked');
       else {
         action = h('button', {
           type: 'button',
@@ -136,7 +150,9 @@ function render() {
           onclick: (event) => requestFriend(user, event.currentTarget),
         }, 'Add friend');
       }
-      return h('li', { class: 'item', dataset: { user: user.username } }, ...person(user, action));
+      const blockable = user.id !== state.me?.id && !blocks.isBlocked(user.id);
+      return h('li', { class: 'item', dataset: { user: user.username } }, ...person(user, action,
+        blockable ? blockButton(user) : null));
     }),
   );
 
@@ -191,13 +207,23 @@ function render() {
             class: 'quiet',
             'aria-label': `Remove ${user.username} from friends`,
             onclick: (event) => removeFriend(user, event.currentTarget),
-          }, 'Remove')))),
+          }, 'Remove'),
+          blockButton(user)))),
   );
 
   const waiting = state.requests.incoming.length;
   $('requests-badge').hidden = waiting === 0;
   $('requests-badge').textContent = String(waiting);
   $('requests-badge').setAttribute('aria-label', `${waiting} friend requests`);
+}
+
+function blockButton(user) {
+  return h('button', {
+    type: 'button',
+    class: 'quiet',
+    'aria-label': `Block ${user.username}`,
+    onclick: (event) => block(user, event.currentTarget),
+  }, 'Block');
 }
 
 function emptyOr(list, text, render) {
