@@ -15,6 +15,7 @@ import * as attention from './attention.js';
 import * as blocks from './blocks.js';
 import * as mutes from './mutes.js';
 import * as inviteJoin from './invite-join.js';
+import * as receipts from './receipts.js';
 import { $, notice } from './dom.js';
 
 const { state } = store;
@@ -115,6 +116,12 @@ function handleEvent(frame) {
     }
     case 'read':
       if (store.readEvent(frame.conversation, frame.seq)) chats.recountSoon();
+      break;
+    case 'receipt':
+      receipts.apply(frame);
+      break;
+    case 'profile':
+      store.applyProfile(frame);
       break;
     case 'notice':
       notice(frame.body);

@@ -1,6 +1,7 @@
 // The chat view: history that loads further back at the top, messages grouped by sender and
 // parted by day, sending text and images (picked, pasted or dropped, with a preview), drafts,
-// the typing indicator, the message menu (recall), and read marks while the chat is in view.
+// the typing indicator, the message menu (reply, react, edit, seen by, recall), quotes,
+// reactions, delivered and read marks, and read marks sent while the chat is in view.
 
 import * as api from './api.js';
 import * as store from './store.js';
@@ -9,8 +10,11 @@ import * as groups from './groups.js';
 import * as groupSettings from './group-settings.js';
 import * as drafts from './drafts.js';
 import * as messageMenu from './message-menu.js';
+import * as composeMode from './compose-mode.js';
+import * as reactions from './reactions.js';
+import * as receipts from './receipts.js';
 import { linkify } from './linkify.js';
-import { $, h, avatar, presenceDot, time, dayLabel, busy, showError } from './dom.js';
+import { $, h, avatar, presenceDot, time, dayLabel, busy, showError, notice } from './dom.js';
 
 const { state } = store;
 const RECALL_WINDOW_MS = 120_000;
@@ -44,7 +48,7 @@ export function init() {
     }
   });
   text.addEventListener('input', () => {
-    if (!state.open) return;
+    if (!state.open || composeMode.current()?.kind === 'edit') return; // an edit is no draft, nor typing
     drafts.save(state.open, text.value);
     if (text.value.trim()) socket.typing(state.open);
   });
@@ -88,8 +92,21 @@ export function init() {
   });
   $('members-button').addEventListener('click', toggleMembers);
   groupSettings.init();
-  messageMenu.init($('message-list'), (element) => shown.get(element.dataset.key) || null);
+  messageMenu.init($('message-list'), (element) => shown.get(element.dataset.key) || null, () => state.open && render());
+  composeMode.init();
+  messageMenu.addAction({ label: 'Reply', applies: canAnswer, run: (message) => composeMode.reply(state.open, message) });
+  messageMenu.addAction({ label: 'React…', applies: canAnswer, run: (message, more) => reactions.openPicker(message, more) });
+  messageMenu.addAction({ label: 'Edit', applies: canEdit, run: (message) => composeMode.edit(state.open, message) });
+  messageMenu.addAction({
+    label: 'Seen by…',
+    applies: (message) => receipts.canListReaders(state.open, message),
+    run: (message, more) => busy(more, 'chat-error', () => receipts.showReaders(state.open, message)),
+  });
   messageMenu.addAction({ label: 'Recall', applies: canRecall, run: recall });
+  $('message-list').addEventListener('click', (event) => {
+    const quote = event.target.closest('.quote');
+    if (quote) showOriginal(quote.dataset.ref);
+  });
 
   store.on('messages', (key) => {
     if (key === state.open) {
@@ -97,6 +114,7 @@ export function init() {
       markRead();
     }
   });
+  store.on('receipts', (key) => key === state.open && render());
   store.on('typing', (key) => key === state.open && renderTyping());
   for (const topic of ['friends', 'online', 'groups', 'profiles']) store.on(topic, () => state.open && renderHead());
   // Members come and go with the online count: keep an open member list current.
@@ -120,6 +138,8 @@ export function init() {
 export async function open(key) {
   if (state.open !== key) {
     hidePreview();
+    composeMode.leave(); // before the draft comes in: an edit gives the box back its text
+    reactions.closePicker(false);
     elements.clear();
     $('message-list').replaceChildren();
     $('members').hidden = true;
@@ -148,6 +168,8 @@ export async function open(key) {
 export function close() {
   state.open = null;
   hidePreview();
+  composeMode.leave();
+  reactions.closePicker(false);
   groupSettings.reset();
   $('chat').hidden = true;
   $('placeholder').hidden = false;
@@ -202,7 +224,15 @@ function sendText() {
   const text = box.value;
   if (!state.open || !text.trim()) return;
   showError('chat-error', '');
-  socket.sendMessage(state.open, 'text', text);
+  const mode = composeMode.current();
+  if (mode?.kind === 'edit') {
+    saveEdit(mode.message, text);
+    return;
+  }
+  const answered = mode?.kind === 'reply' ? mode.message : null;
+  const quote = answered && { id: answered.id, from: answered.from, snippet: composeMode.snippet(answered) };
+  socket.sendMessage(state.open, 'text', text, quote);
+  if (answered) composeMode.leave();
   box.value = '';
   drafts.save(state.open, '');
   box.focus();
@@ -254,6 +284,21 @@ async function sendImage(button) {
     hidePreview();
     $('composer-text').focus();
   });
+}
+
+/** Saves an edit of one's own message; it shows at once, and the `edit` event changes nothing more. */
+async function saveEdit(message, text) {
+  if (text === message.body) {
+    composeMode.cancel();
+    return;
+  }
+  try {
+    const answer = await api.patch(`/api/v1/messages/${api.q(message.id)}`, { body: text });
+    store.applyEvent({ kind: 'edit', ref: message.id, body: text, edited_at: answer.edited_at });
+    if (composeMode.current()?.message === message) composeMode.cancel();
+  } catch (error) {
+    showError('chat-error', error.message);
+  }
 }
 
 /** Recalls one of the user's messages (from the message menu). */
@@ -336,6 +381,15 @@ function renderTyping() {
   $('typing').textContent = entry ? `${store.userName(entry.from)} is typing…` : '';
 }
 
+/** Whether a message can be answered or reacted to: a real text or image, sent and not recalled. */
+function canAnswer(message) {
+  return !message.pending && (message.kind === 'text' || message.kind === 'image') && message.from !== '0';
+}
+
+function canEdit(message) {
+  return message.from === state.me?.id && !message.pending && message.kind === 'text';
+}
+
 function canRecall(message) {
   return message.from === state.me?.id && !message.pending && message.kind !== 'recalled'
     && Date.now() - message.ts < RECALL_WINDOW_MS;
@@ -346,8 +400,11 @@ function messageKey(message) {
 }
 
 function signature(message, continued) {
+  const quote = message.reply_to;
   return [message.id, message.kind, message.pending ? 1 : 0, message.failed || '', canRecall(message) ? 1 : 0,
-    store.userName(message.from), continued ? 1 : 0].join('|');
+    store.userName(message.from), continued ? 1 : 0, message.body, message.edited_at || '',
+    quote ? store.userName(quote.from) : '', reactions.signature(message), receipts.mark(state.open, message)?.text || '',
+  ].join('|');
 }
 
 /** The day a timestamp falls on, in local time (for the separators). */
@@ -399,6 +456,44 @@ function bodyOf(message) {
   return h('p', { class: 'body' }, ...linkify(message.body));
 }
 
+/** The quote of the answered message, a button that shows the original. */
+function quoteOf(message) {
+  const quote = message.reply_to;
+  if (!quote) return null;
+  const author = quote.from === state.me?.id ? 'You' : store.userName(quote.from);
+  return h('button', { type: 'button', class: 'quote', dataset: { ref: quote.id, focus: 'quote' }, title: 'Show the original message' },
+    h('span', { class: 'visually-hidden' }, 'In reply to '),
+    h('span', { class: 'quote-author' }, author),
+    h('span', { class: 'quote-snippet' }, quote.snippet || 'Photo'));
+}
+
+/** "edited", and the delivered and read mark on one's own message. */
+function footOf(key, message) {
+  const mark = receipts.mark(key, message);
+  if (!mark && !message.edited_at) return null;
+  return h('div', { class: 'foot' },
+    message.edited_at ? h('span', { class: 'edited', title: `Edited ${new Date(message.edited_at).toLocaleString()}` }, 'edited') : null,
+    // The ticks are a picture; the words say the same to a screen reader, and colour is not all of it.
+    mark ? h('span', { class: `receipt ${mark.state}`, title: mark.text },
+      mark.symbol ? h('span', { 'aria-hidden': 'true' }, mark.symbol) : null,
+      h('span', { class: mark.symbol ? 'visually-hidden' : 'receipt-text' }, mark.text)) : null);
+}
+
+/** Scrolls to the answered message and highlights it briefly, when it is loaded. */
+function showOriginal(id) {
+  const original = $('message-list').querySelector(`li.msg[data-id="${CSS.escape(id)}"]`);
+  if (!original) {
+    notice('The original message is further back: load older messages to see it.');
+    return;
+  }
+  original.scrollIntoView({ block: 'center', behavior: 'smooth' });
+  original.focus({ preventScroll: true });
+  original.classList.remove('flash');
+  void original.offsetWidth; // restart the animation when asked twice
+  original.classList.add('flash');
+  setTimeout(() => original.classList.remove('flash'), 2000);
+}
+
 function build(message, continued) {
   const mine = message.from === state.me?.id;
   const key = state.open;
@@ -426,16 +521,22 @@ function build(message, continued) {
   if (continued) classes.push('continued');
   if (message.pending) classes.push('pending');
   if (message.kind === 'recalled') classes.push('recalled');
+  const mark = receipts.mark(key, message);
   return h('li', {
     class: classes.join(' '),
-    dataset: { key: messageKey(message), id: message.pending ? '' : message.id, seq: message.seq ?? '', kind: message.kind },
+    dataset: {
+      key: messageKey(message), id: message.pending ? '' : message.id, seq: message.seq ?? '', kind: message.kind, ...(mark ? { receipt: mark.state } : {}),
+    },
   },
   // In a run the name and time are said once, at its first message; screen readers still get them.
   h('div', { class: continued ? 'meta visually-hidden' : 'meta' },
     h('span', { class: 'author' }, mine ? 'You' : store.userName(message.from)),
     ' ',
     h('time', { datetime: new Date(message.ts).toISOString(), title: new Date(message.ts).toLocaleString() }, time(message.ts))),
+  message.kind === 'recalled' ? null : quoteOf(message),
   bodyOf(message),
+  message.kind === 'recalled' ? null : reactions.chips(message),
+  footOf(key, message),
   status.length ? h('div', { class: 'actions' }, ...status) : null);
 }
 
@@ -466,12 +567,16 @@ function render() {
   const atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 60;
   const fromBottom = scroller.scrollHeight - scroller.scrollTop;
   const messages = store.ordered(key).filter((m) => m.kind !== 'recall');
+  // A control in a message drawn anew (a chip just pressed) gets the focus back after.
+  const focused = list.contains(document.activeElement) ? document.activeElement : null;
+  const focusedRow = focused?.closest('li.msg');
   const wanted = [];
   const keep = new Set();
   shown.clear();
   for (const row of rows(messages)) {
     let entry = elements.get(row.id);
-    if (!entry || entry.sig !== row.sig) {
+    // A message with its menu open (a receipt came meanwhile) is redrawn when the menu closes.
+    if (!entry || (entry.sig !== row.sig && !messageMenu.isOpenOn(entry.element))) {
       entry = { sig: row.sig, element: row.make() };
       elements.set(row.id, entry);
     }
@@ -484,6 +589,11 @@ function render() {
     if (list.children[index] !== element) list.insertBefore(element, list.children[index] || null);
   });
   while (list.children.length > wanted.length) list.lastElementChild.remove();
+  if (focusedRow && !focusedRow.isConnected) {
+    const again = list.querySelector(`li.msg[data-key="${CSS.escape(focusedRow.dataset.key)}"]`);
+    const same = focused.dataset.focus && again?.querySelector(`[data-focus="${CSS.escape(focused.dataset.focus)}"]`);
+    (same || again)?.focus({ preventScroll: true });
+  }
   messageMenu.refresh();
 
   const target = store.chat(key);

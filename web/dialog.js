@@ -1,4 +1,4 @@
-// A small modal confirmation built on <dialog>: it traps the focus, Escape answers "no", and
+// Small modals built on <dialog> (a confirmation, a list): they trap the focus, Escape answers "no", and
 // the focus goes back where it was. Used instead of window.confirm, which cannot be styled or
 // labelled and blocks the page.
 
@@ -27,5 +27,28 @@ export function confirm({ title, text, yes, no = 'Cancel' }) {
     });
     dialog.showModal();
     keep.focus(); // the safe answer first
+  });
+}
+
+/** Shows `items` (strings) in a list under `title`, with `empty` when there are none; resolves when closed. */
+export function showList({ title, items, empty = 'Nobody yet.' }) {
+  counter += 1;
+  const titleId = `dialog-title-${counter}`;
+  const close = h('button', { type: 'submit', value: 'close' }, 'Close');
+  const dialog = h('dialog', { class: 'dialog', 'aria-labelledby': titleId },
+    h('form', { method: 'dialog' },
+      h('h2', { id: titleId }, title),
+      items.length ? h('ul', { class: 'dialog-list' }, ...items.map((item) => h('li', {}, item))) : h('p', {}, empty),
+      h('div', { class: 'row' }, close)));
+  const back = document.activeElement;
+  document.body.append(dialog);
+  return new Promise((resolve) => {
+    dialog.addEventListener('close', () => {
+      dialog.remove();
+      if (back?.isConnected) back.focus();
+      resolve();
+    });
+    dialog.showModal();
+    close.focus();
   });
 }

@@ -1,8 +1,9 @@
 // What can be done with one message. A single "More" button sits on the message under the
 // pointer or with the keyboard focus and opens a menu of the actions that apply to it. Messages
 // take the focus one at a time (the arrow keys move it), so a long chat is two Tab stops, not
-// two per message. Actions register themselves: recall now; edit, reply and react can be added
-// the same way when the server has them, with no change here.
+// two per message (the links, quotes and reaction chips inside a message are in the Tab order
+// only while it is the current one). Actions register themselves (chat.js adds reply, react,
+// edit, seen by and recall).
 
 import { h } from './dom.js';
 
@@ -12,6 +13,7 @@ let messageOf = () => null;
 let more = null;
 let menu = null;
 let target = null; // the message element the More button is on
+let onClosed = () => {};
 
 /** Adds an action to the menu: `{ label, applies(message), run(message, moreButton) }`. */
 export function addAction(action) {
@@ -23,10 +25,14 @@ function applicable(element) {
   return message ? actions.filter((action) => action.applies(message)) : [];
 }
 
-/** Wires the menu to the message list; `lookup(element)` answers the message an element shows. */
-export function init(listElement, lookup) {
+/**
+ * Wires the menu to the message list; `lookup(element)` answers the message an element shows,
+ * and `closed()` runs after a menu closes (a message kept while its menu was open can be redrawn).
+ */
+export function init(listElement, lookup, closed = () => {}) {
   list = listElement;
   messageOf = lookup;
+  onClosed = closed;
   more = h('button', {
     type: 'button', class: 'more', title: 'More actions', 'aria-label': 'More actions', 'aria-haspopup': 'menu', 'aria-expanded': 'false',
   }, '⋯');
@@ -53,7 +59,7 @@ export function refresh() {
   const focusedInside = list.contains(document.activeElement);
   let current = focusedInside ? list.querySelector('li.msg[tabindex="0"]') : null;
   if (!current) current = messages.at(-1); // out of the list, the way in is the newest message
-  for (const element of messages) element.tabIndex = element === current ? 0 : -1;
+  for (const element of messages) setCurrent(element, element === current);
 
   if (target && !target.isConnected) {
     // The message was drawn anew (recalled, sent): follow it, and keep the focus on it.
@@ -66,9 +72,20 @@ export function refresh() {
   }
 }
 
+/** Whether `element` has the open menu: redrawing it now would close the menu under the reader. */
+export function isOpenOn(element) {
+  return Boolean(menu) && element === target;
+}
+
 function rove(element) {
-  for (const other of list.querySelectorAll('li.msg[tabindex="0"]')) if (other !== element) other.tabIndex = -1;
-  element.tabIndex = 0;
+  for (const other of list.querySelectorAll('li.msg[tabindex="0"]')) if (other !== element) setCurrent(other, false);
+  setCurrent(element, true);
+}
+
+/** Puts a message, and the controls inside it, in the Tab order or takes them out. */
+function setCurrent(element, current) {
+  element.tabIndex = current ? 0 : -1;
+  for (const control of element.querySelectorAll('a[href], button:not(.more):not([role="menuitem"])')) control.tabIndex = current ? 0 : -1;
 }
 
 function place(element) {
@@ -78,7 +95,7 @@ function place(element) {
     return;
   }
   target = element;
-  element.append(more);
+  element.prepend(more); // first, so Tab from the message reaches it before a quote or a chip
 }
 
 function detach() {
@@ -128,6 +145,7 @@ function closeMenu(focusButton) {
   menu = null;
   more.setAttribute('aria-expanded', 'false');
   if (focusButton && more.isConnected) more.focus();
+  setTimeout(onClosed); // after the chosen action has run, with the button still in place
 }
 
 function menuKeys(event) {

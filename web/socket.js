@@ -264,11 +264,16 @@ function newCid() {
   return `w${Date.now().toString(36)}${random}${counter.toString(36)}`;
 }
 
-/** Sends a message; it shows as pending and is resent (same cid) until the server answers. */
-export function sendMessage(key, kind, body) {
+/**
+ * Sends a message, a reply when `quote` (`{ id, from, snippet }`) is given; it shows as pending
+ * and is resent (same cid) until the server answers.
+ */
+export function sendMessage(key, kind, body, quote = null) {
   clearTimeout(typingTimer); // what was being typed is this message
   const frame = { type: 'send', cid: newCid(), to: key, kind, body };
-  store.addPending(key, frame);
+  if (quote) frame.reply_to = quote.id;
+  // The sender's own copy is made from the pending one (its echo is a repeat): it carries the quote.
+  store.addPending(key, frame, quote ? { reply_to: quote } : {});
   outbox.set(frame.cid, { frame, key, at: Date.now() });
   if (live) raw(frame);
 }

@@ -3,6 +3,7 @@
 // counts, recalls, typing. Views subscribe to topics and re-render what changed.
 
 import * as api from './api.js';
+import { changeBy } from './message-events.js';
 
 export const state = {
   me: null, // the signed-in user's profile
@@ -23,6 +24,8 @@ export const state = {
 const held = new Set();
 const recalled = new Set();
 const cursors = new Map();
+// Events about another message (its `ref`): applied to it, never shown, counted or notified.
+const EVENT_KINDS = new Set(['edit', 'reaction', 'reaction_removed']);
 
 // --- topics --------------------------------------------------------------------------------
 
@@ -103,6 +106,19 @@ export async function loadProfile(id) {
   }
 }
 
+/** A `profile` event: the user's new nickname and avatar, wherever their profile is shown. */
+export function applyProfile({ user_id: id, nickname, avatar }) {
+  const changes = { nickname, avatar };
+  // Profiles and friend entries may share one object: change it in place so both follow.
+  const known = state.profiles.get(id);
+  if (known) Object.assign(known, changes);
+  const friend = state.friends.get(id);
+  if (friend && friend.user !== known) Object.assign(friend.user, changes);
+  if (state.me && id === state.me.id) setMe({ ...state.me, ...changes });
+  emit('profiles', id);
+  emit('friends');
+}
+
 export function rememberProfiles(users) {
   for (const user of users) state.profiles.set(user.id, user);
   emit('profiles', null);
@@ -162,6 +178,7 @@ export function setConversations(list) {
       conversation.lastSeq = item.last.seq;
       conversation.last = item.last;
     }
+    peerReached(item.conversation, { delivered: item.peer_delivered, read: item.peer_read });
     if (item.muted) state.mutes.set(item.conversation, item.muted_until || 0);
     else state.mutes.delete(item.conversation);
   }
@@ -216,6 +233,11 @@ export function ingest(msg, { live }) {
     markRecalled(msg.body);
     return true;
   }
+  if (EVENT_KINDS.has(msg.kind)) {
+    // History's copies of messages already carry the effect of its events (latest text, reactions).
+    if (live) applyEvent(msg);
+    return true;
+  }
   const conversation = summary(key);
   const target = chat(key);
   const fresh = msg.seq > conversation.lastSeq;
@@ -259,6 +281,34 @@ function markRecalled(id) {
   emit('conversations');
 }
 
+// --- edits, reactions and receipts ---------------------------------------------------------
+
+/**
+ * Applies an `edit`, `reaction` or `reaction_removed` event to the message it names (`ref`), if
+ * held; one not loaded yet comes with its effect when its history page is read. Idempotent.
+ */
+export function applyEvent(event) {
+  for (const target of state.chats.values()) {
+    const message = target.messages.get(event.ref);
+    if (message && changeBy(message, event, state.me?.id)) emit('messages', target.key);
+  }
+  if (event.kind !== 'edit') return;
+  for (const conversation of state.conversations.values()) {
+    if (conversation.last?.id === event.ref) conversation.last = { ...conversation.last, body: event.body };
+  }
+  emit('conversations');
+}
+
+/** How far the other person of a one-to-one chat got with one's messages (seqs of one's inbox). */
+export function peerReached(key, { delivered = 0, read = 0 }) {
+  if (!key.startsWith('user:')) return;
+  const conversation = summary(key);
+  const before = [conversation.peerDelivered || 0, conversation.peerRead || 0];
+  conversation.peerRead = Math.max(before[1], read || 0);
+  conversation.peerDelivered = Math.max(before[0], delivered || 0, conversation.peerRead); // read implies delivered
+  if (conversation.peerDelivered !== before[0] || conversation.peerRead !== before[1]) emit('receipts', key);
+}
+
 /** Messages of a conversation in order, with the ones still being sent at the end. */
 export function ordered(key) {
   const target = chat(key);
@@ -282,8 +332,9 @@ export function newestSeq(key) {
 
 // Sending: a pending copy is shown at once and replaced by the real message.
 
-export function addPending(key, frame) {
+export function addPending(key, frame, extra = {}) {
   chat(key).pending.set(frame.cid, {
+    ...extra,
     id: `pending:${frame.cid}`,
     cid: frame.cid,
     from: state.me.id,

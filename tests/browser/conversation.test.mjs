@@ -217,9 +217,12 @@ for (const { name: size, options } of VIEWPORTS) {
       await list.locator('li.msg.mine.recalled').waitFor();
       await cai.page.locator('#message-list .msg.recalled').waitFor();
       assert.ok(!(await bodies(cai.page)).includes('take this back'));
-      // On someone else's message nothing applies yet: no button appears on it.
-      await cai.page.locator('#message-list li.msg.theirs').last().hover();
-      assert.equal(await cai.page.locator('#message-list .more').count(), 0);
+      // On someone else's message one may reply and react, but not recall.
+      const theirs = cai.page.locator('#message-list li.msg.theirs:not(.recalled)').last();
+      await theirs.hover();
+      await theirs.getByRole('button', { name: 'More actions' }).click();
+      assert.deepEqual(await cai.page.getByRole('menuitem').allTextContents(), ['Reply', 'React…']);
+      await cai.page.keyboard.press('Escape');
     });
 
     await t.test('after a reload, the chat list says the message was recalled, not its id', async () => {
