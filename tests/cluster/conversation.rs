@@ -1,6 +1,7 @@
 //! The conversation features through the six-process cluster: a reply, a reaction and an
 //! edit travel as log events from one connect node to the other, receipts come back from the
-//! recipient's acknowledgement and read cursor, and a new nickname reaches a friend live.
+//! recipient's acknowledgement and read cursor, and a new nickname reaches a friend live; a
+//! private group is joined through an invite, counts its readers, and refuses a muted member.
 
 use super::*;
 
@@ -177,5 +178,138 @@ async fn replies_reactions_edits_receipts_and_profiles_cross_the_cluster() {
     assert!(
         matches!(&profile, ServerFrame::Profile { nickname, .. } if nickname == "Robert"),
         "{profile:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_private_group_is_joined_by_invite_counts_readers_and_mutes() {
+    let _alone = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let _cluster = start_cluster("partitioned", &SIX).await;
+    let api = ApiClient::new(API);
+    let run = rand::random::<u32>();
+    let ada = api
+        .register(&format!("ada{run}"), PASSWORD)
+        .await
+        .expect("register ada");
+    let bob = api
+        .register(&format!("bob{run}"), PASSWORD)
+        .await
+        .expect("register bob");
+    let call = |method: Method, path: String, who: &Session, body: Option<serde_json::Value>| {
+        let api = api.clone();
+        let token = who.access_token.clone();
+        async move {
+            api.call(method, &path, Some(&token), body)
+                .await
+                .expect("a REST call")
+        }
+    };
+    let created = call(
+        Method::POST,
+        "/api/v1/groups".into(),
+        &ada,
+        Some(serde_json::json!({"name": format!("hidden {run}"), "private": true})),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let group = created.body["id"].as_str().expect("an id").to_string();
+    let joined = call(
+        Method::POST,
+        format!("/api/v1/groups/{group}/join"),
+        &bob,
+        None,
+    )
+    .await;
+    assert_eq!(
+        joined.status, 404,
+        "a private group is not joined without an invite"
+    );
+    let invite = call(
+        Method::POST,
+        format!("/api/v1/groups/{group}/invites"),
+        &ada,
+        Some(serde_json::json!({"max_uses": 1})),
+    )
+    .await;
+    assert_eq!(invite.status, 201, "{}", invite.body);
+    let code = invite.body["code"].as_str().expect("a code");
+    let joined = call(
+        Method::POST,
+        format!("/api/v1/invites/{code}/join"),
+        &bob,
+        None,
+    )
+    .await;
+    assert_eq!(joined.status, 200, "{}", joined.body);
+
+    // Ada writes on one node; Bob reads on the other; Ada hears the count.
+    let mut ada_client = synced_client(&ada, CONNECT_URLS[0]).await;
+    let mut bob_client = synced_client(&bob, CONNECT_URLS[1]).await;
+    let group_key = format!("group:{group}");
+    ada_client
+        .send(&ClientFrame::Send {
+            cid: "g".into(),
+            to: group_key.clone(),
+            kind: "text".into(),
+            body: "welcome".into(),
+            reply_to: None,
+        })
+        .await
+        .expect("send");
+    let welcome = next_of_kind(&mut bob_client, "text").await;
+    bob_client
+        .send(&ClientFrame::Read {
+            conversation: group_key.clone(),
+            seq: welcome.seq,
+        })
+        .await
+        .expect("read");
+    let counted = next_where(&mut ada_client, "group receipt", |frame| {
+        matches!(
+            frame,
+            ServerFrame::Receipt {
+                read_count: Some(_),
+                ..
+            }
+        )
+    })
+    .await;
+    assert_eq!(
+        counted,
+        ServerFrame::Receipt {
+            conversation: group_key.clone(),
+            delivered: None,
+            read: Some(welcome.seq),
+            read_count: Some(1),
+        }
+    );
+
+    // Muted by the owner, Bob cannot write there.
+    let later = natter_infra::now_millis() + 3_600_000;
+    let muted = call(
+        Method::PATCH,
+        format!("/api/v1/groups/{group}/members/{}", bob.user_id),
+        &ada,
+        Some(serde_json::json!({"muted_until": later})),
+    )
+    .await;
+    assert_eq!(muted.status, 200, "{}", muted.body);
+    bob_client
+        .send(&ClientFrame::Send {
+            cid: "m".into(),
+            to: group_key,
+            kind: "text".into(),
+            body: "hello?".into(),
+            reply_to: None,
+        })
+        .await
+        .expect("send");
+    let refused = next_where(&mut bob_client, "the refusal", |frame| {
+        matches!(frame, ServerFrame::Error { .. } | ServerFrame::Sent { .. })
+    })
+    .await;
+    assert!(
+        matches!(&refused, ServerFrame::Error { code, .. } if code.as_str() == "muted"),
+        "{refused:?}"
     );
 }

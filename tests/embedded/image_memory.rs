@@ -6,7 +6,8 @@ use std::time::Duration;
 use natter_proto::ErrorCode;
 
 use crate::harness::Harness;
-use crate::social::upload_as;
+use crate::process::{free_port, serve_with, wait_until_up};
+use crate::social::{upload_as, upload_to};
 
 /// The decode memory the test server is given.
 const BUDGET_MIB: u64 = 256;
@@ -91,8 +92,9 @@ fn black_png(width: u32, height: u32) -> Vec<u8> {
 }
 
 /// This process's resident memory, in bytes.
-fn resident_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+/// The resident memory of process `pid`.
+fn resident_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("its status");
     status
         .lines()
         .find_map(|line| line.strip_prefix("VmRSS:"))
@@ -118,22 +120,36 @@ fn the_hand_made_bomb_is_a_valid_png_of_its_size() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_decompression_bombs_stay_within_the_decode_budget() {
-    let harness = Harness::start_with(|config| {
-        config.api.decode_memory_bytes = BUDGET_MIB * 1024 * 1024;
+    // A server process of its own: its memory is what is measured, and the other tests, which
+    // run at the same time in this process, must not count.
+    let data = tempfile::tempdir().expect("a data folder");
+    let (api_port, ws_port) = (free_port(), free_port());
+    let settings = [
+        (
+            "NATTER_API__DECODE_MEMORY_BYTES",
+            (BUDGET_MIB * 1024 * 1024).to_string(),
+        ),
         // Long enough that every upload waits its turn rather than being turned away.
-        config.api.decode_wait_ms = 120_000;
-    })
-    .await;
-    let owner = harness.user("bomber").await;
+        ("NATTER_API__DECODE_WAIT_MS", "120000".to_string()),
+    ];
+    let server = serve_with(data.path(), api_port, ws_port, &settings);
+    let base = format!("http://127.0.0.1:{api_port}");
+    let api = natter::client::ApiClient::new(base.clone());
+    wait_until_up(&api).await;
+    let owner = api
+        .register("bomber", "purple-ferret-42")
+        .await
+        .expect("register");
     // 8000 × 5000 × 3 = 120 MB decoded, about 770 KB on the wire.
     let bomb = black_png(8000, 5000);
     assert!(bomb.len() < 1024 * 1024, "the bomb is {} bytes", bomb.len());
 
-    let baseline = resident_bytes();
+    let pid = server.pid();
+    let baseline = resident_bytes(pid);
     let (peak_sender, mut peak) = tokio::sync::watch::channel(baseline);
     let sampler = tokio::spawn(async move {
         loop {
-            let now = resident_bytes();
+            let now = resident_bytes(pid);
             peak_sender.send_if_modified(|peak| {
                 let higher = now > *peak;
                 *peak = (*peak).max(now);
@@ -142,7 +158,7 @@ async fn concurrent_decompression_bombs_stay_within_the_decode_budget() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     });
-    let uploads = (0..8).map(|_| upload_as(&harness, Some(&owner), "file", &bomb));
+    let uploads = (0..8).map(|_| upload_to(&base, Some(&owner.access_token), "file", &bomb));
     let answers = futures_util::future::join_all(uploads).await;
     sampler.abort();
     let grown = peak.borrow_and_update().saturating_sub(baseline);
@@ -164,6 +180,7 @@ async fn concurrent_decompression_bombs_stay_within_the_decode_budget() {
         grown / (1024 * 1024),
         bound / (1024 * 1024)
     );
+    drop(server);
 
     // A bomb larger than the whole budget is refused outright, not decoded.
     let tight =

@@ -34,6 +34,11 @@ fn command(data: &std::path::Path, api: u16, ws: u16, program: &str) -> Command 
 pub struct Served(Child);
 
 impl Served {
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
     /// Kills it (SIGKILL) and reaps it.
     pub fn kill(&mut self) {
         let _ = self.0.kill();
@@ -49,8 +54,22 @@ impl Drop for Served {
 
 /// `natter serve` as its own process on `data`.
 pub fn serve(data: &std::path::Path, api: u16, ws: u16) -> Served {
+    serve_with(data, api, ws, &[])
+}
+
+/// `natter serve` as its own process on `data`, with these configuration variables too.
+pub fn serve_with(
+    data: &std::path::Path,
+    api: u16,
+    ws: u16,
+    settings: &[(&str, String)],
+) -> Served {
+    let mut command = command(data, api, ws, env!("CARGO_BIN_EXE_natter"));
+    for (name, value) in settings {
+        command.env(name, value);
+    }
     Served(
-        command(data, api, ws, env!("CARGO_BIN_EXE_natter"))
+        command
             .arg("serve")
             .stderr(Stdio::null())
             .spawn()

@@ -43,6 +43,17 @@ pub(crate) async fn upload_as(
     field: &str,
     bytes: &[u8],
 ) -> (u16, Value) {
+    let token = who.map(|who| who.access_token.as_str());
+    upload_to(&harness.api_base(), token, field, bytes).await
+}
+
+/// Uploads `bytes` as the multipart field `field` to the API at `base`, with `token` if any.
+pub(crate) async fn upload_to(
+    base: &str,
+    token: Option<&str>,
+    field: &str,
+    bytes: &[u8],
+) -> (u16, Value) {
     let boundary = "natter-test-boundary-7d1c";
     let mut body = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; \
@@ -52,14 +63,14 @@ pub(crate) async fn upload_as(
     body.extend_from_slice(bytes);
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     let mut request = reqwest::Client::new()
-        .post(format!("{}/api/v1/uploads", harness.api_base()))
+        .post(format!("{base}/api/v1/uploads"))
         .header(
             "content-type",
             format!("multipart/form-data; boundary={boundary}"),
         )
         .body(body);
-    if let Some(who) = who {
-        request = request.bearer_auth(&who.access_token);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
     }
     let response = request.send().await.expect("the API answers");
     let status = response.status().as_u16();
