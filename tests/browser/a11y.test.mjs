@@ -1,5 +1,6 @@
 // Accessibility: axe-core finds nothing serious or critical on the main screens (sign-in, chat
-// list, an open chat, group settings, profile, the remove-friend dialog) at desktop and phone
+// list, an open chat with a reply, reactions, read marks and the emoji picker, group settings,
+// the "Seen by" dialog, profile, the remove-friend dialog) at desktop and phone
 // size; and a person using only the keyboard signs in, picks a chat and sends a message, seeing
 // where the focus is at every step.
 
@@ -60,8 +61,42 @@ for (const { name: size, options } of VIEWPORTS) {
       await ann.page.keyboard.press('Escape');
     });
 
-    await t.test('group settings', async () => {
+    await t.test('a reply, reactions, read marks and the open emoji picker', async () => {
+      const theirs = ann.page.locator('#message-list .msg.theirs').last();
+      await theirs.hover();
+      await theirs.getByRole('button', { name: 'More actions' }).click();
+      await ann.page.getByRole('menuitem', { name: 'Reply' }).click();
+      await ann.page.locator('#composer-mode').waitFor();
+      await noSerious(ann.page, 'replying');
+      await sendText(ann.page, 'a reply to ben');
+      await ann.page.locator('#message-list .msg.mine .quote').waitFor();
+      await theirs.hover();
+      await theirs.getByRole('button', { name: 'More actions' }).click();
+      await ann.page.getByRole('menuitem', { name: 'React…' }).click();
+      await ann.page.getByRole('button', { name: 'React with 🎉' }).click();
+      await theirs.locator('.chip').waitFor();
+      await ann.page.locator('#message-list .msg.mine[data-receipt="read"]').last().waitFor();
+      await noSerious(ann.page, 'reply, reactions and marks');
+      await theirs.hover();
+      await theirs.getByRole('button', { name: 'More actions' }).click();
+      await ann.page.getByRole('menuitem', { name: 'React…' }).click();
+      await ann.page.getByRole('group', { name: 'Pick a reaction' }).waitFor();
+      await noSerious(ann.page, 'emoji picker');
+      await ann.page.keyboard.press('Escape');
+    });
+
+    await t.test('group settings, and who saw a message', async () => {
       await createGroup(ann, uniqueName('quay'));
+      await sendText(ann.page, 'a note to the group');
+      const note = ann.page.locator('#message-list .msg.mine', { hasText: 'a note to the group' });
+      await note.and(ann.page.locator('[data-seq]:not([data-seq=""])')).waitFor();
+      await note.hover();
+      await note.getByRole('button', { name: 'More actions' }).click();
+      await ann.page.getByRole('menuitem', { name: 'Seen by…' }).click();
+      await ann.page.getByRole('dialog').waitFor();
+      await noSerious(ann.page, 'seen by');
+      await ann.page.keyboard.press('Escape');
+      await ann.page.getByRole('dialog').waitFor({ state: 'detached' });
       await ann.page.getByRole('button', { name: 'Group settings' }).click();
       await ann.page.getByLabel('Group name', { exact: true }).waitFor();
       await noSerious(ann.page, 'group settings');

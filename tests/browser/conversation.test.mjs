@@ -211,6 +211,9 @@ for (const { name: size, options } of VIEWPORTS) {
       await ann.page.keyboard.press('Enter');
       const item = ann.page.getByRole('menuitem', { name: 'Recall' });
       await item.waitFor();
+      // The menu opens on its first action (Reply); Recall is the last, End reaches it.
+      assert.equal(await ann.page.getByRole('menuitem', { name: 'Reply' }).evaluate((element) => element === document.activeElement), true);
+      await ann.page.keyboard.press('End');
       assert.equal(await item.evaluate((element) => element === document.activeElement), true);
       await shot(ann.page, `conversation-${size}-04-message-menu`);
       await ann.page.keyboard.press('Enter');
