@@ -66,8 +66,21 @@ for (const [size, viewport] of [['desktop', DESKTOP], ['phone', PHONE]]) {
     await ada.page.locator('#composer-file').setInputFiles({ name: 'trail.png', mimeType: 'image/png', buffer: makePng(120, [40, 140, 90]) });
     await ada.page.getByRole('button', { name: 'Send image' }).click();
     await ada.page.locator('#message-list .msg.mine[data-kind="image"] img[src^="blob:"]').waitFor();
+    // Tom answers Ada's message and reacts to it; Ada sees both, and her messages marked read.
+    const map = tom.page.locator('#message-list li.msg.theirs', { hasText: 'I will bring the map' });
+    await map.hover();
+    await map.getByRole('button', { name: 'More actions' }).click();
+    await tom.page.getByRole('menuitem', { name: 'Reply' }).click();
     await sendText(tom.page, 'Perfect, see you at 8');
+    await map.hover();
+    await map.getByRole('button', { name: 'More actions' }).click();
+    await tom.page.getByRole('menuitem', { name: 'React…' }).click();
+    await tom.page.getByRole('button', { name: 'React with ❤️' }).click();
     await waitForMessage(ada.page, 'Perfect, see you at 8');
+    await ada.page.locator('#message-list .msg.mine .chip', { hasText: '❤️ 1' }).waitFor();
+    await ada.page.locator('#message-list .msg .quote').waitFor();
+    await ada.page.locator('#message-list .msg.mine[data-kind="image"][data-receipt="read"]').waitFor();
+    await ada.page.mouse.move(0, 0);
     await save(ada.page, `${size}-chat`);
 
     await createGroup(ada, uniqueName('Hiking club').replace(/-\w+$/, ''));
