@@ -589,12 +589,12 @@ function render() {
     if (list.children[index] !== element) list.insertBefore(element, list.children[index] || null);
   });
   while (list.children.length > wanted.length) list.lastElementChild.remove();
+  messageMenu.refresh(); // first: a new element takes the focus only once it has a tabindex
   if (focusedRow && !focusedRow.isConnected) {
     const again = list.querySelector(`li.msg[data-key="${CSS.escape(focusedRow.dataset.key)}"]`);
     const same = focused.dataset.focus && again?.querySelector(`[data-focus="${CSS.escape(focused.dataset.focus)}"]`);
     (same || again)?.focus({ preventScroll: true });
   }
-  messageMenu.refresh();
 
   const target = store.chat(key);
   $('older-button').hidden = target.complete;
