@@ -1,6 +1,7 @@
 // Getting attention, at desktop and phone size: the unread total in the title and the icon,
 // desktop notifications (asked for from the settings switch, not on load; none for the chat in
-// view; off again with the switch) and the optional beep, settings kept across a reload.
+// view; off again with the switch) and the optional beep, settings kept across a reload; a muted
+// chat makes neither but still counts its unread messages.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -130,6 +131,40 @@ for (const { name: size, options } of VIEWPORTS) {
       assert.equal(await beeps(ben.page), before);
       assert.deepEqual(await ben.page.evaluate(() => JSON.parse(localStorage.getItem('natter.settings'))),
         { notifications: false, sound: false });
+    });
+
+    await t.test('a muted chat: no notification and no sound, but its unread count still shows', async () => {
+      await ben.page.getByLabel('Desktop notifications for new messages').check();
+      await ben.page.getByLabel('A short sound for new messages').check();
+      await openChatWith(ben.page, ann.username);
+      await ben.page.getByRole('button', { name: 'Mute', exact: true }).click();
+      await ben.page.getByRole('button', { name: 'Until I unmute' }).click();
+      await ben.page.getByRole('button', { name: 'Unmute', exact: true }).waitFor();
+      await showPanel(ben.page, 'Chats');
+      const row = ben.page.locator(`#conversation-list li[data-conversation^="user:"]`, { hasText: ann.username });
+      await row.getByRole('img', { name: 'muted' }).waitFor();
+      await ben.page.getByRole('button', { name: 'Edit profile' }).click(); // the chat closes
+      const before = await beeps(ben.page);
+      await ben.page.evaluate(() => { window.notes.length = 0; });
+      await sendText(ann.page, 'muted news');
+      await eventually(async () => (await ben.page.title()) === '(1) natter', 'the count in the title');
+      await showPanel(ben.page, 'Chats');
+      await row.locator('.badge.unread', { hasText: '1' }).waitFor();
+      await shot(ben.page, `attention-${size}-02-muted`);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.deepEqual(await notes(ben.page), []);
+      assert.equal(await beeps(ben.page), before);
+
+      // Unmuted (live on a reload too: the server keeps it), the next message is announced again.
+      await ben.page.reload();
+      await waitOnline(ben.page);
+      await row.getByRole('img', { name: 'muted' }).waitFor();
+      await row.getByRole('button').click();
+      await ben.page.getByRole('button', { name: 'Unmute', exact: true }).click();
+      await ben.page.getByRole('button', { name: 'Mute', exact: true }).waitFor();
+      await ben.page.getByRole('button', { name: 'Edit profile' }).click();
+      await sendText(ann.page, 'loud news');
+      await eventually(async () => (await notes(ben.page)).length === 1, 'a notification after unmuting');
     });
 
     await ann.context.close();
