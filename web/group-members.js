@@ -148,7 +148,8 @@ function controls(id, member) {
       type: 'button',
       class: 'quiet',
       dataset: { control: 'role' },
-      'aria-label': admin ? `Make ${label} a plain member` : `Make ${label} an admin`,
+      // The visible words start the name, so speech control ("click Make admin") finds it.
+      'aria-label': admin ? `Make member: ${label}` : `Make admin: ${label}`,
       onclick: (event) => setRole(id, member, admin ? 'member' : 'admin', event.currentTarget),
     }, admin ? 'Make member' : 'Make admin'));
   }
@@ -179,7 +180,7 @@ function controls(id, member) {
             type: 'button',
             'aria-label': `Mute ${label} for ${hours} ${hours === 1 ? 'hour' : 'hours'}`,
             onclick: (event) => mute(id, member, hours, event.currentTarget),
-          }, `${hours} h`))));
+          }, `${hours} ${hours === 1 ? 'hour' : 'hours'}`))));
       }
     }
     out.push(h('button', {

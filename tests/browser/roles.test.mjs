@@ -47,7 +47,7 @@ for (const { name: size, options } of VIEWPORTS) {
 
     await t.test('ada makes bob an admin: his badge shows and he gets the settings live', async () => {
       await openGroup(bob.page, name);
-      await ada.page.getByRole('button', { name: `Make ${bob.username} an admin` }).click();
+      await ada.page.getByRole('button', { name: `Make admin: ${bob.username}` }).click();
       await row(ada.page, bob.username).locator('.tag.role', { hasText: 'admin' }).waitFor();
       await bob.page.getByRole('button', { name: 'Group settings' }).click();
       // An admin moderates plain members only, and makes no admins.
@@ -87,7 +87,7 @@ for (const { name: size, options } of VIEWPORTS) {
       // On a phone the chat was left for the list, which closed the settings; on a desktop they stayed open.
       const settings = ada.page.getByRole('button', { name: 'Group settings' });
       if ((await settings.getAttribute('aria-expanded')) !== 'true') await settings.click();
-      await ada.page.getByRole('button', { name: `Make ${bob.username} a plain member` }).click();
+      await ada.page.getByRole('button', { name: `Make member: ${bob.username}` }).click();
       await bob.page.getByRole('button', { name: 'Group settings' }).waitFor({ state: 'hidden' });
       assert.equal(await bob.page.locator('#group-settings').isVisible(), false);
     });
