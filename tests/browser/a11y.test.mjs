@@ -1,6 +1,7 @@
 // Accessibility: axe-core finds nothing serious or critical on the main screens (sign-in, chat
 // list, an open chat with a reply, reactions, read marks and the emoji picker, group settings,
-// the "Seen by" dialog, profile, the remove-friend dialog) at desktop and phone
+// the "Seen by" dialog, invite links and member controls, the invite screen, profile, the
+// blocked list, the remove-friend dialog) at desktop and phone
 // size; and a person using only the keyboard signs in, picks a chat and sends a message, seeing
 // where the focus is at every step.
 
@@ -102,6 +103,25 @@ for (const { name: size, options } of VIEWPORTS) {
       await noSerious(ann.page, 'group settings');
     });
 
+    let invite;
+    await t.test('group settings with an invite link and the member controls open', async () => {
+      await ann.page.getByRole('button', { name: 'Create invite link' }).click();
+      invite = (await ann.page.locator('#invite-list .invite-link').first().textContent()).trim();
+      await ann.page.getByLabel('Add a friend').selectOption({ index: 0 });
+      await ann.page.getByRole('button', { name: 'Add to group' }).click();
+      await ann.page.getByRole('button', { name: `Mute ${ben.username}…` }).click();
+      await ann.page.getByRole('button', { name: `Mute ${ben.username} for 8 hours` }).waitFor();
+      await noSerious(ann.page, 'group settings with invites and member controls');
+    });
+
+    await t.test('the invite-join screen', async () => {
+      await ben.page.goto(invite);
+      await waitOnline(ben.page);
+      await ben.page.getByRole('button', { name: 'Open group' }).waitFor();
+      await noSerious(ben.page, 'invite screen');
+      await ben.page.getByRole('button', { name: 'Close' }).click();
+    });
+
     await t.test('profile', async () => {
       await ann.page.getByRole('button', { name: 'Edit profile' }).click();
       await ann.page.getByLabel('Nickname').waitFor();
@@ -114,6 +134,14 @@ for (const { name: size, options } of VIEWPORTS) {
       await ann.page.getByRole('dialog').waitFor();
       await noSerious(ann.page, 'dialog');
       await ann.page.keyboard.press('Escape');
+    });
+
+    await t.test('profile with the blocked list', async () => {
+      await ann.page.getByRole('list', { name: 'Your friends' }).getByRole('button', { name: `Block ${ben.username}` }).click();
+      await ann.page.getByRole('dialog').getByRole('button', { name: 'Block', exact: true }).click();
+      await ann.page.getByRole('button', { name: 'Edit profile' }).click();
+      await ann.page.getByRole('button', { name: `Unblock ${ben.username}` }).waitFor();
+      await noSerious(ann.page, 'profile with blocked people');
     });
 
     await ann.context.close();
