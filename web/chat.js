@@ -9,6 +9,7 @@ import * as socket from './socket.js';
 import * as groups from './groups.js';
 import * as groupSettings from './group-settings.js';
 import * as drafts from './drafts.js';
+import * as dialog from './dialog.js';
 import * as messageMenu from './message-menu.js';
 import * as composeMode from './compose-mode.js';
 import * as reactions from './reactions.js';
@@ -339,8 +340,16 @@ async function renderMembers(id) {
   );
 }
 
-/** The owner removes a member; the focus moves on to the next Remove button in the list. */
+/** The owner removes a member after saying so in a dialog (as the group settings ask); the focus
+ * moves on to the next Remove button in the list. */
 async function removeMember(id, user, index, button) {
+  const sure = await dialog.confirm({
+    title: 'Remove member?',
+    text: `Remove ${user.nickname || user.username} (@${user.username}) from ${state.groups.get(id)?.name || 'the group'}?`,
+    yes: 'Remove member',
+    no: 'Keep member',
+  });
+  if (!sure) return;
   await busy(button, 'chat-error', async () => {
     await groups.removeMember(id, user.id);
     await renderMembers(id);

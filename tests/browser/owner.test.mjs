@@ -99,7 +99,12 @@ test('an owner manages a group; members leave or are removed', async (t) => {
   });
 
   await t.test('olga removes mia: the group leaves mia\'s lists and her chat closes', async () => {
+    // Keeping her first: the dialog's safe answer changes nothing.
     await olga.page.getByRole('button', { name: `Remove ${mia.username} from the group` }).click();
+    await olga.page.locator('dialog[open]').getByRole('button', { name: 'Keep member' }).click();
+    await olga.page.locator(`#member-list li[data-user="${mia.username}"]`).waitFor();
+    await olga.page.getByRole('button', { name: `Remove ${mia.username} from the group` }).click();
+    await olga.page.locator('dialog[open]').getByRole('button', { name: 'Remove member' }).click();
     await olga.page.locator(`#member-list li[data-user="${mia.username}"]`).waitFor({ state: 'detached' });
     await olga.page.locator('#chat-presence', { hasText: '1 online' }).waitFor();
 
