@@ -412,8 +412,8 @@ function signature(message, continued) {
   const quote = message.reply_to;
   return [message.id, message.kind, message.pending ? 1 : 0, message.failed || '', canRecall(message) ? 1 : 0,
     store.userName(message.from), continued ? 1 : 0, message.body, message.edited_at || '',
-    quote ? store.userName(quote.from) : '', reactions.signature(message), receipts.mark(state.open, message)?.text || '',
-  ].join('|');
+    quote ? store.userName(quote.from) : '', reactions.signature(message),
+  ].join('|'); // the receipt mark is left out: it changes in place (see refreshFoot)
 }
 
 /** The day a timestamp falls on, in local time (for the separators). */
@@ -486,6 +486,24 @@ function footOf(key, message) {
     mark ? h('span', { class: `receipt ${mark.state}`, title: mark.text },
       mark.symbol ? h('span', { 'aria-hidden': 'true' }, mark.symbol) : null,
       h('span', { class: mark.symbol ? 'visually-hidden' : 'receipt-text' }, mark.text)) : null);
+}
+
+/** Brings a drawn message's foot (its receipt mark) up to date in place: receipts come often,
+ * and redrawing the whole message would take the focus from a keyboard user on it and make a
+ * screen reader read it again. */
+function refreshFoot(element, key, message) {
+  const mark = receipts.mark(key, message);
+  if ((element.dataset.receipt || '') === (mark?.state || '') && (element.querySelector('.receipt')?.title || '') === (mark?.text || '')) return;
+  if (mark) element.dataset.receipt = mark.state;
+  else delete element.dataset.receipt;
+  const foot = footOf(key, message);
+  const old = element.querySelector(':scope > .foot');
+  if (old && foot) old.replaceWith(foot);
+  else if (old) old.remove();
+  else if (foot) {
+    const actions = element.querySelector(':scope > .actions');
+    element.insertBefore(foot, actions);
+  }
 }
 
 /** Scrolls to the answered message and highlights it briefly, when it is loaded. */
@@ -584,12 +602,15 @@ function render() {
   shown.clear();
   for (const row of rows(messages)) {
     let entry = elements.get(row.id);
-    // A message with its menu open (a receipt came meanwhile) is redrawn when the menu closes.
+    // A message with its menu open (a reaction came meanwhile) is redrawn when the menu closes.
     if (!entry || (entry.sig !== row.sig && !messageMenu.isOpenOn(entry.element))) {
       entry = { sig: row.sig, element: row.make() };
       elements.set(row.id, entry);
     }
-    if (row.message) shown.set(row.id, row.message);
+    if (row.message) {
+      shown.set(row.id, row.message);
+      refreshFoot(entry.element, key, row.message);
+    }
     keep.add(row.id);
     wanted.push(entry.element);
   }
