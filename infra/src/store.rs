@@ -440,6 +440,15 @@ pub trait MessageStore: Send + Sync + 'static {
         after: u64,
         upto: u64,
     ) -> InfraResult<Vec<SenderNewest>>;
+    /// For `user`'s inbox seqs in `(after, upto]`: each other sender's newest one-to-one
+    /// message there, as (sender, the seq of the sender's own copy in their inbox) — what a
+    /// delivery receipt tells each sender, in one query.
+    async fn newest_own_copies(
+        &self,
+        user: i64,
+        after: u64,
+        upto: u64,
+    ) -> InfraResult<Vec<(i64, u64)>>;
     /// The id of the newest text or image message `sender` wrote in `object` with `peer` at or
     /// below seq `upto`.
     async fn newest_from(

@@ -160,17 +160,13 @@ impl LogicService {
                     .recent_copies
                     .as_ref()
                     .and_then(|recent| recent.newest_per_sender(*reader, after, upto));
-                if let Some(newest) = remembered {
-                    for (sender, sender_seq) in newest {
-                        self.send_one_to_one_receipt(*reader, sender, sender_seq, *cursor)
-                            .await;
-                    }
-                    return Ok(());
-                }
-                let inbox = ObjectId::User(*reader);
-                for newest in self.store.newest_per_sender(&inbox, after, upto).await? {
-                    self.one_to_one_receipt(*reader, newest, CursorMove::Delivered)
-                        .await?;
+                let newest = match remembered {
+                    Some(newest) => newest,
+                    None => self.store.newest_own_copies(*reader, after, upto).await?,
+                };
+                for (sender, sender_seq) in newest {
+                    self.send_one_to_one_receipt(*reader, sender, sender_seq, *cursor)
+                        .await;
                 }
             }
             (CursorMove::Read, ObjectId::User(peer)) => {

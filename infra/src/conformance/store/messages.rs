@@ -217,6 +217,30 @@ async fn receipts(store: &dyn Store) {
         store.newest_from(&inbox, ada, ada, 0).await.expect("none"),
         None
     );
+    // The senders' own copies, found by id: ada's of her message 3, bob's of his 4; my own
+    // message and the recall are not receipts for anyone.
+    let own = |message: &Message, sender: i64, seq: u64| Message {
+        object: ObjectId::User(sender).to_string(),
+        seq,
+        peer: me,
+        ..message.clone()
+    };
+    store
+        .put_messages(&[own(&messages[2], ada, 31), own(&messages[3], bob, 41)])
+        .await
+        .expect("put");
+    let mut copies = store.newest_own_copies(me, 0, 5).await.expect("own copies");
+    copies.sort_unstable();
+    let mut expected = vec![(ada, 31), (bob, 41)];
+    expected.sort_unstable();
+    assert_eq!(copies, expected);
+    assert!(
+        store
+            .newest_own_copies(me, 5, 5)
+            .await
+            .expect("empty")
+            .is_empty()
+    );
 
     let conversation = format!("group:{}", random_id());
     for (reader, seq) in [(me, 3), (ada, 7), (bob, 2)] {

@@ -24,6 +24,7 @@ pub(super) struct MessageStatements {
     delivered_cursor: SqlStr,
     newest_per_sender: SqlStr,
     newest_from: SqlStr,
+    newest_own_copies: SqlStr,
     readers: SqlStr,
     mark_edited: SqlStr,
     add_reaction: SqlStr,
@@ -90,6 +91,15 @@ impl MessageStatements {
                 "SELECT m.sender, m.id, m.seq FROM messages m JOIN (SELECT sender, MAX(seq) AS top \
                  FROM messages WHERE object = ? AND seq > ? AND seq <= ? AND sender <> 0 \
                  AND kind IN (?, ?) GROUP BY sender) newest ON m.seq = newest.top \
+                 WHERE m.object = ?",
+            ),
+            // The newest per sender as above, then the sender's own copy of it by id: a
+            // one-to-one message has two copies, this inbox's and the sender's.
+            newest_own_copies: sql(
+                "SELECT m.sender, own.seq FROM messages m JOIN (SELECT sender, MAX(seq) AS top \
+                 FROM messages WHERE object = ? AND seq > ? AND seq <= ? AND sender <> 0 \
+                 AND sender <> ? AND kind IN (?, ?) GROUP BY sender) newest ON m.seq = newest.top \
+                 JOIN messages own ON own.id = m.id AND own.object <> m.object \
                  WHERE m.object = ?",
             ),
             newest_from: sql(
@@ -367,6 +377,33 @@ impl MessageStore for SqlStore {
                 id: id as u64,
                 seq: seq.max(0) as u64,
             })
+            .collect())
+    }
+
+    async fn newest_own_copies(
+        &self,
+        user: i64,
+        after: u64,
+        upto: u64,
+    ) -> InfraResult<Vec<(i64, u64)>> {
+        if upto <= after {
+            return Ok(Vec::new());
+        }
+        let inbox = ObjectId::User(user).to_string();
+        let [text, image] = AUTHORED_KINDS;
+        let found: Vec<(i64, i64)> = rows(&self.statements.messages.newest_own_copies)
+            .bind(&inbox)
+            .bind(stored_seq(after))
+            .bind(stored_seq(upto))
+            .bind(user)
+            .bind(text)
+            .bind(image)
+            .bind(&inbox)
+            .fetch_all(&self.database.pool)
+            .await?;
+        Ok(found
+            .into_iter()
+            .map(|(sender, seq)| (sender, seq.max(0) as u64))
             .collect())
     }
 
