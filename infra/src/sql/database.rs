@@ -87,6 +87,19 @@ impl Dialect {
         }
     }
 
+    /// An insert (`INTO table (columns) VALUES (…)`) that, on a row with the same `key`, sets
+    /// `column` to the new value — the newest choice stands.
+    pub fn insert_or_replace(self, into: &str, key: &str, column: &str) -> String {
+        match self {
+            Dialect::Sqlite | Dialect::Postgres => format!(
+                "INSERT {into} ON CONFLICT ({key}) DO UPDATE SET {column} = EXCLUDED.{column}"
+            ),
+            Dialect::MySql => {
+                format!("INSERT {into} ON DUPLICATE KEY UPDATE {column} = VALUES({column})")
+            }
+        }
+    }
+
     /// The statement that opens a transaction which will write.
     pub fn begin_write(self) -> &'static str {
         match self {

@@ -123,7 +123,11 @@ impl MessageStatements {
                 "DELETE FROM reactions WHERE message_id = ? AND user_id = ? AND emoji = ?",
             ),
             unmute: sql("DELETE FROM mutes WHERE user_id = ? AND conversation = ?"),
-            mute: sql("INSERT INTO mutes (user_id, conversation, until_ms) VALUES (?, ?, ?)"),
+            mute: sql(&dialect.insert_or_replace(
+                "INTO mutes (user_id, conversation, until_ms) VALUES (?, ?, ?)",
+                "user_id, conversation",
+                "until_ms",
+            )),
             mutes: sql("SELECT conversation, until_ms FROM mutes WHERE user_id = ?"),
             reactions_of: sql(&format!(
                 "SELECT message_id, user_id, emoji, ts FROM reactions WHERE message_id IN ({}) \
@@ -299,26 +303,18 @@ impl MessageStore for SqlStore {
     }
 
     async fn set_mute(&self, user: i64, conversation: &str, until: Option<i64>) -> InfraResult<()> {
-        // Replaced whole in one transaction: the newest choice stands.
-        let mut transaction = self
-            .database
-            .pool
-            .begin_with(self.database.dialect.begin_write())
-            .await?;
-        statement(&self.statements.messages.unmute)
-            .bind(user)
-            .bind(conversation)
-            .execute(&mut *transaction)
-            .await?;
-        if let Some(until) = until {
-            statement(&self.statements.messages.mute)
+        // One statement either way, no transaction: on MySQL a delete-then-insert of a missing
+        // row takes gap locks that deadlock against a neighbour's.
+        let query = match until {
+            Some(until) => statement(&self.statements.messages.mute)
                 .bind(user)
                 .bind(conversation)
-                .bind(until)
-                .execute(&mut *transaction)
-                .await?;
-        }
-        transaction.commit().await?;
+                .bind(until),
+            None => statement(&self.statements.messages.unmute)
+                .bind(user)
+                .bind(conversation),
+        };
+        query.execute(&self.database.pool).await?;
         Ok(())
     }
 
