@@ -68,7 +68,7 @@ impl LogicService {
             })
     }
 
-    /// Refuses a group send from a member who is muted there.
+    /// Refuses a group send from a non-member (`not_member`) or a member muted there (`muted`).
     pub(crate) async fn refuse_if_muted(&self, group: i64, sender: i64) -> Result<(), Status> {
         let standing = self.standing(group, sender).await?;
         if standing.muted_until > now_millis() {

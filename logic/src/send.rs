@@ -151,18 +151,16 @@ impl LogicService {
         validate::cid(&request.cid)?;
         let content = validate::content(&request.kind, &request.body, self.config.max_text_chars)?;
         let target = validate::target(request.target_kind, request.target_id)?;
-        if !self.may_reach(request.sender, target).await? {
-            return Err(match target {
-                ObjectId::User(peer) => {
-                    ErrorCode::NotFriends.status(format!("user {peer} is not your friend"))
+        match target {
+            ObjectId::User(peer) => {
+                if !self.may_reach(request.sender, target).await? {
+                    return Err(
+                        ErrorCode::NotFriends.status(format!("user {peer} is not your friend"))
+                    );
                 }
-                ObjectId::Group(group) => {
-                    ErrorCode::NotMember.status(format!("you are not a member of group {group}"))
-                }
-            });
-        }
-        if let ObjectId::Group(group) = target {
-            self.refuse_if_muted(group, request.sender).await?;
+            }
+            // One read of the member's standing answers both: a member, and not muted.
+            ObjectId::Group(group) => self.refuse_if_muted(group, request.sender).await?,
         }
         let quote = self.quote(request.sender, target, request.reply_to).await?;
         if let Content::Image(upload) = content {
