@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use natter_infra::InfraError;
-use natter_infra::store::SenderNewest;
 use natter_proto::ObjectId;
 use natter_proto::frame::ServerFrame;
 
@@ -172,13 +171,7 @@ impl LogicService {
             (CursorMove::Read, ObjectId::User(peer)) => {
                 let inbox = ObjectId::User(*reader);
                 if let Some(id) = self.store.newest_from(&inbox, peer, peer, upto).await? {
-                    let newest = SenderNewest {
-                        sender: peer,
-                        id,
-                        seq: upto,
-                    };
-                    self.one_to_one_receipt(*reader, newest, CursorMove::Read)
-                        .await?;
+                    self.read_receipt(*reader, peer, id).await?;
                 }
             }
             (CursorMove::Read, ObjectId::Group(group)) => {
@@ -208,24 +201,15 @@ impl LogicService {
         Ok(())
     }
 
-    /// Tells the author of a one-to-one message (their copy found by its id) that `reader`
-    /// got or read it, and so everything before it.
-    async fn one_to_one_receipt(
-        &self,
-        reader: i64,
-        newest: SenderNewest,
-        cursor: CursorMove,
-    ) -> Result<(), InfraError> {
-        if newest.sender == reader || newest.sender <= 0 {
-            return Ok(());
+    /// Tells `author` that `reader` read their message `id`, and so everything before it,
+    /// naming the author's own copy of it.
+    async fn read_receipt(&self, reader: i64, author: i64, id: u64) -> Result<(), InfraError> {
+        let author_inbox = ObjectId::User(author).to_string();
+        let copies = self.store.message_copies(id).await?;
+        if let Some(own) = copies.iter().find(|copy| copy.object == author_inbox) {
+            self.send_one_to_one_receipt(reader, author, own.seq, CursorMove::Read)
+                .await;
         }
-        let author_inbox = ObjectId::User(newest.sender).to_string();
-        let copies = self.store.message_copies(newest.id).await?;
-        let Some(own) = copies.iter().find(|copy| copy.object == author_inbox) else {
-            return Ok(());
-        };
-        self.send_one_to_one_receipt(reader, newest.sender, own.seq, cursor)
-            .await;
         Ok(())
     }
 
