@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use axum::Json;
 use axum::extract::{Path, State};
-use natter_infra::store::copy_seen_by;
+use natter_infra::store::{Reaction, copy_seen_by};
 use natter_proto::ErrorCode;
 use natter_proto::frame::ReactionCount;
 use natter_proto::v1::ReactRequest;
@@ -195,14 +195,10 @@ pub async fn list(
     }))
 }
 
-/// The reaction counts of `messages` as `viewer` sees them (`mine` is theirs), by message.
-pub(crate) async fn counts(
-    state: &ApiState,
-    viewer: i64,
-    messages: &[u64],
-) -> Result<HashMap<u64, Vec<ReactionCount>>, Problem> {
+/// Who reacted with what, by message and emoji, in the order given.
+fn by_message_and_emoji(reactions: Vec<Reaction>) -> HashMap<u64, BTreeMap<String, Vec<i64>>> {
     let mut grouped: HashMap<u64, BTreeMap<String, Vec<i64>>> = HashMap::new();
-    for reaction in state.store.reactions(messages).await? {
+    for reaction in reactions {
         grouped
             .entry(reaction.message_id)
             .or_default()
@@ -210,6 +206,16 @@ pub(crate) async fn counts(
             .or_default()
             .push(reaction.user_id);
     }
+    grouped
+}
+
+/// The reaction counts of `messages` as `viewer` sees them (`mine` is theirs), by message.
+pub(crate) async fn counts(
+    state: &ApiState,
+    viewer: i64,
+    messages: &[u64],
+) -> Result<HashMap<u64, Vec<ReactionCount>>, Problem> {
+    let grouped = by_message_and_emoji(state.store.reactions(messages).await?);
     Ok(grouped
         .into_iter()
         .map(|(message, by_emoji)| {
