@@ -21,6 +21,9 @@
 # forming one cluster, for the tests that kill a broker: topics there get three replicas and
 # `min.insync.replicas=2`.
 #
+# Jaeger (v2, all in one) is built from the Go module proxy once per machine into the same cache
+# and runs with the traces in memory (scripts/jaeger/config.yaml): OTLP in, the query API out.
+#
 # Ports are off the defaults so a developer's own servers are never touched. NATTER_DEPS_DIR
 # chooses the folder (default /tmp/natter-deps).
 set -euo pipefail
@@ -38,6 +41,13 @@ CACHE=${NATTER_CACHE_DIR:-$HOME/.cache/natter}
 KAFKA_VERSION=4.4.0
 KAFKA_LIB=$CACHE/kafka-$KAFKA_VERSION/lib
 KAFKA_HEAP=${NATTER_KAFKA_HEAP:-512m}
+# The newest Jaeger release the module proxy serves as approved (1.76 is served, not approved).
+JAEGER_VERSION=1.75.0
+JAEGER_BIN=$CACHE/jaeger-$JAEGER_VERSION/jaeger
+JAEGER_OTLP_PORT=14317
+JAEGER_QUERY_PORT=16687
+JAEGER_QUERY_GRPC_PORT=16688
+JAEGER_HEALTH_PORT=13134
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 
 say() { printf 'deps: %s\n' "$*" >&2; }
@@ -122,6 +132,30 @@ EOF
     ) 9>"$CACHE/kafka.lock" || fail "fetching Apache Kafka (log: $log)"
 }
 
+# Builds Jaeger from the Go module proxy into the cache under a lock (a few minutes, once per
+# machine): a module of our own requires it as a tool, since `go install pkg@version` refuses
+# modules with replace directives, as Jaeger's has.
+install_jaeger() {
+    [ -x "$JAEGER_BIN" ] && return 0
+    command -v go >/dev/null || apt_install golang-go
+    mkdir -p "$CACHE"
+    local home=$CACHE/jaeger-$JAEGER_VERSION log=$CACHE/jaeger-$JAEGER_VERSION-build.log
+    (
+        flock 9
+        [ -x "$JAEGER_BIN" ] && exit 0
+        say "building Jaeger $JAEGER_VERSION from the Go module proxy into $home (once per machine)"
+        rm -rf "$home/build"
+        mkdir -p "$home/build"
+        cd "$home/build"
+        printf 'module natter.local/jaeger-build\n\ngo 1.24\n' >go.mod
+        {
+            go get -tool "github.com/jaegertracing/jaeger/cmd/jaeger@v$JAEGER_VERSION" &&
+                go build -o "$JAEGER_BIN.partial" github.com/jaegertracing/jaeger/cmd/jaeger
+        } >"$log" 2>&1 || { tail -n 30 "$log" >&2; exit 1; }
+        mv "$JAEGER_BIN.partial" "$JAEGER_BIN"
+    ) 9>"$CACHE/jaeger.lock" || fail "building Jaeger (log: $log)"
+}
+
 # wait_for NAME SECONDS COMMAND...: run COMMAND until it succeeds.
 wait_for() {
     local name=$1 seconds=$2
@@ -156,6 +190,17 @@ start_etcd() {
         >"$DIR/etcd.log" 2>&1 &
     echo $! >"$DIR/etcd.pid"
     wait_for etcd 30 env ETCDCTL_API=3 etcdctl --endpoints "http://127.0.0.1:$ETCD_PORT" endpoint health
+}
+
+start_jaeger() {
+    alive jaeger && return 0
+    install_jaeger
+    JAEGER_OTLP_PORT=$JAEGER_OTLP_PORT JAEGER_QUERY_PORT=$JAEGER_QUERY_PORT \
+        JAEGER_QUERY_GRPC_PORT=$JAEGER_QUERY_GRPC_PORT JAEGER_HEALTH_PORT=$JAEGER_HEALTH_PORT \
+        nohup "$JAEGER_BIN" --config "file:$(dirname "$0")/jaeger/config.yaml" \
+        </dev/null >"$DIR/jaeger.log" 2>&1 &
+    echo $! >"$DIR/jaeger.pid"
+    wait_for jaeger 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$JAEGER_OTLP_PORT && exec 4<>/dev/tcp/127.0.0.1/$JAEGER_QUERY_PORT"
 }
 
 # PostgreSQL refuses to run as root, so it runs as the postgres user in a folder it owns.
@@ -332,6 +377,8 @@ export NATTER_TEST_ETCD_URL=http://127.0.0.1:$ETCD_PORT
 export NATTER_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:$PG_PORT/natter_test
 export NATTER_TEST_MYSQL_URL=mysql://natter:natter@127.0.0.1:$MYSQL_PORT/natter_test
 export NATTER_TEST_KAFKA_URL=127.0.0.1:$KAFKA_PORT
+export NATTER_TEST_JAEGER_OTLP_URL=http://127.0.0.1:$JAEGER_OTLP_PORT
+export NATTER_TEST_JAEGER_QUERY_URL=http://127.0.0.1:$JAEGER_QUERY_PORT
 EOF
     if alive kafka-cluster-1 || alive kafka-cluster-2 || alive kafka-cluster-3; then
         local node brokers=""
@@ -342,9 +389,9 @@ EOF
     fi
 }
 
-SERVERS="redis etcd postgres mariadb kafka kafka-cluster"
+SERVERS="redis etcd postgres mariadb kafka kafka-cluster jaeger"
 # Every process `down` stops and `status` reports (kafka-cluster is three of them).
-PROCESSES="redis etcd postgres mariadb kafka kafka-cluster-1 kafka-cluster-2 kafka-cluster-3"
+PROCESSES="redis etcd postgres mariadb kafka kafka-cluster-1 kafka-cluster-2 kafka-cluster-3 jaeger"
 
 # Stops one server this script started: a polite signal, then a hard one.
 stop_one() {
@@ -369,7 +416,7 @@ up)
     shift
     for name in ${*:-$SERVERS}; do
         case $name in
-        redis | etcd | postgres | mariadb | kafka) "start_$name" ;;
+        redis | etcd | postgres | mariadb | kafka | jaeger) "start_$name" ;;
         kafka-cluster) start_kafka_cluster ;;
         *) fail "unknown server $name (known: $SERVERS)" ;;
         esac
@@ -414,9 +461,10 @@ stop | kill | start)
     esac
     ;;
 prefetch)
-    # Fetches the broker's jars ahead of `up`.
+    # Fetches the broker's jars and builds Jaeger ahead of `up`.
     mkdir -p "$DIR" "$CACHE"
     install_kafka
+    install_jaeger
     ;;
 status)
     for name in $PROCESSES; do

@@ -201,7 +201,7 @@ async fn cluster_sessions(config: &NatterConfig) -> anyhow::Result<Arc<dyn Sessi
 /// Serves a gRPC router until stopped.
 fn serve_grpc(
     listener: TcpListener,
-    router: tonic::transport::server::Router,
+    router: tonic::transport::server::Router<GrpcLayers>,
     mut stopping: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -218,8 +218,15 @@ fn serve_grpc(
     })
 }
 
-fn grpc_router() -> tonic::transport::Server {
-    tonic::transport::Server::builder()
+/// The layers around every gRPC service: calls continue the trace their metadata names.
+type GrpcLayers = tower::layer::util::Stack<
+    natter_proto::trace_context::ServerLayer,
+    tower::layer::util::Identity,
+>;
+
+/// A gRPC server with [`GrpcLayers`].
+fn grpc_router() -> tonic::transport::Server<GrpcLayers> {
+    tonic::transport::Server::builder().layer(natter_proto::trace_context::ServerLayer)
 }
 
 /// The gRPC URL other processes dial for this one: the configured one, else the bound

@@ -21,6 +21,8 @@ pub struct NatterConfig {
     pub auth: AuthConfig,
     /// Log output.
     pub log: LogConfig,
+    /// Traces of sampled messages.
+    pub trace: TraceConfig,
     /// The REST API.
     pub api: ApiConfig,
     /// The logic layer.
@@ -145,6 +147,27 @@ impl Default for LogConfig {
             // rskafka says at info level every time it opens a partition: once per topic.
             filter: "info,rskafka=warn".into(),
             json: false,
+        }
+    }
+}
+
+/// Traces of sampled messages, exported over OTLP (docs/operations.md).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TraceConfig {
+    /// The OTLP gRPC endpoint (Jaeger or a collector, e.g. `http://127.0.0.1:4317`); empty
+    /// turns tracing off, and then it costs nothing.
+    pub otlp_endpoint: String,
+    /// The share of messages traced, from 0 to 1 (errors answered to a client are traced
+    /// whatever it is).
+    pub ratio: f64,
+}
+
+impl Default for TraceConfig {
+    fn default() -> Self {
+        TraceConfig {
+            otlp_endpoint: String::new(),
+            ratio: 0.01,
         }
     }
 }

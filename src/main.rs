@@ -44,9 +44,23 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = NatterConfig::load(cli.config.as_deref())?;
-    telemetry::init_tracing(&config.log);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime.block_on(run(cli.command, config))
+    let service = match &cli.command {
+        Command::Serve { layer: Some(layer) } => format!("natter-{}", layer.name()),
+        _ => "natter".to_owned(),
+    };
+    let identity = telemetry::Identity {
+        service,
+        node: config.node.name.clone(),
+    };
+    {
+        // The exporter's calls run on this runtime.
+        let _entered = runtime.enter();
+        telemetry::init_tracing(&config.log, &config.trace, &identity);
+    }
+    let outcome = runtime.block_on(run(cli.command, config));
+    telemetry::flush_traces();
+    outcome
 }
 
 async fn run(command: Command, config: NatterConfig) -> anyhow::Result<()> {

@@ -1,26 +1,126 @@
-//! Tracing output and the process-wide Prometheus recorder.
+//! Tracing output (text, or JSON lines that name their trace), the OpenTelemetry exporter of
+//! sampled messages' traces, and the process-wide Prometheus recorder.
 
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tracing_subscriber::EnvFilter;
+use natter_proto::trace_context;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::config::LogConfig;
+use crate::config::{LogConfig, TraceConfig};
+use crate::json_log::JsonLines;
+use crate::traced_only::TracedOnly;
+
+/// Who this process is, for its log lines and its spans.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    /// The OpenTelemetry service: `natter` (embedded) or `natter-<layer>`.
+    pub service: String,
+    /// The configured node name.
+    pub node: String,
+}
+
+/// The tracer provider, kept to flush what is buffered at exit.
+static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 
 /// Start tracing output (text, or JSON lines); `RUST_LOG` overrides the configured filter.
-pub fn init_tracing(config: &LogConfig) {
+/// With an OTLP endpoint configured, sampled messages' spans are exported there too. Call
+/// inside the runtime that is to carry the exports.
+pub fn init_tracing(config: &LogConfig, trace: &TraceConfig, identity: &Identity) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    // A second initialisation (tests start several systems) is harmless and ignored.
-    let _ = if config.json {
-        builder.json().try_init()
+    let output = if config.json {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(JsonLines::new(&identity.node))
+            .boxed()
     } else {
-        builder.try_init()
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .boxed()
     };
+    let mut layers = vec![output];
+    match trace_exporter(trace, identity) {
+        Ok(exporter) => layers.extend(exporter),
+        Err(error) => eprintln!("natter: traces are not exported: {error}"),
+    }
+    // A second initialisation (tests start several systems) is harmless and ignored.
+    let installed = tracing_subscriber::registry()
+        .with(filter)
+        .with(layers)
+        .try_init()
+        .is_ok();
+    if installed && PROVIDER.get().is_some() {
+        trace_context::enable(trace.ratio);
+        tracing::info!(
+            endpoint = trace.otlp_endpoint,
+            ratio = trace.ratio,
+            "exporting sampled traces"
+        );
+    }
+}
+
+/// The subscriber every output layer sits on: the registry behind the one filter.
+type Filtered = tracing_subscriber::layer::Layered<EnvFilter, tracing_subscriber::Registry>;
+
+type TraceLayer = Box<dyn Layer<Filtered> + Send + Sync>;
+
+/// The layer exporting the spans of sampled messages (and nothing else), when configured.
+fn trace_exporter(trace: &TraceConfig, identity: &Identity) -> anyhow::Result<Option<TraceLayer>> {
+    if trace.otlp_endpoint.is_empty() {
+        return Ok(None);
+    }
+    // The exporter's channel and its batches live on the runtime this is called in.
+    tokio::runtime::Handle::try_current()
+        .map_err(|_| anyhow::anyhow!("no async runtime to carry the exports"))?;
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(trace.otlp_endpoint.clone())
+        .with_timeout(std::time::Duration::from_secs(5))
+        .build()?;
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(identity.service.clone())
+        .with_attribute(opentelemetry::KeyValue::new(
+            "service.instance.id",
+            identity.node.clone(),
+        ))
+        .build();
+    // Every span reaching the provider belongs to a trace natter decided to sample
+    // (trace_context), so the provider keeps them all.
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(
+            BatchSpanProcessor::builder(exporter, opentelemetry_sdk::runtime::Tokio).build(),
+        )
+        .with_sampler(opentelemetry_sdk::trace::Sampler::AlwaysOn)
+        .with_resource(resource)
+        .build();
+    let tracer = provider.tracer("natter");
+    let _ = PROVIDER.set(provider);
+    let layer = TracedOnly(
+        tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_threads(false)
+            .with_location(false),
+    )
+    .boxed();
+    Ok(Some(layer))
+}
+
+/// Flushes the spans not exported yet (at exit).
+pub fn flush_traces() {
+    if let Some(provider) = PROVIDER.get()
+        && let Err(error) = provider.shutdown()
+    {
+        tracing::debug!(%error, "flushing traces at exit failed");
+    }
 }
 
 /// The process's metrics recorder, installed on first use.

@@ -3,9 +3,10 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use natter_proto::ErrorCode;
 use natter_proto::send_request::ClientSend;
+use natter_proto::{ErrorCode, trace_root};
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 
 use crate::auth::AuthUser;
 use crate::problem::{JsonBody, Problem};
@@ -81,7 +82,9 @@ pub async fn send(
     let request = written
         .into_request(user)
         .map_err(|error| Problem::new(ErrorCode::InvalidInput, error))?;
-    let reply = state.logic.send(request).await?;
+    // A sampled message's trace starts here, with the REST call.
+    let span = trace_root!("api.send", user_id = user, cid = %request.cid);
+    let reply = state.logic.send(request).instrument(span).await?;
     Ok((
         StatusCode::CREATED,
         Json(Accepted {

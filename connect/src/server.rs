@@ -6,16 +6,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use natter_infra::Sessions;
-use natter_proto::ErrorCode;
 use natter_proto::frame::ServerFrame;
 use natter_proto::handle::LogicHandle;
 use natter_proto::token::TokenKeys;
 use natter_proto::v1::{ConnectionEvent, Message, PushLock};
+use natter_proto::{ErrorCode, trace_child};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tracing::Instrument;
 
 use crate::acks::AckBatcher;
 use crate::bucket::{Bucket, bucket_index};
@@ -345,6 +346,11 @@ impl ConnectServer {
             Err(status) => {
                 tracing::warn!(%status, "registering a session failed; closing");
                 bucket.remove(&connection);
+                natter_proto::refusal::answered(
+                    "connect",
+                    ErrorCode::Unavailable,
+                    status.message(),
+                );
                 connection.send_frame(&ServerFrame::error(
                     ErrorCode::Unavailable,
                     "the server cannot take connections right now",
@@ -409,7 +415,10 @@ impl ConnectServer {
             .into_iter()
             .map(|(index, connections)| (index, Recipients::Connections(connections)))
             .collect();
-        let released = self.dispatch(shares, messages, lock).await;
+        let released = self
+            .dispatch(shares, messages, lock)
+            .instrument(trace_child!("connect.fanout", users = reached))
+            .await;
         Pushed { reached, released }
     }
 
@@ -431,7 +440,10 @@ impl ConnectServer {
                 shares.push((index, Recipients::Group(group)));
             }
         }
-        let released = self.dispatch(shares, messages, lock).await;
+        let released = self
+            .dispatch(shares, messages, lock)
+            .instrument(trace_child!("connect.fanout", group, connections = reached))
+            .await;
         Pushed { reached, released }
     }
 

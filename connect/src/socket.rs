@@ -16,11 +16,11 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, Stream};
 use natter_proto::ErrorCode;
-use natter_proto::ObjectId;
 use natter_proto::frame::{ClientFrame, ServerFrame};
 use natter_proto::handle::LogicHandle;
 use natter_proto::send_request::ClientSend;
 use natter_proto::v1::{Acknowledgement, Cursor, ReadRequest, SyncRequest, TypingRequest};
+use natter_proto::{ObjectId, trace_root};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::WebSocketStream;
@@ -28,6 +28,7 @@ use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage, Utf8Bytes};
+use tracing::Instrument;
 
 use crate::acks::AckBatcher;
 use crate::config::ConnectConfig;
@@ -358,6 +359,8 @@ struct Answers<'a> {
 
 impl<'a> Answers<'a> {
     fn refuse(&self, code: ErrorCode, message: impl Into<String>, cid: Option<String>) {
+        let message = message.into();
+        natter_proto::refusal::answered("connect", code, &message);
         self.connection
             .send_frame(&ServerFrame::error(code, message, cid));
     }
@@ -395,7 +398,11 @@ impl<'a> Answers<'a> {
                         return;
                     }
                 };
-                match self.logic.send(request).await {
+                // A sampled message's trace starts here, with the client's send.
+                let span = trace_root!("connect.send", user_id, cid = %cid);
+                let sent = self.logic.send(request).instrument(span.clone()).await;
+                let _entered = span.enter();
+                match sent {
                     Ok(reply) => {
                         let frame = ServerFrame::Sent {
                             cid: reply.cid,
@@ -503,6 +510,7 @@ pub(crate) fn refuse_status(connection: &Connection, status: &tonic::Status, cid
         ErrorCode::Internal => "internal error".to_string(),
         _ => status.message().to_string(),
     };
+    natter_proto::refusal::answered("connect", code, status.message());
     let mut frame = ServerFrame::error(code, message, cid);
     if let ServerFrame::Error { retry_after_ms, .. } = &mut frame {
         *retry_after_ms = natter_proto::error::retry_after(status)

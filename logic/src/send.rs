@@ -15,8 +15,9 @@ use natter_infra::ids::first_id_at;
 use natter_infra::sessions::Claim;
 use natter_infra::{InfraError, now_millis};
 use natter_proto::v1::{Message, SendReply, SendRequest, WakeRequest};
-use natter_proto::{ErrorCode, ObjectId};
+use natter_proto::{ErrorCode, ObjectId, trace_child, trace_context};
 use tonic::Status;
+use tracing::Instrument;
 
 use crate::claim_holder;
 use crate::edits::Quote;
@@ -298,7 +299,10 @@ impl LogicService {
     /// remember the outcome for retries.
     pub(crate) async fn send_once(&self, request: SendRequest) -> Result<SendReply, Status> {
         let started = std::time::Instant::now();
-        let (target, quote) = self.check_send(&request).await?;
+        let (target, quote) = self
+            .check_send(&request)
+            .instrument(trace_child!("logic.validate"))
+            .await?;
         metrics::histogram!("natter_send_stage_seconds", "stage" => "check")
             .record(started.elapsed().as_secs_f64());
         let key = dedup_key(request.sender, &request.cid);
@@ -307,6 +311,7 @@ impl LogicService {
         let claim = self
             .sessions
             .claim(&key, &self.claim_holder, PENDING_CLAIM_TTL)
+            .instrument(trace_child!("logic.dedup"))
             .await
             .map_err(status)?;
         let earlier = match claim {
@@ -499,7 +504,20 @@ impl LogicService {
         &self,
         copies: Vec<(ObjectId, Message)>,
     ) -> (Vec<Message>, Option<InfraError>) {
-        let outcomes = self.log.append_many(&copies).await;
+        let mut copies = copies;
+        let append = trace_child!(
+            "logic.append",
+            message_id = copies.first().map_or(0, |(_, copy)| copy.id),
+            copies = copies.len()
+        );
+        if !append.is_none() {
+            // The log carries the append's span to task, which continues the trace there.
+            let trace_parent = append.in_scope(trace_context::current);
+            for (_, copy) in &mut copies {
+                copy.trace_parent.clone_from(&trace_parent);
+            }
+        }
+        let outcomes = self.log.append_many(&copies).instrument(append).await;
         let mut written = Vec::with_capacity(copies.len());
         let mut objects = Vec::with_capacity(copies.len());
         let mut failure = None;
@@ -524,7 +542,12 @@ impl LogicService {
         if self.log.stores_messages() {
             return (written, failure);
         }
-        if let Err(error) = self.store.put_messages(&written).await {
+        if let Err(error) = self
+            .store
+            .put_messages(&written)
+            .instrument(trace_child!("logic.store", copies = written.len()))
+            .await
+        {
             let id = written.first().map_or(0, |copy| copy.id);
             tracing::warn!(%error, id, "storing accepted messages failed; task will repair it");
         }
@@ -554,11 +577,15 @@ pub(crate) async fn send(logic: &LogicService, request: SendRequest) -> Result<S
     // killed) must not cancel a send between its claim and the claim's completion, which
     // would leave the cid stuck "in progress".
     let service = logic.clone();
-    tokio::spawn(async move {
-        let reply = service.send_once(request).await;
-        drop(slot);
-        reply
-    })
+    let span = trace_child!("logic.send", sender = request.sender, cid = %request.cid);
+    tokio::spawn(
+        async move {
+            let reply = service.send_once(request).await;
+            drop(slot);
+            reply
+        }
+        .instrument(span),
+    )
     .await
     .map_err(|error| ErrorCode::Internal.status(format!("send failed: {error}")))?
 }

@@ -86,11 +86,11 @@ macro_rules! service_handle {
                             .$method(Request::new(request))
                             .await
                             .map(Response::into_inner),
-                        Self::Remote(client) => client
-                            .clone()
-                            .$method(request)
-                            .await
-                            .map(Response::into_inner),
+                        Self::Remote(client) => {
+                            let mut call = Request::new(request);
+                            crate::trace_context::inject(call.metadata_mut());
+                            client.clone().$method(call).await.map(Response::into_inner)
+                        }
                         Self::Balanced(balancer) => {
                             // Boxed: the picked handle's call is this same method.
                             Box::pin(balancer.pick()?.$method(request)).await

@@ -20,8 +20,10 @@ pub mod handle;
 pub mod object;
 pub mod ownership;
 pub mod placement;
+pub mod refusal;
 pub mod send_request;
 pub mod token;
+pub mod trace_context;
 
 /// Generated gRPC types and services (package `natter.v1`).
 #[allow(missing_docs, clippy::all, clippy::pedantic)]

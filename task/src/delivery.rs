@@ -11,7 +11,8 @@ use natter_proto::v1::{
     Audience, GroupMembershipRequest, Message, PushAllRequest, PushGroupRequest, PushLock,
     PushReply, PushUsersRequest,
 };
-use natter_proto::{ErrorCode, ObjectId};
+use natter_proto::{ErrorCode, ObjectId, trace_child, trace_context, trace_continued};
+use tracing::{Instrument, Span};
 
 use crate::config::TaskConfig;
 use crate::directory::ConnectDirectory;
@@ -197,7 +198,9 @@ impl Deliverer {
         if !self.log.stores_messages() {
             self.store.put_messages(&batch).await?;
         }
-        self.push(object, &batch).await?;
+        self.push(object, &batch)
+            .instrument(delivery_span(object, &batch))
+            .await?;
         self.store.set_delivered_cursor(object, last).await?;
         if let Some(tell) = self.on_delivered.get() {
             tell(object, last);
@@ -294,52 +297,74 @@ impl Deliverer {
         let mut targets = self.targets(object).await?;
         let mut attempt = 0u32;
         while !targets.is_empty() && !self.is_stopped() {
-            if attempt > 0 {
+            let round = if attempt > 0 {
                 metrics::counter!("natter_redeliveries_total").increment(1);
                 tracing::info!(%object, attempt, nodes = targets.len(), "redelivering an unconfirmed push");
-            }
+                trace_child!("task.redeliver", attempt, nodes = targets.len())
+            } else {
+                Span::none()
+            };
             attempt += 1;
-            let mut pending = Vec::with_capacity(targets.len());
-            for (node, users) in std::mem::take(&mut targets) {
-                let key = format!("lock:{object}:{node}");
-                let token = format!("{:032x}", rand::random::<u128>());
-                let trust_until = self.take_lock(&key, &token).await?;
-                let Some(connect) = self.directory.get(&node) else {
-                    // A node nobody knows holds no live connection: its sessions are stale.
-                    tracing::debug!(%node, "skipping a push to an unknown connect node");
-                    self.sessions.release_lock(&key, &token).await?;
-                    continue;
-                };
-                let lock = PushLock {
-                    key: key.clone(),
-                    token: token.clone(),
-                };
-                metrics::counter!("natter_pushes_total").increment(1);
-                let audience = match object {
-                    ObjectId::User(_) => Recipients::Users,
-                    ObjectId::Group(group) => Recipients::Group(*group),
-                };
-                let pushed = audience
-                    .push(&connect, users.clone(), batch, Some(lock))
-                    .await;
-                match pushed {
-                    // Released before the answer: confirmed, nothing to watch.
-                    Ok(reply) if reply.released => continue,
-                    Ok(_) => {}
-                    // The lock stays: the push is retried when it expires, as any lost push.
-                    Err(error) => tracing::warn!(%node, %error, "push to connect failed"),
-                }
-                pending.push(Pending {
-                    node,
-                    users,
-                    key,
-                    token,
-                    trust_until,
-                });
-            }
-            targets = self.await_releases(pending).await?;
+            let round_targets = std::mem::take(&mut targets);
+            targets = self
+                .push_round(object, batch, round_targets)
+                .instrument(round)
+                .await?;
         }
         Ok(())
+    }
+
+    /// One round of a push: lock and push to each target node, then wait for the nodes to
+    /// release their locks; returns the nodes that did not (to push to again).
+    async fn push_round(
+        &self,
+        object: &ObjectId,
+        batch: &[Message],
+        targets: BTreeMap<String, Vec<i64>>,
+    ) -> Result<BTreeMap<String, Vec<i64>>, InfraError> {
+        let mut pending = Vec::with_capacity(targets.len());
+        for (node, users) in targets {
+            let key = format!("lock:{object}:{node}");
+            let token = format!("{:032x}", rand::random::<u128>());
+            let trust_until = self
+                .take_lock(&key, &token)
+                .instrument(trace_child!("task.lock", node = %node))
+                .await?;
+            let Some(connect) = self.directory.get(&node) else {
+                // A node nobody knows holds no live connection: its sessions are stale.
+                tracing::debug!(%node, "skipping a push to an unknown connect node");
+                self.sessions.release_lock(&key, &token).await?;
+                continue;
+            };
+            let lock = PushLock {
+                key: key.clone(),
+                token: token.clone(),
+            };
+            metrics::counter!("natter_pushes_total").increment(1);
+            let audience = match object {
+                ObjectId::User(_) => Recipients::Users,
+                ObjectId::Group(group) => Recipients::Group(*group),
+            };
+            let pushed = audience
+                .push(&connect, users.clone(), batch, Some(lock))
+                .instrument(trace_child!("task.push", node = %node, users = users.len()))
+                .await;
+            match pushed {
+                // Released before the answer: confirmed, nothing to watch.
+                Ok(reply) if reply.released => continue,
+                Ok(_) => {}
+                // The lock stays: the push is retried when it expires, as any lost push.
+                Err(error) => tracing::warn!(%node, %error, "push to connect failed"),
+            }
+            pending.push(Pending {
+                node,
+                users,
+                key,
+                token,
+                trust_until,
+            });
+        }
+        self.await_releases(pending).await
     }
 
     /// Take a lock, waiting while someone else (an earlier owner of the object) holds it.
@@ -390,6 +415,28 @@ impl Deliverer {
         }
         Ok(lost)
     }
+}
+
+/// The span of one batch's delivery: it continues the trace of the batch's first traced
+/// message and links the others (a disabled span when none is traced).
+fn delivery_span(object: &ObjectId, batch: &[Message]) -> Span {
+    let mut traced = batch
+        .iter()
+        .filter(|message| !message.trace_parent.is_empty());
+    let Some(first) = traced.next() else {
+        return Span::none();
+    };
+    let span = trace_continued!(
+        &first.trace_parent,
+        "task.deliver",
+        object = %object,
+        message_id = first.id,
+        messages = batch.len()
+    );
+    for message in traced {
+        trace_context::add_link(&span, &message.trace_parent);
+    }
+    span
 }
 
 #[cfg(test)]

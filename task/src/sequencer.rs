@@ -22,7 +22,9 @@ use natter_infra::sql::SqlLog;
 use natter_proto::ObjectId;
 use natter_proto::placement::LogPartition;
 use natter_proto::v1::Message;
+use natter_proto::{trace_context, trace_continued};
 use tokio::sync::{Notify, oneshot};
+use tracing::{Instrument, Span};
 
 /// How often an owned partition is read when nobody asks (records whose producer died).
 const IDLE_POLL: Duration = Duration::from_millis(500);
@@ -483,8 +485,11 @@ impl Sequencer {
         // The next records are read while these commit: a busy partition's cycle is then the
         // commit alone. They are numbered only after this commit, so duplicates among them
         // are still recognised.
+        let span = numbering_span(name, from, &entries);
         let (committed, next) = tokio::join!(
-            self.numbered.append_from_partition(name, from, to, entries),
+            self.numbered
+                .append_from_partition(name, from, to, entries)
+                .instrument(span),
             self.log.fetch(&numbering.partition, to, FETCH_BYTES)
         );
         match committed {
@@ -574,4 +579,28 @@ enum Placement {
     Known(u64),
     /// The entry of this batch it is (or duplicates).
     Entry(usize),
+}
+
+/// The span of numbering and storing records read from a partition: it continues the trace
+/// of the first traced record and links the others (a disabled span when none is traced).
+fn numbering_span(partition: &str, from: i64, entries: &[(ObjectId, Message)]) -> Span {
+    let mut traced = entries
+        .iter()
+        .filter(|(_, message)| !message.trace_parent.is_empty());
+    let Some((object, first)) = traced.next() else {
+        return Span::none();
+    };
+    let span = trace_continued!(
+        &first.trace_parent,
+        "task.number",
+        partition,
+        offset = from,
+        records = entries.len(),
+        object = %object,
+        message_id = first.id
+    );
+    for (_, message) in traced {
+        trace_context::add_link(&span, &message.trace_parent);
+    }
+    span
 }

@@ -13,7 +13,7 @@
 //! Needs the `NATTER_TEST_*` variables of `scripts/deps.sh env` and `NATTER_DEPS_DIR` (to
 //! restart the broker); without them it fails saying so.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 mod conversation;
 mod faults;
 mod partition;
+mod traces;
 
 use futures_util::{SinkExt, StreamExt};
 use natter::client::{ApiClient, Session, WsClient};

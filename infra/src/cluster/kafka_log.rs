@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use natter_proto::ObjectId;
+use natter_proto::trace_context::TRACEPARENT;
 use natter_proto::v1::Message;
 use prost::Message as _;
 use rskafka::BackoffConfig;
@@ -369,12 +370,14 @@ impl MessageLog for KafkaLog {
                 if record.offset < next_offset || messages.len() >= max {
                     continue;
                 }
+                let trace_parent = trace_of(&record.record);
                 let payload = record.record.value.unwrap_or_default();
                 let seq = seq_of_offset(record.offset);
                 let mut message = Message::decode(payload.as_slice())
                     .map_err(|error| InfraError::Corrupt(format!("{name}@{seq}: {error}")))?;
                 message.object = name.clone();
                 message.seq = seq;
+                message.trace_parent = trace_parent;
                 messages.push(message);
                 next_offset = record.offset + 1;
             }
@@ -443,12 +446,29 @@ pub(crate) fn record_of(key: Option<Vec<u8>>, message: &Message) -> Record {
         .timestamp_millis_opt(message.ts)
         .single()
         .unwrap_or_default();
+    let mut headers = std::collections::BTreeMap::new();
+    if !message.trace_parent.is_empty() {
+        headers.insert(
+            TRACEPARENT.to_owned(),
+            message.trace_parent.as_bytes().to_vec(),
+        );
+    }
     Record {
         key,
         value: Some(record_payload(message)),
-        headers: Default::default(),
+        headers,
         timestamp,
     }
+}
+
+/// The trace a record's headers carry (see [`record_of`]), or empty.
+pub(crate) fn trace_of(record: &Record) -> String {
+    record
+        .headers
+        .get(TRACEPARENT)
+        .and_then(|value| std::str::from_utf8(value).ok())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// Attempts at an operation the broker failed in a way that may pass (see [`is_transient`]).

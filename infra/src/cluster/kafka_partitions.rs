@@ -21,7 +21,7 @@ use rskafka::client::partition::UnknownTopicHandling;
 use crate::cluster::PartitionProducer;
 use crate::cluster::kafka_log::{
     FETCH_MAX_WAIT_MS, KafkaLogConfig, answered, connect_client, fail_all, is_protocol, record_of,
-    retry_transient, unavailable,
+    retry_transient, trace_of, unavailable,
 };
 use crate::error::{InfraError, InfraResult};
 
@@ -200,6 +200,7 @@ impl KafkaPartitions {
             if record.offset < offset {
                 continue;
             }
+            let trace_parent = trace_of(&record.record);
             let key = record.record.key.unwrap_or_default();
             let name = String::from_utf8_lossy(&key);
             let object: ObjectId = name.parse().map_err(|_| {
@@ -211,6 +212,7 @@ impl KafkaPartitions {
             })?;
             message.object = object.to_string();
             message.seq = 0;
+            message.trace_parent = trace_parent;
             fetched.records.push(PartitionRecord {
                 offset: record.offset,
                 object,

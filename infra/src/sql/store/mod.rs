@@ -268,6 +268,8 @@ pub(crate) fn message_from(row: MessageRow) -> Message {
         ref_sender,
         ref_snippet,
         edited_at,
+        // The store keeps no trace: a stored message is read long after its trace ended.
+        trace_parent: String::new(),
     }
 }
 
