@@ -39,6 +39,9 @@ enum Command {
     Config,
     /// Chat from the terminal: log in (or register), connect, sync, send and receive.
     Client(interactive::ClientArgs),
+    /// Print a cluster's processes (layer, node id, address, health, connections) and its log
+    /// partitions' lag, as etcd, Redis and the task processes report them.
+    Status,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -116,6 +119,10 @@ async fn run(command: Command, config: NatterConfig) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Client(args) => interactive::run(args).await,
+        Command::Status => {
+            print!("{}", natter::status::report(&config).await?);
+            Ok(())
+        }
     }
 }
 

@@ -13,8 +13,8 @@ use natter_proto::handle::{Balancer, TaskHandle};
 use natter_proto::placement::Placement;
 use natter_proto::v1::task_server::Task;
 use natter_proto::v1::{
-    Audience, Empty, EphemeralPushRequest, GroupMembershipRequest, PartitionSeqs, PushReply,
-    SequenceReply, SequenceRequest, WakeRequest,
+    Audience, Empty, EphemeralPushRequest, GroupMembershipRequest, LagReply, PartitionSeqs,
+    PushReply, SequenceReply, SequenceRequest, WakeRequest,
 };
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
@@ -324,6 +324,22 @@ impl Task for TaskRouter {
         Ok(Response::new(SequenceReply {
             partitions: answers,
         }))
+    }
+
+    async fn lag(&self, _: Request<Empty>) -> Result<Response<LagReply>, Status> {
+        // Every process reports the partitions it owns; together, every partition.
+        let replies = futures_util::future::join_all(
+            self.peers
+                .all()
+                .into_iter()
+                .map(|peer| async move { peer.client.lag(Empty {}).await }),
+        )
+        .await;
+        let mut partitions = Vec::new();
+        for reply in replies {
+            partitions.extend(reply?.partitions);
+        }
+        Ok(Response::new(LagReply { partitions }))
     }
 }
 

@@ -219,6 +219,15 @@ pub fn describe_metrics() {
     }
     describe_gauge!("natter_connections_open", "WebSocket connections open now.");
     metrics::gauge!("natter_connections_open").increment(0.0);
+    describe_gauge!(
+        "natter_log_lag_records",
+        "Records of a log partition (label partition) not known delivered yet, per task process owning it."
+    );
+    describe_counter!(
+        "natter_errors_total",
+        "Errors answered to clients (labels layer and code: the stable error code)."
+    );
+    metrics::counter!("natter_errors_total", "layer" => "api", "code" => "internal").increment(0);
     describe_histogram!(
         "natter_push_latency_seconds",
         Unit::Seconds,

@@ -29,4 +29,6 @@ pub trait Registry: Send + Sync + 'static {
     async fn watch(&self, layer: &str) -> InfraResult<watch::Receiver<Vec<ServiceNode>>>;
     /// A snowflake node id no other live process holds.
     async fn allocate_node_id(&self, node: &str) -> InfraResult<u16>;
+    /// The snowflake node ids live processes hold, with the node holding each.
+    async fn node_ids(&self) -> InfraResult<Vec<(u16, String)>>;
 }

@@ -68,6 +68,8 @@ pub trait Sessions: Send + Sync + 'static {
     /// Forget every session held on `node` (it stopped or died); returns the users who had
     /// one there, ascending, once each.
     async fn remove_node_sessions(&self, node: &str) -> InfraResult<Vec<i64>>;
+    /// How many connections `node` holds, as recorded here.
+    async fn node_session_count(&self, node: &str) -> InfraResult<u64>;
 
     /// Take `key` with `token` for `ttl` unless someone holds it; true if taken.
     async fn try_lock(&self, key: &str, token: &str, ttl: Duration) -> InfraResult<bool>;

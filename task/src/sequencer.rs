@@ -69,6 +69,8 @@ struct NumberingState {
     /// Numbered records not known to be delivered: offset → (object, a seq at or past the
     /// record's). The first is where a successor must start looking.
     undelivered: BTreeMap<i64, (ObjectId, u64)>,
+    /// Records not known delivered, as last read ([`PartitionNumbering::report_lag`]).
+    lag: i64,
     /// The delivered offset as last written (or read) in the store.
     stored_delivered: i64,
     /// When the delivered offset was last written.
@@ -123,6 +125,23 @@ struct PartitionNumbering {
 }
 
 impl PartitionNumbering {
+    /// Publishes how many records of the partition are not known delivered: from the first
+    /// undelivered (or the next unnumbered) record to the end readers can see.
+    fn report_lag(&self, end: i64, next: i64) {
+        let first_undelivered = self
+            .state()
+            .undelivered
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(next)
+            .min(next);
+        let lag = (end - first_undelivered).max(0);
+        self.state().lag = lag;
+        metrics::gauge!("natter_log_lag_records", "partition" => self.partition.to_string())
+            .set(lag as f64);
+    }
+
     fn state(&self) -> MutexGuard<'_, NumberingState> {
         self.state
             .lock()
@@ -208,6 +227,18 @@ impl Sequencer {
             }
         }
         partitions.retain(|_, numbering| !numbering.stopped.load(Ordering::Acquire));
+    }
+
+    /// Each partition this process owns, with its last reported lag (records), by name.
+    pub fn lag(&self) -> Vec<(LogPartition, i64)> {
+        let mut lags: Vec<(LogPartition, i64)> = self
+            .partitions()
+            .values()
+            .filter(|numbering| numbering.owned.load(Ordering::Acquire))
+            .map(|numbering| (numbering.partition, numbering.state().lag))
+            .collect();
+        lags.sort_by_key(|(partition, _)| partition.to_string());
+        lags
     }
 
     /// An object's messages up to `seq` are delivered: its numbered records up to there no
@@ -306,6 +337,7 @@ impl Sequencer {
                     continue;
                 }
             };
+            numbering.report_lag(fetched.end, next);
             if fetched.records.is_empty() {
                 self.answer_numbered(&numbering).await;
                 if self.idle_and_unowned(&numbering) {
@@ -327,6 +359,8 @@ impl Sequencer {
             prefetched = self.number(&numbering, &name, next, fetched.records).await;
         }
         numbering.stopped.store(true, Ordering::Release);
+        // Another process reports it from now on.
+        metrics::gauge!("natter_log_lag_records", "partition" => partition.to_string()).set(0.0);
         let asks = std::mem::take(&mut numbering.state().asks);
         for ask in asks {
             let _ = ask.reply.send(Err(InfraError::Unavailable(format!(

@@ -9,8 +9,8 @@ use natter_proto::ObjectId;
 use natter_proto::placement::LogPartition;
 use natter_proto::v1::task_server::Task;
 use natter_proto::v1::{
-    Empty, EphemeralPushRequest, GroupMembershipRequest, PartitionRecords, PartitionSeqs,
-    PushReply, SequenceReply, SequenceRequest, WakeRequest,
+    Empty, EphemeralPushRequest, GroupMembershipRequest, LagReply, PartitionLag, PartitionRecords,
+    PartitionSeqs, PushReply, SequenceReply, SequenceRequest, WakeRequest,
 };
 use tonic::{Request, Response, Status};
 
@@ -233,6 +233,22 @@ impl Task for TaskService {
             });
         let partitions = futures_util::future::join_all(answers).await;
         Ok(Response::new(SequenceReply { partitions }))
+    }
+
+    async fn lag(&self, _: Request<Empty>) -> Result<Response<LagReply>, Status> {
+        let partitions = self
+            .inner
+            .sequencer
+            .as_ref()
+            .map(|sequencer| sequencer.lag())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(partition, records)| PartitionLag {
+                partition: partition.to_string(),
+                records,
+            })
+            .collect();
+        Ok(Response::new(LagReply { partitions }))
     }
 }
 

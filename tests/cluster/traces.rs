@@ -190,6 +190,7 @@ async fn a_message_trace_crosses_every_layer_in_causal_order() {
     let mut bob_client = synced_client(&bob, CONNECT_URLS[1]).await;
 
     let id = send_and_receive(&mut ada_client, &mut bob_client, bob.user_id, "t1").await;
+    operators_view_names_every_process(&cluster);
     let fanned_out_on_connect_2 = |spans: &[TracedSpan]| {
         spans
             .iter()
@@ -296,4 +297,47 @@ async fn a_message_trace_crosses_every_layer_in_causal_order() {
         "the redelivered message's trace lost its start: {spans:#?}"
     );
     assert_eq!(redelivery.service, "natter-task");
+}
+
+/// `natter status` prints every process healthy, the connections on each connect node and
+/// the lag of the partitions the task processes own.
+fn operators_view_names_every_process(cluster: &Cluster) {
+    let output = Command::new(env!("CARGO_BIN_EXE_natter"))
+        .args(["status", "--config"])
+        .arg(config_path("api-1"))
+        .envs(
+            cluster
+                .environment
+                .iter()
+                .map(|(name, value)| (name, value)),
+        )
+        .output()
+        .expect("run natter status");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "natter status failed: {}{}",
+        text,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for name in SIX {
+        let line = text
+            .lines()
+            .find(|line| line.split_whitespace().nth(1) == Some(name))
+            .unwrap_or_else(|| panic!("no line for {name} in:\n{text}"));
+        assert!(line.contains(" ok"), "{name} is not healthy:\n{text}");
+        if name.starts_with("connect") {
+            let connections: u64 = line
+                .split_whitespace()
+                .last()
+                .and_then(|count| count.parse().ok())
+                .unwrap_or_else(|| panic!("no connection count for {name}:\n{text}"));
+            assert!(connections >= 1, "{name} holds a client:\n{text}");
+        }
+    }
+    assert!(
+        text.lines()
+            .any(|line| line.starts_with("inbox/") && line.contains("task-")),
+        "no inbox partition with its owner and lag in:\n{text}"
+    );
 }

@@ -364,6 +364,25 @@ impl Registry for EtcdRegistry {
             "every snowflake node id is held by a live process".into(),
         ))
     }
+
+    async fn node_ids(&self) -> InfraResult<Vec<(u16, String)>> {
+        let prefix = format!("{}node-ids/", self.root);
+        let response = self
+            .client
+            .clone()
+            .get(prefix.as_str(), Some(GetOptions::new().with_prefix()))
+            .await?;
+        let mut held: Vec<(u16, String)> = response
+            .kvs()
+            .iter()
+            .filter_map(|entry| {
+                let id = entry.key_str().ok()?.strip_prefix(&prefix)?.parse().ok()?;
+                Some((id, entry.value_str().ok()?.to_string()))
+            })
+            .collect();
+        held.sort();
+        Ok(held)
+    }
 }
 
 /// Keeps `sender` equal to the nodes under `prefix`: every watch event triggers a fresh

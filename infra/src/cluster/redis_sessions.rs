@@ -304,6 +304,10 @@ impl Sessions for RedisSessions {
         Ok(users)
     }
 
+    async fn node_session_count(&self, node: &str) -> InfraResult<u64> {
+        Ok(self.pool.scard(self.key("node-sessions", node)).await?)
+    }
+
     async fn try_lock(&self, key: &str, token: &str, ttl: Duration) -> InfraResult<bool> {
         let set: Option<String> = self
             .pool

@@ -61,6 +61,11 @@ pub async fn run(registry: &dyn Registry) {
         id,
         "asking again for the same node keeps its id"
     );
+    let held = registry.node_ids().await.expect("node ids");
+    assert!(
+        held.iter().any(|(held_id, _)| *held_id == id),
+        "node_ids lists the id just allocated: {held:?}"
+    );
     watching(registry, &first, &second).await;
 }
 

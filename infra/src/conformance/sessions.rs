@@ -167,6 +167,20 @@ async fn user_sessions(sessions: &dyn Sessions) {
     );
 
     assert_eq!(
+        (
+            sessions
+                .node_session_count(&node_a)
+                .await
+                .expect("count node a"),
+            sessions
+                .node_session_count(&node_b)
+                .await
+                .expect("count node b"),
+        ),
+        (2, 2),
+        "node_session_count counts each node's connections"
+    );
+    assert_eq!(
         sessions
             .remove_node_sessions(&node_a)
             .await
@@ -182,6 +196,14 @@ async fn user_sessions(sessions: &dyn Sessions) {
         sessions.sessions(user).await.expect("sessions"),
         vec![session(&node_b, 2)],
         "only the removed node's sessions are gone"
+    );
+    assert_eq!(
+        sessions
+            .node_session_count(&node_a)
+            .await
+            .expect("count node a"),
+        0,
+        "a removed node holds no connections"
     );
     assert_eq!(
         sessions.sessions(other_user).await.expect("sessions"),

@@ -136,6 +136,17 @@ impl Sessions for MemorySessions {
         Ok(users)
     }
 
+    async fn node_session_count(&self, node: &str) -> InfraResult<u64> {
+        let state = self.state();
+        let held = state
+            .sessions
+            .values()
+            .flatten()
+            .filter(|session| session.node == node)
+            .count();
+        Ok(held as u64)
+    }
+
     async fn try_lock(&self, key: &str, token: &str, ttl: Duration) -> InfraResult<bool> {
         let mut state = self.state();
         let now = Instant::now();

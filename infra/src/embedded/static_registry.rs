@@ -81,4 +81,9 @@ impl Registry for StaticRegistry {
     async fn allocate_node_id(&self, _node: &str) -> InfraResult<u16> {
         Ok(self.node_id)
     }
+
+    async fn node_ids(&self) -> InfraResult<Vec<(u16, String)>> {
+        // The one process holds the one id; it registers no name for it.
+        Ok(vec![(self.node_id, String::new())])
+    }
 }
