@@ -393,7 +393,7 @@ fn the_compose_file_mounts_the_observability_files_where_they_are_read() {
     let compose = compose();
     let services = &compose["services"];
     let image = |service: &str| services[service]["image"].as_str().unwrap_or_default();
-    assert_eq!(image("jaeger"), "jaegertracing/jaeger:1.75.0");
+    assert_eq!(image("jaeger"), "jaegertracing/jaeger:2.12.0");
     assert_eq!(image("grafana"), "grafana/grafana:11.3.0");
     assert_eq!(image("loki"), "grafana/loki:3.2.1");
     assert_eq!(image("vector"), "timberio/vector:0.42.0-debian");
