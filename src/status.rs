@@ -68,11 +68,11 @@ pub async fn report(config: &NatterConfig) -> anyhow::Result<String> {
             let id = ids
                 .get(&node.node)
                 .map_or_else(|| "-".to_string(), ToString::to_string);
-            writeln!(
-                text,
+            let line = format!(
                 "{:<8} {:<16} {:>7} {:<28} {:<12} {connections}",
                 node.layer, node.node, id, node.address, health
-            )?;
+            );
+            writeln!(text, "{}", line.trim_end())?;
             if layer == "task" {
                 tasks.push(node);
             }
@@ -83,19 +83,25 @@ pub async fn report(config: &NatterConfig) -> anyhow::Result<String> {
         "\n{:<16} {:<16} LAG (records not delivered)",
         "PARTITION", "OWNER"
     )?;
-    let mut partitions = 0;
+    let mut partitions = Vec::new();
     for task in &tasks {
         match task_lag(task).await {
-            Ok(lags) => {
-                for (partition, records) in lags {
-                    partitions += 1;
-                    writeln!(text, "{partition:<16} {:<16} {records}", task.node)?;
-                }
-            }
+            Ok(lags) => partitions.extend(
+                lags.into_iter()
+                    .map(|(partition, records)| (partition, task.node.as_str(), records)),
+            ),
             Err(error) => writeln!(text, "{:<16} {:<16} unknown ({error})", "?", task.node)?,
         }
     }
-    if partitions == 0 && !tasks.is_empty() {
+    // inbox/2 before inbox/10: by stream, then by number.
+    partitions.sort_by_cached_key(|(partition, _, _)| {
+        let (stream, index) = partition.split_once('/').unwrap_or((partition, ""));
+        (stream.to_string(), index.parse::<u32>().unwrap_or(u32::MAX))
+    });
+    for (partition, owner, records) in &partitions {
+        writeln!(text, "{partition:<16} {owner:<16} {records}")?;
+    }
+    if partitions.is_empty() && !tasks.is_empty() {
         writeln!(
             text,
             "(no task process owns a partition: the log is per object, or nothing was sent yet)"

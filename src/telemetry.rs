@@ -229,6 +229,11 @@ pub fn describe_metrics() {
         "natter_errors_total",
         "Errors answered to clients (labels layer and code: the stable error code)."
     );
+    describe_counter!(
+        "natter_error_traces_dropped_total",
+        "Errors outside a sampled trace that got no trace of their own: over the per-second bound."
+    );
+    metrics::counter!("natter_error_traces_dropped_total").increment(0);
     metrics::counter!("natter_errors_total", "layer" => "api", "code" => "internal").increment(0);
     let histograms = [
         (

@@ -155,8 +155,33 @@ pub fn parse(traceparent: &str) -> Option<SpanContext> {
     context.is_valid().then_some(context)
 }
 
+/// Error traces started outside a sampled trace, at most this many a second per process: a
+/// storm of refusals (`rate_limited` under overload, say) must not become a storm of traces.
+pub const ERROR_TRACES_PER_SECOND: u64 = 100;
+
+/// The second (since the epoch) the error-trace count is for, and the count.
+static ERROR_SECOND: AtomicU64 = AtomicU64::new(0);
+static ERROR_COUNT: AtomicU64 = AtomicU64::new(0);
+
+/// Whether one more error may start a trace of its own this second.
+fn error_trace_allowed() -> bool {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let second = ERROR_SECOND.load(Ordering::Relaxed);
+    if second != now
+        && ERROR_SECOND
+            .compare_exchange(second, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        ERROR_COUNT.store(0, Ordering::Relaxed);
+    }
+    ERROR_COUNT.fetch_add(1, Ordering::Relaxed) < ERROR_TRACES_PER_SECOND
+}
+
 /// Marks the current traced span failed with a stable error `code`; outside a sampled trace
-/// (and with tracing on) the error gets a trace of its own, so every error is traced.
+/// (and with tracing on) the error gets a trace of its own, up to
+/// [`ERROR_TRACES_PER_SECOND`], so errors are traced whatever the ratio.
 pub fn record_error(code: &str, detail: &str) {
     if !enabled() {
         return;
@@ -164,6 +189,10 @@ pub fn record_error(code: &str, detail: &str) {
     if active() {
         Span::current().set_status(Status::error(format!("{code}: {detail}")));
         tracing::info!(target: "natter.trace", code, detail, "error");
+        return;
+    }
+    if !error_trace_allowed() {
+        metrics::counter!("natter_error_traces_dropped_total").increment(1);
         return;
     }
     let span = tracing::info_span!(target: "natter.trace", parent: None, "error", code);
@@ -259,6 +288,18 @@ mod tests {
         ] {
             assert!(parse(bad).is_none(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn error_traces_are_bounded_per_second() {
+        let allowed = (0..ERROR_TRACES_PER_SECOND * 3)
+            .filter(|_| error_trace_allowed())
+            .count() as u64;
+        // A second boundary within the loop allows at most one more second's worth.
+        assert!(
+            (ERROR_TRACES_PER_SECOND..=2 * ERROR_TRACES_PER_SECOND).contains(&allowed),
+            "{allowed} error traces allowed"
+        );
     }
 
     #[test]
