@@ -107,8 +107,12 @@ fn trace_exporter(trace: &TraceConfig, identity: &Identity) -> anyhow::Result<Op
     let layer = TracedOnly(
         tracing_opentelemetry::layer()
             .with_tracer(tracer)
+            // Every span has the same target, and busy/idle times cost a clock read on every
+            // poll (a profile at 100% sampling showed enter and exit at 3% of the CPU).
             .with_threads(false)
-            .with_location(false),
+            .with_location(false)
+            .with_target(false)
+            .with_tracked_inactivity(false),
     )
     .boxed();
     Ok(Some(layer))
