@@ -548,8 +548,8 @@ impl LogicService {
             .instrument(trace_child!("logic.store", copies = written.len()))
             .await
         {
-            let id = written.first().map_or(0, |copy| copy.id);
-            tracing::warn!(%error, id, "storing accepted messages failed; task will repair it");
+            let message_id = written.first().map_or(0, |copy| copy.id);
+            tracing::warn!(%error, message_id, "storing accepted messages failed; task will repair it");
         }
         (written, failure)
     }

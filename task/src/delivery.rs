@@ -299,7 +299,13 @@ impl Deliverer {
         while !targets.is_empty() && !self.is_stopped() {
             let round = if attempt > 0 {
                 metrics::counter!("natter_redeliveries_total").increment(1);
-                tracing::info!(%object, attempt, nodes = targets.len(), "redelivering an unconfirmed push");
+                tracing::info!(
+                    %object,
+                    message_id = batch.first().map_or(0, |message| message.id),
+                    attempt,
+                    nodes = targets.len(),
+                    "redelivering an unconfirmed push"
+                );
                 trace_child!("task.redeliver", attempt, nodes = targets.len())
             } else {
                 Span::none()
@@ -354,7 +360,13 @@ impl Deliverer {
                 Ok(reply) if reply.released => continue,
                 Ok(_) => {}
                 // The lock stays: the push is retried when it expires, as any lost push.
-                Err(error) => tracing::warn!(%node, %error, "push to connect failed"),
+                Err(error) => tracing::warn!(
+                    %node,
+                    %object,
+                    message_id = batch.first().map_or(0, |message| message.id),
+                    %error,
+                    "push to connect failed"
+                ),
             }
             pending.push(Pending {
                 node,
