@@ -185,7 +185,20 @@ async fn task_log(
     })
 }
 
-async fn cluster_sessions(config: &NatterConfig) -> anyhow::Result<Arc<dyn Sessions>> {
+/// The cluster's registry in etcd.
+pub(crate) async fn cluster_registry(config: &NatterConfig) -> anyhow::Result<EtcdRegistry> {
+    let cluster = &config.cluster;
+    EtcdRegistry::connect(
+        &cluster.etcd,
+        &cluster.name,
+        Duration::from_millis(cluster.lease_ttl_ms),
+    )
+    .await
+    .with_context(|| format!("reaching etcd at {:?}", cluster.etcd))
+}
+
+/// The cluster's sessions in Redis.
+pub(crate) async fn cluster_sessions(config: &NatterConfig) -> anyhow::Result<Arc<dyn Sessions>> {
     let prefix = format!("{}:", config.cluster.name);
     let sessions = RedisSessions::connect(&config.cluster.redis_url, &prefix)
         .await
@@ -273,14 +286,7 @@ impl RunningLayer {
         telemetry::describe_metrics();
         // Configuration mistakes first, before anything is reached over the network.
         let tokens = cluster_tokens(config)?;
-        let cluster = &config.cluster;
-        let registry = EtcdRegistry::connect(
-            &cluster.etcd,
-            &cluster.name,
-            Duration::from_millis(cluster.lease_ttl_ms),
-        )
-        .await
-        .with_context(|| format!("reaching etcd at {:?}", cluster.etcd))?;
+        let registry = cluster_registry(config).await?;
         let node = config.node.name.clone();
         let node_id = registry.allocate_node_id(&node).await?;
         let ids =

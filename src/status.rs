@@ -8,12 +8,12 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use anyhow::Context;
-use natter_infra::cluster::{EtcdRegistry, RedisSessions};
+use natter_infra::Registry;
 use natter_infra::registry::ServiceNode;
-use natter_infra::{Registry, Sessions};
 use natter_proto::handle::TaskHandle;
 use natter_proto::v1::Empty;
 
+use crate::cluster::{cluster_registry, cluster_sessions};
 use crate::config::{NatterConfig, redact_url};
 
 /// The layers in the order they are printed.
@@ -24,16 +24,8 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 /// The cluster's status as text, one table of processes and one of log partitions.
 pub async fn report(config: &NatterConfig) -> anyhow::Result<String> {
     let cluster = &config.cluster;
-    let registry = EtcdRegistry::connect(
-        &cluster.etcd,
-        &cluster.name,
-        Duration::from_millis(cluster.lease_ttl_ms),
-    )
-    .await
-    .with_context(|| format!("reaching etcd at {:?}", cluster.etcd))?;
-    let sessions = RedisSessions::connect(&cluster.redis_url, &format!("{}:", cluster.name))
-        .await
-        .with_context(|| format!("reaching Redis at {}", redact_url(&cluster.redis_url)))?;
+    let registry = cluster_registry(config).await?;
+    let sessions = cluster_sessions(config).await?;
     let ids: BTreeMap<String, u16> = registry
         .node_ids()
         .await?

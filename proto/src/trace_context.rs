@@ -15,6 +15,8 @@ use opentelemetry::trace::{
 };
 use tracing::Span;
 use tracing::instrument::{Instrument, Instrumented};
+
+use crate::v1::Message;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// The `tracing` target of every span exported as part of a message's trace; the exporter's
@@ -104,11 +106,29 @@ pub fn set_parent(span: &Span, traceparent: &str) {
     }
 }
 
-/// Links `span` to the span `traceparent` names (a batch that carries several traces).
-pub fn add_link(span: &Span, traceparent: &str) {
-    if let Some(linked) = parse(traceparent) {
-        span.add_link(linked);
+/// The span of work on a batch of messages: `start` makes it for the first traced message
+/// (continuing that message's trace), and the traces of the batch's other traced messages are
+/// linked to it. A disabled span when no message of the batch is traced.
+pub fn batch_span<'batch>(
+    batch: impl IntoIterator<Item = &'batch Message>,
+    start: impl FnOnce(&'batch Message) -> Span,
+) -> Span {
+    if !enabled() {
+        return Span::none();
     }
+    let mut traced = batch
+        .into_iter()
+        .filter(|message| !message.trace_parent.is_empty());
+    let Some(first) = traced.next() else {
+        return Span::none();
+    };
+    let span = start(first);
+    for message in traced {
+        if let Some(linked) = parse(&message.trace_parent) {
+            span.add_link(linked);
+        }
+    }
+    span
 }
 
 /// The current span's `traceparent` when it is part of a sampled trace, else empty.
@@ -203,8 +223,8 @@ pub fn record_error(code: &str, detail: &str) {
 /// Puts the current trace into a gRPC call's metadata, when there is one.
 pub fn inject(metadata: &mut tonic::metadata::MetadataMap) {
     let traceparent = current();
-    if let Ok(value) = traceparent.parse()
-        && !traceparent.is_empty()
+    if !traceparent.is_empty()
+        && let Ok(value) = traceparent.parse()
     {
         metadata.insert(TRACEPARENT, value);
     }
@@ -243,20 +263,24 @@ where
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        let traceparent = request
-            .headers()
-            .get(TRACEPARENT)
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or_default();
-        // "/natter.v1.Logic/Send" is shown as "Logic/Send".
-        let method = request.uri().path().rsplit('.').next().unwrap_or_default();
-        let span = crate::trace_continued!(
-            traceparent,
-            "rpc",
-            otel.name = method,
-            otel.kind = "server",
-            rpc.method = method
-        );
+        let span = if enabled() {
+            let traceparent = request
+                .headers()
+                .get(TRACEPARENT)
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or_default();
+            // "/natter.v1.Logic/Send" is shown as "Logic/Send".
+            let method = request.uri().path().rsplit('.').next().unwrap_or_default();
+            crate::trace_continued!(
+                traceparent,
+                "rpc",
+                otel.name = method,
+                otel.kind = "server",
+                rpc.method = method
+            )
+        } else {
+            Span::none()
+        };
         self.0.call(request).instrument(span)
     }
 }

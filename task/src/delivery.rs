@@ -429,26 +429,17 @@ impl Deliverer {
     }
 }
 
-/// The span of one batch's delivery: it continues the trace of the batch's first traced
-/// message and links the others (a disabled span when none is traced).
+/// The span of one batch's delivery, continuing the trace of its first traced message.
 fn delivery_span(object: &ObjectId, batch: &[Message]) -> Span {
-    let mut traced = batch
-        .iter()
-        .filter(|message| !message.trace_parent.is_empty());
-    let Some(first) = traced.next() else {
-        return Span::none();
-    };
-    let span = trace_continued!(
-        &first.trace_parent,
-        "task.deliver",
-        object = %object,
-        message_id = first.id,
-        messages = batch.len()
-    );
-    for message in traced {
-        trace_context::add_link(&span, &message.trace_parent);
-    }
-    span
+    trace_context::batch_span(batch, |first| {
+        trace_continued!(
+            &first.trace_parent,
+            "task.deliver",
+            object = %object,
+            message_id = first.id,
+            messages = batch.len()
+        )
+    })
 }
 
 #[cfg(test)]

@@ -87,6 +87,17 @@ impl NumberingState {
         self.id_order.clear();
     }
 
+    /// The offset delivery has reached: the first numbered record not known delivered, or
+    /// `next` (the first not numbered) when there is none.
+    fn first_undelivered(&self, next: i64) -> i64 {
+        self.undelivered
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(next)
+            .min(next)
+    }
+
     fn remember_offset(&mut self, offset: i64, seq: u64) {
         if self.offsets.len() >= REMEMBERED_OFFSETS {
             self.offsets.pop_front();
@@ -128,16 +139,11 @@ impl PartitionNumbering {
     /// Publishes how many records of the partition are not known delivered: from the first
     /// undelivered (or the next unnumbered) record to the end readers can see.
     fn report_lag(&self, end: i64, next: i64) {
-        let first_undelivered = self
-            .state()
-            .undelivered
-            .keys()
-            .next()
-            .copied()
-            .unwrap_or(next)
-            .min(next);
-        let lag = (end - first_undelivered).max(0);
-        self.state().lag = lag;
+        let lag = {
+            let mut state = self.state();
+            state.lag = (end - state.first_undelivered(next)).max(0);
+            state.lag
+        };
         metrics::gauge!("natter_log_lag_records", "partition" => self.partition.to_string())
             .set(lag as f64);
     }
@@ -434,13 +440,7 @@ impl Sequencer {
             {
                 return;
             }
-            let delivered = state
-                .undelivered
-                .keys()
-                .next()
-                .copied()
-                .unwrap_or(next)
-                .min(next);
+            let delivered = state.first_undelivered(next);
             (delivered > state.stored_delivered).then_some(delivered)
         };
         numbering.state().delivered_written = Some(Instant::now());
@@ -615,26 +615,18 @@ enum Placement {
     Entry(usize),
 }
 
-/// The span of numbering and storing records read from a partition: it continues the trace
-/// of the first traced record and links the others (a disabled span when none is traced).
+/// The span of numbering and storing records read from a partition, continuing the trace
+/// of the first traced record.
 fn numbering_span(partition: &str, from: i64, entries: &[(ObjectId, Message)]) -> Span {
-    let mut traced = entries
-        .iter()
-        .filter(|(_, message)| !message.trace_parent.is_empty());
-    let Some((object, first)) = traced.next() else {
-        return Span::none();
-    };
-    let span = trace_continued!(
-        &first.trace_parent,
-        "task.number",
-        partition,
-        offset = from,
-        records = entries.len(),
-        object = %object,
-        message_id = first.id
-    );
-    for (_, message) in traced {
-        trace_context::add_link(&span, &message.trace_parent);
-    }
-    span
+    trace_context::batch_span(entries.iter().map(|(_, message)| message), |first| {
+        trace_continued!(
+            &first.trace_parent,
+            "task.number",
+            partition,
+            offset = from,
+            records = entries.len(),
+            object = %first.object,
+            message_id = first.id
+        )
+    })
 }
