@@ -17,17 +17,8 @@ export function confirm({ title, text, yes, no = 'Cancel' }) {
       h('h2', { id: titleId }, title),
       h('p', { id: textId }, text),
       h('div', { class: 'row' }, keep, h('button', { type: 'submit', value: 'yes', class: 'danger' }, yes))));
-  const back = document.activeElement;
-  document.body.append(dialog);
-  return new Promise((resolve) => {
-    dialog.addEventListener('close', () => {
-      dialog.remove();
-      if (back?.isConnected) back.focus();
-      resolve(dialog.returnValue === 'yes');
-    });
-    dialog.showModal();
-    keep.focus(); // the safe answer first
-  });
+  // The safe answer first.
+  return show(dialog, keep).then((answer) => answer === 'yes');
 }
 
 /** Shows `items` (strings) in a list under `title`, with `empty` when there are none; resolves when closed. */
@@ -40,15 +31,21 @@ export function showList({ title, items, empty = 'Nobody yet.' }) {
       h('h2', { id: titleId }, title),
       items.length ? h('ul', { class: 'dialog-list' }, ...items.map((item) => h('li', {}, item))) : h('p', {}, empty),
       h('div', { class: 'row' }, close)));
+  return show(dialog, close).then(() => undefined);
+}
+
+/** Opens `dialog` modally with `focus` focused; resolves with its return value once closed,
+ * when it is gone and the focus is back where it was. */
+function show(dialog, focus) {
   const back = document.activeElement;
   document.body.append(dialog);
   return new Promise((resolve) => {
     dialog.addEventListener('close', () => {
       dialog.remove();
       if (back?.isConnected) back.focus();
-      resolve();
+      resolve(dialog.returnValue);
     });
     dialog.showModal();
-    close.focus();
+    focus.focus();
   });
 }

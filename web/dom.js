@@ -118,3 +118,18 @@ export async function busy(button, errorId, action) {
     if (button) button.disabled = false;
   }
 }
+
+/** Moves the focus among `items` with the up and down arrows (left and right too when
+ * `across`), Home and End, wrapping at the ends; true when `event` was one of those keys. */
+export function moveFocus(event, items, across = false) {
+  const at = items.indexOf(document.activeElement);
+  const forward = (at + 1) % items.length;
+  const backward = (at - 1 + items.length) % items.length;
+  const keys = { ArrowDown: forward, ArrowUp: backward, Home: 0, End: items.length - 1 };
+  if (across) Object.assign(keys, { ArrowRight: forward, ArrowLeft: backward });
+  const next = keys[event.key];
+  if (next === undefined) return false;
+  event.preventDefault();
+  items[next].focus();
+  return true;
+}

@@ -5,7 +5,7 @@
 // only while it is the current one). Actions register themselves (chat.js adds reply, react,
 // edit, seen by and recall).
 
-import { h } from './dom.js';
+import { h, moveFocus } from './dom.js';
 
 const actions = [];
 let list = null;
@@ -47,7 +47,7 @@ export function init(listElement, lookup, closed = () => {}) {
     rove(element);
     place(element);
   });
-  list.addEventListener('keydown', moveFocus);
+  list.addEventListener('keydown', messageKeys);
   document.addEventListener('pointerdown', (event) => {
     if (menu && !menu.contains(event.target) && !more.contains(event.target)) closeMenu(false);
   });
@@ -104,8 +104,8 @@ function detach() {
   target = null;
 }
 
-/** Up and down (and Home, End) move between messages. */
-function moveFocus(event) {
+/** Up and down (and Home, End) move between messages, stopping at the first and the last. */
+function messageKeys(event) {
   if (menu && menu.contains(event.target)) return;
   if (!event.target.matches('li.msg')) return;
   const messages = [...list.querySelectorAll('li.msg')];
@@ -150,14 +150,8 @@ function closeMenu(focusButton) {
 
 function menuKeys(event) {
   const items = [...menu.querySelectorAll('[role="menuitem"]')];
-  const at = items.indexOf(document.activeElement);
-  const next = {
-    ArrowDown: (at + 1) % items.length, ArrowUp: (at - 1 + items.length) % items.length, Home: 0, End: items.length - 1,
-  }[event.key];
-  if (next !== undefined) {
-    event.preventDefault();
-    items[next].focus();
-  } else if (event.key === 'Escape') {
+  if (moveFocus(event, items)) return;
+  if (event.key === 'Escape') {
     event.preventDefault();
     closeMenu(true);
   } else if (event.key === 'Tab') {

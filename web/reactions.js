@@ -3,7 +3,7 @@
 
 import * as api from './api.js';
 import * as store from './store.js';
-import { h, notice } from './dom.js';
+import { h, moveFocus, notice } from './dom.js';
 
 const { state } = store;
 export const COMMON = ['👍', '❤️', '😂', '😮', '😢', '🎉'];
@@ -102,19 +102,8 @@ function outside(event) {
 /** Left and right (Home, End) move between the emoji; Escape closes; Tab leaves. */
 function pickerKeys(event) {
   const items = [...picker.querySelectorAll('button')];
-  const at = items.indexOf(document.activeElement);
-  const next = {
-    ArrowRight: (at + 1) % items.length, ArrowLeft: (at - 1 + items.length) % items.length,
-    ArrowDown: (at + 1) % items.length, ArrowUp: (at - 1 + items.length) % items.length,
-    Home: 0, End: items.length - 1,
-  }[event.key];
-  if (next !== undefined) {
-    event.preventDefault();
-    items[next].focus();
-  } else if (event.key === 'Escape') {
-    event.preventDefault();
-    closePicker(true);
-  } else if (event.key === 'Tab') {
+  if (moveFocus(event, items, true)) return;
+  if (event.key === 'Escape' || event.key === 'Tab') {
     event.preventDefault();
     closePicker(true);
   }

@@ -195,6 +195,11 @@ export function bodies(page) {
   return page.locator('#message-list .msg .body').allTextContents();
 }
 
+/** The message bubble in the open chat whose body has this text. */
+export function bubble(page, text) {
+  return page.locator('#message-list li.msg', { has: page.locator('.body', { hasText: text }) });
+}
+
 /** Waits until the open chat shows a message with exactly this text. */
 export async function waitForMessage(page, text) {
   await page.locator('#message-list .msg .body', { hasText: text }).first().waitFor();

@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   launch, newUser, befriend, openChatWith, sendText, waitForMessage, shot, eventually, userId, waitOnline,
-  createGroup, joinGroup, openGroup, uniqueName, showPanel, VIEWPORTS,
+  createGroup, joinGroup, openGroup, uniqueName, showPanel, VIEWPORTS, bubble,
 } from './helpers.mjs';
 
 let browser;
@@ -19,10 +19,6 @@ before(async () => {
 after(async () => {
   await browser?.close();
 });
-
-function bubble(page, text) {
-  return page.locator('#message-list li.msg', { has: page.locator('.body', { hasText: text }) });
-}
 
 /** Waits until the mark on one's own message is `state` (sent, delivered, read). */
 async function waitMark(message, state) {

@@ -8,7 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   launch, newUser, befriend, openChatWith, sendText, waitForMessage, shot, eventually, makePng, userId, waitOnline,
-  showPanel, VIEWPORTS,
+  showPanel, VIEWPORTS, bubble,
 } from './helpers.mjs';
 
 let browser;
@@ -20,11 +20,6 @@ before(async () => {
 after(async () => {
   await browser?.close();
 });
-
-/** The message bubble in the open chat whose body has this text. */
-function bubble(page, text) {
-  return page.locator('#message-list li.msg', { has: page.locator('.body', { hasText: text }) });
-}
 
 /** Picks `name` from the message menu of `message`, with the pointer. */
 async function menuAction(page, message, name) {
