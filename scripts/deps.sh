@@ -52,6 +52,18 @@ PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || tr
 
 say() { printf 'deps: %s\n' "$*" >&2; }
 fail() { say "FAILED: $*"; exit 1; }
+# fail_log LOG MESSAGE: fail, showing the end of the log that says why and the free disk space
+# (CI shows only what this script prints, and a full disk is a common cause on shared machines).
+fail_log() {
+    local log=$1
+    shift
+    if [ -f "$log" ]; then
+        say "the end of $log:"
+        tail -n 40 "$log" >&2
+    fi
+    df -h "$DIR" "$CACHE" 2>/dev/null | sed 's/^/deps: /' >&2 || true
+    fail "$* (log: $log)"
+}
 
 # apt can stop half-way when an upgrade removes downloaded archives; repair and retry.
 apt_install() {
@@ -65,8 +77,7 @@ apt_install() {
         apt-get -f install -y >>"$DIR/apt.log" 2>&1 || true
         [ "$attempt" = 1 ] && { apt-get update >>"$DIR/apt.log" 2>&1 || true; }
     done
-    tail -n 20 "$DIR/apt.log" >&2
-    fail "could not install ${packages[*]} (log: $DIR/apt.log)"
+    fail_log "$DIR/apt.log" "could not install ${packages[*]}"
 }
 
 install_missing() {
@@ -126,10 +137,10 @@ install_kafka() {
 </project>
 EOF
         mvn -q -B -f "$home/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
-            -DoutputDirectory="$KAFKA_LIB" >"$log" 2>&1 || { tail -n 30 "$log" >&2; exit 1; }
+            -DoutputDirectory="$KAFKA_LIB" >"$log" 2>&1 || exit 1
         ls "$KAFKA_LIB"/kafka_2.13-*.jar >/dev/null 2>&1 || { echo "no kafka_2.13 jar" >&2; exit 1; }
         touch "$KAFKA_LIB/.complete"
-    ) 9>"$CACHE/kafka.lock" || fail "fetching Apache Kafka (log: $log)"
+    ) 9>"$CACHE/kafka.lock" || fail_log "$log" "fetching Apache Kafka"
 }
 
 # Builds Jaeger from the Go module proxy into the cache under a lock (a few minutes, once per
@@ -147,13 +158,18 @@ install_jaeger() {
         rm -rf "$home/build"
         mkdir -p "$home/build"
         cd "$home/build"
+        # The modules and the build cache (about 3 GB) live in the build folder and go with it:
+        # only the binary is kept, so a machine's disk pays for Jaeger's sources once, briefly.
+        export GOMODCACHE=$home/build/mod GOCACHE=$home/build/cache GOFLAGS=-modcacherw
         printf 'module natter.local/jaeger-build\n\ngo 1.24\n' >go.mod
         {
             go get -tool "github.com/jaegertracing/jaeger/cmd/jaeger@v$JAEGER_VERSION" &&
                 go build -o "$JAEGER_BIN.partial" github.com/jaegertracing/jaeger/cmd/jaeger
-        } >"$log" 2>&1 || { tail -n 30 "$log" >&2; exit 1; }
+        } >"$log" 2>&1 || exit 1
         mv "$JAEGER_BIN.partial" "$JAEGER_BIN"
-    ) 9>"$CACHE/jaeger.lock" || fail "building Jaeger (log: $log)"
+        cd "$home"
+        rm -rf "$home/build"
+    ) 9>"$CACHE/jaeger.lock" || fail_log "$log" "building Jaeger"
 }
 
 # wait_for NAME SECONDS COMMAND...: run COMMAND until it succeeds.
@@ -162,7 +178,7 @@ wait_for() {
     shift 2
     local deadline=$((SECONDS + seconds))
     until "$@" >/dev/null 2>&1; do
-        [ $SECONDS -lt $deadline ] || fail "$name did not answer within ${seconds}s (log in $DIR)"
+        [ $SECONDS -lt $deadline ] || fail_log "$DIR/$name.log" "$name did not answer within ${seconds}s"
         sleep 0.2
     done
     say "$name is up"
@@ -211,11 +227,11 @@ start_postgres() {
         mkdir -p "$data"
         chown postgres "$data"
         su postgres -s /bin/sh -c "'$PG_BIN/initdb' -D '$data' -U postgres --auth=trust --no-sync" \
-            >"$DIR/postgres-init.log" 2>&1 || fail "initdb (log: $DIR/postgres-init.log)"
+            >"$DIR/postgres-init.log" 2>&1 || fail_log "$DIR/postgres-init.log" "initdb"
     fi
     su postgres -s /bin/sh -c "'$PG_BIN/pg_ctl' -D '$data' -l '$data/server.log' -w -o \
         '-c listen_addresses=127.0.0.1 -p $PG_PORT -k $data -c fsync=off -c max_connections=200' start" \
-        >/dev/null || fail "PostgreSQL did not start (log: $data/server.log)"
+        >/dev/null || fail_log "$data/server.log" "PostgreSQL did not start"
     head -n 1 "$data/postmaster.pid" >"$DIR/postgres.pid"
     wait_for postgres 30 "$PG_BIN/pg_isready" -h 127.0.0.1 -p "$PG_PORT"
     "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc \
@@ -231,7 +247,7 @@ start_mariadb() {
         mkdir -p "$data"
         mariadb-install-db --user=root --datadir="$data" --auth-root-authentication-method=normal \
             --skip-test-db >"$DIR/mariadb-init.log" 2>&1 ||
-            fail "mariadb-install-db (log: $DIR/mariadb-init.log)"
+            fail_log "$DIR/mariadb-init.log" "mariadb-install-db"
     fi
     nohup mariadbd --user=root --datadir="$data" --bind-address=127.0.0.1 --port="$MYSQL_PORT" \
         --socket="$DIR/mariadb.sock" --skip-log-bin --innodb-flush-log-at-trx-commit=2 \
@@ -286,9 +302,16 @@ EOF
 launch_kafka() {
     local name=$1 standalone=${2:-}
     if [ ! -f "$DIR/$name/data/meta.properties" ]; then
-        "${KAFKA_JAVA[@]}" kafka.tools.StorageTool format $standalone -t "$(cat "$DIR/kafka-cluster-id")" \
-            -c "$DIR/$name/server.properties" >"$DIR/$name-format.log" 2>&1 ||
-            fail "formatting $name's storage (log: $DIR/$name-format.log)"
+        # Once more on a clean folder if the first attempt fails: a format cut short leaves a
+        # folder the tool refuses, and the JVM can fail to start on a machine under load.
+        local attempt
+        for attempt in 1 2; do
+            rm -rf "$DIR/$name/data"
+            "${KAFKA_JAVA[@]}" kafka.tools.StorageTool format $standalone -t "$(cat "$DIR/kafka-cluster-id")" \
+                -c "$DIR/$name/server.properties" >>"$DIR/$name-format.log" 2>&1 && break
+            [ "$attempt" = 2 ] && fail_log "$DIR/$name-format.log" "formatting $name's storage"
+            say "formatting $name's storage failed; trying again"
+        done
     fi
     : >"$DIR/$name.log"
     nohup "${KAFKA_JAVA[@]}" kafka.Kafka "$DIR/$name/server.properties" \
@@ -314,9 +337,9 @@ await_kafka() {
 prepare_kafka() {
     install_kafka
     # One cluster id per data folder: a restarted broker must find the id it was formatted with.
-    [ -f "$DIR/kafka-cluster-id" ] ||
-        python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))' \
-            >"$DIR/kafka-cluster-id"
+    # Kafka's ids are 16 random bytes in unpadded URL-safe base64 (22 characters).
+    [ -s "$DIR/kafka-cluster-id" ] ||
+        head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' >"$DIR/kafka-cluster-id"
     cat >"$DIR/kafka-log4j2.yaml" <<EOF
 Configuration:
   Appenders:

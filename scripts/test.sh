@@ -29,7 +29,12 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "real servers for the cluster tests (scripts/deps.sh)"
 # Installs what is missing and starts each server on loopback, waiting until it answers.
-scripts/deps.sh up
+if ! scripts/deps.sh up; then
+    # The background fetch may hold the reason (a registry refusing, a full disk).
+    echo "the background fetch printed:" >&2
+    tail -n 40 "$NATTER_DEPS_DIR/prefetch.log" >&2 || true
+    exit 1
+fi
 eval "$(scripts/deps.sh env)"
 
 step "tests"
