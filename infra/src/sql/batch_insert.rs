@@ -5,7 +5,7 @@
 //! each trip waits for sqlx's connection thread and then for the runtime to poll the writer
 //! again, which under load means behind every task the previous batch's answers woke. So
 //! SQLite gets all of a batch's rows of a table in one statement, as one JSON parameter
-//! unpacked by `json_each` (its placeholder limit would otherwise cut a batch into many
+//! unpacked by `jsonb_each` (its placeholder limit would otherwise cut a batch into many
 //! statements), and the whole transaction, `BEGIN` to `COMMIT`, as one script in one trip
 //! (sqlx runs a query's statements in turn on its connection thread, binding the parameters
 //! in order). PostgreSQL and MySQL get multi-row `VALUES` in a few fixed sizes, each prepared
@@ -49,7 +49,7 @@ pub(crate) struct BatchInsert {
 
 impl BatchInsert {
     /// `make(source)` builds the whole statement around its row source: `VALUES (…), …` or,
-    /// on SQLite, a `SELECT` from `json_each` (with `WHERE true`, which SQLite needs before an
+    /// on SQLite, a `SELECT` from `jsonb_each` (with `WHERE true`, which SQLite needs before an
     /// `ON CONFLICT` clause).
     pub(crate) fn new(
         dialect: Dialect,
@@ -61,7 +61,9 @@ impl BatchInsert {
                 let values: Vec<String> = (0..columns)
                     .map(|column| format!("value ->> {column}"))
                     .collect();
-                let source = format!("SELECT {} FROM json_each(?) WHERE true", values.join(", "));
+                // `jsonb_each` hands each row over as binary JSON, which `->>` reads in place;
+                // `json_each` would render every row back to text for `->>` to parse again.
+                let source = format!("SELECT {} FROM jsonb_each(?) WHERE true", values.join(", "));
                 Shape::Json(sql_text(make(&source)))
             }
             Dialect::Postgres | Dialect::MySql => {
