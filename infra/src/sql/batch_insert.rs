@@ -306,4 +306,60 @@ mod tests {
         assert_eq!(parsed[1], -5);
         assert_eq!(parsed[2], i64::MIN);
     }
+
+    /// A batch whose second insert conflicts writes none of its rows, and the connection's
+    /// next batch starts a transaction of its own (the first one was ended, not left open).
+    #[tokio::test]
+    async fn a_batch_that_fails_half_way_writes_nothing_and_the_next_one_commits() {
+        sqlx::any::install_default_drivers();
+        let mut connection = <AnyConnection as sqlx::Connection>::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        connection
+            .execute("CREATE TABLE pairs (key INTEGER PRIMARY KEY, value TEXT NOT NULL)")
+            .await
+            .unwrap();
+        let insert = BatchInsert::new(Dialect::Sqlite, 2, |source| {
+            format!("INSERT INTO pairs (key, value) {source}")
+        });
+        let row = |pair: &(i64, &'static str), values: &mut Vec<Value<'_>>| {
+            values.push(Value::Int(pair.0));
+            values.push(Value::Text(pair.1));
+        };
+
+        let mut batch = WriteBatch::begin(&mut connection, Dialect::Sqlite)
+            .await
+            .unwrap();
+        insert
+            .run(&mut batch, &[(1, "a"), (2, "b")], row)
+            .await
+            .unwrap();
+        insert
+            .run(&mut batch, &[(3, "c"), (1, "again")], row)
+            .await
+            .unwrap();
+        assert!(
+            batch.commit().await.is_err(),
+            "a conflicting key fails the batch"
+        );
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pairs")
+            .fetch_one(&mut connection)
+            .await
+            .unwrap();
+        assert_eq!(count, 0, "nothing of a failed batch is written");
+
+        let mut batch = WriteBatch::begin(&mut connection, Dialect::Sqlite)
+            .await
+            .unwrap();
+        insert
+            .run(&mut batch, &[(1, "a"), (2, "b")], row)
+            .await
+            .unwrap();
+        batch.commit().await.unwrap();
+        let values: Vec<String> = sqlx::query_scalar("SELECT value FROM pairs ORDER BY key")
+            .fetch_all(&mut connection)
+            .await
+            .unwrap();
+        assert_eq!(values, ["a", "b"]);
+    }
 }
