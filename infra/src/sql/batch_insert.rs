@@ -322,24 +322,11 @@ mod tests {
         let insert = BatchInsert::new(Dialect::Sqlite, 2, |source| {
             format!("INSERT INTO pairs (key, value) {source}")
         });
-        let row = |pair: &(i64, &'static str), values: &mut Vec<Value<'_>>| {
-            values.push(Value::Int(pair.0));
-            values.push(Value::Text(pair.1));
-        };
-
-        let mut batch = WriteBatch::begin(&mut connection, Dialect::Sqlite)
-            .await
-            .unwrap();
-        insert
-            .run(&mut batch, &[(1, "a"), (2, "b")], row)
-            .await
-            .unwrap();
-        insert
-            .run(&mut batch, &[(3, "c"), (1, "again")], row)
-            .await
-            .unwrap();
+        let conflicting = [&[(1, "a"), (2, "b")][..], &[(3, "c"), (1, "again")]];
         assert!(
-            batch.commit().await.is_err(),
+            write_batch(&mut connection, &insert, &conflicting)
+                .await
+                .is_err(),
             "a conflicting key fails the batch"
         );
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pairs")
@@ -348,18 +335,31 @@ mod tests {
             .unwrap();
         assert_eq!(count, 0, "nothing of a failed batch is written");
 
-        let mut batch = WriteBatch::begin(&mut connection, Dialect::Sqlite)
+        write_batch(&mut connection, &insert, &[&[(1, "a"), (2, "b")]])
             .await
             .unwrap();
-        insert
-            .run(&mut batch, &[(1, "a"), (2, "b")], row)
-            .await
-            .unwrap();
-        batch.commit().await.unwrap();
         let values: Vec<String> = sqlx::query_scalar("SELECT value FROM pairs ORDER BY key")
             .fetch_all(&mut connection)
             .await
             .unwrap();
         assert_eq!(values, ["a", "b"]);
+    }
+
+    /// Writes each row set with `insert`, all in one batch, and commits it.
+    async fn write_batch(
+        connection: &mut AnyConnection,
+        insert: &BatchInsert,
+        row_sets: &[&[(i64, &'static str)]],
+    ) -> InfraResult<()> {
+        let mut batch = WriteBatch::begin(connection, Dialect::Sqlite).await?;
+        for rows in row_sets {
+            insert
+                .run(&mut batch, rows, |pair, values| {
+                    values.push(Value::Int(pair.0));
+                    values.push(Value::Text(pair.1));
+                })
+                .await?;
+        }
+        batch.commit().await
     }
 }
