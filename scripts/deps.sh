@@ -102,9 +102,10 @@ install_missing() {
 # Copies Apache Kafka's jars from Maven Central into the cache under a lock, so two suites on one
 # machine never fetch at once; a fetch cut short leaves nothing that looks complete.
 install_kafka() {
-    [ -f "$KAFKA_LIB/.complete" ] && return 0
-    # Kafka 4 runs on Java 17 or newer; Debian 12's headless JRE is 17.
+    # Kafka 4 runs on Java 17 or newer; Debian 12's headless JRE is 17. Checked before the cache
+    # is: a machine can hold the jars and still lack the runtime.
     command -v java >/dev/null || apt_install openjdk-17-jre-headless
+    [ -f "$KAFKA_LIB/.complete" ] && return 0
     command -v mvn >/dev/null || apt_install maven
     mkdir -p "$CACHE"
     local home=$CACHE/kafka-$KAFKA_VERSION log=$CACHE/kafka-$KAFKA_VERSION-fetch.log
