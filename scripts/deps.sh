@@ -159,7 +159,7 @@ install_jaeger() {
         rm -rf "$home/build"
         mkdir -p "$home/build"
         cd "$home/build"
-        # The modules and the build cache (about 3 GB) live in the build folder and go with it:
+        # The modules and the build cache (about 2.5 GB) live in the build folder and go with it:
         # only the binary is kept, so a machine's disk pays for Jaeger's sources once, briefly.
         export GOMODCACHE=$home/build/mod GOCACHE=$home/build/cache GOFLAGS=-modcacherw
         printf 'module natter.local/jaeger-build\n\ngo 1.24\n' >go.mod

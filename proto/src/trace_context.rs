@@ -15,9 +15,9 @@ use opentelemetry::trace::{
 };
 use tracing::Span;
 use tracing::instrument::{Instrument, Instrumented};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::v1::Message;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// The `tracing` target of every span exported as part of a message's trace; the exporter's
 /// layer takes these spans and no others.
