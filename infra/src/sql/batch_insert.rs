@@ -10,6 +10,15 @@
 //! (sqlx runs a query's statements in turn on its connection thread, binding the parameters
 //! in order). PostgreSQL and MySQL get multi-row `VALUES` in a few fixed sizes, each prepared
 //! once, inside an ordinary transaction.
+//!
+//! Inside a transaction SQLite gives a multi-row statement that may fail half-way a statement
+//! journal: every page the statement is first to touch is copied aside so that the statement
+//! alone can be undone. Any function call (each `->>` that unpacks a JSON row) and any
+//! constraint that aborts only the statement make it one that may fail half-way. The batch
+//! is all or nothing anyway, so for the inserts into large tables ([`BatchInsert::staged`])
+//! SQLite unpacks the rows into a small temporary table first and inserts from there with
+//! `INSERT OR ROLLBACK`: that statement calls no function and any failure ends the whole
+//! transaction, so the pages it touches all over the table's B-trees are not copied.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -38,6 +47,13 @@ enum Shape {
     Chunks(Vec<(usize, SqlStr)>),
     /// One statement taking every row as a JSON array of arrays (SQLite).
     Json(SqlStr),
+    /// SQLite, in three statements: empty the staging table, unpack the JSON rows into it,
+    /// insert from it (see the module's comment).
+    Staged {
+        clear: SqlStr,
+        unpack: SqlStr,
+        insert: SqlStr,
+    },
 }
 
 /// The statements that insert rows of one table.
@@ -48,38 +64,84 @@ pub(crate) struct BatchInsert {
 }
 
 impl BatchInsert {
-    /// `make(source)` builds the whole statement around its row source: `VALUES (…), …` or,
-    /// on SQLite, a `SELECT` from `jsonb_each` (with `WHERE true`, which SQLite needs before an
-    /// `ON CONFLICT` clause).
+    /// `make(source)` builds the whole statement, beginning `INSERT `, around its row source:
+    /// `VALUES (…), …` or, on SQLite, a `SELECT` from `jsonb_each` (with `WHERE true`, which
+    /// SQLite needs before an `ON CONFLICT` clause).
     pub(crate) fn new(
         dialect: Dialect,
         columns: usize,
         make: impl Fn(&str) -> String,
     ) -> BatchInsert {
-        let shape = match dialect {
-            Dialect::Sqlite => {
-                let values: Vec<String> = (0..columns)
-                    .map(|column| format!("value ->> {column}"))
-                    .collect();
-                // `jsonb_each` hands each row over as binary JSON, which `->>` reads in place;
-                // `json_each` would render every row back to text for `->>` to parse again.
-                let source = format!("SELECT {} FROM jsonb_each(?) WHERE true", values.join(", "));
-                Shape::Json(sql_text(make(&source)))
-            }
-            Dialect::Postgres | Dialect::MySql => {
-                let row = format!("({})", vec!["?"; columns].join(", "));
-                let by_size = CHUNK_SIZES
-                    .iter()
-                    .map(|&size| {
-                        let values = vec![row.as_str(); size].join(", ");
-                        let source = format!("VALUES {values}");
-                        (size, sql_text(dialect.placeholders(&make(&source))))
-                    })
-                    .collect();
-                Shape::Chunks(by_size)
-            }
+        if dialect != Dialect::Sqlite {
+            return BatchInsert::for_server(dialect, columns, make);
+        }
+        let source = format!("{} WHERE true", unpack_json(columns));
+        BatchInsert {
+            shape: Shape::Json(sql_text(make(&source))),
+            columns,
+        }
+    }
+
+    /// As [`BatchInsert::new`], for a statement that calls no function: on SQLite its rows go
+    /// through a staging table, which spares the statement journal (see the module's comment).
+    /// The writer's connection needs [`BatchInsert::setup`] run once first.
+    pub(crate) fn staged(
+        dialect: Dialect,
+        columns: usize,
+        make: impl Fn(&str) -> String,
+    ) -> BatchInsert {
+        if dialect != Dialect::Sqlite {
+            return BatchInsert::for_server(dialect, columns, make);
+        }
+        let table = staging_table(columns);
+        let insert = make(&format!("SELECT * FROM {table} WHERE true"));
+        // A constraint failure then rolls back the whole transaction instead of only this
+        // statement; the batch fails whole either way.
+        let insert = match insert.strip_prefix("INSERT ") {
+            Some(rest) => format!("INSERT OR ROLLBACK {rest}"),
+            None => insert,
+        };
+        let shape = Shape::Staged {
+            clear: sql_text(format!("DELETE FROM {table}")),
+            unpack: sql_text(format!("INSERT INTO {table} {}", unpack_json(columns))),
+            insert: sql_text(insert),
         };
         BatchInsert { shape, columns }
+    }
+
+    /// What a connection must run once before this insert's first batch on it: the staging
+    /// table, where there is one.
+    pub(crate) fn setup(&self) -> Option<SqlStr> {
+        match self.shape {
+            Shape::Staged { .. } => {
+                let columns: Vec<String> = (0..self.columns)
+                    .map(|column| format!("c{column}"))
+                    .collect();
+                Some(sql_text(format!(
+                    "CREATE TEMP TABLE IF NOT EXISTS {} ({})",
+                    staging_table(self.columns),
+                    columns.join(", ")
+                )))
+            }
+            Shape::Json(_) | Shape::Chunks(_) => None,
+        }
+    }
+
+    /// PostgreSQL and MySQL: multi-row `VALUES` in the sizes of [`CHUNK_SIZES`].
+    fn for_server(dialect: Dialect, columns: usize, make: impl Fn(&str) -> String) -> BatchInsert {
+        let row = format!("({})", vec!["?"; columns].join(", "));
+        let by_size = CHUNK_SIZES
+            .iter()
+            .map(|&size| {
+                let values = vec![row.as_str(); size].join(", ");
+                let source = format!("VALUES {values}");
+                (size, sql_text(dialect.placeholders(&make(&source))))
+            })
+            .collect();
+        BatchInsert {
+            shape: Shape::Chunks(by_size),
+            columns,
+        }
     }
 
     /// Inserts `rows`, each given as its columns by `columns`, as part of `batch`.
@@ -95,34 +157,18 @@ impl BatchInsert {
         let mut values = Vec::with_capacity(self.columns);
         match &self.shape {
             Shape::Json(sql) => {
-                let mut json = String::with_capacity(rows.len() * 64 * self.columns);
-                json.push('[');
-                for (index, row) in rows.iter().enumerate() {
-                    if index > 0 {
-                        json.push(',');
-                    }
-                    values.clear();
-                    columns(row, &mut values);
-                    push_json_row(&mut json, &values);
-                }
-                json.push(']');
-                match batch {
-                    WriteBatch::Script {
-                        sql: script,
-                        arguments,
-                        ..
-                    } => {
-                        script.push_str(sql.as_str());
-                        script.push_str(";\n");
-                        arguments.push(json);
-                    }
-                    WriteBatch::Transaction(transaction) => {
-                        sqlx::query(sql.clone())
-                            .bind(json)
-                            .execute(&mut **transaction)
-                            .await?;
-                    }
-                }
+                let json = json_rows(rows, &columns, &mut values);
+                batch.execute_with_json(sql, json).await?;
+            }
+            Shape::Staged {
+                clear,
+                unpack,
+                insert,
+            } => {
+                let json = json_rows(rows, &columns, &mut values);
+                batch.execute(clear, &[]).await?;
+                batch.execute_with_json(unpack, json).await?;
+                batch.execute(insert, &[]).await?;
             }
             Shape::Chunks(by_size) => {
                 let WriteBatch::Transaction(transaction) = batch else {
@@ -208,6 +254,28 @@ impl<'c> WriteBatch<'c> {
         Ok(())
     }
 
+    /// Runs one statement whose one parameter is `json`, as part of the batch.
+    async fn execute_with_json(&mut self, sql: &SqlStr, json: String) -> InfraResult<()> {
+        match self {
+            WriteBatch::Script {
+                sql: script,
+                arguments,
+                ..
+            } => {
+                script.push_str(sql.as_str());
+                script.push_str(";\n");
+                arguments.push(json);
+            }
+            WriteBatch::Transaction(transaction) => {
+                sqlx::query(sql.clone())
+                    .bind(json)
+                    .execute(&mut **transaction)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Commits everything the batch holds; on failure nothing of it is written.
     pub(crate) async fn commit(self) -> InfraResult<()> {
         match self {
@@ -245,6 +313,41 @@ fn bind<'q>(query: Query<'q, Any, AnyArguments>, value: Value<'q>) -> Query<'q, 
         Value::Text(text) => query.bind(text),
         Value::Int(number) => query.bind(number),
     }
+}
+
+/// A `SELECT` of `columns` values from each row of a JSON array of arrays, the one parameter.
+fn unpack_json(columns: usize) -> String {
+    let values: Vec<String> = (0..columns)
+        .map(|column| format!("value ->> {column}"))
+        .collect();
+    // `jsonb_each` hands each row over as binary JSON, which `->>` reads in place; `json_each`
+    // would render every row back to text for `->>` to parse again.
+    format!("SELECT {} FROM jsonb_each(?)", values.join(", "))
+}
+
+/// The temporary table that stages rows of `columns` values (one per connection).
+fn staging_table(columns: usize) -> String {
+    format!("temp.batch_rows_{columns}")
+}
+
+/// `rows` as one JSON array of arrays, each row's values given by `columns`.
+fn json_rows<'r, Row>(
+    rows: &'r [Row],
+    columns: &impl Fn(&'r Row, &mut Vec<Value<'r>>),
+    values: &mut Vec<Value<'r>>,
+) -> String {
+    let mut json = String::with_capacity(rows.len() * 64 * values.capacity().max(1));
+    json.push('[');
+    for (index, row) in rows.iter().enumerate() {
+        if index > 0 {
+            json.push(',');
+        }
+        values.clear();
+        columns(row, values);
+        push_json_row(&mut json, values);
+    }
+    json.push(']');
+    json
 }
 
 /// Appends one row as a JSON array.
@@ -308,9 +411,25 @@ mod tests {
     }
 
     /// A batch whose second insert conflicts writes none of its rows, and the connection's
-    /// next batch starts a transaction of its own (the first one was ended, not left open).
+    /// next batch starts a transaction of its own (the first one was ended, not left open):
+    /// with the rows unpacked in the insert, and staged.
     #[tokio::test]
     async fn a_batch_that_fails_half_way_writes_nothing_and_the_next_one_commits() {
+        let direct = BatchInsert::new(Dialect::Sqlite, 2, |source| {
+            format!("INSERT INTO pairs (key, value) {source}")
+        });
+        fails_half_way_then_commits(direct).await;
+        let staged = BatchInsert::staged(Dialect::Sqlite, 2, |source| {
+            format!("INSERT INTO pairs (key, value) {source}")
+        });
+        assert!(staged.setup().is_some(), "SQLite stages its rows");
+        fails_half_way_then_commits(staged).await;
+    }
+
+    /// Staged rows reach the table with their types, and a staging table left with rows (by a
+    /// batch that failed before its transaction) adds none of them to the next batch.
+    #[tokio::test]
+    async fn staged_rows_arrive_typed_and_only_once() {
         sqlx::any::install_default_drivers();
         let mut connection = <AnyConnection as sqlx::Connection>::connect("sqlite::memory:")
             .await
@@ -319,9 +438,43 @@ mod tests {
             .execute("CREATE TABLE pairs (key INTEGER PRIMARY KEY, value TEXT NOT NULL)")
             .await
             .unwrap();
-        let insert = BatchInsert::new(Dialect::Sqlite, 2, |source| {
+        let staged = BatchInsert::staged(Dialect::Sqlite, 2, |source| {
             format!("INSERT INTO pairs (key, value) {source}")
         });
+        connection.execute(staged.setup().unwrap()).await.unwrap();
+        connection
+            .execute("INSERT INTO temp.batch_rows_2 VALUES (9, 'left over')")
+            .await
+            .unwrap();
+        write_batch(&mut connection, &staged, &[&[(1, "a")], &[(2, "b")]])
+            .await
+            .unwrap();
+        let rows: Vec<(i64, String, String)> =
+            sqlx::query_as("SELECT key, value, typeof(value) FROM pairs ORDER BY key")
+                .fetch_all(&mut connection)
+                .await
+                .unwrap();
+        assert_eq!(
+            rows,
+            [
+                (1, "a".to_owned(), "text".to_owned()),
+                (2, "b".to_owned(), "text".to_owned())
+            ]
+        );
+    }
+
+    async fn fails_half_way_then_commits(insert: BatchInsert) {
+        sqlx::any::install_default_drivers();
+        let mut connection = <AnyConnection as sqlx::Connection>::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        connection
+            .execute("CREATE TABLE pairs (key INTEGER PRIMARY KEY, value TEXT NOT NULL)")
+            .await
+            .unwrap();
+        if let Some(setup) = insert.setup() {
+            connection.execute(setup).await.unwrap();
+        }
         let conflicting = [&[(1, "a"), (2, "b")][..], &[(3, "c"), (1, "again")]];
         assert!(
             write_batch(&mut connection, &insert, &conflicting)

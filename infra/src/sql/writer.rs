@@ -600,7 +600,7 @@ impl Worker {
     async fn write(&mut self, jobs: &[Job], cursors: &PendingCursors) -> InfraResult<Written> {
         let mut connection = match self.connection.take() {
             Some(connection) => connection,
-            None => fresh_connection(&self.pool, self.dialect).await?,
+            None => fresh_connection(&self.pool, self.dialect, &self.statements).await?,
         };
         let outcome = self.write_on(&mut connection, jobs, cursors).await;
         // The connection may be what failed: then the next batch takes a fresh one.
@@ -779,8 +779,12 @@ const MESSAGE_COLUMNS: usize = 15;
 /// The `messages` insert, up to its row source: the store's column list, in its order.
 const MESSAGE_INSERT: &str = concat!("INTO messages (", message_columns!(), ")");
 
-/// A connection from the pool, given a large page cache.
-async fn fresh_connection(pool: &AnyPool, dialect: Dialect) -> InfraResult<PoolConnection<Any>> {
+/// A connection from the pool, given a large page cache and what `statements` need on it.
+async fn fresh_connection(
+    pool: &AnyPool,
+    dialect: Dialect,
+    statements: &BatchStatements,
+) -> InfraResult<PoolConnection<Any>> {
     let mut connection = pool.acquire().await?;
     if dialect == Dialect::Sqlite {
         // A batch touches pages all over `messages`, its indexes and the cursor tables; a
@@ -788,6 +792,12 @@ async fn fresh_connection(pool: &AnyPool, dialect: Dialect) -> InfraResult<PoolC
         connection
             .execute(sqlx::raw_sql(WRITER_SQLITE_CACHE))
             .await?;
+    }
+    for setup in [&statements.appended, &statements.stored]
+        .into_iter()
+        .filter_map(BatchInsert::setup)
+    {
+        connection.execute(setup).await?;
     }
     Ok(connection)
 }
@@ -812,10 +822,10 @@ struct BatchStatements {
 impl BatchStatements {
     fn new(dialect: Dialect) -> BatchStatements {
         BatchStatements {
-            appended: BatchInsert::new(dialect, MESSAGE_COLUMNS, |source| {
+            appended: BatchInsert::staged(dialect, MESSAGE_COLUMNS, |source| {
                 format!("INSERT {MESSAGE_INSERT} {source}")
             }),
-            stored: BatchInsert::new(dialect, MESSAGE_COLUMNS, |source| {
+            stored: BatchInsert::staged(dialect, MESSAGE_COLUMNS, |source| {
                 dialect.insert_unless_present(&format!("{MESSAGE_INSERT} {source}"), "object, seq")
             }),
             acknowledged: BatchInsert::new(dialect, 3, |source| {
