@@ -158,7 +158,7 @@ impl BatchInsert {
         match &self.shape {
             Shape::Json(sql) => {
                 let json = json_rows(rows, &columns, &mut values);
-                batch.execute_with_json(sql, json).await?;
+                batch.execute(sql, &[Value::Text(&json)]).await?;
             }
             Shape::Staged {
                 clear,
@@ -167,7 +167,7 @@ impl BatchInsert {
             } => {
                 let json = json_rows(rows, &columns, &mut values);
                 batch.execute(clear, &[]).await?;
-                batch.execute_with_json(unpack, json).await?;
+                batch.execute(unpack, &[Value::Text(&json)]).await?;
                 batch.execute(insert, &[]).await?;
             }
             Shape::Chunks(by_size) => {
@@ -249,28 +249,6 @@ impl<'c> WriteBatch<'c> {
                     query = bind(query, *value);
                 }
                 query.execute(&mut **transaction).await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Runs one statement whose one parameter is `json`, as part of the batch.
-    async fn execute_with_json(&mut self, sql: &SqlStr, json: String) -> InfraResult<()> {
-        match self {
-            WriteBatch::Script {
-                sql: script,
-                arguments,
-                ..
-            } => {
-                script.push_str(sql.as_str());
-                script.push_str(";\n");
-                arguments.push(json);
-            }
-            WriteBatch::Transaction(transaction) => {
-                sqlx::query(sql.clone())
-                    .bind(json)
-                    .execute(&mut **transaction)
-                    .await?;
             }
         }
         Ok(())
@@ -430,14 +408,7 @@ mod tests {
     /// batch that failed before its transaction) adds none of them to the next batch.
     #[tokio::test]
     async fn staged_rows_arrive_typed_and_only_once() {
-        sqlx::any::install_default_drivers();
-        let mut connection = <AnyConnection as sqlx::Connection>::connect("sqlite::memory:")
-            .await
-            .unwrap();
-        connection
-            .execute("CREATE TABLE pairs (key INTEGER PRIMARY KEY, value TEXT NOT NULL)")
-            .await
-            .unwrap();
+        let mut connection = pairs_database().await;
         let staged = BatchInsert::staged(Dialect::Sqlite, 2, |source| {
             format!("INSERT INTO pairs (key, value) {source}")
         });
@@ -464,14 +435,7 @@ mod tests {
     }
 
     async fn fails_half_way_then_commits(insert: BatchInsert) {
-        sqlx::any::install_default_drivers();
-        let mut connection = <AnyConnection as sqlx::Connection>::connect("sqlite::memory:")
-            .await
-            .unwrap();
-        connection
-            .execute("CREATE TABLE pairs (key INTEGER PRIMARY KEY, value TEXT NOT NULL)")
-            .await
-            .unwrap();
+        let mut connection = pairs_database().await;
         if let Some(setup) = insert.setup() {
             connection.execute(setup).await.unwrap();
         }
@@ -496,6 +460,20 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(values, ["a", "b"]);
+    }
+
+    /// A fresh in-memory database with a `pairs (key, value)` table.
+    async fn pairs_database() -> AnyConnection {
+        sqlx::any::install_default_drivers();
+        crate::sql::sqlite_process::install();
+        let mut connection = <AnyConnection as sqlx::Connection>::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        connection
+            .execute("CREATE TABLE pairs (key INTEGER PRIMARY KEY, value TEXT NOT NULL)")
+            .await
+            .unwrap();
+        connection
     }
 
     /// Writes each row set with `insert`, all in one batch, and commits it.

@@ -136,6 +136,9 @@ pub fn sqlite_url(path: &Path) -> String {
 pub async fn open_database(url: &str, max_connections: u32) -> InfraResult<SqlDatabase> {
     sqlx::any::install_default_drivers();
     let dialect = Dialect::of_url(url)?;
+    if dialect == Dialect::Sqlite {
+        super::sqlite_process::install();
+    }
     let options: AnyConnectOptions = url.parse()?;
     let mut pool_options = AnyPoolOptions::new()
         .max_connections(max_connections.max(1))

@@ -12,6 +12,7 @@ mod database;
 mod friendship_cache;
 mod log;
 mod membership_cache;
+mod sqlite_process;
 mod store;
 pub mod writer;
 
