@@ -233,12 +233,15 @@ impl BatchWriter {
         let (jobs, queue) = mpsc::channel(QUEUE_CAPACITY);
         let shared = Arc::new(Shared::default());
         // SQLite's WAL is copied back beside the writer, for as long as the writer runs.
-        let checkpoints = (dialect == Dialect::Sqlite)
-            .then(|| tokio::spawn(checkpointer::run(pool.clone())).abort_handle());
+        let restart = Arc::new(checkpointer::RestartRequest::default());
+        let checkpoints = (dialect == Dialect::Sqlite).then(|| {
+            tokio::spawn(checkpointer::run(pool.clone(), Arc::clone(&restart))).abort_handle()
+        });
         let worker = Worker {
             pool,
             connection: None,
             checkpoints,
+            restart,
             dialect,
             statements: BatchStatements::new(dialect),
             ends: HashMap::new(),
@@ -401,6 +404,8 @@ struct Worker {
     connection: Option<PoolConnection<Any>>,
     /// The SQLite checkpoint task, stopped with the writer.
     checkpoints: Option<AbortHandle>,
+    /// Raised by the checkpoint task when the WAL should start over.
+    restart: Arc<checkpointer::RestartRequest>,
     dialect: Dialect,
     statements: BatchStatements,
     /// Each object's committed log end, as far as this writer knows (the truth when it is
@@ -602,6 +607,9 @@ impl Worker {
             Some(connection) => connection,
             None => fresh_connection(&self.pool, self.dialect, &self.statements).await?,
         };
+        if self.restart.take() {
+            checkpointer::catch_up(&mut connection).await;
+        }
         let outcome = self.write_on(&mut connection, jobs, cursors).await;
         // The connection may be what failed: then the next batch takes a fresh one.
         if outcome.is_ok() {
@@ -791,6 +799,9 @@ async fn fresh_connection(
         // cache that holds them saves rereading (and respilling) them for every batch.
         connection
             .execute(sqlx::raw_sql(WRITER_SQLITE_CACHE))
+            .await?;
+        connection
+            .execute(sqlx::raw_sql(checkpointer::WAL_SIZE_LIMIT))
             .await?;
     }
     for setup in [&statements.appended, &statements.stored]
