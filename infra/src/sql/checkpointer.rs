@@ -9,12 +9,12 @@
 //! A passive checkpoint never brings the WAL back to its start, though: SQLite restarts the
 //! log only when a write begins with every frame copied, and under steady load new frames
 //! arrive while each checkpoint copies the last ones, so the file grew without end (3.3 GB in
-//! 20 s at 5,000 msg/s, for a 68 MB database), each commit writing into new file pages the
-//! kernel had to allocate and zero. Once the log passes [`RESTART_FRAMES`] this task asks the
-//! writer to catch up: between two batches the writer copies what is left itself (it is the
-//! only writer, so nothing new arrives meanwhile), and its next transaction starts the log
-//! over (if no reader still reads from it; else a later pass asks again). The writer's
-//! connection also caps the file at [`WAL_SIZE_LIMIT`] when the log restarts.
+//! 20 s at 5,000 msg/s, for a 68 MB database). Once the log passes [`RESTART_FRAMES`] this
+//! task copies again at once until a copy is short, then asks the writer to catch up: between
+//! two batches the writer copies what is left itself (it is the only writer, so nothing new
+//! arrives meanwhile), and its next transaction starts the log over (if no reader still reads
+//! from it; else a later pass asks again). The writer's connection also caps the file at
+//! [`WAL_SIZE_LIMIT`] when the log restarts.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -29,7 +29,7 @@ pub const NO_AUTOMATIC_CHECKPOINT: &str = "PRAGMA wal_autocheckpoint = 0;";
 
 /// WAL frames (pages) past which the writer is asked to start the log over: 256 MiB of 4 KiB
 /// pages, about 1.6 s of one-to-one chat at 5,000 messages/s. Each restart stalls the writer
-/// for the catch-up's two fsyncs (10–20 ms under that load), so not much less.
+/// for the catch-up's two fsyncs (10–25 ms under that load), so not much less.
 pub const RESTART_FRAMES: i64 = 65_536;
 
 /// The writer connection's setting that truncates a restarted WAL file to twice
