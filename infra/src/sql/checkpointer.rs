@@ -19,7 +19,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use sqlx::{AnyConnection, AnyPool};
+use sqlx::{Any, AnyConnection, AnyPool, Executor};
 
 /// How often committed pages are copied back into the database file.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
@@ -97,11 +97,8 @@ async fn run_every(
 /// between two batches, so that its next transaction can start the log over. A failure only
 /// leaves the log as it was.
 pub async fn catch_up(connection: &mut AnyConnection) {
-    let started = std::time::Instant::now();
-    let outcome = sqlx::raw_sql("PRAGMA wal_checkpoint(PASSIVE)")
-        .execute(&mut *connection)
-        .await;
-    metrics::histogram!("natter_sqlite_catch_up_seconds").record(started.elapsed().as_secs_f64());
+    let (outcome, took) = passive_checkpoint(&mut *connection).await;
+    metrics::histogram!("natter_sqlite_catch_up_seconds").record(took.as_secs_f64());
     if let Err(error) = outcome {
         tracing::warn!(%error, "catching up with the WAL checkpoints failed");
     }
@@ -118,13 +115,7 @@ async fn checkpoint(pool: &AnyPool) -> Option<(i64, Duration)> {
     if pool.is_closed() {
         return None;
     }
-    let started = std::time::Instant::now();
-    // PASSIVE: copies what no reader still needs and never waits for a lock.
-    let outcome: Result<(i64, i64, i64), sqlx::Error> =
-        sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
-            .fetch_one(pool)
-            .await;
-    let took = started.elapsed();
+    let (outcome, took) = passive_checkpoint(pool).await;
     match outcome {
         Ok((_busy, wal_pages, copied_pages)) => {
             metrics::histogram!("natter_sqlite_checkpoint_seconds").record(took.as_secs_f64());
@@ -141,11 +132,22 @@ async fn checkpoint(pool: &AnyPool) -> Option<(i64, Duration)> {
     }
 }
 
+/// One passive checkpoint on `executor` — it copies what no reader still needs and never
+/// waits for a lock — as SQLite answers it (busy, WAL pages, pages copied), and how long it
+/// took.
+async fn passive_checkpoint<'e>(
+    executor: impl Executor<'e, Database = Any>,
+) -> (Result<(i64, i64, i64), sqlx::Error>, Duration) {
+    let started = std::time::Instant::now();
+    let outcome = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(executor)
+        .await;
+    (outcome, started.elapsed())
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-
-    use sqlx::Executor;
 
     use super::*;
 
