@@ -29,6 +29,9 @@ pub enum InfraError {
     /// Applying migrations failed.
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The embedded history store failed.
+    #[error("history store: {0}")]
+    History(#[from] fjall::Error),
     /// A file operation failed.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),

@@ -27,6 +27,7 @@ pub mod conformance;
 pub mod embedded;
 pub mod error;
 pub mod gather;
+pub mod history;
 pub mod ids;
 pub mod log;
 mod log_tail;

@@ -1,0 +1,344 @@
+//! The embedded history store: every stored copy of every message, in a log-structured store
+//! (fjall) instead of SQLite's B-trees.
+//!
+//! In a B-tree each copy lands at a random place in its table and in each index, and every
+//! commit writes each page it touched whole (about five 4 KiB pages per one-to-one message,
+//! then once more when the WAL is checkpointed). Here a commit appends its entries to a
+//! journal, sequentially; the entries wait in memory, sorted, and are written out in large
+//! sorted runs that background compaction merges. A copy is one entry keyed by its place
+//! (object, seq) holding the encoded message, plus one key-only entry per index: by (object,
+//! peer, seq) for a conversation's history, by id for a message's copies, by (sender, cid)
+//! for a retried send. Key layouts are in [`keys`], the queries in [`queries`].
+//!
+//! One writer at a time: the embedded deployment's batch writer is the only one to number and
+//! write copies, and [`History`] holds a lock around each write so that a copy's place is
+//! checked and taken atomically.
+
+mod keys;
+mod queries;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use natter_proto::ObjectId;
+use natter_proto::v1::Message;
+use prost::Message as _;
+
+use crate::error::{InfraError, InfraResult};
+use crate::log::record_payload;
+
+/// The block cache the store keeps for reads, shared by its keyspaces.
+const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// What a write does with a copy whose place is already taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Existing {
+    /// Leave the stored copy and write the others (storing again what task repairs).
+    Skip,
+    /// Fail the whole write (an append: a seq taken twice is a numbering fault, never hidden).
+    Refuse,
+}
+
+/// Every stored copy of every message, on disk under one folder.
+pub struct History {
+    database: Database,
+    /// Place (object, seq) → the message, encoded without its object and seq.
+    messages: Keyspace,
+    /// (object, peer, seq) → nothing: an inbox's conversation with one peer, in order.
+    by_peer: Keyspace,
+    /// (id, object, seq) → nothing: every copy of a message.
+    by_id: Keyspace,
+    /// (sender, cid, object, seq) → nothing: what a retried send already stored.
+    by_cid: Keyspace,
+    /// Held across a write's checks and its commit.
+    writing: Mutex<()>,
+}
+
+impl std::fmt::Debug for History {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("History").finish_non_exhaustive()
+    }
+}
+
+impl History {
+    /// Open (creating if needed) the store in `folder`; what a crash left in its journal is
+    /// recovered.
+    pub fn open(folder: &Path) -> InfraResult<History> {
+        let database = Database::builder(folder)
+            .cache_size(CACHE_BYTES)
+            .open()?;
+        let keyspace = |name: &str| database.keyspace(name, KeyspaceCreateOptions::default);
+        Ok(History {
+            messages: keyspace("messages")?,
+            by_peer: keyspace("by_peer")?,
+            by_id: keyspace("by_id")?,
+            by_cid: keyspace("by_cid")?,
+            writing: Mutex::new(()),
+            database,
+        })
+    }
+
+    fn writing(&self) -> MutexGuard<'_, ()> {
+        self.writing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Store copies (their `object` and `seq` filled in) in one atomic write, in the OS's
+    /// hands when this returns (a crash of the process loses none of it). Returns how many
+    /// were written; `existing` says what a copy whose place is taken does.
+    pub fn write(&self, copies: &[Message], existing: Existing) -> InfraResult<usize> {
+        let _writing = self.writing();
+        let mut batch = self
+            .database
+            .batch()
+            .durability(Some(PersistMode::Buffer));
+        let mut taken = HashSet::with_capacity(copies.len());
+        let mut written = 0;
+        for copy in copies {
+            let object = parse_object(&copy.object)?;
+            let place = keys::place(object, copy.seq);
+            if !taken.insert(place) || self.messages.contains_key(place)? {
+                match existing {
+                    Existing::Skip => continue,
+                    Existing::Refuse => {
+                        return Err(InfraError::Conflict(format!(
+                            "{}@{} is already stored",
+                            copy.object, copy.seq
+                        )));
+                    }
+                }
+            }
+            batch.insert(&self.messages, &place[..], record_payload(copy));
+            let seq = copy.seq;
+            batch.insert(
+                &self.by_peer,
+                &keys::peer_key(object, copy.peer, seq)[..],
+                &[][..],
+            );
+            batch.insert(&self.by_id, &keys::id_key(copy.id, object, seq)[..], &[][..]);
+            if !copy.cid.is_empty() {
+                batch.insert(
+                    &self.by_cid,
+                    keys::cid_key(copy.sender, &copy.cid, object, seq),
+                    &[][..],
+                );
+            }
+            written += 1;
+        }
+        if written > 0 {
+            batch.commit()?;
+        }
+        Ok(written)
+    }
+
+    /// Rewrite every stored copy of message `id` that `change` changes (it returns whether it
+    /// did); returns how many copies changed. Only the stored message changes: its place,
+    /// peer, id and cid, which the indexes hold, stay as they were.
+    pub fn rewrite(&self, id: u64, change: impl Fn(&mut Message) -> bool) -> InfraResult<u64> {
+        let _writing = self.writing();
+        let mut batch = self
+            .database
+            .batch()
+            .durability(Some(PersistMode::Buffer));
+        let mut changed = 0;
+        for mut copy in self.copies(id)? {
+            if change(&mut copy) {
+                let object = parse_object(&copy.object)?;
+                batch.insert(
+                    &self.messages,
+                    &keys::place(object, copy.seq)[..],
+                    record_payload(&copy),
+                );
+                changed += 1;
+            }
+        }
+        if changed > 0 {
+            batch.commit()?;
+        }
+        Ok(changed)
+    }
+
+    /// The stored copy at a place, decoded.
+    fn copy_at(&self, object: ObjectId, seq: u64) -> InfraResult<Option<Message>> {
+        self.messages
+            .get(keys::place(object, seq))?
+            .map(|payload| decode(object, seq, &payload))
+            .transpose()
+    }
+}
+
+/// A stored message with its place filled back in.
+fn decode(object: ObjectId, seq: u64, payload: &[u8]) -> InfraResult<Message> {
+    let mut message = Message::decode(payload)
+        .map_err(|error| InfraError::Corrupt(format!("{object}@{seq}: {error}")))?;
+    message.object = object.to_string();
+    message.seq = seq;
+    Ok(message)
+}
+
+/// The object a copy names.
+fn parse_object(name: &str) -> InfraResult<ObjectId> {
+    name.parse()
+        .map_err(|_| InfraError::Corrupt(format!("a copy names no object: {name:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A one-to-one message from `sender` to `peer` as its copy in `owner`'s inbox.
+    fn copy(owner: i64, seq: u64, id: u64, sender: i64, peer: i64, kind: &str) -> Message {
+        Message {
+            id,
+            object: ObjectId::User(owner).to_string(),
+            seq,
+            sender,
+            peer,
+            kind: kind.to_owned(),
+            body: format!("body {id}"),
+            ts: 1_000 + id as i64,
+            cid: format!("cid-{id}"),
+            target_kind: "user".to_owned(),
+            target_id: if owner == sender { peer } else { owner },
+            ..Message::default()
+        }
+    }
+
+    /// Both copies of one message between users 1 and 2 (and 1 and 3 when `with` says so).
+    fn exchange(id: u64, sender: i64, with: i64, seqs: (u64, u64)) -> [Message; 2] {
+        [
+            copy(sender, seqs.0, id, sender, with, "text"),
+            copy(with, seqs.1, id, sender, sender, "text"),
+        ]
+    }
+
+    fn seqs(messages: &[Message]) -> Vec<u64> {
+        messages.iter().map(|message| message.seq).collect()
+    }
+
+    #[test]
+    fn copies_read_back_through_every_index() -> InfraResult<()> {
+        let folder = tempfile::tempdir()?;
+        let history = History::open(folder.path())?;
+        let one = ObjectId::User(1);
+        let mut copies = Vec::new();
+        copies.extend(exchange(10, 1, 2, (1, 1)));
+        copies.extend(exchange(11, 2, 1, (2, 2)));
+        copies.extend(exchange(12, 1, 3, (3, 1)));
+        copies.extend(exchange(13, 3, 1, (2, 4)));
+        assert_eq!(history.write(&copies, Existing::Refuse)?, 8);
+
+        assert_eq!(history.end(one)?, 4);
+        assert_eq!(history.end(ObjectId::User(9))?, 0);
+        assert_eq!(
+            history.objects()?,
+            vec![ObjectId::User(1), ObjectId::User(2), ObjectId::User(3)]
+        );
+        let read = history.after(one, 1, 2)?;
+        assert_eq!(seqs(&read), vec![2, 3]);
+        assert_eq!(read[0], copies[3], "a copy reads back whole");
+        assert_eq!(seqs(&history.before(one, 4, 10)?), vec![3, 2, 1]);
+        assert_eq!(seqs(&history.with_peer_before(one, 3, 5, 10)?), vec![4, 3]);
+        assert_eq!(seqs(&history.with_peer_before(one, 2, 2, 10)?), vec![1]);
+        assert_eq!(history.peers(one)?, vec![2, 3]);
+
+        let both = history.copies(12)?;
+        assert_eq!(both.len(), 2);
+        assert_eq!((both[0].object.as_str(), both[0].seq), ("user:1", 3));
+        assert_eq!((both[1].object.as_str(), both[1].seq), ("user:3", 1));
+        assert_eq!(history.copies_by_cid(1, "cid-12", 0)?, both);
+        assert!(history.copies_by_cid(1, "cid-12", 2_000)?.is_empty());
+        assert!(history.copies_by_cid(2, "cid-12", 0)?.is_empty());
+        assert_eq!(history.other_copy_seq(12, one)?, Some(1));
+        assert_eq!(history.newest_time_before(12)?, Some(1_011));
+        assert_eq!(history.newest_time_before(10)?, None);
+        assert_eq!(history.newest_from(one, 3, 3, 10)?, Some(13));
+        assert_eq!(history.newest_from(one, 3, 3, 3)?, None);
+        Ok(())
+    }
+
+    #[test]
+    fn summaries_count_what_others_wrote() -> InfraResult<()> {
+        let folder = tempfile::tempdir()?;
+        let history = History::open(folder.path())?;
+        let one = ObjectId::User(1);
+        let copies = vec![
+            copy(1, 1, 20, 2, 2, "text"),
+            copy(1, 2, 21, 1, 2, "text"),
+            copy(1, 3, 22, 2, 2, "image"),
+            copy(1, 4, 23, 2, 2, "reaction"),
+            copy(1, 5, 24, 3, 3, "text"),
+        ];
+        history.write(&copies, Existing::Refuse)?;
+        let newest = history.newest_per_sender(one, 0, 5, None)?;
+        let senders: Vec<(i64, u64, u64)> = newest
+            .iter()
+            .map(|found| (found.sender, found.id, found.seq))
+            .collect();
+        assert_eq!(senders, vec![(1, 21, 2), (2, 22, 3), (3, 24, 5)]);
+        let others = history.newest_per_sender(one, 1, 4, Some(1))?;
+        assert_eq!(others.len(), 1);
+        assert_eq!(others[0].id, 22);
+        assert!(history.newest_per_sender(one, 4, 4, None)?.is_empty());
+
+        let latest = history.latest_with_peer(one, 2, &["reaction"])?;
+        assert_eq!(latest.map(|found| found.id), Some(22));
+        assert_eq!(history.count_unread(one, 2, 0, 1, &["reaction"], 100)?, 2);
+        assert_eq!(history.count_unread(one, 2, 0, 1, &["reaction"], 1)?, 1);
+        assert_eq!(history.count_unread(one, 2, 3, 1, &["reaction"], 100)?, 0);
+        Ok(())
+    }
+
+    #[test]
+    fn a_taken_place_refuses_an_append_whole_and_is_skipped_by_a_store() -> InfraResult<()> {
+        let folder = tempfile::tempdir()?;
+        let history = History::open(folder.path())?;
+        let one = ObjectId::User(1);
+        history.write(&exchange(30, 1, 2, (1, 1)), Existing::Refuse)?;
+        let clash = [copy(1, 2, 31, 1, 2, "text"), copy(1, 1, 32, 1, 2, "text")];
+        assert!(matches!(
+            history.write(&clash, Existing::Refuse),
+            Err(InfraError::Conflict(_))
+        ));
+        assert_eq!(history.end(one)?, 1, "nothing of a refused write is stored");
+        assert!(history.copies(31)?.is_empty());
+        let twice = [copy(1, 2, 31, 1, 2, "text"), copy(1, 2, 31, 1, 2, "text")];
+        assert!(history.write(&twice, Existing::Refuse).is_err());
+
+        assert_eq!(history.write(&clash, Existing::Skip)?, 1);
+        assert_eq!(history.end(one)?, 2);
+        assert_eq!(history.copies(30)?[0].body, "body 30", "the stored copy stands");
+        Ok(())
+    }
+
+    #[test]
+    fn a_rewrite_changes_only_what_it_matches_and_survives_reopening() -> InfraResult<()> {
+        let folder = tempfile::tempdir()?;
+        {
+            let history = History::open(folder.path())?;
+            history.write(&exchange(40, 1, 2, (1, 1)), Existing::Refuse)?;
+            history.write(&[copy(1, 2, 41, 1, 2, "image")], Existing::Refuse)?;
+            let edit = |copy: &mut Message| {
+                let text = copy.kind == "text";
+                if text {
+                    copy.body = "edited".to_owned();
+                }
+                text
+            };
+            assert_eq!(history.rewrite(40, edit)?, 2);
+            assert_eq!(history.rewrite(41, edit)?, 0);
+            assert_eq!(history.rewrite(99, edit)?, 0);
+        }
+        let history = History::open(folder.path())?;
+        let copies = history.copies(40)?;
+        assert_eq!(copies.len(), 2);
+        assert!(copies.iter().all(|copy| copy.body == "edited"));
+        assert_eq!(history.copies(41)?[0].body, "body 41");
+        assert_eq!(history.end(ObjectId::User(1))?, 2);
+        assert_eq!(history.copies_by_cid(1, "cid-40", 0)?.len(), 2);
+        Ok(())
+    }
+}
