@@ -17,9 +17,9 @@
 mod keys;
 mod queries;
 
-use std::collections::HashSet;
-use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use natter_proto::ObjectId;
@@ -54,7 +54,14 @@ pub struct History {
     by_cid: Keyspace,
     /// Held across a write's checks and its commit.
     writing: Mutex<()>,
+    /// Objects whose copies every write refuses (a fault the tests inject).
+    #[cfg(feature = "conformance")]
+    refused: Mutex<HashSet<ObjectId>>,
 }
+
+/// The stores open in this process, by folder: a database opened twice shares one (the store
+/// locks its folder against every other opener).
+static OPEN: Mutex<Option<HashMap<PathBuf, Weak<History>>>> = Mutex::new(None);
 
 impl std::fmt::Debug for History {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -63,12 +70,26 @@ impl std::fmt::Debug for History {
 }
 
 impl History {
+    /// The store in `folder`: the one this process has open there already, or else opened
+    /// (created if needed) with what a crash left in its journal recovered.
+    pub fn open_shared(folder: &Path) -> InfraResult<Arc<History>> {
+        std::fs::create_dir_all(folder)?;
+        let key = folder.canonicalize()?;
+        let mut open = OPEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let open = open.get_or_insert_with(HashMap::new);
+        if let Some(history) = open.get(&key).and_then(Weak::upgrade) {
+            return Ok(history);
+        }
+        let history = Arc::new(History::open(&key)?);
+        open.retain(|_, history| history.strong_count() > 0);
+        open.insert(key, Arc::downgrade(&history));
+        Ok(history)
+    }
+
     /// Open (creating if needed) the store in `folder`; what a crash left in its journal is
-    /// recovered.
+    /// recovered. Fails if another store has the folder open.
     pub fn open(folder: &Path) -> InfraResult<History> {
-        let database = Database::builder(folder)
-            .cache_size(CACHE_BYTES)
-            .open()?;
+        let database = Database::builder(folder).cache_size(CACHE_BYTES).open()?;
         let keyspace = |name: &str| database.keyspace(name, KeyspaceCreateOptions::default);
         Ok(History {
             messages: keyspace("messages")?,
@@ -76,6 +97,8 @@ impl History {
             by_id: keyspace("by_id")?,
             by_cid: keyspace("by_cid")?,
             writing: Mutex::new(()),
+            #[cfg(feature = "conformance")]
+            refused: Mutex::new(HashSet::new()),
             database,
         })
     }
@@ -90,43 +113,61 @@ impl History {
     /// hands when this returns (a crash of the process loses none of it). Returns how many
     /// were written; `existing` says what a copy whose place is taken does.
     pub fn write(&self, copies: &[Message], existing: Existing) -> InfraResult<usize> {
+        self.write_parts(&[(copies, existing)])
+    }
+
+    /// [`History::write`] for several lists of copies, each with its own `existing`, in one
+    /// atomic write: all of it is stored or none.
+    pub fn write_parts(&self, parts: &[(&[Message], Existing)]) -> InfraResult<usize> {
         let _writing = self.writing();
-        let mut batch = self
-            .database
-            .batch()
-            .durability(Some(PersistMode::Buffer));
-        let mut taken = HashSet::with_capacity(copies.len());
+        let mut batch = self.database.batch().durability(Some(PersistMode::Buffer));
+        let mut taken = HashSet::new();
         let mut written = 0;
-        for copy in copies {
-            let object = parse_object(&copy.object)?;
-            let place = keys::place(object, copy.seq);
-            if !taken.insert(place) || self.messages.contains_key(place)? {
-                match existing {
-                    Existing::Skip => continue,
-                    Existing::Refuse => {
-                        return Err(InfraError::Conflict(format!(
-                            "{}@{} is already stored",
-                            copy.object, copy.seq
-                        )));
+        for (copies, existing) in parts {
+            for copy in *copies {
+                let object = parse_object(&copy.object)?;
+                #[cfg(feature = "conformance")]
+                if self
+                    .refused
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .contains(&object)
+                {
+                    return Err(InfraError::Unavailable(format!("{object} refuses writes")));
+                }
+                let place = keys::place(object, copy.seq);
+                if !taken.insert(place) || self.messages.contains_key(place)? {
+                    match existing {
+                        Existing::Skip => continue,
+                        Existing::Refuse => {
+                            return Err(InfraError::Conflict(format!(
+                                "{}@{} is already stored",
+                                copy.object, copy.seq
+                            )));
+                        }
                     }
                 }
-            }
-            batch.insert(&self.messages, &place[..], record_payload(copy));
-            let seq = copy.seq;
-            batch.insert(
-                &self.by_peer,
-                &keys::peer_key(object, copy.peer, seq)[..],
-                &[][..],
-            );
-            batch.insert(&self.by_id, &keys::id_key(copy.id, object, seq)[..], &[][..]);
-            if !copy.cid.is_empty() {
+                batch.insert(&self.messages, &place[..], record_payload(copy));
+                let seq = copy.seq;
                 batch.insert(
-                    &self.by_cid,
-                    keys::cid_key(copy.sender, &copy.cid, object, seq),
+                    &self.by_peer,
+                    &keys::peer_key(object, copy.peer, seq)[..],
                     &[][..],
                 );
+                batch.insert(
+                    &self.by_id,
+                    &keys::id_key(copy.id, object, seq)[..],
+                    &[][..],
+                );
+                if !copy.cid.is_empty() {
+                    batch.insert(
+                        &self.by_cid,
+                        keys::cid_key(copy.sender, &copy.cid, object, seq),
+                        &[][..],
+                    );
+                }
+                written += 1;
             }
-            written += 1;
         }
         if written > 0 {
             batch.commit()?;
@@ -139,10 +180,7 @@ impl History {
     /// peer, id and cid, which the indexes hold, stay as they were.
     pub fn rewrite(&self, id: u64, change: impl Fn(&mut Message) -> bool) -> InfraResult<u64> {
         let _writing = self.writing();
-        let mut batch = self
-            .database
-            .batch()
-            .durability(Some(PersistMode::Buffer));
+        let mut batch = self.database.batch().durability(Some(PersistMode::Buffer));
         let mut changed = 0;
         for mut copy in self.copies(id)? {
             if change(&mut copy) {
@@ -159,6 +197,15 @@ impl History {
             batch.commit()?;
         }
         Ok(changed)
+    }
+
+    /// Makes every later write holding a copy for `object` fail whole (a fault for tests).
+    #[cfg(feature = "conformance")]
+    pub fn refuse_writes_to(&self, object: ObjectId) {
+        self.refused
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(object);
     }
 
     /// The stored copy at a place, decoded.
@@ -310,7 +357,11 @@ mod tests {
 
         assert_eq!(history.write(&clash, Existing::Skip)?, 1);
         assert_eq!(history.end(one)?, 2);
-        assert_eq!(history.copies(30)?[0].body, "body 30", "the stored copy stands");
+        assert_eq!(
+            history.copies(30)?[0].body,
+            "body 30",
+            "the stored copy stands"
+        );
         Ok(())
     }
 

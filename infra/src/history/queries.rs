@@ -15,7 +15,10 @@ use crate::store::{AUTHORED_KINDS, SenderNewest};
 
 /// A key the store wrote that does not read back as one.
 fn malformed(key: &[u8]) -> InfraError {
-    InfraError::Corrupt(format!("a history key of {} bytes reads as nothing", key.len()))
+    InfraError::Corrupt(format!(
+        "a history key of {} bytes reads as nothing",
+        key.len()
+    ))
 }
 
 impl History {

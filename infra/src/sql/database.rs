@@ -1,6 +1,7 @@
 //! Opening a relational database by URL: the dialect, the pool, and that dialect's migrations.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -9,6 +10,7 @@ use sqlx::{AnyPool, Executor};
 use super::checkpointer;
 use super::writer::BatchWriter;
 use crate::error::{InfraError, InfraResult};
+use crate::history::History;
 
 /// The SQL dialects natter's schema exists in; the URL's scheme picks one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,6 +127,8 @@ pub struct SqlDatabase {
     pub dialect: Dialect,
     /// The group-commit writer every log and store handle of this database writes through.
     pub writer: BatchWriter,
+    /// Where messages are stored instead of the `messages` table (the embedded deployment).
+    pub history: Option<Arc<History>>,
 }
 
 /// The `sqlite://` URL of a database file, created if missing.
@@ -134,6 +138,15 @@ pub fn sqlite_url(path: &Path) -> String {
 
 /// Open the database at `url` (sqlite, postgres or mysql) and apply pending migrations.
 pub async fn open_database(url: &str, max_connections: u32) -> InfraResult<SqlDatabase> {
+    open_database_with(url, max_connections, None).await
+}
+
+/// [`open_database`], keeping messages in `history` instead of the `messages` table when given.
+pub(crate) async fn open_database_with(
+    url: &str,
+    max_connections: u32,
+    history: Option<Arc<History>>,
+) -> InfraResult<SqlDatabase> {
     sqlx::any::install_default_drivers();
     let dialect = Dialect::of_url(url)?;
     if dialect == Dialect::Sqlite {
@@ -175,11 +188,12 @@ pub async fn open_database(url: &str, max_connections: u32) -> InfraResult<SqlDa
         })
         .connect_with(options)
         .await?;
-    let writer = BatchWriter::start(pool.clone(), dialect);
+    let writer = BatchWriter::start(pool.clone(), dialect, history.clone());
     let database = SqlDatabase {
         pool,
         dialect,
         writer,
+        history,
     };
     database.migrate().await?;
     Ok(database)

@@ -7,6 +7,9 @@
 //! from the entries the writer remembers; older ones from the table. A recalled message is
 //! read back emptied, as history shows it, followed by its `recall` entry.
 //!
+//! In the embedded deployment the rows live in the history store ([`crate::history`]) instead
+//! of the table; the log reads them there.
+//!
 //! In a cluster with the partitioned Kafka log the same table holds what the task process
 //! owning each partition numbered ([`SqlLog::append_from_partition`]); there the other
 //! processes read it through [`SqlLog::reader`], which remembers nothing, since another
@@ -125,6 +128,14 @@ impl SqlLog {
     /// The stored message with `id` in `object`, if any: finds the seq of a record numbered
     /// earlier than what is remembered.
     pub async fn seq_of(&self, object: &ObjectId, id: u64) -> InfraResult<Option<u64>> {
+        if let Some(history) = &self.database.history {
+            let name = object.to_string();
+            let copies = history.copies(id)?;
+            return Ok(copies
+                .into_iter()
+                .find(|copy| copy.object == name)
+                .map(|copy| copy.seq));
+        }
         let sql = self
             .database
             .dialect
@@ -228,6 +239,9 @@ impl MessageLog for SqlLog {
                 return Ok(recent);
             }
         }
+        if let Some(history) = &self.database.history {
+            return history.after(*object, after, max);
+        }
         let rows: Vec<MessageRow> = sqlx::query_as(self.read_after.clone())
             .bind(object.to_string())
             .bind(after.min(i64::MAX as u64) as i64)
@@ -244,14 +258,17 @@ impl MessageLog for SqlLog {
         {
             return Ok(end);
         }
-        let end = committed_ends(
-            &self.database.pool,
-            self.database.dialect,
-            std::slice::from_ref(object),
-        )
-        .await?
-        .first()
-        .map_or(0, |(_, end)| *end);
+        let end = match &self.database.history {
+            Some(history) => history.end(*object)?,
+            None => committed_ends(
+                &self.database.pool,
+                self.database.dialect,
+                std::slice::from_ref(object),
+            )
+            .await?
+            .first()
+            .map_or(0, |(_, end)| *end),
+        };
         if !self.writes {
             return Ok(end);
         }
@@ -263,6 +280,9 @@ impl MessageLog for SqlLog {
     }
 
     async fn objects(&self) -> InfraResult<Vec<ObjectId>> {
+        if let Some(history) = &self.database.history {
+            return history.objects();
+        }
         let rows: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT object FROM messages")
             .fetch_all(&self.database.pool)
             .await?;

@@ -17,6 +17,7 @@ mod store;
 pub mod writer;
 
 pub(crate) use batch_insert::{push_json_string, sql_text};
+pub(crate) use database::open_database_with;
 pub(crate) use database::stored_seq;
 pub use database::{Dialect, SqlDatabase, open_database, sqlite_url};
 pub use log::SqlLog;

@@ -34,6 +34,7 @@ use super::database::{Dialect, stored_seq};
 use super::log::committed_ends;
 use super::message_columns;
 use crate::error::{InfraError, InfraResult};
+use crate::history::{Existing, History};
 use crate::log_tail::LogTail;
 
 /// Jobs waiting for the writer at most; an append beyond this is refused.
@@ -229,7 +230,12 @@ impl Job {
 
 impl BatchWriter {
     /// Starts the writer task for `pool` (on the current tokio runtime).
-    pub(crate) fn start(pool: AnyPool, dialect: Dialect) -> BatchWriter {
+    /// With `history`, messages are written there instead of the `messages` table.
+    pub(crate) fn start(
+        pool: AnyPool,
+        dialect: Dialect,
+        history: Option<Arc<History>>,
+    ) -> BatchWriter {
         let (jobs, queue) = mpsc::channel(QUEUE_CAPACITY);
         let shared = Arc::new(Shared::default());
         // SQLite's WAL is copied back beside the writer, for as long as the writer runs.
@@ -247,6 +253,7 @@ impl BatchWriter {
             ends: HashMap::new(),
             forgotten: 0,
             shared: Arc::clone(&shared),
+            history,
         };
         tokio::spawn(worker.run(queue));
         BatchWriter { jobs, shared }
@@ -414,6 +421,8 @@ struct Worker {
     /// The value of [`Shared::forgotten`] when `ends` was last cleared for it.
     forgotten: u64,
     shared: Arc<Shared>,
+    /// Where messages go instead of the `messages` table, if anywhere.
+    history: Option<Arc<History>>,
 }
 
 impl Drop for Worker {
@@ -486,6 +495,10 @@ impl Worker {
                     .record(started.duration_since(*queued).as_secs_f64());
             }
         }
+        if let Some(history) = self.history.clone() {
+            self.commit_to_history(&history, batch, cursors).await;
+            return;
+        }
         match self.write(&batch, &cursors).await {
             Ok(written) => {
                 metrics::histogram!("natter_writer_batch_jobs").record(jobs as f64);
@@ -538,6 +551,154 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// [`Worker::commit`] when messages live in the history store: the jobs' copies are
+    /// written there in one atomic write, then the cursors in a transaction of their own, then
+    /// the jobs are answered. A failed cursor write leaves them pending for the next flush and
+    /// never fails the appends, which are stored by then.
+    async fn commit_to_history(
+        &mut self,
+        history: &Arc<History>,
+        batch: Vec<Job>,
+        cursors: PendingCursors,
+    ) {
+        let started = Instant::now();
+        let jobs = batch.len();
+        let mut answers = Vec::with_capacity(jobs);
+        match self.write_history(history, &batch).await {
+            Ok(written) => {
+                metrics::histogram!("natter_writer_batch_jobs").record(jobs as f64);
+                metrics::histogram!("natter_writer_commit_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                answers.push((batch, Ok(written)));
+            }
+            Err(error) if jobs <= 1 => answers.push((batch, Err(error))),
+            Err(error) => {
+                metrics::counter!("natter_writer_split_batches_total").increment(1);
+                tracing::warn!(%error, jobs, "a batched write failed; writing its jobs one by one");
+                self.after_failure(&batch);
+                for job in batch {
+                    let outcome = self
+                        .write_history(history, std::slice::from_ref(&job))
+                        .await;
+                    answers.push((vec![job], outcome));
+                }
+            }
+        }
+        if !cursors.is_empty() {
+            match self.write(&[], &cursors).await {
+                Ok(_) => self.shared.pending().forget_written(&cursors),
+                Err(error) => {
+                    tracing::warn!(%error, "writing cursors failed; retrying with the next flush");
+                }
+            }
+        }
+        for (jobs, outcome) in answers {
+            match outcome {
+                Ok(written) => self.answer(jobs, written),
+                Err(error) => {
+                    // A failed outcome holds one job: a batch that fails is split.
+                    self.after_failure(&jobs);
+                    if let Some(job) = jobs.into_iter().next() {
+                        job.fail(error);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Numbers the appends of `jobs` and writes them, with the messages the jobs store, to the
+    /// history store in one atomic write (off the runtime's threads).
+    async fn write_history(
+        &mut self,
+        history: &Arc<History>,
+        jobs: &[Job],
+    ) -> InfraResult<Written> {
+        self.forget_if_asked();
+        for job in jobs {
+            if let Job::Append { entries, .. } = job {
+                for (object, _) in entries {
+                    if !self.ends.contains_key(object) {
+                        let end = history.end(*object)?;
+                        self.ends.insert(*object, end);
+                    }
+                }
+            }
+        }
+        let (numbered, written) = self.number(jobs);
+        let places: Vec<(ObjectId, u64)> = numbered
+            .iter()
+            .map(|(object, seq, _)| (*object, *seq))
+            .collect();
+        let appended: Vec<Message> = numbered
+            .into_iter()
+            .map(|(object, seq, message)| Message {
+                object: object.to_string(),
+                seq,
+                ..message.clone()
+            })
+            .collect();
+        let stored: Vec<Message> = jobs
+            .iter()
+            .filter_map(|job| match job {
+                Job::Messages { messages, .. } => Some(messages.iter().cloned()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let history = Arc::clone(history);
+        tokio::task::spawn_blocking(move || {
+            history.write_parts(&[(&appended, Existing::Refuse), (&stored, Existing::Skip)])
+        })
+        .await
+        .map_err(|error| {
+            InfraError::Unavailable(format!("the history write stopped: {error}"))
+        })??;
+        // Known at once, not when the jobs are answered: a split batch writes its jobs one
+        // after another, each numbering from the one before.
+        for (object, seq) in places {
+            let end = self.ends.entry(object).or_insert(0);
+            *end = (*end).max(seq);
+        }
+        Ok(written)
+    }
+
+    /// Clears the remembered ends if a handle asked since they were last cleared.
+    fn forget_if_asked(&mut self) {
+        let forgotten = self.shared.forgotten.load(Ordering::Acquire);
+        if forgotten != self.forgotten {
+            self.ends.clear();
+            self.forgotten = forgotten;
+        }
+    }
+
+    /// Numbers the appends of `jobs` from the known ends, in the order the jobs arrived: each
+    /// entry's object, seq and message, and each job's seqs (none for other jobs).
+    fn number<'j>(&self, jobs: &'j [Job]) -> (Vec<(ObjectId, u64, &'j Message)>, Written) {
+        let mut next: HashMap<ObjectId, u64> = HashMap::new();
+        let mut numbered = Vec::new();
+        let mut written = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            if let Job::Append { entries, .. } = job {
+                let mut seqs = Vec::with_capacity(entries.len());
+                for (object, message) in entries {
+                    let seq = next
+                        .get(object)
+                        .or_else(|| self.ends.get(object))
+                        .copied()
+                        .unwrap_or(0)
+                        + 1;
+                    next.insert(*object, seq);
+                    numbered.push((*object, seq, message));
+                    seqs.push(seq);
+                }
+                written.push(seqs);
+            } else {
+                written.push(Vec::new());
+            }
+        }
+        (numbered, written)
     }
 
     /// Forgets the ends of the objects a failed append touched: the database says again.
@@ -628,11 +789,7 @@ impl Worker {
         jobs: &[Job],
         cursors: &PendingCursors,
     ) -> InfraResult<Written> {
-        let forgotten = self.shared.forgotten.load(Ordering::Acquire);
-        if forgotten != self.forgotten {
-            self.ends.clear();
-            self.forgotten = forgotten;
-        }
+        self.forget_if_asked();
         // Ends not remembered are read before the transaction: this writer is the log's only
         // one, and were it not, a stale end fails the batch on the log's key, never reuses a seq.
         let mut unknown: Vec<ObjectId> = Vec::new();
@@ -650,31 +807,13 @@ impl Worker {
                 .extend(committed_ends(&mut **connection, self.dialect, &unknown).await?);
         }
         let mut batch = WriteBatch::begin(connection, self.dialect).await?;
-        // Number the appends from the known ends, in the order the jobs arrived.
-        let mut next: HashMap<ObjectId, u64> = HashMap::new();
         // Appended rows as (object, seq, message): the embedded log is the `messages` table,
         // so an append is its row, stored under its log position without copying the message.
-        let mut appended: Vec<(String, u64, &Message)> = Vec::new();
-        let mut written = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            if let Job::Append { entries, .. } = job {
-                let mut seqs = Vec::with_capacity(entries.len());
-                for (object, message) in entries {
-                    let seq = next
-                        .get(object)
-                        .or_else(|| self.ends.get(object))
-                        .copied()
-                        .unwrap_or(0)
-                        + 1;
-                    next.insert(*object, seq);
-                    appended.push((object.to_string(), seq, message));
-                    seqs.push(seq);
-                }
-                written.push(seqs);
-            } else {
-                written.push(Vec::new());
-            }
-        }
+        let (numbered, written) = self.number(jobs);
+        let appended: Vec<(String, u64, &Message)> = numbered
+            .into_iter()
+            .map(|(object, seq, message)| (object.to_string(), seq, message))
+            .collect();
         // Rows and cursors go in key order: in a cluster, logic and task processes write the
         // same messages and cursors at once, and two transactions that take row locks in
         // different orders deadlock (PostgreSQL then waits `deadlock_timeout`, a second, before

@@ -184,6 +184,9 @@ impl MessageStore for SqlStore {
         before: u64,
         limit: u32,
     ) -> InfraResult<Vec<Message>> {
+        if let Some(history) = &self.database.history {
+            return history.before(*object, before, limit as usize);
+        }
         let found: Vec<MessageRow> = rows(&self.statements.messages.messages_before)
             .bind(object.to_string())
             .bind(stored_seq(before))
@@ -200,6 +203,9 @@ impl MessageStore for SqlStore {
         before: u64,
         limit: u32,
     ) -> InfraResult<Vec<Message>> {
+        if let Some(history) = &self.database.history {
+            return history.with_peer_before(ObjectId::User(user), peer, before, limit as usize);
+        }
         let found: Vec<MessageRow> = rows(&self.statements.messages.conversation_before)
             .bind(ObjectId::User(user).to_string())
             .bind(peer)
@@ -211,6 +217,9 @@ impl MessageStore for SqlStore {
     }
 
     async fn message_copies(&self, id: u64) -> InfraResult<Vec<Message>> {
+        if let Some(history) = &self.database.history {
+            return history.copies(id);
+        }
         let found: Vec<MessageRow> = rows(&self.statements.messages.message_copies)
             .bind(id as i64)
             .fetch_all(&self.database.pool)
@@ -219,6 +228,9 @@ impl MessageStore for SqlStore {
     }
 
     async fn copies_by_cid(&self, sender: i64, cid: &str, since: i64) -> InfraResult<Vec<Message>> {
+        if let Some(history) = &self.database.history {
+            return history.copies_by_cid(sender, cid, since);
+        }
         let found: Vec<MessageRow> = rows(&self.statements.messages.copies_by_cid)
             .bind(sender)
             .bind(cid)
@@ -248,6 +260,9 @@ impl MessageStore for SqlStore {
     }
 
     async fn newest_message_before(&self, id: u64) -> InfraResult<Option<i64>> {
+        if let Some(history) = &self.database.history {
+            return history.newest_time_before(id);
+        }
         let row: Option<(i64,)> = rows(&self.statements.messages.newest_message_before)
             .bind(id as i64)
             .fetch_optional(&self.database.pool)
@@ -256,6 +271,15 @@ impl MessageStore for SqlStore {
     }
 
     async fn mark_recalled(&self, id: u64) -> InfraResult<u64> {
+        if let Some(history) = &self.database.history {
+            let changed = history.rewrite(id, |copy| {
+                copy.kind = RECALLED_KIND.to_owned();
+                copy.body.clear();
+                true
+            })?;
+            self.forget_rewritten(id, changed).await?;
+            return Ok(changed);
+        }
         let changed = statement(&self.statements.messages.mark_recalled)
             .bind(RECALLED_KIND)
             .bind(id as i64)
@@ -267,6 +291,18 @@ impl MessageStore for SqlStore {
     }
 
     async fn mark_edited(&self, id: u64, body: &str, edited_at: i64) -> InfraResult<u64> {
+        if let Some(history) = &self.database.history {
+            let changed = history.rewrite(id, |copy| {
+                let text = copy.kind == "text";
+                if text {
+                    body.clone_into(&mut copy.body);
+                    copy.edited_at = edited_at;
+                }
+                text
+            })?;
+            self.forget_rewritten(id, changed).await?;
+            return Ok(changed);
+        }
         let changed = statement(&self.statements.messages.mark_edited)
             .bind(body)
             .bind(edited_at)
@@ -355,6 +391,9 @@ impl MessageStore for SqlStore {
         if upto <= after {
             return Ok(Vec::new());
         }
+        if let Some(history) = &self.database.history {
+            return history.newest_per_sender(*object, after, upto, None);
+        }
         let name = object.to_string();
         let [text, image] = AUTHORED_KINDS;
         let found: Vec<(i64, i64, i64)> = rows(&self.statements.messages.newest_per_sender)
@@ -385,6 +424,16 @@ impl MessageStore for SqlStore {
         if upto <= after {
             return Ok(Vec::new());
         }
+        if let Some(history) = &self.database.history {
+            let inbox = ObjectId::User(user);
+            let mut found = Vec::new();
+            for newest in history.newest_per_sender(inbox, after, upto, Some(user))? {
+                if let Some(seq) = history.other_copy_seq(newest.id, inbox)? {
+                    found.push((newest.sender, seq));
+                }
+            }
+            return Ok(found);
+        }
         let inbox = ObjectId::User(user).to_string();
         let [text, image] = AUTHORED_KINDS;
         let found: Vec<(i64, i64)> = rows(&self.statements.messages.newest_own_copies)
@@ -410,6 +459,9 @@ impl MessageStore for SqlStore {
         sender: i64,
         upto: u64,
     ) -> InfraResult<Option<u64>> {
+        if let Some(history) = &self.database.history {
+            return history.newest_from(*object, peer, sender, upto);
+        }
         let [text, image] = AUTHORED_KINDS;
         let found: Option<(i64,)> = rows(&self.statements.messages.newest_from)
             .bind(object.to_string())
@@ -456,32 +508,44 @@ impl MessageStore for SqlStore {
     }
 
     async fn conversations(&self, user: i64, limit: u32) -> InfraResult<Vec<Conversation>> {
-        let inbox = ObjectId::User(user).to_string();
-        let peers: Vec<(i64,)> = rows(&self.statements.messages.inbox_peers)
-            .bind(&inbox)
-            .fetch_all(&self.database.pool)
-            .await?;
+        let inbox = ObjectId::User(user);
+        let history = self.database.history.as_deref();
+        let peers = match history {
+            Some(history) => history.peers(inbox)?,
+            None => rows::<(i64,)>(&self.statements.messages.inbox_peers)
+                .bind(inbox.to_string())
+                .fetch_all(&self.database.pool)
+                .await?
+                .into_iter()
+                .map(|(peer,)| peer)
+                .collect(),
+        };
         // Each conversation is one (object, peer) range of the messages_by_peer index: a
         // group's copies carry the group as their peer.
-        let mut places: Vec<(String, String, i64)> = peers
+        let mut places: Vec<(String, ObjectId, i64)> = peers
             .into_iter()
-            .map(|(peer,)| (format!("user:{peer}"), inbox.clone(), peer))
+            .map(|peer| (format!("user:{peer}"), inbox, peer))
             .collect();
         for group in self.user_groups(user).await? {
-            let object = ObjectId::Group(group).to_string();
-            places.push((object.clone(), object, group));
+            let object = ObjectId::Group(group);
+            places.push((object.to_string(), object, group));
         }
+        let not_last = [EDIT_KIND, REACTION_KIND, REACTION_REMOVED_KIND];
         let mut found = Vec::with_capacity(places.len());
         for (key, object, peer) in places {
-            let last: Option<MessageRow> = rows(&self.statements.messages.latest_with_peer)
-                .bind(&object)
-                .bind(peer)
-                .bind(EDIT_KIND)
-                .bind(REACTION_KIND)
-                .bind(REACTION_REMOVED_KIND)
-                .fetch_optional(&self.database.pool)
-                .await?;
-            found.push((key, object, peer, last.map(message_from)));
+            let last = match history {
+                Some(history) => history.latest_with_peer(object, peer, &not_last)?,
+                None => rows::<MessageRow>(&self.statements.messages.latest_with_peer)
+                    .bind(object.to_string())
+                    .bind(peer)
+                    .bind(not_last[0])
+                    .bind(not_last[1])
+                    .bind(not_last[2])
+                    .fetch_optional(&self.database.pool)
+                    .await?
+                    .map(message_from),
+            };
+            found.push((key, object, peer, last));
         }
         // Most recent first; groups with nothing said yet last, newest group first.
         found.sort_by_key(|(_, _, peer, last)| {
@@ -508,18 +572,33 @@ impl MessageStore for SqlStore {
         let mut conversations = Vec::with_capacity(found.len());
         for (key, object, peer, last) in found {
             let read = read.get(&key).copied().unwrap_or(0);
-            let unread = match &last {
-                Some(message) if message.seq as i64 > read => {
-                    let (count,): (i64,) = rows(&self.statements.messages.unread)
-                        .bind(&object)
+            let not_unread = [
+                RECALL_KIND,
+                RECALLED_KIND,
+                EDIT_KIND,
+                REACTION_KIND,
+                REACTION_REMOVED_KIND,
+            ];
+            let unread = match (&last, history) {
+                (Some(message), Some(history)) if message.seq as i64 > read => history
+                    .count_unread(
+                        object,
+                        peer,
+                        read.max(0) as u64,
+                        user,
+                        &not_unread,
+                        UNREAD_COUNT_CAP,
+                    )?,
+                (Some(message), None) if message.seq as i64 > read => {
+                    let mut count = rows::<(i64,)>(&self.statements.messages.unread)
+                        .bind(object.to_string())
                         .bind(peer)
                         .bind(read)
-                        .bind(user)
-                        .bind(RECALL_KIND)
-                        .bind(RECALLED_KIND)
-                        .bind(EDIT_KIND)
-                        .bind(REACTION_KIND)
-                        .bind(REACTION_REMOVED_KIND)
+                        .bind(user);
+                    for kind in not_unread {
+                        count = count.bind(kind);
+                    }
+                    let (count,) = count
                         .bind(UNREAD_COUNT_CAP as i64)
                         .fetch_one(&self.database.pool)
                         .await?;
