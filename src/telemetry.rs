@@ -229,6 +229,22 @@ pub fn describe_metrics() {
     );
     // Listed from the first scrape: the series of real partitions carry a `partition` label.
     metrics::gauge!("natter_log_lag_records").set(0.0);
+    for (name, help) in [
+        (
+            "natter_history_disk_bytes",
+            "Disk the embedded history store takes (its sorted runs and journal).",
+        ),
+        (
+            "natter_history_journal_bytes",
+            "Of it, the journal: writes not yet flushed to sorted runs.",
+        ),
+        (
+            "natter_history_flushes_waiting",
+            "In-memory tables of the history store waiting to be flushed; writes wait at four.",
+        ),
+    ] {
+        describe_gauge!(name, help);
+    }
     describe_counter!(
         "natter_errors_total",
         "Errors answered to clients (labels layer and code: the stable error code)."

@@ -191,7 +191,7 @@ async fn a_resync_after_a_lost_connection_fills_exactly_the_gap() {
 }
 
 #[tokio::test]
-async fn metrics_show_connections_messages_pushes_redeliveries_and_latency() {
+async fn metrics_show_connections_messages_pushes_redeliveries_latency_and_history_size() {
     let harness = Harness::start().await;
     let (alice, bob) = harness.friends("alice", "bob").await;
     let (mut bob_socket, _) = harness.connect_synced(&bob).await;
@@ -205,6 +205,8 @@ async fn metrics_show_connections_messages_pushes_redeliveries_and_latency() {
         "natter_redeliveries_total",
         "natter_push_latency_seconds_count",
         "natter_push_latency_seconds_bucket",
+        "natter_history_disk_bytes",
+        "natter_history_journal_bytes",
     ] {
         assert!(
             text.lines().any(|line| line.starts_with(name)),
@@ -214,6 +216,7 @@ async fn metrics_show_connections_messages_pushes_redeliveries_and_latency() {
     assert!(metric(&text, "natter_connections_open") >= 1.0);
     assert!(metric(&text, "natter_messages_accepted_total") >= 1.0);
     assert!(metric(&text, "natter_push_latency_seconds_count") >= 1.0);
+    assert!(metric(&text, "natter_history_disk_bytes") > 0.0);
 }
 
 /// The epoch a fresh connection's `welcome` carries.

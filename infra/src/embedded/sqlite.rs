@@ -46,6 +46,7 @@ pub async fn open_sqlite(path: &Path) -> InfraResult<SqlDatabase> {
     .await?;
     fold_log_entries(&database).await?;
     move_messages_table(&database, &history).await?;
+    History::report_metrics_periodically(&history);
     Ok(database)
 }
 

@@ -32,6 +32,9 @@ use crate::log::record_payload;
 /// The block cache the store keeps for reads, shared by its keyspaces.
 const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
+/// How often the store's size goes to `/metrics`.
+const METRICS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// What a write does with a copy whose place is already taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Existing {
@@ -89,6 +92,9 @@ impl History {
     /// Open (creating if needed) the store in `folder`; what a crash left in its journal is
     /// recovered. Fails if another store has the folder open.
     pub fn open(folder: &Path) -> InfraResult<History> {
+        // Memory is bounded by fjall: each keyspace's in-memory table is written out at 64 MiB,
+        // and writes wait while four of them are queued for flushing (or sorted runs pile up
+        // unmerged), so the writer's bounded queue fills and sends are refused.
         let database = Database::builder(folder).cache_size(CACHE_BYTES).open()?;
         let keyspace = |name: &str| database.keyspace(name, KeyspaceCreateOptions::default);
         Ok(History {
@@ -206,6 +212,36 @@ impl History {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .insert(object);
+    }
+
+    /// Sets the store's gauges on `/metrics`: its disk, its journal's share of it, and the
+    /// in-memory tables waiting to be flushed.
+    pub fn report_metrics(&self) {
+        match self.database.disk_space() {
+            Ok(bytes) => metrics::gauge!("natter_history_disk_bytes").set(bytes as f64),
+            Err(error) => tracing::warn!(%error, "the history store's size is unknown"),
+        }
+        if let Ok(bytes) = self.database.journal_disk_space() {
+            metrics::gauge!("natter_history_journal_bytes").set(bytes as f64);
+        }
+        metrics::gauge!("natter_history_flushes_waiting")
+            .set(self.database.outstanding_flushes() as f64);
+    }
+
+    /// Reports [`History::report_metrics`] every few seconds for as long as the store is open
+    /// (on the current tokio runtime).
+    pub fn report_metrics_periodically(history: &Arc<History>) {
+        let history = Arc::downgrade(history);
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(METRICS_INTERVAL);
+            loop {
+                interval.tick().await;
+                let Some(history) = history.upgrade() else {
+                    return;
+                };
+                history.report_metrics();
+            }
+        });
     }
 
     /// The stored copy at a place, decoded.
