@@ -59,6 +59,8 @@ impl InfraError {
             InfraError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => {
                 ErrorCode::Unavailable
             }
+            // A disk that fails or is full: the write may succeed later.
+            InfraError::History(fjall::Error::Io(_)) => ErrorCode::Unavailable,
             _ => ErrorCode::Internal,
         }
     }
@@ -77,5 +79,23 @@ impl InfraError {
         let code = self.code();
         tracing::error!(error = %self, %code, "port operation failed");
         code.status(code.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use natter_proto::ErrorCode;
+
+    #[test]
+    fn a_failing_disk_is_unavailable_and_a_broken_store_internal() {
+        let disk = InfraError::History(fjall::Error::Io(std::io::Error::other("disk full")));
+        assert_eq!(disk.code(), ErrorCode::Unavailable);
+        let poisoned = InfraError::History(fjall::Error::Poisoned);
+        assert_eq!(poisoned.code(), ErrorCode::Internal);
+        assert_eq!(
+            InfraError::Corrupt("a key".into()).code(),
+            ErrorCode::Internal
+        );
     }
 }

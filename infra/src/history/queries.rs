@@ -21,6 +21,13 @@ fn malformed(key: &[u8]) -> InfraError {
     ))
 }
 
+/// An entry of `object` in the `messages` keyspace, decoded with its place.
+fn copy_of(object: ObjectId, found: fjall::Guard) -> InfraResult<Message> {
+    let (key, payload) = found.into_inner()?;
+    let (_, seq) = keys::place_of(&key).ok_or_else(|| malformed(&key))?;
+    decode(object, seq, &payload)
+}
+
 impl History {
     /// The seq of an object's newest copy (0 when it has none).
     pub fn end(&self, object: ObjectId) -> InfraResult<u64> {
@@ -56,11 +63,7 @@ impl History {
         self.messages
             .range(range)
             .take(max)
-            .map(|found| {
-                let (key, payload) = found.into_inner()?;
-                let (_, seq) = keys::place_of(&key).ok_or_else(|| malformed(&key))?;
-                decode(object, seq, &payload)
-            })
+            .map(|found| copy_of(object, found))
             .collect()
     }
 
@@ -71,11 +74,7 @@ impl History {
             .range(range)
             .rev()
             .take(limit)
-            .map(|found| {
-                let (key, payload) = found.into_inner()?;
-                let (_, seq) = keys::place_of(&key).ok_or_else(|| malformed(&key))?;
-                decode(object, seq, &payload)
-            })
+            .map(|found| copy_of(object, found))
             .collect()
     }
 
@@ -257,14 +256,12 @@ impl History {
             Included(keys::place(object, upto)),
         );
         for found in self.messages.range(range) {
-            let (key, payload) = found.into_inner()?;
-            let (_, seq) = keys::place_of(&key).ok_or_else(|| malformed(&key))?;
-            let copy = decode(object, seq, &payload)?;
+            let copy = copy_of(object, found)?;
             if copy.sender != 0
                 && Some(copy.sender) != excluding
                 && AUTHORED_KINDS.contains(&copy.kind.as_str())
             {
-                newest.insert(copy.sender, (copy.id, seq));
+                newest.insert(copy.sender, (copy.id, copy.seq));
             }
         }
         Ok(newest
