@@ -27,7 +27,6 @@ use natter_proto::v1::Message;
 use prost::Message as _;
 
 use crate::error::{InfraError, InfraResult};
-use crate::log::record_payload;
 
 /// The block cache the store keeps for reads, shared by its keyspaces.
 const CACHE_BYTES: u64 = 64 * 1024 * 1024;
@@ -119,19 +118,27 @@ impl History {
     /// hands when this returns (a crash of the process loses none of it). Returns how many
     /// were written; `existing` says what a copy whose place is taken does.
     pub fn write(&self, copies: &[Message], existing: Existing) -> InfraResult<usize> {
-        self.write_parts(&[(copies, existing)])
+        let placed = copies
+            .iter()
+            .map(Placed::named)
+            .collect::<InfraResult<Vec<_>>>()?;
+        self.write_parts(&[(&placed, existing)])
     }
 
-    /// [`History::write`] for several lists of copies, each with its own `existing`, in one
-    /// atomic write: all of it is stored or none.
-    pub fn write_parts(&self, parts: &[(&[Message], Existing)]) -> InfraResult<usize> {
+    /// [`History::write`] for several lists of placed copies, each with its own `existing`, in
+    /// one atomic write: all of it is stored or none.
+    pub fn write_parts(&self, parts: &[(&[Placed<'_>], Existing)]) -> InfraResult<usize> {
         let _writing = self.writing();
         let mut batch = self.database.batch().durability(Some(PersistMode::Buffer));
         let mut taken = HashSet::new();
         let mut written = 0;
         for (copies, existing) in parts {
-            for copy in *copies {
-                let object = parse_object(&copy.object)?;
+            for &Placed {
+                object,
+                seq,
+                message: copy,
+            } in *copies
+            {
                 #[cfg(feature = "conformance")]
                 if self
                     .refused
@@ -141,20 +148,21 @@ impl History {
                 {
                     return Err(InfraError::Unavailable(format!("{object} refuses writes")));
                 }
-                let place = keys::place(object, copy.seq);
+                let place = keys::place(object, seq);
                 if !taken.insert(place) || self.messages.contains_key(place)? {
                     match existing {
                         Existing::Skip => continue,
                         Existing::Refuse => {
                             return Err(InfraError::Conflict(format!(
-                                "{}@{} is already stored",
-                                copy.object, copy.seq
+                                "{object}@{seq} is already stored"
                             )));
                         }
                     }
                 }
-                batch.insert(&self.messages, &place[..], record_payload(copy));
-                let seq = copy.seq;
+                // Encoded as it is: its place is the key, and reading it back sets the place
+                // and drops the trace (which the log's records keep apart), so neither the
+                // message's own `object` and `seq` nor its trace need clearing in a copy.
+                batch.insert(&self.messages, &place[..], copy.encode_to_vec());
                 batch.insert(
                     &self.by_peer,
                     &keys::peer_key(object, copy.peer, seq)[..],
@@ -194,7 +202,7 @@ impl History {
                 batch.insert(
                     &self.messages,
                     &keys::place(object, copy.seq)[..],
-                    record_payload(&copy),
+                    copy.encode_to_vec(),
                 );
                 changed += 1;
             }
@@ -253,13 +261,36 @@ impl History {
     }
 }
 
-/// A stored message with its place filled back in.
+/// A stored message with its place filled back in and no trace.
 fn decode(object: ObjectId, seq: u64, payload: &[u8]) -> InfraResult<Message> {
     let mut message = Message::decode(payload)
         .map_err(|error| InfraError::Corrupt(format!("{object}@{seq}: {error}")))?;
     message.object = object.to_string();
     message.seq = seq;
+    message.trace_parent.clear();
     Ok(message)
+}
+
+/// A copy to store: its place, and the message (whose own `object` and `seq` are not read).
+#[derive(Clone, Copy, Debug)]
+pub struct Placed<'m> {
+    /// The object whose log holds the copy.
+    pub object: ObjectId,
+    /// The copy's seq there.
+    pub seq: u64,
+    /// The message.
+    pub message: &'m Message,
+}
+
+impl<'m> Placed<'m> {
+    /// A message placed where its own `object` and `seq` say.
+    pub fn named(message: &'m Message) -> InfraResult<Placed<'m>> {
+        Ok(Placed {
+            object: parse_object(&message.object)?,
+            seq: message.seq,
+            message,
+        })
+    }
 }
 
 /// The object a copy names.
@@ -340,6 +371,35 @@ mod tests {
         assert_eq!(history.newest_time_before(10)?, None);
         assert_eq!(history.newest_from(one, 3, 3, 10)?, Some(13));
         assert_eq!(history.newest_from(one, 3, 3, 3)?, None);
+        Ok(())
+    }
+
+    #[test]
+    fn a_copy_reads_back_at_its_place_without_its_trace() -> InfraResult<()> {
+        let folder = tempfile::tempdir()?;
+        let history = History::open(folder.path())?;
+        let message = Message {
+            object: "user:99".into(),
+            seq: 42,
+            trace_parent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
+            ..copy(5, 0, 50, 5, 6, "text")
+        };
+        let placed = Placed {
+            object: ObjectId::User(5),
+            seq: 1,
+            message: &message,
+        };
+        history.write_parts(&[(&[placed], Existing::Refuse)])?;
+        let read = history.after(ObjectId::User(5), 0, 10)?;
+        assert_eq!(read.len(), 1);
+        assert_eq!((read[0].object.as_str(), read[0].seq), ("user:5", 1));
+        assert!(read[0].trace_parent.is_empty());
+        assert_eq!(read[0].body, message.body);
+        assert_eq!(
+            history.end(ObjectId::User(99))?,
+            0,
+            "the message's own place is not read"
+        );
         Ok(())
     }
 

@@ -34,7 +34,7 @@ use super::database::{Dialect, stored_seq};
 use super::log::committed_ends;
 use super::message_columns;
 use crate::error::{InfraError, InfraResult};
-use crate::history::{Existing, History};
+use crate::history::{Existing, History, Placed};
 use crate::log_tail::LogTail;
 
 /// Jobs waiting for the writer at most; an append beyond this is refused.
@@ -566,23 +566,20 @@ impl Worker {
         let started = Instant::now();
         let jobs = batch.len();
         let mut answers = Vec::with_capacity(jobs);
-        match self.write_history(history, &batch).await {
-            Ok(written) => {
+        match self.write_history(history, batch).await {
+            (batch, Ok(written)) => {
                 metrics::histogram!("natter_writer_batch_jobs").record(jobs as f64);
                 metrics::histogram!("natter_writer_commit_seconds")
                     .record(started.elapsed().as_secs_f64());
                 answers.push((batch, Ok(written)));
             }
-            Err(error) if jobs <= 1 => answers.push((batch, Err(error))),
-            Err(error) => {
+            (batch, Err(error)) if batch.len() <= 1 => answers.push((batch, Err(error))),
+            (batch, Err(error)) => {
                 metrics::counter!("natter_writer_split_batches_total").increment(1);
                 tracing::warn!(%error, jobs, "a batched write failed; writing its jobs one by one");
                 self.after_failure(&batch);
                 for job in batch {
-                    let outcome = self
-                        .write_history(history, std::slice::from_ref(&job))
-                        .await;
-                    answers.push((vec![job], outcome));
+                    answers.push(self.write_history(history, vec![job]).await);
                 }
             }
         }
@@ -609,59 +606,55 @@ impl Worker {
     }
 
     /// Numbers the appends of `jobs` and writes them, with the messages the jobs store, to the
-    /// history store in one atomic write (off the runtime's threads).
+    /// history store in one atomic write, off the runtime's threads. The jobs travel to that
+    /// thread and back, so their messages are written where they lie, without a copy.
     async fn write_history(
         &mut self,
         history: &Arc<History>,
-        jobs: &[Job],
-    ) -> InfraResult<Written> {
+        jobs: Vec<Job>,
+    ) -> (Vec<Job>, InfraResult<Written>) {
         self.forget_if_asked();
-        for job in jobs {
+        for job in &jobs {
             if let Job::Append { entries, .. } = job {
                 for (object, _) in entries {
                     if !self.ends.contains_key(object) {
-                        let end = history.end(*object)?;
-                        self.ends.insert(*object, end);
+                        match history.end(*object) {
+                            Ok(end) => self.ends.insert(*object, end),
+                            Err(error) => return (jobs, Err(error)),
+                        };
                     }
                 }
             }
         }
-        let (numbered, written) = self.number(jobs);
+        let (numbered, written) = self.number(&jobs);
         let places: Vec<(ObjectId, u64)> = numbered
             .iter()
             .map(|(object, seq, _)| (*object, *seq))
             .collect();
-        let appended: Vec<Message> = numbered
-            .into_iter()
-            .map(|(object, seq, message)| Message {
-                object: object.to_string(),
-                seq,
-                ..message.clone()
-            })
-            .collect();
-        let stored: Vec<Message> = jobs
-            .iter()
-            .filter_map(|job| match job {
-                Job::Messages { messages, .. } => Some(messages.iter().cloned()),
-                _ => None,
-            })
-            .flatten()
-            .collect();
         let history = Arc::clone(history);
-        tokio::task::spawn_blocking(move || {
-            history.write_parts(&[(&appended, Existing::Refuse), (&stored, Existing::Skip)])
+        let joined = tokio::task::spawn_blocking(move || {
+            let outcome = write_jobs(&history, &jobs, &places);
+            (jobs, places, outcome)
         })
-        .await
-        .map_err(|error| {
-            InfraError::Unavailable(format!("the history write stopped: {error}"))
-        })??;
+        .await;
+        let (jobs, places, outcome) = match joined {
+            Ok(done) => done,
+            // The jobs went with the thread: their callers learn the writer stopped.
+            Err(error) => {
+                let error = InfraError::Unavailable(format!("the history write stopped: {error}"));
+                return (Vec::new(), Err(error));
+            }
+        };
+        if let Err(error) = outcome {
+            return (jobs, Err(error));
+        }
         // Known at once, not when the jobs are answered: a split batch writes its jobs one
         // after another, each numbering from the one before.
         for (object, seq) in places {
             let end = self.ends.entry(object).or_insert(0);
             *end = (*end).max(seq);
         }
-        Ok(written)
+        (jobs, Ok(written))
     }
 
     /// Clears the remembered ends if a handle asked since they were last cleared.
@@ -893,6 +886,38 @@ impl Worker {
         batch.commit().await?;
         Ok(written)
     }
+}
+
+/// The copies `jobs` hold, the appends placed where `places` (their numbering, in order) says,
+/// written to `history` in one atomic write: appends refused on a taken place, stored messages
+/// skipped there.
+fn write_jobs(history: &History, jobs: &[Job], places: &[(ObjectId, u64)]) -> InfraResult<usize> {
+    let mut places = places.iter();
+    let mut appended = Vec::new();
+    let mut stored = Vec::new();
+    for job in jobs {
+        match job {
+            Job::Append { entries, .. } => {
+                for (_, message) in entries {
+                    let &(object, seq) = places
+                        .next()
+                        .ok_or_else(|| InfraError::Corrupt("an append has no seq".into()))?;
+                    appended.push(Placed {
+                        object,
+                        seq,
+                        message,
+                    });
+                }
+            }
+            Job::Messages { messages, .. } => {
+                for message in messages {
+                    stored.push(Placed::named(message)?);
+                }
+            }
+            Job::Close { .. } => {}
+        }
+    }
+    history.write_parts(&[(&appended, Existing::Refuse), (&stored, Existing::Skip)])
 }
 
 /// A `messages` row's values, in the column order of [`MESSAGE_INSERT`].
