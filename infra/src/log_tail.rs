@@ -83,7 +83,7 @@ impl LogTail {
 
     /// Records messages just committed to one object, in seq order, with `object` and `seq`
     /// filled in.
-    pub(crate) fn appended(&self, object: ObjectId, messages: &[Message]) {
+    pub(crate) fn appended(&self, object: ObjectId, messages: Vec<Message>) {
         let Some(last) = messages.last().map(|message| message.seq) else {
             return;
         };
@@ -108,13 +108,13 @@ impl LogTail {
             removed += tail.recent.len();
             tail.recent.clear();
         }
-        tail.recent.extend(messages.iter().cloned());
+        let added = messages.len();
+        tail.recent.extend(messages);
         while tail.recent.len() > RECENT_PER_OBJECT {
             tail.recent.pop_front();
             removed += 1;
         }
         tail.end = tail.end.max(last);
-        let added = messages.len();
         state.held = (state.held + added).saturating_sub(removed);
     }
 
@@ -154,13 +154,13 @@ mod tests {
         tail.learn_end(object, 3);
         assert_eq!(tail.read(&object, 3, 10), Some(Vec::new()), "up to date");
         assert_eq!(tail.read(&object, 1, 10), None, "older than the run");
-        tail.appended(object, &[at(4), at(5)]);
+        tail.appended(object, vec![at(4), at(5)]);
         let read = tail.read(&object, 3, 10).expect("covered");
         assert_eq!(read.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![4, 5]);
         assert_eq!(tail.read(&object, 4, 1).expect("covered")[0].seq, 5);
         assert_eq!(tail.read(&object, 2, 10), None);
         // A gap (another writer's commit) restarts the run.
-        tail.appended(object, &[at(9)]);
+        tail.appended(object, vec![at(9)]);
         assert_eq!(tail.end(&object), Some(9));
         assert_eq!(tail.read(&object, 5, 10), None);
         assert_eq!(tail.read(&object, 8, 10).expect("covered")[0].seq, 9);
@@ -173,7 +173,7 @@ mod tests {
         let tail = LogTail::default();
         let object = ObjectId::Group(2);
         let messages: Vec<Message> = (1..=200).map(at).collect();
-        tail.appended(object, &messages);
+        tail.appended(object, messages);
         assert_eq!(tail.read(&object, 0, 10), None);
         let newest = tail.read(&object, 199 - 1, 10).expect("covered");
         assert_eq!(newest.len(), 2);

@@ -74,13 +74,13 @@ const MAX_RECENTLY_STORED: usize = 200_000;
 /// The `(object, seq)` keys of the messages this writer stored most recently.
 #[derive(Debug, Default)]
 struct RecentlyStored {
-    keys: HashSet<(String, u64)>,
-    order: VecDeque<(String, u64)>,
+    keys: HashSet<(ObjectId, u64)>,
+    order: VecDeque<(ObjectId, u64)>,
 }
 
 impl RecentlyStored {
-    fn record(&mut self, key: (String, u64)) {
-        if self.keys.insert(key.clone()) {
+    fn record(&mut self, key: (ObjectId, u64)) {
+        if self.keys.insert(key) {
             self.order.push_back(key);
             while self.order.len() > MAX_RECENTLY_STORED {
                 if let Some(oldest) = self.order.pop_front() {
@@ -91,9 +91,12 @@ impl RecentlyStored {
     }
 
     fn holds_all(&self, messages: &[Message]) -> bool {
-        messages
-            .iter()
-            .all(|message| self.keys.contains(&(message.object.clone(), message.seq)))
+        messages.iter().all(|message| {
+            message
+                .object
+                .parse()
+                .is_ok_and(|object| self.keys.contains(&(object, message.seq)))
+        })
     }
 }
 
@@ -724,14 +727,17 @@ impl Worker {
                         *end = (*end).max(*seq);
                         message.object = object.to_string();
                         message.seq = *seq;
-                        stored.record((message.object.clone(), message.seq));
+                        stored.record((object, message.seq));
                         appended.entry(object).or_default().push(message);
                     }
                     replies.push(Reply::Seqs(reply, seqs));
                 }
                 Job::Messages { messages, reply } => {
                     for message in messages {
-                        stored.record((message.object, message.seq));
+                        // A name that is no object was refused by the write already.
+                        if let Ok(object) = message.object.parse() {
+                            stored.record((object, message.seq));
+                        }
                     }
                     replies.push(Reply::Done(reply));
                 }
@@ -740,7 +746,7 @@ impl Worker {
         }
         drop(stored);
         for (object, messages) in appended {
-            self.shared.tail.appended(object, &messages);
+            self.shared.tail.appended(object, messages);
         }
         for reply in replies {
             // A caller that went away no longer wants the answer.
