@@ -46,7 +46,8 @@ pub enum Existing {
 /// Every stored copy of every message, on disk under one folder.
 pub struct History {
     database: Database,
-    /// Place (object, seq) → the message, encoded without its object and seq.
+    /// Place (object, seq) → the encoded message (its own object, seq and trace are not read
+    /// back: the key gives the place).
     messages: Keyspace,
     /// (object, peer, seq) → nothing: an inbox's conversation with one peer, in order.
     by_peer: Keyspace,
