@@ -527,14 +527,7 @@ impl Worker {
                 self.after_failure(&batch);
             }
         }
-        if !cursors.is_empty() {
-            match self.write(&[], &cursors).await {
-                Ok(_) => self.shared.pending().forget_written(&cursors),
-                Err(error) => {
-                    tracing::warn!(%error, "writing cursors failed; retrying with the next flush");
-                }
-            }
-        }
+        self.write_cursors(&cursors).await;
         for job in batch {
             let mut outcome = self
                 .write(std::slice::from_ref(&job), &PendingCursors::default())
@@ -586,14 +579,7 @@ impl Worker {
                 }
             }
         }
-        if !cursors.is_empty() {
-            match self.write(&[], &cursors).await {
-                Ok(_) => self.shared.pending().forget_written(&cursors),
-                Err(error) => {
-                    tracing::warn!(%error, "writing cursors failed; retrying with the next flush");
-                }
-            }
-        }
+        self.write_cursors(&cursors).await;
         for (jobs, outcome) in answers {
             match outcome {
                 Ok(written) => self.answer(jobs, written),
@@ -695,6 +681,20 @@ impl Worker {
             }
         }
         (numbered, written)
+    }
+
+    /// Writes raised cursors in a transaction of their own; on failure they stay pending for
+    /// the next flush.
+    async fn write_cursors(&mut self, cursors: &PendingCursors) {
+        if cursors.is_empty() {
+            return;
+        }
+        match self.write(&[], cursors).await {
+            Ok(_) => self.shared.pending().forget_written(cursors),
+            Err(error) => {
+                tracing::warn!(%error, "writing cursors failed; retrying with the next flush");
+            }
+        }
     }
 
     /// Forgets the ends of the objects a failed append touched: the database says again.
