@@ -33,11 +33,8 @@ pub async fn open_sqlite(path: &Path) -> InfraResult<SqlDatabase> {
         tokio::fs::create_dir_all(parent).await?;
     }
     let folder = path.with_extension("history");
-    let history = tokio::task::spawn_blocking(move || History::open_shared(&folder))
-        .await
-        .map_err(|error| {
-            InfraError::Unavailable(format!("opening the history stopped: {error}"))
-        })??;
+    let history =
+        on_blocking_thread("opening the history", move || History::open_shared(&folder)).await?;
     let database = open_database_with(
         &sqlite_url(path),
         SQLITE_CONNECTIONS,
@@ -48,6 +45,17 @@ pub async fn open_sqlite(path: &Path) -> InfraResult<SqlDatabase> {
     move_messages_table(&database, &history).await?;
     History::report_metrics_periodically(&history);
     Ok(database)
+}
+
+/// Runs a call into the history store off the runtime's threads (it reads and writes files);
+/// `what` names it should the thread die.
+async fn on_blocking_thread<T: Send + 'static>(
+    what: &str,
+    call: impl FnOnce() -> InfraResult<T> + Send + 'static,
+) -> InfraResult<T> {
+    tokio::task::spawn_blocking(call)
+        .await
+        .map_err(|error| InfraError::Unavailable(format!("{what} stopped: {error}")))?
 }
 
 /// Moves the rows of the `messages` table, where messages were stored before the history
@@ -81,11 +89,10 @@ async fn move_messages_table(database: &SqlDatabase, history: &Arc<History>) -> 
         let copies: Vec<Message> = chunk.into_iter().map(message_from).collect();
         moved += copies.len() as i64;
         let history = Arc::clone(history);
-        tokio::task::spawn_blocking(move || history.write(&copies, Existing::Skip))
-            .await
-            .map_err(|error| {
-                InfraError::Unavailable(format!("moving messages stopped: {error}"))
-            })??;
+        on_blocking_thread("moving messages", move || {
+            history.write(&copies, Existing::Skip)
+        })
+        .await?;
         tracing::info!(moved, rows, "moving stored messages into the history store");
     }
     sqlx::query("DELETE FROM messages")
