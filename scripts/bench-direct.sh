@@ -8,6 +8,8 @@
 # NATTER_BIN_DIR=DIR takes natter and natter-bench from DIR instead of building them.
 # ACK_INTERVAL_MS=250 makes the clients acknowledge as the web client does (the newest message of
 # a chat at most every 250 ms); unset, every message is acknowledged as it arrives.
+# SERVER=relay runs `natter-bench relay` in natter's place on core 0 (the same seeded users):
+# a plain tokio-tungstenite relay that keeps nothing, the floor this machine sets.
 # ECHO=false and ACKED=false connect with ?echo=false and ?acked=false (docs/protocol.md): no
 # push of a client's own messages to the connection that sent them, no `acked` answers.
 set -euo pipefail
@@ -33,16 +35,22 @@ for _ in $(seq 50); do [ -f natter-data/jwt-secret ] && break; sleep 0.1; done
 sleep 1
 kill "$server"; wait "$server" 2>/dev/null || true
 "$bin/natter-bench" seed --users 2000 --sessions "$work/sessions.json"
-taskset -c 0 "$bin/natter" serve >"$work/serve.log" 2>&1 &
-server=$!
-for _ in $(seq 100); do curl -sf localhost:8080/healthz >/dev/null 2>&1 && break; sleep 0.1; done
+if [ "${SERVER:-natter}" = relay ]; then
+    taskset -c 0 "$bin/natter-bench" relay --sessions "$work/sessions.json" >"$work/serve.log" 2>&1 &
+    server=$!
+    for _ in $(seq 100); do grep -q relaying "$work/serve.log" 2>/dev/null && break; sleep 0.1; done
+else
+    taskset -c 0 "$bin/natter" serve >"$work/serve.log" 2>&1 &
+    server=$!
+    for _ in $(seq 100); do curl -sf localhost:8080/healthz >/dev/null 2>&1 && break; sleep 0.1; done
+fi
 before=$(awk '/^write_bytes/{print $2}' "/proc/$server/io")
 taskset -c 1 "$bin/natter-bench" direct --sessions "$work/sessions.json" --users 2000 \
     --rate "$rate" --seconds "$seconds" --drain-seconds 5 --ack-interval-ms "${ACK_INTERVAL_MS:-0}" \
     --echo "${ECHO:-true}" --acked "${ACKED:-true}" --server-pid "$server" --out "$out"
 after=$(awk '/^write_bytes/{print $2}' "/proc/$server/io")
 echo "bytes written to disk by the server: $((after - before))"
-curl -s localhost:8080/metrics | grep -E '^natter_(sends_refused|writer_refused|messages_accepted)_total' || true
+[ "${SERVER:-natter}" = relay ] || curl -s localhost:8080/metrics | grep -E '^natter_(sends_refused|writer_refused|messages_accepted)_total' || true
 if [ -n "${METRICS_OUT:-}" ]; then
     curl -s localhost:8080/metrics >"$METRICS_OUT"
 fi

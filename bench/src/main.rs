@@ -7,6 +7,7 @@ mod connect;
 mod cpu;
 mod direct;
 mod fanout;
+mod relay;
 mod report;
 mod seed;
 mod setup;
@@ -42,6 +43,8 @@ enum Scenario {
     Seed(seed::SeedOptions),
     /// Sends over REST from many seeded users to their offline friends: the cost of objects.
     Spread(spread::SpreadOptions),
+    /// A plain relay that keeps nothing, for `direct` to measure this machine's floor.
+    Relay(relay::RelayOptions),
     /// A long run with connection churn, one-to-one and group chat: server memory and
     /// descriptors over time, and nothing lost.
     Soak(soak::SoakOptions),
@@ -102,6 +105,7 @@ async fn main() -> anyhow::Result<()> {
             publish(&options.target, &broadcast::run(&options).await?)?;
         }
         Scenario::Seed(options) => seed::run(&options).await?,
+        Scenario::Relay(options) => relay::run(&options).await?,
         Scenario::Spread(options) => {
             options.target.check_loopback()?;
             let results = spread::run(&options).await?;

@@ -1,0 +1,190 @@
+//! `natter-bench relay`: a plain tokio-tungstenite relay that speaks the part of natter's
+//! protocol `direct` uses (sync, send, sent, msg) and keeps nothing. Driven by the same
+//! generator on the same machine, it is the floor: what one core spends per message on the
+//! WebSocket and TCP work alone, without durability, receipts or cursors. Figures taken on
+//! different machines compare through it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use futures_util::{SinkExt, StreamExt};
+use natter_proto::frame::{ClientFrame, MessageFrame, ServerFrame};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::StatusCode;
+
+/// Options of `natter-bench relay`.
+#[derive(Debug, clap::Args)]
+pub struct RelayOptions {
+    /// Where to listen (the address `direct` connects to by default).
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    pub listen: SocketAddr,
+    /// The sessions `seed` wrote: the relay knows a connection's user by its token.
+    #[arg(long)]
+    pub sessions: PathBuf,
+}
+
+/// Frames a connection may have waiting before the relay drops what comes next for it.
+const QUEUE_FRAMES: usize = 1024;
+
+/// What every connection shares: who is online, and the counter that numbers messages.
+struct Relay {
+    /// User id by access token.
+    users: HashMap<String, i64>,
+    /// Each online user's outbound queue.
+    online: Mutex<HashMap<i64, mpsc::Sender<String>>>,
+    /// The last message id (and seq) handed out.
+    last_id: AtomicU64,
+}
+
+/// Relays until the process is stopped.
+pub async fn run(options: &RelayOptions) -> anyhow::Result<()> {
+    let sessions = crate::seed::load_sessions(&options.sessions)?;
+    let relay = Arc::new(Relay {
+        users: sessions
+            .into_iter()
+            .map(|session| (session.access_token, session.user_id))
+            .collect(),
+        online: Mutex::new(HashMap::new()),
+        last_id: AtomicU64::new(0),
+    });
+    let listener = TcpListener::bind(options.listen)
+        .await
+        .with_context(|| format!("listening on {}", options.listen))?;
+    eprintln!("relaying on {}", options.listen);
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let relay = Arc::clone(&relay);
+        tokio::spawn(async move {
+            if let Err(error) = serve(&relay, stream).await {
+                eprintln!("a connection ended: {error}");
+            }
+        });
+    }
+}
+
+/// One connection: reads its frames and writes what is queued for it, in one task.
+async fn serve(relay: &Relay, stream: TcpStream) -> anyhow::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut user = None;
+    // The handshake callback's signature is tungstenite's, error response and all.
+    #[allow(clippy::result_large_err)]
+    let knows_token = |request: &Request, response| {
+        user = request
+            .headers()
+            .get("authorization")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .and_then(|token| relay.users.get(token).copied());
+        match user {
+            Some(_) => Ok::<Response, ErrorResponse>(response),
+            None => {
+                let mut refusal = ErrorResponse::new(Some("unknown token".into()));
+                *refusal.status_mut() = StatusCode::UNAUTHORIZED;
+                Err(refusal)
+            }
+        }
+    };
+    let socket = tokio_tungstenite::accept_hdr_async(stream, knows_token).await?;
+    let me = user.context("no user")?;
+    let (sender, mut queue) = mpsc::channel(QUEUE_FRAMES);
+    lock(&relay.online).insert(me, sender.clone());
+    let (mut sink, mut stream) = socket.split();
+    let outcome = loop {
+        tokio::select! {
+            frame = queue.recv() => {
+                let Some(frame) = frame else { break Ok(()) };
+                // Everything already queued goes out in one flush.
+                let mut next = Some(frame);
+                while let Some(frame) = next {
+                    sink.feed(WsMessage::text(frame)).await?;
+                    next = queue.try_recv().ok();
+                }
+                sink.flush().await?;
+            }
+            incoming = stream.next() => {
+                let text = match incoming {
+                    Some(Ok(WsMessage::Text(text))) => text,
+                    Some(Ok(WsMessage::Close(_))) | None => break Ok(()),
+                    Some(Ok(_)) => continue,
+                    Some(Err(error)) => break Err(error.into()),
+                };
+                if let Ok(frame) = serde_json::from_str::<ClientFrame>(text.as_str()) {
+                    answer(relay, me, &sender, frame);
+                }
+            }
+        }
+    };
+    lock(&relay.online).remove(&me);
+    outcome
+}
+
+/// Answers one client frame: a sync at once, a send with `sent` to the sender and `msg` to
+/// the recipient. Acks and the rest are read and dropped.
+fn answer(relay: &Relay, me: i64, own: &mpsc::Sender<String>, frame: ClientFrame) {
+    match frame {
+        ClientFrame::Sync { .. } => {
+            let synced = ServerFrame::Synced {
+                cursors: Default::default(),
+            };
+            let _ = own.try_send(synced.to_json());
+        }
+        ClientFrame::Send {
+            cid,
+            to,
+            kind,
+            body,
+            ..
+        } => {
+            let id = relay.last_id.fetch_add(1, Ordering::Relaxed) + 1;
+            let ts = now_millis();
+            let sent = ServerFrame::Sent {
+                cid: cid.clone(),
+                id: id.to_string(),
+                object: format!("user:{me}"),
+                seq: id,
+                ts,
+            };
+            let _ = own.try_send(sent.to_json());
+            let recipient = to
+                .strip_prefix("user:")
+                .and_then(|id| id.parse::<i64>().ok());
+            let queue = recipient.and_then(|user| lock(&relay.online).get(&user).cloned());
+            if let Some(queue) = queue {
+                let message = ServerFrame::Msg(MessageFrame {
+                    object: to.clone(),
+                    seq: id,
+                    id: id.to_string(),
+                    from: me.to_string(),
+                    to,
+                    kind,
+                    body,
+                    ts,
+                    cid,
+                    ..MessageFrame::default()
+                });
+                let _ = queue.try_send(message.to_json());
+            }
+        }
+        _ => {}
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as i64)
+        .unwrap_or_default()
+}
