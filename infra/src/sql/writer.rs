@@ -26,7 +26,7 @@ use natter_proto::v1::Message;
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, Executor};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::AbortHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 
 use super::batch_insert::{BatchInsert, Value, WriteBatch};
 use super::checkpointer;
@@ -252,7 +252,8 @@ impl BatchWriter {
             checkpoints,
             restart,
             dialect,
-            statements: BatchStatements::new(dialect),
+            statements: Arc::new(BatchStatements::new(dialect)),
+            cursor_flush: None,
             ends: HashMap::new(),
             forgotten: 0,
             shared: Arc::clone(&shared),
@@ -417,7 +418,10 @@ struct Worker {
     /// Raised by the checkpoint task when the WAL should start over.
     restart: Arc<checkpointer::RestartRequest>,
     dialect: Dialect,
-    statements: BatchStatements,
+    statements: Arc<BatchStatements>,
+    /// With a history store, the cursor flush running beside the batches; it hands back the
+    /// connection when it wrote.
+    cursor_flush: Option<JoinHandle<Option<PoolConnection<Any>>>>,
     /// Each object's committed log end, as far as this writer knows (the truth when it is
     /// the only appender; a failed append forgets its objects, which are then read again).
     ends: HashMap<ObjectId, u64>,
@@ -434,6 +438,17 @@ impl Drop for Worker {
             checkpoints.abort();
         }
     }
+}
+
+/// Whether a batch also writes the raised cursors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flush {
+    /// Not this time.
+    No,
+    /// The interval is up.
+    Due,
+    /// The writer closes: every raise is written before it says so.
+    Closing,
 }
 
 /// A committed job's answer, sent once the log's remembered entries are up to date.
@@ -457,7 +472,7 @@ impl Worker {
                     Some(job) => batch.push(job),
                     None => {
                         // Every handle is gone: write what is left, then stop.
-                        self.commit(Vec::new(), true).await;
+                        self.commit(Vec::new(), Flush::Closing).await;
                         return;
                     }
                 },
@@ -470,7 +485,14 @@ impl Worker {
                 }
             }
             let closing = batch.iter().any(|job| matches!(job, Job::Close { .. }));
-            self.commit(batch, flush_due || closing).await;
+            let flush = if closing {
+                Flush::Closing
+            } else if flush_due {
+                Flush::Due
+            } else {
+                Flush::No
+            };
+            self.commit(batch, flush).await;
             if closing {
                 self.connection = None;
             }
@@ -479,10 +501,10 @@ impl Worker {
 
     /// Writes a batch in one transaction and answers every job in it. When the batch fails,
     /// each job is tried again on its own, so one bad job fails only its own caller.
-    async fn commit(&mut self, batch: Vec<Job>, flush_cursors: bool) {
+    async fn commit(&mut self, batch: Vec<Job>, flush: Flush) {
         // A copy: the raises stay readable as pending until the database holds them, so a
         // reader never sees a cursor fall back while a flush is under way.
-        let cursors = if flush_cursors {
+        let cursors = if flush != Flush::No {
             self.shared.pending().clone()
         } else {
             PendingCursors::default()
@@ -499,7 +521,8 @@ impl Worker {
             }
         }
         if let Some(history) = self.history.clone() {
-            self.commit_to_history(&history, batch, cursors).await;
+            self.commit_to_history(&history, batch, cursors, flush)
+                .await;
             return;
         }
         match self.write(&batch, &cursors).await {
@@ -550,14 +573,16 @@ impl Worker {
     }
 
     /// [`Worker::commit`] when messages live in the history store: the jobs' copies are
-    /// written there in one atomic write, then the cursors in a transaction of their own, then
-    /// the jobs are answered. A failed cursor write leaves them pending for the next flush and
-    /// never fails the appends, which are stored by then.
+    /// written there in one atomic write and the jobs are answered; the cursors go to the
+    /// database in a transaction of their own, beside the next batches (before the answers
+    /// when the writer closes). A failed cursor write leaves them pending for the next flush
+    /// and never fails the appends, which are stored by then.
     async fn commit_to_history(
         &mut self,
         history: &Arc<History>,
         batch: Vec<Job>,
         cursors: PendingCursors,
+        flush: Flush,
     ) {
         let started = Instant::now();
         let jobs = batch.len();
@@ -579,7 +604,10 @@ impl Worker {
                 }
             }
         }
-        self.write_cursors(&cursors).await;
+        if flush == Flush::Closing {
+            self.finish_cursor_flush().await;
+            self.write_cursors(&cursors).await;
+        }
         for (jobs, outcome) in answers {
             match outcome {
                 Ok(written) => self.answer(jobs, written),
@@ -591,6 +619,61 @@ impl Worker {
                     }
                 }
             }
+        }
+        if flush == Flush::Due {
+            self.flush_cursors_beside(cursors).await;
+        }
+    }
+
+    /// Starts writing `cursors` on a task of its own, so the batches that follow do not wait
+    /// for the database (SQLite's upserts of a few thousand cursors take tens of ms on a slow
+    /// machine). While the last flush still runs this one is skipped: the raises stay pending
+    /// and the next flush writes them.
+    async fn flush_cursors_beside(&mut self, cursors: PendingCursors) {
+        if cursors.is_empty()
+            || self
+                .cursor_flush
+                .as_ref()
+                .is_some_and(|flush| !flush.is_finished())
+        {
+            return;
+        }
+        self.finish_cursor_flush().await;
+        let connection = self.connection.take();
+        let pool = self.pool.clone();
+        let dialect = self.dialect;
+        let statements = Arc::clone(&self.statements);
+        let restart = Arc::clone(&self.restart);
+        let shared = Arc::clone(&self.shared);
+        self.cursor_flush = Some(tokio::spawn(async move {
+            let written = async {
+                let mut connection = match connection {
+                    Some(connection) => connection,
+                    None => fresh_connection(&pool, dialect, &statements).await?,
+                };
+                write_cursors_on(&mut connection, dialect, &statements, &restart, &cursors).await?;
+                Ok::<_, InfraError>(connection)
+            };
+            match written.await {
+                Ok(connection) => {
+                    shared.pending().forget_written(&cursors);
+                    Some(connection)
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "writing cursors failed; retrying with the next flush");
+                    None
+                }
+            }
+        }));
+    }
+
+    /// Waits for the cursor flush running beside the batches, if any, and takes back its
+    /// connection.
+    async fn finish_cursor_flush(&mut self) {
+        if let Some(flush) = self.cursor_flush.take()
+            && let Ok(Some(connection)) = flush.await
+        {
+            self.connection = Some(connection);
         }
     }
 
@@ -865,33 +948,60 @@ impl Worker {
                 )
                 .await?;
         }
-        for (kind, statement) in [
-            (CursorKind::Acknowledged, &self.statements.acknowledged),
-            (CursorKind::Read, &self.statements.read),
-        ] {
-            let mut raised: Vec<_> = cursors.of_kind(kind).iter().collect();
-            raised.sort_unstable();
-            statement
-                .run(&mut batch, &raised, |row, values| {
-                    values.extend([
-                        Value::Int(row.0.0),
-                        Value::Text(&row.0.1),
-                        Value::Int(stored_seq(*row.1)),
-                    ]);
-                })
-                .await?;
-        }
-        let mut delivered: Vec<_> = cursors.delivered.iter().collect();
-        delivered.sort_unstable();
-        self.statements
-            .delivered
-            .run(&mut batch, &delivered, |row, values| {
-                values.extend([Value::Text(row.0), Value::Int(stored_seq(*row.1))]);
-            })
-            .await?;
+        cursor_rows(&mut batch, &self.statements, cursors).await?;
         batch.commit().await?;
         Ok(written)
     }
+}
+
+/// The raised cursors' upserts, in key order, into `batch`.
+async fn cursor_rows(
+    batch: &mut WriteBatch<'_>,
+    statements: &BatchStatements,
+    cursors: &PendingCursors,
+) -> InfraResult<()> {
+    for (kind, statement) in [
+        (CursorKind::Acknowledged, &statements.acknowledged),
+        (CursorKind::Read, &statements.read),
+    ] {
+        let mut raised: Vec<_> = cursors.of_kind(kind).iter().collect();
+        raised.sort_unstable();
+        statement
+            .run(batch, &raised, |row, values| {
+                values.extend([
+                    Value::Int(row.0.0),
+                    Value::Text(&row.0.1),
+                    Value::Int(stored_seq(*row.1)),
+                ]);
+            })
+            .await?;
+    }
+    let mut delivered: Vec<_> = cursors.delivered.iter().collect();
+    delivered.sort_unstable();
+    statements
+        .delivered
+        .run(batch, &delivered, |row, values| {
+            values.extend([Value::Text(row.0), Value::Int(stored_seq(*row.1))]);
+        })
+        .await?;
+    Ok(())
+}
+
+/// Writes `cursors` in a transaction of their own on `connection`, first catching up with the
+/// WAL's checkpoints if asked.
+async fn write_cursors_on(
+    connection: &mut PoolConnection<Any>,
+    dialect: Dialect,
+    statements: &BatchStatements,
+    restart: &checkpointer::RestartRequest,
+    cursors: &PendingCursors,
+) -> InfraResult<()> {
+    if restart.take() {
+        checkpointer::catch_up(connection).await;
+    }
+    let mut batch = WriteBatch::begin(connection, dialect).await?;
+    cursor_rows(&mut batch, statements, cursors).await?;
+    batch.commit().await
 }
 
 /// The copies `jobs` hold, the appends placed where `places` (their numbering, in order) says,
