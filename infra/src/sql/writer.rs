@@ -11,7 +11,8 @@
 //!
 //! Cursors (acknowledged, read, delivered) only rise and losing the newest of them costs a
 //! redelivery, not a message: a raise is remembered at once, answered, and written with the
-//! next flush (every [`CURSOR_FLUSH_INTERVAL`]), the newest per key only.
+//! next flush (every [`CURSOR_FLUSH_INTERVAL`]), the newest per key only. With the history
+//! store, a flush runs on a task beside the batches, so no send waits for SQLite's upserts.
 //!
 //! The queue is bounded. An append that finds it full is refused as overloaded, with a hint
 //! when to retry, instead of waiting behind a backlog that grows without limit.
