@@ -46,18 +46,24 @@ struct Relay {
 /// Relays until the process is stopped.
 pub async fn run(options: &RelayOptions) -> anyhow::Result<()> {
     let sessions = crate::seed::load_sessions(&options.sessions)?;
-    let relay = Arc::new(Relay {
-        users: sessions
-            .into_iter()
-            .map(|session| (session.access_token, session.user_id))
-            .collect(),
-        online: Mutex::new(HashMap::new()),
-        last_id: AtomicU64::new(0),
-    });
+    let users = sessions
+        .into_iter()
+        .map(|session| (session.access_token, session.user_id))
+        .collect();
     let listener = TcpListener::bind(options.listen)
         .await
         .with_context(|| format!("listening on {}", options.listen))?;
     eprintln!("relaying on {}", options.listen);
+    relay_on(listener, users).await
+}
+
+/// Relays the connections `listener` accepts, knowing users by their tokens in `users`.
+async fn relay_on(listener: TcpListener, users: HashMap<String, i64>) -> anyhow::Result<()> {
+    let relay = Arc::new(Relay {
+        users,
+        online: Mutex::new(HashMap::new()),
+        last_id: AtomicU64::new(0),
+    });
     loop {
         let (stream, _) = listener.accept().await?;
         let relay = Arc::clone(&relay);
@@ -187,4 +193,65 @@ fn now_millis() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| elapsed.as_millis() as i64)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use natter::client::WsClient;
+
+    use super::*;
+
+    const WAIT: Duration = Duration::from_secs(5);
+
+    #[tokio::test]
+    async fn a_send_is_answered_sent_and_reaches_the_friend_and_a_stranger_is_turned_away()
+    -> anyhow::Result<()> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("ws://{}/ws", listener.local_addr()?);
+        let users = HashMap::from([("token-a".to_string(), 1), ("token-b".to_string(), 2)]);
+        let relay = tokio::spawn(relay_on(listener, users));
+
+        assert!(WsClient::connect(&url, "token-x").await.is_err());
+        let mut alice = WsClient::connect(&url, "token-a").await?;
+        let mut bob = WsClient::connect(&url, "token-b").await?;
+        for client in [&mut alice, &mut bob] {
+            client
+                .send(&ClientFrame::Sync {
+                    cursors: Default::default(),
+                })
+                .await?;
+            assert!(matches!(
+                client.next(WAIT).await?,
+                Some(ServerFrame::Synced { .. })
+            ));
+        }
+        alice
+            .send(&ClientFrame::Send {
+                cid: "c1".into(),
+                to: "user:2".into(),
+                kind: "text".into(),
+                body: "hello".into(),
+                reply_to: None,
+            })
+            .await?;
+        match alice.next(WAIT).await? {
+            Some(ServerFrame::Sent { cid, object, .. }) => {
+                assert_eq!((cid.as_str(), object.as_str()), ("c1", "user:1"));
+            }
+            other => panic!("expected sent, got {other:?}"),
+        }
+        match bob.next(WAIT).await? {
+            Some(ServerFrame::Msg(message)) => {
+                assert_eq!(
+                    (message.from.as_str(), message.body.as_str()),
+                    ("1", "hello")
+                );
+            }
+            other => panic!("expected the message, got {other:?}"),
+        }
+        relay.abort();
+        Ok(())
+    }
 }
