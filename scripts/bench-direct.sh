@@ -35,7 +35,8 @@ for _ in $(seq 50); do [ -f natter-data/jwt-secret ] && break; sleep 0.1; done
 sleep 1
 kill "$server"; wait "$server" 2>/dev/null || true
 "$bin/natter-bench" seed --users 2000 --sessions "$work/sessions.json"
-if [ "${SERVER:-natter}" = relay ]; then
+server_kind=${SERVER:-natter}
+if [ "$server_kind" = relay ]; then
     taskset -c 0 "$bin/natter-bench" relay --sessions "$work/sessions.json" >"$work/serve.log" 2>&1 &
     server=$!
     for _ in $(seq 100); do grep -q relaying "$work/serve.log" 2>/dev/null && break; sleep 0.1; done
@@ -50,7 +51,10 @@ taskset -c 1 "$bin/natter-bench" direct --sessions "$work/sessions.json" --users
     --echo "${ECHO:-true}" --acked "${ACKED:-true}" --server-pid "$server" --out "$out"
 after=$(awk '/^write_bytes/{print $2}' "/proc/$server/io")
 echo "bytes written to disk by the server: $((after - before))"
-[ "${SERVER:-natter}" = relay ] || curl -s localhost:8080/metrics | grep -E '^natter_(sends_refused|writer_refused|messages_accepted)_total' || true
-if [ -n "${METRICS_OUT:-}" ]; then
-    curl -s localhost:8080/metrics >"$METRICS_OUT"
+# The relay has no /metrics.
+if [ "$server_kind" != relay ]; then
+    curl -s localhost:8080/metrics | grep -E '^natter_(sends_refused|writer_refused|messages_accepted)_total' || true
+    if [ -n "${METRICS_OUT:-}" ]; then
+        curl -s localhost:8080/metrics >"$METRICS_OUT"
+    fi
 fi

@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, SinkExt, StreamExt};
+use natter_proto::ObjectId;
 use natter_proto::frame::{ClientFrame, MessageFrame, ServerFrame};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -106,13 +107,9 @@ async fn serve(relay: &Relay, stream: TcpStream) -> anyhow::Result<()> {
         tokio::select! {
             frame = queue.recv() => {
                 let Some(frame) = frame else { break Ok(()) };
-                // Everything already queued goes out in one flush.
-                let mut next = Some(frame);
-                while let Some(frame) = next {
-                    sink.feed(WsMessage::text(frame)).await?;
-                    next = queue.try_recv().ok();
+                if let Err(error) = write_queued(&mut sink, frame, &mut queue).await {
+                    break Err(error.into());
                 }
-                sink.flush().await?;
             }
             incoming = stream.next() => {
                 let text = match incoming {
@@ -127,8 +124,32 @@ async fn serve(relay: &Relay, stream: TcpStream) -> anyhow::Result<()> {
             }
         }
     };
-    lock(&relay.online).remove(&me);
+    // A newer connection of the same user may have taken the place: leave that one be.
+    let mut online = lock(&relay.online);
+    if online
+        .get(&me)
+        .is_some_and(|queue| queue.same_channel(&sender))
+    {
+        online.remove(&me);
+    }
+    drop(online);
     outcome
+}
+
+/// Writes `first` and everything else already queued, then flushes once.
+async fn write_queued<S>(
+    sink: &mut S,
+    first: String,
+    queue: &mut mpsc::Receiver<String>,
+) -> Result<(), S::Error>
+where
+    S: Sink<WsMessage> + Unpin,
+{
+    sink.feed(WsMessage::text(first)).await?;
+    while let Ok(frame) = queue.try_recv() {
+        sink.feed(WsMessage::text(frame)).await?;
+    }
+    sink.flush().await
 }
 
 /// Answers one client frame: a sync at once, a send with `sent` to the sender and `msg` to
@@ -149,19 +170,19 @@ fn answer(relay: &Relay, me: i64, own: &mpsc::Sender<String>, frame: ClientFrame
             ..
         } => {
             let id = relay.last_id.fetch_add(1, Ordering::Relaxed) + 1;
-            let ts = now_millis();
+            let ts = natter_infra::now_millis();
             let sent = ServerFrame::Sent {
                 cid: cid.clone(),
                 id: id.to_string(),
-                object: format!("user:{me}"),
+                object: ObjectId::User(me).to_string(),
                 seq: id,
                 ts,
             };
             let _ = own.try_send(sent.to_json());
-            let recipient = to
-                .strip_prefix("user:")
-                .and_then(|id| id.parse::<i64>().ok());
-            let queue = recipient.and_then(|user| lock(&relay.online).get(&user).cloned());
+            let queue = match to.parse() {
+                Ok(ObjectId::User(recipient)) => lock(&relay.online).get(&recipient).cloned(),
+                _ => None,
+            };
             if let Some(queue) = queue {
                 let message = ServerFrame::Msg(MessageFrame {
                     object: to.clone(),
@@ -186,13 +207,6 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
