@@ -503,6 +503,18 @@ impl Worker {
     /// Writes a batch in one transaction and answers every job in it. When the batch fails,
     /// each job is tried again on its own, so one bad job fails only its own caller.
     async fn commit(&mut self, batch: Vec<Job>, flush: Flush) {
+        // With the history store a due flush runs beside the batches, and is skipped while
+        // the last one still runs: its raises stay pending for the next.
+        let flush = if flush == Flush::Due
+            && self
+                .cursor_flush
+                .as_ref()
+                .is_some_and(|running| !running.is_finished())
+        {
+            Flush::No
+        } else {
+            flush
+        };
         // A copy: the raises stay readable as pending until the database holds them, so a
         // reader never sees a cursor fall back while a flush is under way.
         let cursors = if flush != Flush::No {
@@ -628,44 +640,28 @@ impl Worker {
 
     /// Starts writing `cursors` on a task of its own, so the batches that follow do not wait
     /// for the database (SQLite's upserts of a few thousand cursors take tens of ms on a slow
-    /// machine). While the last flush still runs this one is skipped: the raises stay pending
-    /// and the next flush writes them.
+    /// machine). [`Worker::commit`] starts no flush while the last one still runs.
     async fn flush_cursors_beside(&mut self, cursors: PendingCursors) {
-        if cursors.is_empty()
-            || self
-                .cursor_flush
-                .as_ref()
-                .is_some_and(|flush| !flush.is_finished())
-        {
+        if cursors.is_empty() {
             return;
         }
         self.finish_cursor_flush().await;
         let connection = self.connection.take();
-        let pool = self.pool.clone();
-        let dialect = self.dialect;
-        let statements = Arc::clone(&self.statements);
-        let restart = Arc::clone(&self.restart);
-        let shared = Arc::clone(&self.shared);
+        let cursor_write = self.cursor_write();
         self.cursor_flush = Some(tokio::spawn(async move {
-            let written = async {
-                let mut connection = match connection {
-                    Some(connection) => connection,
-                    None => fresh_connection(&pool, dialect, &statements).await?,
-                };
-                write_cursors_on(&mut connection, dialect, &statements, &restart, &cursors).await?;
-                Ok::<_, InfraError>(connection)
-            };
-            match written.await {
-                Ok(connection) => {
-                    shared.pending().forget_written(&cursors);
-                    Some(connection)
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "writing cursors failed; retrying with the next flush");
-                    None
-                }
-            }
+            cursor_write.run(connection, &cursors).await
         }));
+    }
+
+    /// What writing cursors needs, to take onto a task of its own.
+    fn cursor_write(&self) -> CursorWrite {
+        CursorWrite {
+            pool: self.pool.clone(),
+            dialect: self.dialect,
+            statements: Arc::clone(&self.statements),
+            restart: Arc::clone(&self.restart),
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     /// Waits for the cursor flush running beside the batches, if any, and takes back its
@@ -773,12 +769,8 @@ impl Worker {
         if cursors.is_empty() {
             return;
         }
-        match self.write(&[], cursors).await {
-            Ok(_) => self.shared.pending().forget_written(cursors),
-            Err(error) => {
-                tracing::warn!(%error, "writing cursors failed; retrying with the next flush");
-            }
-        }
+        let connection = self.connection.take();
+        self.connection = self.cursor_write().run(connection, cursors).await;
     }
 
     /// Forgets the ends of the objects a failed append touched: the database says again.
@@ -847,13 +839,14 @@ impl Worker {
 
     /// One transaction: the log entries, the messages and the cursors of `jobs`.
     async fn write(&mut self, jobs: &[Job], cursors: &PendingCursors) -> InfraResult<Written> {
-        let mut connection = match self.connection.take() {
-            Some(connection) => connection,
-            None => fresh_connection(&self.pool, self.dialect, &self.statements).await?,
-        };
-        if self.restart.take() {
-            checkpointer::catch_up(&mut connection).await;
-        }
+        let mut connection = ready_connection(
+            self.connection.take(),
+            &self.pool,
+            self.dialect,
+            &self.statements,
+            &self.restart,
+        )
+        .await?;
         let outcome = self.write_on(&mut connection, jobs, cursors).await;
         // The connection may be what failed: then the next batch takes a fresh one.
         if outcome.is_ok() {
@@ -988,21 +981,49 @@ async fn cursor_rows(
     Ok(())
 }
 
-/// Writes `cursors` in a transaction of their own on `connection`, first catching up with the
-/// WAL's checkpoints if asked.
-async fn write_cursors_on(
-    connection: &mut PoolConnection<Any>,
+/// Everything a cursor flush needs from the writer.
+struct CursorWrite {
+    pool: AnyPool,
     dialect: Dialect,
-    statements: &BatchStatements,
-    restart: &checkpointer::RestartRequest,
-    cursors: &PendingCursors,
-) -> InfraResult<()> {
-    if restart.take() {
-        checkpointer::catch_up(connection).await;
+    statements: Arc<BatchStatements>,
+    restart: Arc<checkpointer::RestartRequest>,
+    shared: Arc<Shared>,
+}
+
+impl CursorWrite {
+    /// Writes `cursors` in a transaction of their own on [`ready_connection`]. Written, they are no longer
+    /// pending and the connection comes back; on failure they stay pending for the next
+    /// flush, and the connection, which may be what failed, is dropped.
+    async fn run(
+        self,
+        connection: Option<PoolConnection<Any>>,
+        cursors: &PendingCursors,
+    ) -> Option<PoolConnection<Any>> {
+        let written = async {
+            let mut connection = ready_connection(
+                connection,
+                &self.pool,
+                self.dialect,
+                &self.statements,
+                &self.restart,
+            )
+            .await?;
+            let mut batch = WriteBatch::begin(&mut connection, self.dialect).await?;
+            cursor_rows(&mut batch, &self.statements, cursors).await?;
+            batch.commit().await?;
+            Ok::<_, InfraError>(connection)
+        };
+        match written.await {
+            Ok(connection) => {
+                self.shared.pending().forget_written(cursors);
+                Some(connection)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "writing cursors failed; retrying with the next flush");
+                None
+            }
+        }
     }
-    let mut batch = WriteBatch::begin(connection, dialect).await?;
-    cursor_rows(&mut batch, statements, cursors).await?;
-    batch.commit().await
 }
 
 /// The copies `jobs` hold, the appends placed where `places` (their numbering, in order) says,
@@ -1067,6 +1088,25 @@ const MESSAGE_COLUMNS: usize = 15;
 
 /// The `messages` insert, up to its row source: the store's column list, in its order.
 const MESSAGE_INSERT: &str = concat!("INTO messages (", message_columns!(), ")");
+
+/// The connection to write on: the one held (a fresh one if none), caught up with the WAL's
+/// checkpoints first if the checkpoint task asked.
+async fn ready_connection(
+    held: Option<PoolConnection<Any>>,
+    pool: &AnyPool,
+    dialect: Dialect,
+    statements: &BatchStatements,
+    restart: &checkpointer::RestartRequest,
+) -> InfraResult<PoolConnection<Any>> {
+    let mut connection = match held {
+        Some(connection) => connection,
+        None => fresh_connection(pool, dialect, statements).await?,
+    };
+    if restart.take() {
+        checkpointer::catch_up(&mut connection).await;
+    }
+    Ok(connection)
+}
 
 /// A connection from the pool, given a large page cache and what `statements` need on it.
 async fn fresh_connection(
