@@ -9,6 +9,7 @@ use natter::config::NatterConfig;
 use natter::system::{RunningSystem, database_path};
 use natter::telemetry;
 
+mod huge_pages;
 mod interactive;
 
 /// Every allocation of the process goes through mimalloc (see docs/decisions.md).
@@ -60,6 +61,9 @@ fn main() -> anyhow::Result<()> {
         // The exporter's calls run on this runtime.
         let _entered = runtime.enter();
         telemetry::init_tracing(&config.log, &config.trace, &identity);
+    }
+    if matches!(cli.command, Command::Serve { .. }) {
+        huge_pages::turn_off();
     }
     let outcome = runtime.block_on(run(cli.command, config));
     telemetry::flush_traces();
