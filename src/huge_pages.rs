@@ -4,8 +4,9 @@
 //! the kernel zero all of it at once. While natter's bounded caches and the history store's
 //! in-memory tables fill, that zeroing took 4–7% of the core at 5,000 one-to-one messages/s
 //! (`clear_page_erms` under `do_huge_pmd_anonymous_page`), and under nested virtualization each
-//! such fault is slow enough to show in the tail. With 4 KiB pages it fell to 0.05%, and CPU
-//! per message did not rise (BENCHMARKS.md, docs/decisions.md).
+//! such fault is slow enough to show in the tail while memory grows. With 4 KiB pages it fell
+//! to 0.05%; CPU per message did not rise, and once the caches were full the two were equal
+//! (BENCHMARKS.md, docs/decisions.md).
 
 /// Turns transparent huge pages off for this process and the threads it starts; a kernel that
 /// refuses is logged and served as it is.
