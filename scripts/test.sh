@@ -4,8 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
 started=$SECONDS
+# Each step's header carries the seconds since the suite began, so a CI log shows which step
+# took the time.
+step() { printf '\n==> %s (at %d s)\n' "$*" "$((SECONDS - started))"; }
 
 step "toolchain"
 cargo --version
