@@ -54,4 +54,4 @@ scripts/fuzz.sh 30
 step "browser tests: the web client in headless Chromium (scripts/browser-test.sh)"
 scripts/browser-test.sh
 
-step "all checks passed in $((SECONDS - started)) s"
+printf '\n==> all checks passed in %d s\n' "$((SECONDS - started))"
