@@ -8,8 +8,8 @@
 //! to 0.05%; CPU per message did not rise, and once the caches were full the two were equal
 //! (BENCHMARKS.md, docs/decisions.md).
 
-/// Turns transparent huge pages off for this process and the threads it starts; a kernel that
-/// refuses is logged and served as it is.
+/// Turns transparent huge pages off for the whole process, threads already running included
+/// (the flag belongs to the address space); a kernel that refuses is logged and served as it is.
 pub fn turn_off() {
     #[cfg(target_os = "linux")]
     {

@@ -991,9 +991,9 @@ struct CursorWrite {
 }
 
 impl CursorWrite {
-    /// Writes `cursors` in a transaction of their own on [`ready_connection`]. Written, they are no longer
-    /// pending and the connection comes back; on failure they stay pending for the next
-    /// flush, and the connection, which may be what failed, is dropped.
+    /// Writes `cursors` in a transaction of their own on [`ready_connection`]. Written, they
+    /// are no longer pending and the connection comes back; on failure they stay pending for
+    /// the next flush, and the connection, which may be what failed, is dropped.
     async fn run(
         self,
         connection: Option<PoolConnection<Any>>,
