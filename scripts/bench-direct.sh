@@ -51,10 +51,11 @@ taskset -c 1 "$bin/natter-bench" direct --sessions "$work/sessions.json" --users
     --echo "${ECHO:-true}" --acked "${ACKED:-true}" --server-pid "$server" --out "$out"
 after=$(awk '/^write_bytes/{print $2}' "/proc/$server/io")
 echo "bytes written to disk by the server: $((after - before))"
-# The relay has no /metrics.
+# The relay has no /metrics. natter's are read once: the refusals are printed from the same
+# copy that METRICS_OUT keeps.
 if [ "$server_kind" != relay ]; then
-    curl -s localhost:8080/metrics | grep -E '^natter_(sends_refused|writer_refused|messages_accepted)_total' || true
-    if [ -n "${METRICS_OUT:-}" ]; then
-        curl -s localhost:8080/metrics >"$METRICS_OUT"
-    fi
+    metrics=${METRICS_OUT:-$work/metrics}
+    # A failed read ends the script only when METRICS_OUT asked for the copy.
+    curl -s localhost:8080/metrics >"$metrics" || [ -z "${METRICS_OUT:-}" ]
+    grep -E '^natter_(sends_refused|writer_refused|messages_accepted)_total' "$metrics" || true
 fi
