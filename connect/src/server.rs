@@ -707,6 +707,66 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_gathered_call_does_each_push_and_answers_them_in_order() {
+        use natter_proto::v1::connect_server::Connect;
+        use natter_proto::v1::{PushBatchRequest, PushGroupRequest, PushUsersRequest};
+
+        let node = node();
+        let service = crate::service::ConnectService::new(Arc::clone(&node.server));
+        node.server.update_groups(5, &[GROUP], &[]);
+        let mut locks = Vec::new();
+        for key in ["lock:user:1", "lock:user:999", "lock:group:7"] {
+            let lock = PushLock {
+                key: key.into(),
+                token: format!("token of {key}"),
+            };
+            assert!(
+                node.sessions
+                    .try_lock(&lock.key, &lock.token, Duration::from_secs(30))
+                    .await
+                    .unwrap()
+            );
+            locks.push(lock);
+        }
+        let users = |user_ids: Vec<i64>, lock: &PushLock| PushUsersRequest {
+            user_ids,
+            messages: vec![message(1)],
+            lock: Some(lock.clone()),
+            trace_parent: String::new(),
+        };
+        let request = PushBatchRequest {
+            users: vec![users(vec![1, 2], &locks[0]), users(vec![999], &locks[1])],
+            groups: vec![PushGroupRequest {
+                group_id: GROUP,
+                messages: vec![message(2)],
+                lock: Some(locks[2].clone()),
+                trace_parent: String::new(),
+            }],
+        };
+        let reply = service
+            .push_batch(tonic::Request::new(request))
+            .await
+            .expect("a gathered call is answered")
+            .into_inner();
+        let reached = |replies: &[natter_proto::v1::PushReply]| -> Vec<(u32, bool)> {
+            replies
+                .iter()
+                .map(|reply| (reply.connections, reply.released))
+                .collect()
+        };
+        // Users 1 and 2 are here, 999 is not, and the group has one member online.
+        assert_eq!(reached(&reply.users), [(2, true), (0, true)]);
+        assert_eq!(reached(&reply.groups), [(1, true)]);
+        let got = received(&node, 3).await;
+        let frames_of = |user: i64| got.iter().find(|(id, _)| *id == user).unwrap().1.len();
+        assert_eq!((frames_of(1), frames_of(2), frames_of(5)), (1, 1, 1));
+        assert_eq!(got.iter().map(|(_, frames)| frames.len()).sum::<usize>(), 3);
+        for lock in &locks {
+            assert_released(&node, &lock.key).await;
+        }
+    }
+
+    #[tokio::test]
     async fn a_group_push_with_nobody_online_releases_its_lock_at_once() {
         let node = node();
         let lock = PushLock {

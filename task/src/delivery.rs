@@ -16,6 +16,7 @@ use tracing::{Instrument, Span};
 
 use crate::config::TaskConfig;
 use crate::directory::ConnectDirectory;
+use crate::push_batch::{LockedPush, PushBatcher};
 
 /// What a delivery needs; shared by every object's loop.
 pub struct Deliverer {
@@ -29,6 +30,8 @@ pub struct Deliverer {
     pub sessions: Arc<dyn Sessions>,
     /// The connect nodes.
     pub directory: Arc<ConnectDirectory>,
+    /// Locked pushes, gathered per connect node.
+    pushes: PushBatcher,
     /// Set when the process stops: loops end instead of retrying against closed ports.
     stopped: AtomicBool,
     /// Told each object's delivered cursor as it moves (the partitioned log's numbering
@@ -80,14 +83,13 @@ enum Recipients {
 }
 
 impl Recipients {
-    /// Pushes `messages` to these recipients on `connect`, naming `users` when it is a user
-    /// list; the answer says how many it was queued for there and whether the lock is free.
-    async fn push(
+    /// Pushes `messages`, with no lock, to these recipients on `connect`, naming `users`
+    /// when it is a user list; the answer says how many it was queued for there.
+    async fn push_unlocked(
         &self,
         connect: &ConnectHandle,
         users: Vec<i64>,
         messages: &[Message],
-        lock: Option<PushLock>,
     ) -> Result<PushReply, tonic::Status> {
         let messages = messages.to_vec();
         let reply = match self {
@@ -95,7 +97,7 @@ impl Recipients {
                 let request = PushUsersRequest {
                     user_ids: users,
                     messages,
-                    lock,
+                    ..PushUsersRequest::default()
                 };
                 connect.push_users(request).await?
             }
@@ -103,7 +105,7 @@ impl Recipients {
                 let request = PushGroupRequest {
                     group_id: *group_id,
                     messages,
-                    lock,
+                    ..PushGroupRequest::default()
                 };
                 connect.push_group(request).await?
             }
@@ -148,6 +150,7 @@ impl Deliverer {
             store,
             log,
             sessions,
+            pushes: PushBatcher::new(Arc::clone(&directory)),
             directory,
             stopped: AtomicBool::new(false),
             on_delivered: OnceLock::new(),
@@ -265,7 +268,7 @@ impl Deliverer {
             let Some(connect) = self.directory.get(&node) else {
                 continue;
             };
-            match audience.push(&connect, users, &messages, None).await {
+            match audience.push_unlocked(&connect, users, &messages).await {
                 Ok(reply) => reached = reached.saturating_add(reply.connections),
                 // Ephemeral: whoever this node holds misses it, as if offline.
                 Err(error) => tracing::warn!(%node, %error, "an ephemeral push failed"),
@@ -336,23 +339,35 @@ impl Deliverer {
                 .take_lock(&key, &token)
                 .instrument(trace_child!("task.lock", node = %node))
                 .await?;
-            let Some(connect) = self.directory.get(&node) else {
+            if self.directory.get(&node).is_none() {
                 // A node nobody knows holds no live connection: its sessions are stale.
                 tracing::debug!(%node, "skipping a push to an unknown connect node");
                 self.sessions.release_lock(&key, &token).await?;
                 continue;
-            };
-            let lock = PushLock {
+            }
+            let lock = Some(PushLock {
                 key: key.clone(),
                 token: token.clone(),
-            };
+            });
             metrics::counter!("natter_pushes_total").increment(1);
-            let audience = match object {
-                ObjectId::User(_) => Recipients::Users,
-                ObjectId::Group(group) => Recipients::Group(*group),
+            let messages = batch.to_vec();
+            let push = match object {
+                ObjectId::User(_) => LockedPush::Users(PushUsersRequest {
+                    user_ids: users.clone(),
+                    messages,
+                    lock,
+                    trace_parent: String::new(),
+                }),
+                ObjectId::Group(group) => LockedPush::Group(PushGroupRequest {
+                    group_id: *group,
+                    messages,
+                    lock,
+                    trace_parent: String::new(),
+                }),
             };
-            let pushed = audience
-                .push(&connect, users.clone(), batch, Some(lock))
+            let pushed = self
+                .pushes
+                .push(&node, push)
                 .instrument(trace_child!("task.push", node = %node, users = users.len()))
                 .await;
             match pushed {

@@ -5,6 +5,8 @@
 //! - [`delivery`]: one object's delivery loop — read the log from the delivered cursor, find
 //!   where the recipients are connected, push under the object's lock, wait for connect to
 //!   release it, push again after the lock expires.
+//! - [`push_batch`]: the pushes to each connect node, gathered into calls while earlier ones
+//!   are out.
 //! - [`sequencer`]: the partitioned log's numbering — the partitions this process owns,
 //!   read in offset order, each record given its object's next seq in one commit.
 //! - [`service`]: the `Task` gRPC service (wakes) and start-up recovery.
@@ -12,6 +14,7 @@
 pub mod config;
 pub mod delivery;
 pub mod directory;
+pub mod push_batch;
 pub mod sequencer;
 pub mod service;
 
