@@ -9,6 +9,8 @@
 # The sessions go to OUT/sessions.json; SESSIONS=FILE runs those users again instead of seeding
 # new ones (on the per-object topology, a first run also creates every user's topic).
 # The servers and the cluster stay up afterwards (scripts/cluster.sh down, scripts/deps.sh down).
+# NATTER_BIN_DIR=DIR takes natter and natter-bench from DIR instead of building them (an older
+# commit, for a side-by-side run; stop the cluster first so it starts from DIR's natter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 users=${1:?usage: scripts/bench-cluster.sh USERS RATE_PER_USER [SECONDS] [OUT]}
@@ -17,7 +19,13 @@ seconds=${3:-30}
 out=$(realpath -m "${4:-bench-results/cluster-$users-$rate}")
 export NATTER_DEPS_DIR=${NATTER_DEPS_DIR:-/tmp/natter-deps}
 cluster_dir=${NATTER_CLUSTER_DIR:-/tmp/natter-cluster}
-cargo build --release --locked -q -p natter -p natter-bench
+if [ -n "${NATTER_BIN_DIR:-}" ]; then
+    bin=$(realpath "$NATTER_BIN_DIR")
+    export NATTER_BIN=$bin/natter
+else
+    cargo build --release --locked -q -p natter -p natter-bench
+    bin=target/release
+fi
 scripts/cluster.sh up
 mkdir -p "$out"
 sessions=${SESSIONS:-$out/sessions.json}
@@ -27,7 +35,7 @@ if [ -z "${SESSIONS:-}" ]; then
     # The cluster's signing secret, so the seeded sessions' tokens are accepted by connect.
     sed -n 's/^jwt_secret = "\(.*\)"$/\1/p' deployments/local/connect-1.toml >"$work/jwt-secret"
     database=$(sed -n 's/^database_url = "\(.*\)"$/\1/p' deployments/local/logic-1.toml)
-    target/release/natter-bench seed --database "$database" --secret-file "$work/jwt-secret" \
+    "$bin/natter-bench" seed --database "$database" --secret-file "$work/jwt-secret" \
         --users "$users" --sessions "$sessions"
 fi
 
@@ -40,7 +48,7 @@ done
 cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
 before=()
 for pid in "${pids[@]}"; do before+=("$(cpu_seconds "$pid")"); done
-target/release/natter-bench direct --sessions "$sessions" --users "$users" \
+"$bin/natter-bench" direct --sessions "$sessions" --users "$users" \
     --ws ws://127.0.0.1:8391/ws,ws://127.0.0.1:8392/ws --rate "$rate" --seconds "$seconds" \
     --drain-seconds 5 --server-pid "$(IFS=,; echo "${pids[*]}")" --out "$out"
 echo "CPU seconds during the run, by process:"
