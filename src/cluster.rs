@@ -329,7 +329,7 @@ impl RunningLayer {
                 let task = TaskHandle::Routed(Arc::new(TaskRouter::new(tasks, placement(config))));
                 let store = cluster_store(config, &mut running).await?;
                 let service = LogicService::new(
-                    config.logic.clone(),
+                    config.logic.clone().in_cluster(),
                     store,
                     logic_log(config, &running, task.clone()).await?,
                     cluster_sessions(config).await?,
