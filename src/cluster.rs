@@ -103,7 +103,7 @@ async fn cluster_store(
         .await
         .with_context(|| format!("opening the database at {}", redact_url(url)))?;
     running.database = Some(database.clone());
-    Ok(Arc::new(SqlStore::new(database)))
+    Ok(Arc::new(SqlStore::new(database).following_friendships(url)))
 }
 
 /// What task processes own, as the log's topology says.

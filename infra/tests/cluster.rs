@@ -3,7 +3,7 @@
 //! `scripts/deps.sh up` starts the servers and `scripts/test.sh` exports their URLs. Without
 //! them these tests fail, saying which server is missing; they are never skipped.
 
-use natter_infra::store::MessageStore;
+use natter_infra::store::{FriendStore, MessageStore};
 use std::time::Duration;
 
 use natter_infra::MessageLog;
@@ -61,7 +61,9 @@ async fn store_conforms_on(variable: &str, dialect: Dialect) {
     assert_eq!(database.dialect, dialect);
     // Migrations are idempotent: a second process starting on the same database is fine.
     database.migrate().await.expect("migrating again");
-    let store = SqlStore::new(database);
+    // As a cluster process makes it: remembering friendships where the database announces
+    // their changes (PostgreSQL).
+    let store = SqlStore::new(database).following_friendships(&url);
     conformance::store::run(&store).await;
     tokio::join!(
         conformance::store::run(&store),
@@ -79,12 +81,135 @@ async fn mysql_store_conforms() {
     store_conforms_on("NATTER_TEST_MYSQL_URL", Dialect::MySql).await;
 }
 
+/// A PostgreSQL connection of the test's own, for writes no store announces.
+async fn postgres_connection(url: &str) -> sqlx::PgConnection {
+    <sqlx::PgConnection as sqlx::Connection>::connect(url)
+        .await
+        .expect("connect to PostgreSQL")
+}
+
+/// Removes (or puts back) a friendship behind every store's back: nothing is announced.
+async fn set_friendship_silently(url: &str, a: i64, b: i64, friends: bool) {
+    let mut connection = postgres_connection(url).await;
+    for (user, friend) in [(a, b), (b, a)] {
+        let sql = if friends {
+            "INSERT INTO friendships (user_id, friend_id, created_at) VALUES ($1, $2, 1) \
+             ON CONFLICT DO NOTHING"
+        } else {
+            "DELETE FROM friendships WHERE user_id = $1 AND friend_id = $2"
+        };
+        sqlx::query(sql)
+            .bind(user)
+            .bind(friend)
+            .execute(&mut connection)
+            .await
+            .expect("a silent friendship write");
+    }
+}
+
+/// Waits (boundedly) until `store` answers `expected` about the friendship of `a` and `b`.
+async fn await_friendship(store: &SqlStore, a: i64, b: i64, expected: bool, why: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store.are_friends(a, b).await.expect("are_friends") != expected {
+        assert!(std::time::Instant::now() < deadline, "{why}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// In a cluster every process has its own store on the shared database. A store following
+/// the database's friendship announcements answers from memory, and a change made through
+/// any other store reaches it: the pair is forgotten and read again.
+#[tokio::test]
+async fn postgres_friendship_changes_reach_every_following_store() {
+    use natter_infra::store::{FriendRequest, User, UserStore};
+    let url = server("NATTER_TEST_POSTGRES_URL");
+    let (first, second) = tokio::join!(open_database(&url, 2), open_database(&url, 2));
+    let following = SqlStore::new(first.expect("open")).following_friendships(&url);
+    let changing = SqlStore::new(second.expect("open"));
+    let new_user = || async {
+        let id = i64::from(rand::random::<u32>()) << 20;
+        let user = User {
+            id,
+            username: format!("notice{id}"),
+            nickname: format!("Notice {id}"),
+            avatar: None,
+            created_at: 1,
+        };
+        changing.create_user(&user, "h").await.expect("create user");
+        id
+    };
+    let befriend = |from: i64, to: i64| {
+        let changing = &changing;
+        async move {
+            let request = FriendRequest {
+                from,
+                to,
+                note: String::new(),
+                created_at: 1,
+            };
+            changing
+                .add_friend_request(&request)
+                .await
+                .expect("request");
+            changing
+                .accept_friend_request(from, to, 2)
+                .await
+                .expect("accept");
+        }
+    };
+
+    // The follower answers from memory once it listens: a friendship removed behind its back
+    // (announced to nobody) is still a friendship to it. Each try takes a new pair, so what
+    // a try before the follower listened left behind is never asked again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let (a, b) = loop {
+        let (a, b) = (new_user().await, new_user().await);
+        befriend(a, b).await;
+        // The befriending's own notice makes the follower forget the pair when it arrives:
+        // let it arrive first, or the answer remembered next is forgotten again.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(following.are_friends(a, b).await.expect("are_friends"));
+        set_friendship_silently(&url, a, b, false).await;
+        let remembered = following.are_friends(a, b).await.expect("are_friends");
+        set_friendship_silently(&url, a, b, true).await;
+        if remembered {
+            break (a, b);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the following store never answered from memory"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    // A removal through another store is announced, and the follower forgets the pair.
+    assert!(changing.remove_friendship(a, b).await.expect("remove"));
+    await_friendship(
+        &following,
+        a,
+        b,
+        false,
+        "a removal never reached the follower",
+    )
+    .await;
+    // So is a new friendship where the follower remembered none.
+    let (c, d) = (new_user().await, new_user().await);
+    assert!(!following.are_friends(c, d).await.expect("are_friends"));
+    befriend(d, c).await;
+    await_friendship(
+        &following,
+        c,
+        d,
+        true,
+        "a new friendship never reached the follower",
+    )
+    .await;
+}
+
 /// Deadlocks PostgreSQL has counted in the test database. The count is flushed when a
 /// backend ends, so it is read on a connection of its own after the writers closed theirs.
 async fn postgres_deadlocks(url: &str) -> i64 {
-    let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(url)
-        .await
-        .expect("connect to PostgreSQL");
+    let mut connection = postgres_connection(url).await;
     sqlx::query_scalar("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
         .fetch_one(&mut connection)
         .await

@@ -1,6 +1,7 @@
-//! Who is friends with whom, remembered by a store that is the only writer of its database
-//! (the embedded deployment), so that a one-to-one send does not pay a query to learn what
-//! rarely changes.
+//! Who is friends with whom, remembered so that a one-to-one send does not pay a query to
+//! learn what rarely changes: by a store that is the only writer of its database (the embedded
+//! deployment), or by one told of every change by the database (`friendship_notices`), which
+//! trusts its memory only while it is being told.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -9,17 +10,31 @@ use std::sync::{Mutex, MutexGuard};
 const MAX_PAIRS: usize = 500_000;
 
 /// Whether two users are friends, by (smaller id, larger id).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct FriendshipCache {
     inner: Mutex<Inner>,
 }
 
-#[derive(Debug, Default)]
+impl Default for FriendshipCache {
+    fn default() -> Self {
+        FriendshipCache {
+            inner: Mutex::new(Inner {
+                pairs: HashMap::new(),
+                generation: 0,
+                trusted: true,
+            }),
+        }
+    }
+}
+
+#[derive(Debug)]
 struct Inner {
     pairs: HashMap<(i64, i64), bool>,
     /// Bumped by every change, so an answer read from the database before a change is not
     /// remembered after it.
     generation: u64,
+    /// Whether every change is known here; while not, nothing remembered is answered.
+    trusted: bool,
 }
 
 fn pair(a: i64, b: i64) -> (i64, i64) {
@@ -37,11 +52,37 @@ impl FriendshipCache {
     /// the database.
     pub(crate) fn get(&self, a: i64, b: i64) -> Result<bool, u64> {
         let inner = self.inner();
+        if !inner.trusted {
+            return Err(inner.generation);
+        }
         inner
             .pairs
             .get(&pair(a, b))
             .copied()
             .ok_or(inner.generation)
+    }
+
+    /// A cache that answers nothing until [`Self::start_over`].
+    pub(crate) fn untrusted() -> Self {
+        let cache = FriendshipCache::default();
+        cache.inner().trusted = false;
+        cache
+    }
+
+    /// Changes may be going unseen (the notices stopped): answer nothing from memory.
+    pub(crate) fn distrust(&self) {
+        let mut inner = self.inner();
+        inner.trusted = false;
+        inner.generation += 1;
+        inner.pairs.clear();
+    }
+
+    /// Every change from now on is seen: forget everything, and remember again.
+    pub(crate) fn start_over(&self) {
+        let mut inner = self.inner();
+        inner.trusted = true;
+        inner.generation += 1;
+        inner.pairs.clear();
     }
 
     /// The generation now, to hand to [`Self::remember`] for answers about to be read.
@@ -88,5 +129,30 @@ mod tests {
         cache.forget(3, 4);
         cache.remember(3, 5, true, generation);
         assert!(cache.get(3, 5).is_err(), "read before a change: dropped");
+    }
+
+    #[test]
+    fn an_untrusted_cache_answers_nothing_until_it_starts_over() {
+        let cache = FriendshipCache::untrusted();
+        let generation = cache.get(1, 2).expect_err("nothing answered");
+        cache.remember(1, 2, true, generation);
+        assert!(cache.get(1, 2).is_err(), "remembered, but not trusted");
+        cache.start_over();
+        assert!(
+            cache.get(1, 2).is_err(),
+            "starting over forgets what was read before"
+        );
+        let generation = cache.get(1, 2).expect_err("nothing yet");
+        cache.remember(1, 2, true, generation);
+        assert_eq!(cache.get(1, 2), Ok(true));
+        let generation = cache.generation();
+        cache.distrust();
+        assert!(cache.get(1, 2).is_err(), "distrusted: nothing answered");
+        cache.start_over();
+        cache.remember(1, 2, false, generation);
+        assert!(
+            cache.get(1, 2).is_err(),
+            "an answer read before the gap is dropped"
+        );
     }
 }

@@ -10,6 +10,7 @@ mod batch_insert;
 mod checkpointer;
 mod database;
 mod friendship_cache;
+mod friendship_notices;
 mod log;
 mod membership_cache;
 mod sqlite_process;

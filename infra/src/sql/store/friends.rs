@@ -62,6 +62,27 @@ impl FriendStatements {
     }
 }
 
+impl SqlStore {
+    /// Announces, when the transaction commits, that the friendship of `a` and `b` changed:
+    /// on PostgreSQL every store following the announcements forgets the pair.
+    async fn announce_friendship_change(
+        &self,
+        transaction: &mut sqlx::Transaction<'_, Any>,
+        a: i64,
+        b: i64,
+    ) -> InfraResult<()> {
+        if self.database.dialect == Dialect::Postgres {
+            sqlx::query(AssertSqlSafe(
+                super::super::friendship_notices::announcement(a, b),
+            ))
+            .persistent(false)
+            .execute(&mut **transaction)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl FriendStore for SqlStore {
     async fn add_friend_request(&self, request: &FriendRequest) -> InfraResult<()> {
@@ -141,6 +162,8 @@ impl FriendStore for SqlStore {
                 .execute(&mut *transaction)
                 .await?;
         }
+        self.announce_friendship_change(&mut transaction, from, to)
+            .await?;
         transaction.commit().await?;
         self.friendship_changed(from, to);
         Ok(())
@@ -217,6 +240,8 @@ impl FriendStore for SqlStore {
                 .await?
                 .rows_affected();
         }
+        self.announce_friendship_change(&mut transaction, a, b)
+            .await?;
         transaction.commit().await?;
         self.friendship_changed(a, b);
         Ok(removed > 0)

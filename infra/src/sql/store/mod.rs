@@ -41,6 +41,21 @@ pub struct SqlStore {
     /// stored value; after ownership moves away and back it may be behind, which costs a
     /// redelivery that clients drop by (object, seq), never a lost message.
     delivered_floors: Arc<PositionCache<String>>,
+    /// Friendships remembered by a shared store on PostgreSQL, told of every change by the
+    /// database ([`SqlStore::following_friendships`]).
+    notified_friendships: Option<Arc<FriendshipCache>>,
+    /// The task keeping `notified_friendships` told; stopped with the store.
+    friendship_follower: Option<StopOnDrop>,
+}
+
+/// A task stopped when this is dropped.
+#[derive(Debug)]
+struct StopOnDrop(tokio::task::AbortHandle);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The memory of a sole-writer store.
@@ -140,7 +155,26 @@ impl SqlStore {
             remembered: None,
             acknowledged_floors: Arc::default(),
             delivered_floors: Arc::default(),
+            notified_friendships: None,
+            friendship_follower: None,
         }
+    }
+
+    /// This store, remembering friendships as the PostgreSQL database at `url` announces
+    /// their changes (every store on PostgreSQL announces its own): a one-to-one send then
+    /// pays no query for them. Remembers nothing on another dialect, which cannot announce.
+    pub fn following_friendships(mut self, url: &str) -> Self {
+        if self.database.dialect != Dialect::Postgres {
+            return self;
+        }
+        let cache = Arc::new(FriendshipCache::untrusted());
+        let follower = tokio::spawn(super::friendship_notices::follow(
+            url.to_owned(),
+            Arc::clone(&cache),
+        ));
+        self.notified_friendships = Some(cache);
+        self.friendship_follower = Some(StopOnDrop(follower.abort_handle()));
+        self
     }
 
     /// A store that is the only writer of its database (the embedded deployment), and so
@@ -153,11 +187,12 @@ impl SqlStore {
     }
 
     /// The remembered friendships, if this store remembers them (it is its database's only
-    /// writer).
+    /// writer, or follows the database's announcements).
     fn friendships(&self) -> Option<&FriendshipCache> {
         self.remembered
             .as_ref()
             .map(|remembered| &remembered.friendships)
+            .or(self.notified_friendships.as_deref())
     }
 
     /// Forgets a remembered friendship; called before a change and again once it is
