@@ -1,13 +1,14 @@
 //! Locked pushes on their way to a connect node: every delivery loop's push to one node goes
 //! with the others waiting for it. While a few calls to a node are out, what arrives waits and
 //! goes in the next, so a busy task process makes one call for many objects' pushes instead of
-//! one each, and an idle one adds no delay.
+//! one each, and an idle one adds no delay. Only remote nodes are gathered for.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use natter_infra::gather::Gatherer;
 use natter_proto::ErrorCode;
+use natter_proto::handle::ConnectHandle;
 use natter_proto::trace_context;
 use natter_proto::v1::{PushBatchRequest, PushGroupRequest, PushReply, PushUsersRequest};
 use tokio::sync::oneshot;
@@ -47,8 +48,16 @@ impl PushBatcher {
         }
     }
 
-    /// Sends `push` to `node` with whatever else waits for it; returns its own answer.
+    /// Sends `push` to `node` with whatever else waits for it; returns its own answer. A node
+    /// in this process (the embedded deployment) is called at once: a call there costs no
+    /// trip, and gathering would only make each push wait for the others in its call.
     pub async fn push(&self, node: &str, mut push: LockedPush) -> Result<PushReply, Status> {
+        if let Some(connect @ ConnectHandle::InProcess(_)) = self.directory.get(node) {
+            return match push {
+                LockedPush::Users(request) => connect.push_users(request).await,
+                LockedPush::Group(request) => connect.push_group(request).await,
+            };
+        }
         // The call's metadata carries one trace; each push carries its own.
         let trace_parent = trace_context::current();
         match &mut push {
