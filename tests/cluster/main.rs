@@ -648,6 +648,8 @@ struct Load {
     attempted: Vec<String>,
     /// The longest one send took to be acknowledged (or given up), retries included.
     longest_wait: Duration,
+    /// When each acknowledged body was acknowledged, in the same order.
+    acknowledged_at: Vec<Instant>,
 }
 
 /// `sender` sends numbered messages to `recipient` (an object) one after another until `stop`,
@@ -677,6 +679,7 @@ async fn steady_load(
         load.longest_wait = load.longest_wait.max(started.elapsed());
         if acknowledged {
             load.acknowledged.push(body);
+            load.acknowledged_at.push(Instant::now());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -1062,6 +1065,8 @@ fn in_order_within(wanted: &[String], has: &[String]) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_logic_processes_share_a_group_and_one_is_killed_mid_send() {
+    /// How long a member waits for one send before moving on.
+    const PATIENCE: Duration = Duration::from_secs(10);
     let _alone = ONE_CLUSTER_AT_A_TIME.lock().await;
     let names = [
         "logic-1",
@@ -1105,7 +1110,7 @@ async fn two_logic_processes_share_a_group_and_one_is_killed_mid_send() {
                 stopping.clone(),
                 // A send caught in the killed process stays claimed there for a while; the
                 // sender moves on rather than wait for the claim to expire.
-                Duration::from_secs(10),
+                PATIENCE,
             ))
         })
         .collect();
@@ -1116,18 +1121,36 @@ async fn two_logic_processes_share_a_group_and_one_is_killed_mid_send() {
         first > 10.0 && second > 10.0,
         "both logic processes appended to the group ({first} and {second} messages)"
     );
+    let killed_at = Instant::now();
     cluster.kill("logic-2");
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // Long enough for a member whose send was caught in the killed process to give up on it
+    // and send on for a while.
+    tokio::time::sleep(PATIENCE + Duration::from_secs(5)).await;
     stop.send_replace(true);
     let mut sent = Vec::new();
     for load in loads {
         sent.push(load.await.expect("a member's load"));
     }
     for (index, load) in sent.iter().enumerate() {
+        let after_kill = load
+            .acknowledged_at
+            .iter()
+            .filter(|at| **at > killed_at)
+            .count();
+        let ledger = {
+            let ledger = members[index].ledger.lock().expect("ledger");
+            format!(
+                "{} reconnects, {} given up unanswered, errors {:?}",
+                ledger.reconnects, ledger.unanswered_timeouts, ledger.errors
+            )
+        };
         assert!(
-            load.acknowledged.len() > 20,
-            "member {index}'s sends went on after logic-2 died: {} acknowledged\n{}",
+            after_kill >= 3,
+            "member {index}'s sends went on after logic-2 died: {after_kill} acknowledged after \
+             it, {} in all of {} attempted, the longest wait {:?}; its connection: {ledger}\n{}",
             load.acknowledged.len(),
+            load.attempted.len(),
+            load.longest_wait,
             cluster.all_logs()
         );
     }
