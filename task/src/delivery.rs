@@ -339,12 +339,12 @@ impl Deliverer {
                 .take_lock(&key, &token)
                 .instrument(trace_child!("task.lock", node = %node))
                 .await?;
-            if self.directory.get(&node).is_none() {
+            let Some(connect) = self.directory.get(&node) else {
                 // A node nobody knows holds no live connection: its sessions are stale.
                 tracing::debug!(%node, "skipping a push to an unknown connect node");
                 self.sessions.release_lock(&key, &token).await?;
                 continue;
-            }
+            };
             let lock = Some(PushLock {
                 key: key.clone(),
                 token: token.clone(),
@@ -367,7 +367,7 @@ impl Deliverer {
             };
             let pushed = self
                 .pushes
-                .push(&node, push)
+                .push(&node, &connect, push)
                 .instrument(trace_child!("task.push", node = %node, users = users.len()))
                 .await;
             match pushed {

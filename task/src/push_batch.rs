@@ -48,11 +48,17 @@ impl PushBatcher {
         }
     }
 
-    /// Sends `push` to `node` with whatever else waits for it; returns its own answer. A node
-    /// in this process (the embedded deployment) is called at once: a call there costs no
-    /// trip, and gathering would only make each push wait for the others in its call.
-    pub async fn push(&self, node: &str, mut push: LockedPush) -> Result<PushReply, Status> {
-        if let Some(connect @ ConnectHandle::InProcess(_)) = self.directory.get(node) {
+    /// Sends `push` to `node` (reached through `connect`) with whatever else waits for it;
+    /// returns its own answer. A node in this process (the embedded deployment) is called at
+    /// once: a call there costs no trip, and gathering would only make each push wait for the
+    /// others in its call.
+    pub async fn push(
+        &self,
+        node: &str,
+        connect: &ConnectHandle,
+        mut push: LockedPush,
+    ) -> Result<PushReply, Status> {
+        if let ConnectHandle::InProcess(_) = connect {
             return match push {
                 LockedPush::Users(request) => connect.push_users(request).await,
                 LockedPush::Group(request) => connect.push_group(request).await,
