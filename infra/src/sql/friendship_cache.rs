@@ -17,13 +17,7 @@ pub(crate) struct FriendshipCache {
 
 impl Default for FriendshipCache {
     fn default() -> Self {
-        FriendshipCache {
-            inner: Mutex::new(Inner {
-                pairs: HashMap::new(),
-                generation: 0,
-                trusted: true,
-            }),
-        }
+        FriendshipCache::trusting(true)
     }
 }
 
@@ -62,25 +56,35 @@ impl FriendshipCache {
             .ok_or(inner.generation)
     }
 
+    fn trusting(trusted: bool) -> Self {
+        FriendshipCache {
+            inner: Mutex::new(Inner {
+                pairs: HashMap::new(),
+                generation: 0,
+                trusted,
+            }),
+        }
+    }
+
     /// A cache that answers nothing until [`Self::start_over`].
     pub(crate) fn untrusted() -> Self {
-        let cache = FriendshipCache::default();
-        cache.inner().trusted = false;
-        cache
+        FriendshipCache::trusting(false)
     }
 
     /// Changes may be going unseen (the notices stopped): answer nothing from memory.
     pub(crate) fn distrust(&self) {
-        let mut inner = self.inner();
-        inner.trusted = false;
-        inner.generation += 1;
-        inner.pairs.clear();
+        self.forget_all(false);
     }
 
     /// Every change from now on is seen: forget everything, and remember again.
     pub(crate) fn start_over(&self) {
+        self.forget_all(true);
+    }
+
+    /// Forgets every pair, and every answer being read, then trusts the memory or not.
+    fn forget_all(&self, trusted: bool) {
         let mut inner = self.inner();
-        inner.trusted = true;
+        inner.trusted = trusted;
         inner.generation += 1;
         inner.pairs.clear();
     }

@@ -43,18 +43,20 @@ pub struct SqlStore {
     delivered_floors: Arc<PositionCache<String>>,
     /// Friendships remembered by a shared store on PostgreSQL, told of every change by the
     /// database ([`SqlStore::following_friendships`]).
-    notified_friendships: Option<Arc<FriendshipCache>>,
-    /// The task keeping `notified_friendships` told; stopped with the store.
-    friendship_follower: Option<StopOnDrop>,
+    notified_friendships: Option<NotifiedFriendships>,
 }
 
-/// A task stopped when this is dropped.
+/// Friendships remembered as the database announces their changes, with the task keeping
+/// them told, which is stopped with the store.
 #[derive(Debug)]
-struct StopOnDrop(tokio::task::AbortHandle);
+struct NotifiedFriendships {
+    cache: Arc<FriendshipCache>,
+    follower: tokio::task::AbortHandle,
+}
 
-impl Drop for StopOnDrop {
+impl Drop for NotifiedFriendships {
     fn drop(&mut self) {
-        self.0.abort();
+        self.follower.abort();
     }
 }
 
@@ -156,7 +158,6 @@ impl SqlStore {
             acknowledged_floors: Arc::default(),
             delivered_floors: Arc::default(),
             notified_friendships: None,
-            friendship_follower: None,
         }
     }
 
@@ -172,8 +173,10 @@ impl SqlStore {
             url.to_owned(),
             Arc::clone(&cache),
         ));
-        self.notified_friendships = Some(cache);
-        self.friendship_follower = Some(StopOnDrop(follower.abort_handle()));
+        self.notified_friendships = Some(NotifiedFriendships {
+            cache,
+            follower: follower.abort_handle(),
+        });
         self
     }
 
@@ -192,7 +195,10 @@ impl SqlStore {
         self.remembered
             .as_ref()
             .map(|remembered| &remembered.friendships)
-            .or(self.notified_friendships.as_deref())
+            .or(self
+                .notified_friendships
+                .as_ref()
+                .map(|notified| &*notified.cache))
     }
 
     /// Forgets a remembered friendship; called before a change and again once it is
