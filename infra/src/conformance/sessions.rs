@@ -311,6 +311,105 @@ async fn locks(sessions: &dyn Sessions) {
             .expect("relock")
     );
     assert!(sessions.release_lock(&short, "new").await.expect("release"));
+    concurrent_locks(sessions).await;
+}
+
+/// Many callers at once (which a backend may send together): each lock has one taker, each
+/// holder and release answers for its own key, and a user's sessions are their own.
+async fn concurrent_locks(sessions: &dyn Sessions) {
+    use futures_util::future::join_all;
+    let long = Duration::from_secs(30);
+    let keys: Vec<String> = (0..40)
+        .map(|index| format!("conformance-concurrent-{index}-{}", random_id()))
+        .collect();
+    // Every key asked for twice at once, by two tokens: exactly one of each pair wins.
+    let takes = join_all(keys.iter().flat_map(|key| {
+        ["a", "b"].map(|token| async move { sessions.try_lock(key, token, long).await })
+    }))
+    .await;
+    let mut winners = Vec::new();
+    for (key, pair) in keys.iter().zip(takes.chunks(2)) {
+        let taken: Vec<bool> = pair
+            .iter()
+            .map(|taken| *taken.as_ref().expect("lock"))
+            .collect();
+        assert_eq!(
+            taken.iter().filter(|taken| **taken).count(),
+            1,
+            "{key}: {taken:?}"
+        );
+        winners.push(if taken[0] { "a" } else { "b" });
+    }
+    let holders = join_all(keys.iter().map(|key| sessions.lock_holder(key))).await;
+    for ((key, winner), holder) in keys.iter().zip(&winners).zip(holders) {
+        assert_eq!(holder.expect("holder").as_deref(), Some(*winner), "{key}");
+    }
+    // Releases with the wrong token for the even keys, the right one for the odd.
+    let releases = join_all(
+        keys.iter()
+            .zip(&winners)
+            .enumerate()
+            .map(|(index, (key, winner))| {
+                let token = match (index % 2, *winner) {
+                    (0, "a") => "b",
+                    (0, _) => "a",
+                    _ => winner,
+                };
+                sessions.release_lock(key, token)
+            }),
+    )
+    .await;
+    for (index, released) in releases.into_iter().enumerate() {
+        assert_eq!(
+            released.expect("release"),
+            index % 2 == 1,
+            "{}",
+            keys[index]
+        );
+    }
+    let holders = join_all(keys.iter().map(|key| sessions.lock_holder(key))).await;
+    for (index, holder) in holders.into_iter().enumerate() {
+        assert_eq!(
+            holder.expect("holder").is_some(),
+            index % 2 == 0,
+            "{}",
+            keys[index]
+        );
+    }
+    let releases = join_all(
+        keys.iter()
+            .zip(&winners)
+            .map(|(key, winner)| sessions.release_lock(key, winner)),
+    )
+    .await;
+    assert!(releases.into_iter().all(|released| released.is_ok()));
+
+    // Users' sessions read at once: each gets exactly their own, none for a user with none.
+    let node = format!("conformance-concurrent-{}", random_id());
+    let users: Vec<i64> = (0..30).map(|_| random_id()).collect();
+    for (index, user) in users.iter().enumerate() {
+        for connection in 0..index % 3 {
+            sessions
+                .add_session(*user, &session(&node, (index * 10 + connection) as u64))
+                .await
+                .expect("add");
+        }
+    }
+    let found = join_all(users.iter().map(|user| sessions.sessions(*user))).await;
+    for (index, found) in found.into_iter().enumerate() {
+        let mut connections: Vec<u64> = found
+            .expect("sessions")
+            .into_iter()
+            .map(|session| session.connection_id)
+            .collect();
+        connections.sort_unstable();
+        let expected: Vec<u64> = (0..index % 3).map(|c| (index * 10 + c) as u64).collect();
+        assert_eq!(connections, expected, "user {}", users[index]);
+    }
+    sessions
+        .remove_node_sessions(&node)
+        .await
+        .expect("clean up");
 }
 
 async fn claims(sessions: &dyn Sessions) {
