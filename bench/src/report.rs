@@ -9,7 +9,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::cpu::{self, CpuTimes};
-use crate::tally::Tally;
+use crate::tally::{SecondLatency, Tally};
 
 /// Latency percentiles in milliseconds.
 #[derive(Debug, Serialize)]
@@ -86,6 +86,9 @@ pub struct Results {
     pub latency_ms: Percentiles,
     /// The latency by percentile, for the plot.
     pub latency_curve_ms: Vec<(f64, f64)>,
+    /// Each second's deliveries and latency (by when they arrived), to tell a start-up or a
+    /// stall from a steady tail.
+    pub latency_by_second_ms: Vec<SecondLatency>,
     /// Server CPU seconds during the run (when server pids were given).
     pub server_cpu_seconds: Option<f64>,
     /// Server CPU per delivered message, in microseconds.
@@ -124,6 +127,7 @@ impl Results {
             deliveries_per_second: delivered as f64 / seconds.max(1) as f64,
             latency_ms: Percentiles::of(&latency),
             latency_curve_ms: curve(&latency),
+            latency_by_second_ms: tally.by_second.lock().await.clone(),
             server_cpu_seconds: measured.then_some(cpu_used.total()),
             server_cpu_us_per_delivery: (measured && delivered > 0)
                 .then(|| cpu_used.total() * 1e6 / delivered as f64),
@@ -293,6 +297,7 @@ mod tests {
             deliveries_per_second: 50.0,
             latency_ms: Percentiles::of(&histogram),
             latency_curve_ms: curve(&histogram),
+            latency_by_second_ms: Vec::new(),
             server_cpu_seconds: None,
             server_cpu_us_per_delivery: None,
             server_user_cpu_us_per_delivery: None,

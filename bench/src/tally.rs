@@ -23,6 +23,23 @@ pub struct Tally {
     pub duplicates: AtomicU64,
     /// Send-to-receive latency in microseconds.
     pub latency_us: Mutex<Histogram<u64>>,
+    /// The latencies received in the current second of [`Tally::watch`].
+    this_second_us: Mutex<Histogram<u64>>,
+    /// Each past second's latencies, in order.
+    pub by_second: Mutex<Vec<SecondLatency>>,
+}
+
+/// The deliveries received in one second of a run, and their latency.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SecondLatency {
+    /// Seconds since the run began (1 is the first).
+    pub second: u64,
+    /// Deliveries received in it.
+    pub deliveries: u64,
+    /// Their median latency, ms.
+    pub p50: f64,
+    /// Their 99th percentile, ms.
+    pub p99: f64,
 }
 
 impl Tally {
@@ -35,6 +52,8 @@ impl Tally {
             delivered: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
             latency_us: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?),
+            this_second_us: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?),
+            by_second: Mutex::new(Vec::new()),
         })
     }
 
@@ -61,23 +80,39 @@ impl Tally {
         {
             let latency = now_micros().saturating_sub(sent_at).max(1);
             let _ = self.latency_us.lock().await.record(latency);
+            let _ = self.this_second_us.lock().await.record(latency);
         }
     }
 }
 
 impl Tally {
-    /// Shows a bar over the next `seconds`, with the deliveries so far, until they pass.
+    /// Shows a bar over the next `seconds`, with the deliveries so far and the last second's
+    /// p99, until they pass; keeps each second's latency in [`Tally::by_second`].
     pub async fn watch(&self, seconds: u64) {
         let bar = crate::setup::progress_bar(seconds, "seconds");
         let mut ticker = tokio::time::interval(std::time::Duration::from_secs(1));
         ticker.tick().await;
-        for _ in 0..seconds {
+        for second in 1..=seconds {
             ticker.tick().await;
+            let last = {
+                let mut histogram = self.this_second_us.lock().await;
+                let at = |quantile: f64| histogram.value_at_quantile(quantile) as f64 / 1000.0;
+                let last = SecondLatency {
+                    second,
+                    deliveries: histogram.len(),
+                    p50: at(0.5),
+                    p99: at(0.99),
+                };
+                histogram.reset();
+                last
+            };
             bar.inc(1);
             bar.set_message(format!(
-                "{} delivered",
-                self.delivered.load(Ordering::Relaxed)
+                "{} delivered, p99 {:.1} ms in the last second",
+                self.delivered.load(Ordering::Relaxed),
+                last.p99
             ));
+            self.by_second.lock().await.push(last);
         }
         bar.finish();
     }
@@ -94,4 +129,37 @@ pub fn now_micros() -> u64 {
 /// A body carrying its send time.
 pub fn timed_body(number: u64) -> String {
     format!("t={} n={number}", now_micros())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn each_second_keeps_only_its_own_deliveries() {
+        let tally = Tally::new().expect("tally");
+        let mut seen = HashSet::new();
+        for number in 0..3 {
+            tally
+                .delivery(&format!("m{number}"), &timed_body(number), &mut seen)
+                .await;
+        }
+        tally.watch(1).await;
+        tally.delivery("m9", &timed_body(9), &mut seen).await;
+        tally.delivery("m9", &timed_body(9), &mut seen).await;
+        tally.watch(1).await;
+        let seconds: Vec<(u64, u64)> = tally
+            .by_second
+            .lock()
+            .await
+            .iter()
+            .map(|second| (second.second, second.deliveries))
+            .collect();
+        assert_eq!(seconds, [(1, 3), (1, 1)], "a repeat is not a delivery");
+        assert_eq!(
+            tally.latency_us.lock().await.len(),
+            4,
+            "the whole run keeps all"
+        );
+    }
 }
