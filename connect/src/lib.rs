@@ -23,6 +23,7 @@ pub mod gate;
 pub mod group_list;
 pub mod limiter;
 pub mod routine;
+pub mod sends;
 pub mod server;
 pub mod service;
 pub mod socket;

@@ -24,6 +24,7 @@ use crate::config::ConnectConfig;
 use crate::connection::{CloseReason, Connection, ConnectionOptions, Outgoing};
 use crate::gate::{HandshakeGate, HandshakeLimits, HandshakeTicket};
 use crate::routine::{Completion, PushJob, Recipients};
+use crate::sends::SendBatcher;
 use crate::socket::{Socket, drive};
 
 /// How long a push's answer waits for its lock's release, so that the pusher learns of it
@@ -48,6 +49,8 @@ pub struct ConnectServer {
     logic: LogicHandle,
     /// The connections' acknowledgements, on their way to logic together.
     acks: AckBatcher,
+    /// Sends on their way to logic, gathered.
+    sends: SendBatcher,
     sessions: Arc<dyn Sessions>,
     tokens: TokenKeys,
     next_connection_id: AtomicU64,
@@ -132,6 +135,7 @@ impl ConnectServer {
             node,
             buckets,
             acks: AckBatcher::new(logic.clone()),
+            sends: SendBatcher::new(logic.clone()),
             logic,
             sessions,
             tokens,
@@ -357,7 +361,15 @@ impl ConnectServer {
                     None,
                 ));
                 connection.close(CloseReason::ShuttingDown);
-                drive(socket, &connection, &self.logic, &self.acks, &self.config).await;
+                drive(
+                    socket,
+                    &connection,
+                    &self.logic,
+                    &self.acks,
+                    &self.sends,
+                    &self.config,
+                )
+                .await;
                 return;
             }
         };
@@ -375,7 +387,15 @@ impl ConnectServer {
         if *self.shutdown.borrow() {
             connection.close(CloseReason::ShuttingDown);
         }
-        drive(socket, &connection, &self.logic, &self.acks, &self.config).await;
+        drive(
+            socket,
+            &connection,
+            &self.logic,
+            &self.acks,
+            &self.sends,
+            &self.config,
+        )
+        .await;
         bucket.remove(&connection);
         metrics::gauge!("natter_connections_open").decrement(1.0);
         if let Err(status) = Box::pin(self.logic.disconnected(self.event(user_id, id))).await {

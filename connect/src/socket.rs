@@ -33,6 +33,7 @@ use tracing::Instrument;
 use crate::acks::AckBatcher;
 use crate::config::ConnectConfig;
 use crate::connection::{CloseReason, Connection};
+use crate::sends::SendBatcher;
 
 /// An upgraded WebSocket.
 pub type Socket = WebSocketStream<TcpStream>;
@@ -61,6 +62,7 @@ pub async fn drive(
     connection: &Arc<Connection>,
     logic: &LogicHandle,
     acks: &AckBatcher,
+    sends: &SendBatcher,
     config: &ConnectConfig,
 ) -> Ending {
     let mut driver = Driver {
@@ -70,6 +72,7 @@ pub async fn drive(
             connection,
             logic,
             acks,
+            sends,
         },
         config,
         handling: None,
@@ -355,6 +358,7 @@ struct Answers<'a> {
     connection: &'a Arc<Connection>,
     logic: &'a LogicHandle,
     acks: &'a AckBatcher,
+    sends: &'a SendBatcher,
 }
 
 impl<'a> Answers<'a> {
@@ -400,7 +404,7 @@ impl<'a> Answers<'a> {
                 };
                 // A sampled message's trace starts here, with the client's send.
                 let span = trace_root!("connect.send", user_id, cid = %cid);
-                let sent = self.logic.send(request).instrument(span.clone()).await;
+                let sent = self.sends.send(request).instrument(span.clone()).await;
                 let _entered = span.enter();
                 match sent {
                     Ok(reply) => {

@@ -14,8 +14,10 @@ use std::time::Duration;
 use natter_infra::ids::first_id_at;
 use natter_infra::sessions::Claim;
 use natter_infra::{InfraError, now_millis};
-use natter_proto::v1::{Message, SendReply, SendRequest, WakeRequest};
-use natter_proto::{ErrorCode, ObjectId, trace_child, trace_context};
+use natter_proto::v1::{
+    Message, SendBatchReply, SendBatchRequest, SendOutcome, SendReply, SendRequest, WakeRequest,
+};
+use natter_proto::{ErrorCode, ObjectId, trace_child, trace_context, trace_continued};
 use tonic::Status;
 use tracing::Instrument;
 
@@ -588,6 +590,30 @@ pub(crate) async fn send(logic: &LogicService, request: SendRequest) -> Result<S
     )
     .await
     .map_err(|error| ErrorCode::Internal.status(format!("send failed: {error}")))?
+}
+
+/// `send_batch`: the sends a connect node gathered, all at once, each admitted and answered
+/// as `send` would answer it alone. Each continues its sender's trace, which the call's
+/// metadata (one trace for the whole call) cannot carry.
+pub(crate) async fn send_batch(
+    logic: &LogicService,
+    request: SendBatchRequest,
+) -> Result<SendBatchReply, Status> {
+    metrics::histogram!("natter_logic_send_batch_size").record(request.sends.len() as f64);
+    let sends = request.sends.into_iter().map(|mut request| {
+        let trace_parent = std::mem::take(&mut request.trace_parent);
+        let span = trace_continued!(
+            &trace_parent,
+            "rpc",
+            otel.name = "Logic/SendBatch",
+            otel.kind = "server",
+            rpc.method = "Logic/SendBatch"
+        );
+        async move { SendOutcome::of(send(logic, request).await) }.instrument(span)
+    });
+    Ok(SendBatchReply {
+        outcomes: futures_util::future::join_all(sends).await,
+    })
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@ use natter_proto::v1::{
     AckReply, AckRequest, ConnectedReply, ConnectionEvent, CreateGroupRequest, EditReply,
     EditRequest, Empty, GroupMemberRequest, GroupReply, ManageGroupRequest, NotifyRequest,
     OnlineReply, OnlineRequest, ReactReply, ReactRequest, ReadReply, ReadRequest, RecallReply,
-    RecallRequest, SendReply, SendRequest, SyncReply, SyncRequest, SystemPushReply,
-    SystemPushRequest, TypingRequest,
+    RecallRequest, SendBatchReply, SendBatchRequest, SendReply, SendRequest, SyncReply,
+    SyncRequest, SystemPushReply, SystemPushRequest, TypingRequest,
 };
 use tonic::{Request, Response, Status};
 
@@ -30,6 +30,7 @@ macro_rules! dispatch {
 
 dispatch! {
     send(SendRequest) -> SendReply => send::send;
+    send_batch(SendBatchRequest) -> SendBatchReply => send::send_batch;
     sync(SyncRequest) -> SyncReply => sync::sync;
     ack(AckRequest) -> AckReply => sync::ack;
     connected(ConnectionEvent) -> ConnectedReply => presence::connected;

@@ -16,10 +16,11 @@ use natter_infra::sql::SqlStore;
 use natter_infra::store::{FriendRequest, User};
 use natter_infra::{MessageLog, Sessions};
 use natter_logic::{LogicConfig, LogicService};
+use natter_proto::ErrorCode;
 use natter_proto::ObjectId;
 use natter_proto::handle::TaskHandle;
 use natter_proto::v1::logic_server::Logic;
-use natter_proto::v1::{Message, SendRequest};
+use natter_proto::v1::{Message, SendBatchRequest, SendOutcome, SendRequest};
 use tonic::Request;
 
 /// A log that fails the next append to one user's inbox when armed, and can be slow.
@@ -127,7 +128,76 @@ fn send() -> SendRequest {
         kind: "text".into(),
         body: "hello".into(),
         reply_to: 0,
+        trace_parent: String::new(),
     }
+}
+
+#[tokio::test]
+async fn a_gathered_call_answers_each_send_as_it_would_be_answered_alone() {
+    let folder = tempfile::tempdir().expect("temporary folder");
+    let (logic, log) = friends_and_logic(folder.path()).await;
+    let stranger = SendRequest {
+        cid: "to-a-stranger".into(),
+        target_id: 99,
+        ..send()
+    };
+    let malformed = SendRequest {
+        cid: "a-video".into(),
+        kind: "video".into(),
+        ..send()
+    };
+    let sends = vec![
+        SendRequest {
+            cid: "first".into(),
+            ..send()
+        },
+        stranger.clone(),
+        malformed.clone(),
+        SendRequest {
+            cid: "second".into(),
+            ..send()
+        },
+    ];
+    let outcomes = logic
+        .send_batch(Request::new(SendBatchRequest { sends }))
+        .await
+        .expect("the call is answered")
+        .into_inner()
+        .outcomes;
+    assert_eq!(outcomes.len(), 4, "one answer per send");
+    let mut answers = outcomes.into_iter().map(SendOutcome::into_result);
+    let first = answers.next().unwrap().expect("the first is sent");
+    for (refused, alone) in [(stranger, answers.next()), (malformed, answers.next())] {
+        let gathered = alone.unwrap().expect_err("refused in the call");
+        let lone = logic
+            .send(Request::new(refused.clone()))
+            .await
+            .expect_err("refused alone");
+        assert_eq!(
+            ErrorCode::of_status(&gathered),
+            ErrorCode::of_status(&lone),
+            "{}",
+            refused.cid
+        );
+        assert_ne!(ErrorCode::of_status(&gathered), ErrorCode::Internal);
+        assert_eq!(gathered.message(), lone.message());
+    }
+    let second = answers.next().unwrap().expect("the second is sent");
+    assert_eq!(
+        (first.cid.as_str(), second.cid.as_str()),
+        ("first", "second")
+    );
+    let mut inbox: Vec<u64> = log
+        .read(&ObjectId::User(BOB), 0, 10)
+        .await
+        .expect("read")
+        .into_iter()
+        .map(|message| message.id)
+        .collect();
+    inbox.sort_unstable();
+    let mut sent = vec![first.id, second.id];
+    sent.sort_unstable();
+    assert_eq!(inbox, sent, "the two sent, and nothing of the refused");
 }
 
 #[tokio::test]

@@ -235,9 +235,97 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
+impl crate::v1::Refusal {
+    /// What `status` says (code, message, retry hint), to answer one item of a gathered call.
+    pub fn of(status: &Status) -> Self {
+        crate::v1::Refusal {
+            code: ErrorCode::of_status(status).as_str().to_owned(),
+            message: status.message().to_owned(),
+            retry_after_ms: retry_after(status).map_or(0, |wait| {
+                u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)
+            }),
+        }
+    }
+
+    /// The status the item's own call would have answered.
+    pub fn into_status(self) -> Status {
+        let code = ErrorCode::named(&self.code).unwrap_or(ErrorCode::Internal);
+        let status = code.status(self.message);
+        match self.retry_after_ms {
+            0 => status,
+            millis => with_retry_after(status, std::time::Duration::from_millis(millis)),
+        }
+    }
+}
+
+impl crate::v1::SendOutcome {
+    /// One gathered send's answer.
+    pub fn of(answer: Result<crate::v1::SendReply, Status>) -> Self {
+        match answer {
+            Ok(sent) => crate::v1::SendOutcome {
+                sent: Some(sent),
+                refused: None,
+            },
+            Err(status) => crate::v1::SendOutcome {
+                sent: None,
+                refused: Some(crate::v1::Refusal::of(&status)),
+            },
+        }
+    }
+
+    /// The answer as `Send` would have given it.
+    pub fn into_result(self) -> Result<crate::v1::SendReply, Status> {
+        match (self.sent, self.refused) {
+            (_, Some(refused)) => Err(refused.into_status()),
+            (Some(sent), None) => Ok(sent),
+            (None, None) => Err(ErrorCode::Internal.status("a gathered send came back empty")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_carries_its_code_message_and_retry_hint_across_a_gathered_call() {
+        let refused = with_retry_after(
+            ErrorCode::Unavailable.status("at capacity"),
+            std::time::Duration::from_millis(250),
+        );
+        let carried = crate::v1::SendOutcome::of(Err(refused))
+            .into_result()
+            .expect_err("still refused");
+        assert_eq!(ErrorCode::of_status(&carried), ErrorCode::Unavailable);
+        assert_eq!(carried.code(), tonic::Code::Unavailable);
+        assert_eq!(carried.message(), "at capacity");
+        assert_eq!(
+            retry_after(&carried),
+            Some(std::time::Duration::from_millis(250))
+        );
+        let plain = crate::v1::SendOutcome::of(Err(ErrorCode::NotFriends.status("not friends")))
+            .into_result()
+            .expect_err("refused");
+        assert_eq!(ErrorCode::of_status(&plain), ErrorCode::NotFriends);
+        assert_eq!(retry_after(&plain), None);
+        // A transport failure has no carried code: it reads as unavailable on both sides.
+        let lost = crate::v1::SendOutcome::of(Err(Status::unavailable("connection reset")))
+            .into_result()
+            .expect_err("refused");
+        assert_eq!(ErrorCode::of_status(&lost), ErrorCode::Unavailable);
+        let sent = crate::v1::SendReply {
+            cid: "c".into(),
+            id: 9,
+            ..Default::default()
+        };
+        assert_eq!(
+            crate::v1::SendOutcome::of(Ok(sent.clone()))
+                .into_result()
+                .expect("sent"),
+            sent
+        );
+        assert!(crate::v1::SendOutcome::default().into_result().is_err());
+    }
 
     #[test]
     fn codes_survive_a_status_and_serde() {
