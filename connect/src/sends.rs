@@ -5,10 +5,12 @@
 
 use std::sync::Arc;
 
-use natter_infra::gather::Gatherer;
+use futures_util::future::join_all;
+use natter_infra::gather::{Gatherer, MOST_CALL_BYTES, split_by_size};
 use natter_proto::handle::LogicHandle;
 use natter_proto::v1::{SendBatchRequest, SendOutcome, SendReply, SendRequest};
 use natter_proto::{ErrorCode, trace_context};
+use prost::Message as _;
 use tokio::sync::oneshot;
 use tonic::Status;
 
@@ -62,29 +64,36 @@ impl SendBatcher {
             .unwrap_or_else(|_| Err(ErrorCode::Internal.status("a gathered send lost its answer")))
     }
 
-    /// Sends what waits, one call at a time, until nothing does.
+    /// Sends what waits, a call at a time (several at once when what waits is too big for
+    /// one), until nothing does.
     async fn send_while_waiting(self) {
         while let Some(waiting) = self.waiting.take() {
-            let (sends, replies): (Vec<SendRequest>, Vec<_>) = waiting.into_iter().unzip();
-            metrics::histogram!("natter_connect_send_batch_size").record(sends.len() as f64);
-            match self.logic.send_batch(SendBatchRequest { sends }).await {
-                Ok(answer) => {
-                    let mut outcomes = answer.outcomes.into_iter();
-                    for reply in replies {
-                        let outcome = outcomes.next().map_or_else(
-                            || {
-                                Err(ErrorCode::Internal
-                                    .status("logic answered fewer sends than it was given"))
-                            },
-                            SendOutcome::into_result,
-                        );
-                        let _ = reply.send(outcome);
-                    }
+            let calls = split_by_size(waiting, MOST_CALL_BYTES, |(send, _)| send.encoded_len());
+            join_all(calls.into_iter().map(|call| self.call(call))).await;
+        }
+    }
+
+    /// One call for `waiting`; each send gets its own answer, or the call's failure.
+    async fn call(&self, waiting: Vec<Waiting>) {
+        let (sends, replies): (Vec<SendRequest>, Vec<_>) = waiting.into_iter().unzip();
+        metrics::histogram!("natter_connect_send_batch_size").record(sends.len() as f64);
+        match self.logic.send_batch(SendBatchRequest { sends }).await {
+            Ok(answer) => {
+                let mut outcomes = answer.outcomes.into_iter();
+                for reply in replies {
+                    let outcome = outcomes.next().map_or_else(
+                        || {
+                            Err(ErrorCode::Internal
+                                .status("logic answered fewer sends than it was given"))
+                        },
+                        SendOutcome::into_result,
+                    );
+                    let _ = reply.send(outcome);
                 }
-                Err(status) => {
-                    for reply in replies {
-                        let _ = reply.send(Err(status.clone()));
-                    }
+            }
+            Err(status) => {
+                for reply in replies {
+                    let _ = reply.send(Err(status.clone()));
                 }
             }
         }

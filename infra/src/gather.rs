@@ -61,9 +61,43 @@ impl<T> Gatherer<T> {
     }
 }
 
+/// The bytes one gathered call carries at most, well under gRPC's default limit of 4 MiB a
+/// message: past that the receiver would refuse the whole call, and every item in it.
+pub const MOST_CALL_BYTES: usize = 1024 * 1024;
+
+/// Splits taken items into calls of at most `most` bytes each (by `size`), in order; an item
+/// larger than that goes alone.
+pub fn split_by_size<T>(items: Vec<T>, most: usize, size: impl Fn(&T) -> usize) -> Vec<Vec<T>> {
+    let mut calls: Vec<Vec<T>> = Vec::new();
+    let mut bytes = 0;
+    for item in items {
+        let item_bytes = size(&item);
+        match calls.last_mut() {
+            Some(call) if bytes + item_bytes <= most => call.push(item),
+            _ => {
+                calls.push(vec![item]);
+                bytes = 0;
+            }
+        }
+        bytes += item_bytes;
+    }
+    calls
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn calls_are_split_by_size_in_order_and_a_large_item_goes_alone() {
+        let sizes = vec![400, 400, 300, 2_000, 100, 100];
+        let calls = split_by_size(sizes, 1_000, |size| *size);
+        assert_eq!(
+            calls,
+            [vec![400, 400], vec![300], vec![2_000], vec![100, 100]]
+        );
+        assert!(split_by_size(Vec::<usize>::new(), 10, |size| *size).is_empty());
+    }
 
     #[test]
     fn senders_are_started_up_to_the_most_and_stop_when_nothing_waits() {

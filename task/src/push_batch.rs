@@ -6,11 +6,13 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use natter_infra::gather::Gatherer;
+use futures_util::future::join_all;
+use natter_infra::gather::{Gatherer, MOST_CALL_BYTES, split_by_size};
 use natter_proto::ErrorCode;
 use natter_proto::handle::ConnectHandle;
 use natter_proto::trace_context;
 use natter_proto::v1::{PushBatchRequest, PushGroupRequest, PushReply, PushUsersRequest};
+use prost::Message as _;
 use tokio::sync::oneshot;
 use tonic::Status;
 
@@ -99,45 +101,55 @@ impl PushBatcher {
     }
 }
 
-/// Sends what waits for `node`, one call at a time, until nothing does.
+/// Sends what waits for `node`, a call at a time (several at once when what waits is too big
+/// for one), until nothing does.
 async fn send_while_waiting(
     waiting: Arc<Gatherer<Waiting>>,
     node: String,
     directory: Arc<ConnectDirectory>,
 ) {
     while let Some(pushes) = waiting.take() {
-        metrics::histogram!("natter_task_push_batch_size").record(pushes.len() as f64);
-        let mut request = PushBatchRequest::default();
-        let mut user_replies = Vec::new();
-        let mut group_replies = Vec::new();
-        for (push, reply) in pushes {
-            match push {
-                LockedPush::Users(push) => {
-                    request.users.push(push);
-                    user_replies.push(reply);
-                }
-                LockedPush::Group(push) => {
-                    request.groups.push(push);
-                    group_replies.push(reply);
-                }
+        let calls = split_by_size(pushes, MOST_CALL_BYTES, |(push, _)| match push {
+            LockedPush::Users(push) => push.encoded_len(),
+            LockedPush::Group(push) => push.encoded_len(),
+        });
+        join_all(calls.into_iter().map(|call| send(call, &node, &directory))).await;
+    }
+}
+
+/// One call to `node` for `pushes`; each gets its own answer, or the call's failure.
+async fn send(pushes: Vec<Waiting>, node: &str, directory: &ConnectDirectory) {
+    metrics::histogram!("natter_task_push_batch_size").record(pushes.len() as f64);
+    let mut request = PushBatchRequest::default();
+    let mut user_replies = Vec::new();
+    let mut group_replies = Vec::new();
+    for (push, reply) in pushes {
+        match push {
+            LockedPush::Users(push) => {
+                request.users.push(push);
+                user_replies.push(reply);
+            }
+            LockedPush::Group(push) => {
+                request.groups.push(push);
+                group_replies.push(reply);
             }
         }
-        let Some(connect) = directory.get(&node) else {
-            let gone = ErrorCode::Unavailable.status(format!("connect node {node} is gone"));
+    }
+    let Some(connect) = directory.get(node) else {
+        let gone = ErrorCode::Unavailable.status(format!("connect node {node} is gone"));
+        for reply in user_replies.into_iter().chain(group_replies) {
+            let _ = reply.send(Err(gone.clone()));
+        }
+        return;
+    };
+    match connect.push_batch(request).await {
+        Ok(answer) => {
+            answer_each(user_replies, answer.users);
+            answer_each(group_replies, answer.groups);
+        }
+        Err(status) => {
             for reply in user_replies.into_iter().chain(group_replies) {
-                let _ = reply.send(Err(gone.clone()));
-            }
-            continue;
-        };
-        match connect.push_batch(request).await {
-            Ok(answer) => {
-                answer_each(user_replies, answer.users);
-                answer_each(group_replies, answer.groups);
-            }
-            Err(status) => {
-                for reply in user_replies.into_iter().chain(group_replies) {
-                    let _ = reply.send(Err(status.clone()));
-                }
+                let _ = reply.send(Err(status.clone()));
             }
         }
     }
