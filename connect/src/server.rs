@@ -25,7 +25,7 @@ use crate::connection::{CloseReason, Connection, ConnectionOptions, Outgoing};
 use crate::gate::{HandshakeGate, HandshakeLimits, HandshakeTicket};
 use crate::routine::{Completion, PushJob, Recipients};
 use crate::sends::SendBatcher;
-use crate::socket::{Socket, drive};
+use crate::socket::{Ending, Socket, drive};
 
 /// How long a push's answer waits for its lock's release, so that the pusher learns of it
 /// from the answer instead of watching the lock.
@@ -242,6 +242,20 @@ impl ConnectServer {
         }
     }
 
+    /// Runs `connection` on `socket` until it ends, its frames answered through this node's
+    /// calls to logic.
+    async fn drive(&self, socket: Box<Socket>, connection: &Arc<Connection>) -> Ending {
+        drive(
+            socket,
+            connection,
+            &self.logic,
+            &self.acks,
+            &self.sends,
+            &self.config,
+        )
+        .await
+    }
+
     fn socket_config(&self) -> WebSocketConfig {
         let hard_max = self
             .config
@@ -361,15 +375,7 @@ impl ConnectServer {
                     None,
                 ));
                 connection.close(CloseReason::ShuttingDown);
-                drive(
-                    socket,
-                    &connection,
-                    &self.logic,
-                    &self.acks,
-                    &self.sends,
-                    &self.config,
-                )
-                .await;
+                self.drive(socket, &connection).await;
                 return;
             }
         };
@@ -387,15 +393,7 @@ impl ConnectServer {
         if *self.shutdown.borrow() {
             connection.close(CloseReason::ShuttingDown);
         }
-        drive(
-            socket,
-            &connection,
-            &self.logic,
-            &self.acks,
-            &self.sends,
-            &self.config,
-        )
-        .await;
+        self.drive(socket, &connection).await;
         bucket.remove(&connection);
         metrics::gauge!("natter_connections_open").decrement(1.0);
         if let Err(status) = Box::pin(self.logic.disconnected(self.event(user_id, id))).await {
