@@ -8,7 +8,7 @@ use natter_infra::gather::Gatherer;
 use natter_proto::ErrorCode;
 use natter_proto::frame::ServerFrame;
 use natter_proto::handle::LogicHandle;
-use natter_proto::v1::{AckOutcome, AckRequest, Acknowledgement};
+use natter_proto::v1::{AckOutcome, AckRequest, Acknowledgement, Refusal};
 use tonic::Status;
 
 use crate::connection::Connection;
@@ -93,6 +93,10 @@ fn answer_of(outcome: Option<AckOutcome>) -> Result<u64, Status> {
     if outcome.code.is_empty() {
         return Ok(outcome.seq);
     }
-    let code = ErrorCode::named(&outcome.code).unwrap_or(ErrorCode::Internal);
-    Err(code.status(outcome.message))
+    let refusal = Refusal {
+        code: outcome.code,
+        message: outcome.message,
+        retry_after_ms: 0,
+    };
+    Err(refusal.into_status())
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use natter_proto::v1::{
-    AckOutcome, AckReply, AckRequest, Acknowledgement, Cursor, SyncReply, SyncRequest,
+    AckOutcome, AckReply, AckRequest, Acknowledgement, Cursor, Refusal, SyncReply, SyncRequest,
 };
 use natter_proto::{ErrorCode, ObjectId};
 use tonic::Status;
@@ -172,11 +172,15 @@ pub(crate) async fn ack(logic: &LogicService, request: AckRequest) -> Result<Ack
                 code: String::new(),
                 message: String::new(),
             },
-            Err(status) => AckOutcome {
-                seq: 0,
-                code: ErrorCode::of_status(&status).as_str().to_owned(),
-                message: status.message().to_owned(),
-            },
+            Err(status) => {
+                // Carried as any refused item of a gathered call is (an ack has no retry hint).
+                let refusal = Refusal::of(&status);
+                AckOutcome {
+                    seq: 0,
+                    code: refusal.code,
+                    message: refusal.message,
+                }
+            }
         }
     });
     let outcomes = futures_util::future::join_all(outcomes).await;
