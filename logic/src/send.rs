@@ -17,7 +17,7 @@ use natter_infra::{InfraError, now_millis};
 use natter_proto::v1::{
     Message, SendBatchReply, SendBatchRequest, SendOutcome, SendReply, SendRequest, WakeRequest,
 };
-use natter_proto::{ErrorCode, ObjectId, trace_child, trace_context, trace_continued};
+use natter_proto::{ErrorCode, ObjectId, trace_child, trace_context};
 use tonic::Status;
 use tracing::Instrument;
 
@@ -602,13 +602,7 @@ pub(crate) async fn send_batch(
     metrics::histogram!("natter_logic_send_batch_size").record(request.sends.len() as f64);
     let sends = request.sends.into_iter().map(|mut request| {
         let trace_parent = std::mem::take(&mut request.trace_parent);
-        let span = trace_continued!(
-            &trace_parent,
-            "rpc",
-            otel.name = "Logic/SendBatch",
-            otel.kind = "server",
-            rpc.method = "Logic/SendBatch"
-        );
+        let span = trace_context::server_span(&trace_parent, "Logic/SendBatch");
         async move { SendOutcome::of(send(logic, request).await) }.instrument(span)
     });
     Ok(SendBatchReply {

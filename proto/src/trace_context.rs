@@ -230,6 +230,19 @@ pub fn inject(metadata: &mut tonic::metadata::MetadataMap) {
     }
 }
 
+/// The span of serving `method` (`Logic/Send`) for a caller whose trace `traceparent` names;
+/// disabled when it names none. Also for each item of a gathered call, whose own trace the
+/// call's metadata cannot carry.
+pub fn server_span(traceparent: &str, method: &str) -> Span {
+    crate::trace_continued!(
+        traceparent,
+        "rpc",
+        otel.name = method,
+        otel.kind = "server",
+        rpc.method = method
+    )
+}
+
 /// A tower layer for gRPC servers: a call that carries a `traceparent` is served inside a
 /// span continuing that trace; any other call pays one header lookup.
 #[derive(Clone, Copy, Debug, Default)]
@@ -271,13 +284,7 @@ where
                 .unwrap_or_default();
             // "/natter.v1.Logic/Send" is shown as "Logic/Send".
             let method = request.uri().path().rsplit('.').next().unwrap_or_default();
-            crate::trace_continued!(
-                traceparent,
-                "rpc",
-                otel.name = method,
-                otel.kind = "server",
-                rpc.method = method
-            )
+            server_span(traceparent, method)
         } else {
             Span::none()
         };
