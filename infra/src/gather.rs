@@ -65,21 +65,29 @@ impl<T> Gatherer<T> {
 /// message: past that the receiver would refuse the whole call, and every item in it.
 pub const MOST_CALL_BYTES: usize = 1024 * 1024;
 
-/// Splits taken items into calls of at most `most` bytes each (by `size`), in order; an item
-/// larger than that goes alone.
-pub fn split_by_size<T>(items: Vec<T>, most: usize, size: impl Fn(&T) -> usize) -> Vec<Vec<T>> {
-    let mut calls: Vec<Vec<T>> = Vec::new();
+/// How many of `items`, from the first, go in one call of at most `most` bytes (by `size`):
+/// at least one, so an item larger than that goes alone.
+pub fn fitting<T>(items: &[T], most: usize, size: impl Fn(&T) -> usize) -> usize {
     let mut bytes = 0;
+    let mut taken = 0;
     for item in items {
-        let item_bytes = size(&item);
-        match calls.last_mut() {
-            Some(call) if bytes + item_bytes <= most => call.push(item),
-            _ => {
-                calls.push(vec![item]);
-                bytes = 0;
-            }
+        let item_bytes = size(item);
+        if taken > 0 && bytes + item_bytes > most {
+            break;
         }
         bytes += item_bytes;
+        taken += 1;
+    }
+    taken
+}
+
+/// Splits taken items into calls of at most `most` bytes each (by `size`), in order; an item
+/// larger than that goes alone.
+pub fn split_by_size<T>(mut items: Vec<T>, most: usize, size: impl Fn(&T) -> usize) -> Vec<Vec<T>> {
+    let mut calls = Vec::new();
+    while !items.is_empty() {
+        let rest = items.split_off(fitting(&items, most, &size));
+        calls.push(std::mem::replace(&mut items, rest));
     }
     calls
 }

@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 
 use crate::cluster::kafka_log::{retry_transient, unavailable};
 use crate::error::{InfraError, InfraResult};
+use crate::gather::fitting;
 
 /// How many records may wait for one partition; past it a caller is refused at once.
 const MOST_WAITING_RECORDS: usize = 20_000;
@@ -105,16 +106,9 @@ impl PartitionProducer {
                     queue.in_flight = false;
                     return;
                 }
-                let mut bytes = 0;
-                let mut taken = 0;
-                for waiting in &queue.waiting {
-                    let size: usize = waiting.records.iter().map(record_bytes).sum();
-                    if taken > 0 && bytes + size > MOST_REQUEST_BYTES {
-                        break;
-                    }
-                    bytes += size;
-                    taken += 1;
-                }
+                let taken = fitting(&queue.waiting, MOST_REQUEST_BYTES, |waiting| {
+                    waiting.records.iter().map(record_bytes).sum()
+                });
                 let batch: Vec<Waiting> = queue.waiting.drain(..taken).collect();
                 queue.waiting_records -= batch.iter().map(|w| w.records.len()).sum::<usize>();
                 batch
