@@ -23,8 +23,9 @@ pub struct Tally {
     pub duplicates: AtomicU64,
     /// Send-to-receive latency in microseconds.
     pub latency_us: Mutex<Histogram<u64>>,
-    /// The latencies received in the current second of [`Tally::watch`].
-    this_second_us: Mutex<Histogram<u64>>,
+    /// The run's latencies as they were when [`Tally::watch`] last kept a second: the next
+    /// second's are those recorded since.
+    kept_us: Mutex<Histogram<u64>>,
     /// Each past second's latencies, in order.
     pub by_second: Mutex<Vec<SecondLatency>>,
 }
@@ -52,7 +53,7 @@ impl Tally {
             delivered: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
             latency_us: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?),
-            this_second_us: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?),
+            kept_us: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?),
             by_second: Mutex::new(Vec::new()),
         })
     }
@@ -80,7 +81,6 @@ impl Tally {
         {
             let latency = now_micros().saturating_sub(sent_at).max(1);
             let _ = self.latency_us.lock().await.record(latency);
-            let _ = self.this_second_us.lock().await.record(latency);
         }
     }
 }
@@ -94,17 +94,22 @@ impl Tally {
         ticker.tick().await;
         for second in 1..=seconds {
             ticker.tick().await;
-            let last = {
-                let mut histogram = self.this_second_us.lock().await;
-                let at = |quantile: f64| histogram.value_at_quantile(quantile) as f64 / 1000.0;
-                let last = SecondLatency {
-                    second,
-                    deliveries: histogram.len(),
-                    p50: at(0.5),
-                    p99: at(0.99),
-                };
-                histogram.reset();
-                last
+            // A second's latencies are the run's so far less those already kept.
+            let now = self.latency_us.lock().await.clone();
+            let mut this_second = now.clone();
+            let mut kept = self.kept_us.lock().await;
+            if this_second.subtract(&*kept).is_err() {
+                // Counts only grow, so this cannot happen; an empty second is the safe answer.
+                this_second.reset();
+            }
+            *kept = now;
+            drop(kept);
+            let at = |quantile: f64| this_second.value_at_quantile(quantile) as f64 / 1000.0;
+            let last = SecondLatency {
+                second,
+                deliveries: this_second.len(),
+                p50: at(0.5),
+                p99: at(0.99),
             };
             bar.inc(1);
             bar.set_message(format!(
