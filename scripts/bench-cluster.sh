@@ -4,7 +4,8 @@
 # machine, as BENCHMARKS.md reports it: USERS users seeded straight into PostgreSQL in friend
 # pairs (`natter-bench seed`), their connections spread over both connect nodes, each sending to
 # its friend at RATE_PER_USER messages a second.
-#   scripts/bench-cluster.sh USERS RATE_PER_USER [SECONDS] [OUT]
+#   scripts/bench-cluster.sh USERS RATE_PER_USER [SECONDS] [OUT] [GENERATOR OPTIONS...]
+# Options after OUT go to `natter-bench direct` (say `--echo false --acked false`).
 # Prints the generator's summary row and the CPU seconds each process used during the run.
 # The sessions go to OUT/sessions.json; SESSIONS=FILE runs those users again instead of seeding
 # new ones (on the per-object topology, a first run also creates every user's topic).
@@ -17,6 +18,7 @@ users=${1:?usage: scripts/bench-cluster.sh USERS RATE_PER_USER [SECONDS] [OUT]}
 rate=${2:?usage: scripts/bench-cluster.sh USERS RATE_PER_USER [SECONDS] [OUT]}
 seconds=${3:-30}
 out=$(realpath -m "${4:-bench-results/cluster-$users-$rate}")
+shift $(($# < 4 ? $# : 4))
 export NATTER_DEPS_DIR=${NATTER_DEPS_DIR:-/tmp/natter-deps}
 cluster_dir=${NATTER_CLUSTER_DIR:-/tmp/natter-cluster}
 if [ -n "${NATTER_BIN_DIR:-}" ]; then
@@ -50,7 +52,7 @@ before=()
 for pid in "${pids[@]}"; do before+=("$(cpu_seconds "$pid")"); done
 "$bin/natter-bench" direct --sessions "$sessions" --users "$users" \
     --ws ws://127.0.0.1:8391/ws,ws://127.0.0.1:8392/ws --rate "$rate" --seconds "$seconds" \
-    --drain-seconds 5 --server-pid "$(IFS=,; echo "${pids[*]}")" --out "$out"
+    --drain-seconds 5 --server-pid "$(IFS=,; echo "${pids[*]}")" --out "$out" "$@"
 echo "CPU seconds during the run, by process:"
 for index in "${!pids[@]}"; do
     after=$(cpu_seconds "${pids[$index]}")

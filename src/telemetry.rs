@@ -191,6 +191,10 @@ pub fn describe_metrics() {
             "Push batches task sent to connect nodes.",
         ),
         (
+            "natter_pushes_spared_total",
+            "Push batches task did not send: each was for the one connection that sent it and wants no echo.",
+        ),
+        (
             "natter_redeliveries_total",
             "Pushes repeated because their lock was not released in time.",
         ),

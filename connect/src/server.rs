@@ -247,6 +247,7 @@ impl ConnectServer {
     async fn drive(&self, socket: Box<Socket>, connection: &Arc<Connection>) -> Ending {
         drive(
             socket,
+            &self.node,
             connection,
             &self.logic,
             &self.acks,

@@ -59,6 +59,7 @@ type Handling<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 /// Runs one connection until it ends, then says goodbye when the server closed it.
 pub async fn drive(
     socket: Box<Socket>,
+    node: &str,
     connection: &Arc<Connection>,
     logic: &LogicHandle,
     acks: &AckBatcher,
@@ -69,6 +70,7 @@ pub async fn drive(
         socket,
         connection,
         answers: Answers {
+            node,
             connection,
             logic,
             acks,
@@ -355,6 +357,8 @@ fn write_failed(error: tungstenite::Error) -> Ending {
 /// Answers a connection's frames through logic.
 #[derive(Clone, Copy)]
 struct Answers<'a> {
+    /// This connect node's name.
+    node: &'a str,
     connection: &'a Arc<Connection>,
     logic: &'a LogicHandle,
     acks: &'a AckBatcher,
@@ -395,13 +399,18 @@ impl<'a> Answers<'a> {
                     body,
                     reply_to,
                 };
-                let request = match written.into_request(user_id) {
+                let mut request = match written.into_request(user_id) {
                     Ok(request) => request,
                     Err(error) => {
                         self.refuse(ErrorCode::InvalidInput, error, Some(cid));
                         return;
                     }
                 };
+                if !self.connection.options.echo {
+                    // Spares task pushing this connection a copy it would drop.
+                    request.unechoed_node = self.node.to_owned();
+                    request.unechoed_connection = self.connection.id;
+                }
                 // A sampled message's trace starts here, with the client's send.
                 let span = trace_root!("connect.send", user_id, cid = %cid);
                 let sent = self.sends.send(request).instrument(span.clone()).await;

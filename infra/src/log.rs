@@ -7,13 +7,16 @@ use natter_proto::v1::Message;
 use crate::error::InfraResult;
 
 /// The bytes a log keeps for a message: the message without its object and seq, which the
-/// entry's place in the log says, and without its trace, which a record carries in a header.
+/// entry's place in the log says, and without its trace and its unechoed connection, which a
+/// record carries in headers.
 pub(crate) fn record_payload(message: &Message) -> Vec<u8> {
     use prost::Message as _;
     Message {
         object: String::new(),
         seq: 0,
         trace_parent: String::new(),
+        unechoed_node: String::new(),
+        unechoed_connection: 0,
         ..message.clone()
     }
     .encode_to_vec()

@@ -253,7 +253,14 @@ impl LogicService {
             missing.push((recipient_object, copy));
         }
         if progress.sender_seq.is_none() {
-            missing.push((sender_object, Message { peer, ..base }));
+            // The sending connection's own copy is not pushed back to it when it asked so.
+            let copy = Message {
+                peer,
+                unechoed_node: request.unechoed_node.clone(),
+                unechoed_connection: request.unechoed_connection,
+                ..base
+            };
+            missing.push((sender_object, copy));
         }
         // Both copies in one request: written together, not one after the other. The store
         // copy makes them visible to history; a copy written by an earlier attempt is

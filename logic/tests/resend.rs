@@ -128,7 +128,7 @@ fn send() -> SendRequest {
         kind: "text".into(),
         body: "hello".into(),
         reply_to: 0,
-        trace_parent: String::new(),
+        ..SendRequest::default()
     }
 }
 

@@ -40,7 +40,7 @@ impl ClientSend {
             kind: self.kind,
             body: self.body,
             reply_to,
-            trace_parent: String::new(),
+            ..SendRequest::default()
         })
     }
 }

@@ -215,12 +215,32 @@ impl Deliverer {
         Ok(batch.len() >= self.config.batch_max)
     }
 
-    /// The recipients' connect nodes and the users to push to on each.
-    async fn targets(&self, object: &ObjectId) -> Result<BTreeMap<String, Vec<i64>>, InfraError> {
+    /// The recipients' connect nodes, with the users to push to on each, and for an inbox the
+    /// nodes where its owner holds just one connection, with that connection.
+    async fn targets(&self, object: &ObjectId) -> Result<Targets, InfraError> {
         match object {
-            ObjectId::User(user) => self.nodes_holding(&[*user]).await,
+            ObjectId::User(user) => {
+                let mut held: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+                for session in self.sessions.sessions(*user).await? {
+                    held.entry(session.node)
+                        .or_default()
+                        .push(session.connection_id);
+                }
+                let lone = held
+                    .iter()
+                    .filter_map(|(node, connections)| match connections.as_slice() {
+                        [connection] => Some((node.clone(), *connection)),
+                        _ => None,
+                    })
+                    .collect();
+                let nodes = held.into_keys().map(|node| (node, vec![*user])).collect();
+                Ok(Targets { nodes, lone })
+            }
             // Any connect node may hold members online; each walks its own lists.
-            ObjectId::Group(_) => Ok(self.every_node()),
+            ObjectId::Group(_) => Ok(Targets {
+                nodes: self.every_node(),
+                lone: BTreeMap::new(),
+            }),
         }
     }
 
@@ -297,7 +317,10 @@ impl Deliverer {
     /// Push a batch to every node holding a recipient; push again to nodes that have not
     /// released their lock when it expires.
     async fn push(&self, object: &ObjectId, batch: &[Message]) -> Result<(), InfraError> {
-        let mut targets = self.targets(object).await?;
+        let Targets {
+            nodes: mut targets,
+            lone,
+        } = self.targets(object).await?;
         let mut attempt = 0u32;
         while !targets.is_empty() && !self.is_stopped() {
             let round = if attempt > 0 {
@@ -316,7 +339,7 @@ impl Deliverer {
             attempt += 1;
             let round_targets = std::mem::take(&mut targets);
             targets = self
-                .push_round(object, batch, round_targets)
+                .push_round(object, batch, round_targets, &lone)
                 .instrument(round)
                 .await?;
         }
@@ -324,15 +347,23 @@ impl Deliverer {
     }
 
     /// One round of a push: lock and push to each target node, then wait for the nodes to
-    /// release their locks; returns the nodes that did not (to push to again).
+    /// release their locks; returns the nodes that did not (to push to again). `lone` holds
+    /// the inbox owner's only connection on a node, which is spared its own unechoed sends.
     async fn push_round(
         &self,
         object: &ObjectId,
         batch: &[Message],
         targets: BTreeMap<String, Vec<i64>>,
+        lone: &BTreeMap<String, u64>,
     ) -> Result<BTreeMap<String, Vec<i64>>, InfraError> {
         let mut pending = Vec::with_capacity(targets.len());
         for (node, users) in targets {
+            let messages = wanted_on(batch, &node, lone.get(&node).copied());
+            if messages.is_empty() {
+                // Its one connection there sent all of them and wants no echo.
+                metrics::counter!("natter_pushes_spared_total").increment(1);
+                continue;
+            }
             let key = format!("lock:{object}:{node}");
             let token = format!("{:032x}", rand::random::<u128>());
             let trust_until = self
@@ -350,7 +381,6 @@ impl Deliverer {
                 token: token.clone(),
             });
             metrics::counter!("natter_pushes_total").increment(1);
-            let messages = batch.to_vec();
             let push = match object {
                 ObjectId::User(_) => LockedPush::Users(PushUsersRequest {
                     user_ids: users.clone(),
@@ -444,6 +474,29 @@ impl Deliverer {
     }
 }
 
+/// Where one batch of an object is pushed.
+struct Targets {
+    /// Each connect node, with the users to push to there.
+    nodes: BTreeMap<String, Vec<i64>>,
+    /// For an inbox: the nodes where its owner holds one connection, with that connection.
+    lone: BTreeMap<String, u64>,
+}
+
+/// The messages of `batch` that a push to `node` must carry: all but the copies sent from
+/// `lone`, the only connection there, when it asked not to be pushed its own messages.
+/// Connect would drop those; a connection of another device on the node still gets them.
+fn wanted_on(batch: &[Message], node: &str, lone: Option<u64>) -> Vec<Message> {
+    batch
+        .iter()
+        .filter(|message| {
+            !(message.unechoed_connection != 0
+                && lone == Some(message.unechoed_connection)
+                && message.unechoed_node == node)
+        })
+        .cloned()
+        .collect()
+}
+
 /// The span of one batch's delivery, continuing the trace of its first traced message.
 fn delivery_span(object: &ObjectId, batch: &[Message]) -> Span {
     trace_context::batch_span(batch, |first| {
@@ -460,6 +513,39 @@ fn delivery_span(object: &ObjectId, batch: &[Message]) -> Span {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn copy(id: u64, node: &str, connection: u64) -> Message {
+        Message {
+            id,
+            unechoed_node: node.into(),
+            unechoed_connection: connection,
+            ..Message::default()
+        }
+    }
+
+    fn ids(messages: &[Message]) -> Vec<u64> {
+        messages.iter().map(|message| message.id).collect()
+    }
+
+    #[test]
+    fn only_the_lone_connection_that_wants_no_echo_is_spared_its_own_copies() {
+        let batch = [
+            copy(1, "", 0),
+            copy(2, "connect-1", 7),
+            copy(3, "connect-1", 8),
+            copy(4, "connect-2", 7),
+        ];
+        // Its one connection on connect-1 is 7: only 7's copy made there is left out.
+        assert_eq!(ids(&wanted_on(&batch, "connect-1", Some(7))), [1, 3, 4]);
+        // Connection 7 of another node is another connection.
+        assert_eq!(ids(&wanted_on(&batch, "connect-2", Some(8))), [1, 2, 3, 4]);
+        // Two connections there (no lone one): the other device gets everything.
+        assert_eq!(ids(&wanted_on(&batch, "connect-1", None)), [1, 2, 3, 4]);
+        // A batch of its own copies alone needs no push at all.
+        assert!(wanted_on(&batch[1..2], "connect-1", Some(7)).is_empty());
+        // A copy naming no connection is never taken for connection 0.
+        assert_eq!(ids(&wanted_on(&batch[..1], "", Some(0))), [1]);
+    }
 
     fn audience(audience: i32) -> Result<EphemeralAudience, tonic::Status> {
         EphemeralAudience::of_request(audience, vec![7], 9)

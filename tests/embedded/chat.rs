@@ -8,7 +8,7 @@ use tokio_tungstenite::tungstenite::http::Method;
 
 use natter::client::WsClient;
 
-use crate::harness::{Harness, WAIT, next_message, send_text, sync};
+use crate::harness::{Harness, WAIT, metric, next_message, send_text, sync};
 
 #[tokio::test]
 async fn friend_requests_are_listed_accepted_and_guarded() {
@@ -234,6 +234,33 @@ async fn a_quiet_connection_gets_neither_its_own_echo_nor_acked() {
     let all = sync(&mut alice_phone, BTreeMap::from([(alice_object, 0)])).await;
     let seqs: Vec<u64> = all.iter().map(|message| message.seq).collect();
     assert_eq!(seqs, [1, 2]);
+}
+
+#[tokio::test]
+async fn a_lone_quiet_connection_is_spared_the_push_of_its_own_messages() {
+    let harness = Harness::start().await;
+    let (alice, bob) = harness.friends("alice", "bob").await;
+    let mut alice_phone = harness.connect_with(&alice, "echo=false").await;
+    assert!(sync(&mut alice_phone, BTreeMap::new()).await.is_empty());
+    let (mut bob_phone, _) = harness.connect_synced(&bob).await;
+    let spared_before = metric(&harness.metrics().await, "natter_pushes_spared_total");
+
+    for (index, cid) in ["s1", "s2", "s3"].into_iter().enumerate() {
+        let (seq, _) = send_text(&mut alice_phone, cid, bob.user_id, "quiet").await;
+        assert_eq!(seq, index as u64 + 1);
+        assert_eq!(next_message(&mut bob_phone).await.body, "quiet");
+    }
+    // Her inbox's delivery went on past her own copies: bob's answer is pushed to her next.
+    send_text(&mut bob_phone, "r1", alice.user_id, "hi").await;
+    let answer = next_message(&mut alice_phone).await;
+    assert_eq!((answer.seq, answer.body.as_str()), (4, "hi"));
+    // Her own copies were never pushed to her node at all: no connection there wanted them.
+    let spared = metric(&harness.metrics().await, "natter_pushes_spared_total") - spared_before;
+    assert!(spared >= 1.0, "no push was spared ({spared})");
+    // A device connecting later still finds them.
+    let (_, missed) = harness.connect_synced(&alice).await;
+    let seqs: Vec<u64> = missed.iter().map(|message| message.seq).collect();
+    assert_eq!(seqs, [1, 2, 3, 4]);
 }
 
 #[tokio::test]

@@ -370,14 +370,13 @@ impl MessageLog for KafkaLog {
                 if record.offset < next_offset || messages.len() >= max {
                     continue;
                 }
-                let trace_parent = trace_of(&record.record);
-                let payload = record.record.value.unwrap_or_default();
                 let seq = seq_of_offset(record.offset);
-                let mut message = Message::decode(payload.as_slice())
+                let payload = record.record.value.as_deref().unwrap_or_default();
+                let mut message = Message::decode(payload)
                     .map_err(|error| InfraError::Corrupt(format!("{name}@{seq}: {error}")))?;
+                restore_headers(&record.record, &mut message);
                 message.object = name.clone();
                 message.seq = seq;
-                message.trace_parent = trace_parent;
                 messages.push(message);
                 next_offset = record.offset + 1;
             }
@@ -453,6 +452,10 @@ pub(crate) fn record_of(key: Option<Vec<u8>>, message: &Message) -> Record {
             message.trace_parent.as_bytes().to_vec(),
         );
     }
+    if message.unechoed_connection != 0 {
+        let unechoed = format!("{}/{}", message.unechoed_node, message.unechoed_connection);
+        headers.insert(UNECHOED.to_owned(), unechoed.into_bytes());
+    }
     Record {
         key,
         value: Some(record_payload(message)),
@@ -461,14 +464,27 @@ pub(crate) fn record_of(key: Option<Vec<u8>>, message: &Message) -> Record {
     }
 }
 
-/// The trace a record's headers carry (see [`record_of`]), or empty.
-pub(crate) fn trace_of(record: &Record) -> String {
-    record
-        .headers
-        .get(TRACEPARENT)
-        .and_then(|value| std::str::from_utf8(value).ok())
-        .unwrap_or_default()
-        .to_owned()
+/// The record header naming the connection that sent a copy and wants no echo of it, as
+/// `<node>/<connection id>` (see [`record_of`]).
+const UNECHOED: &str = "natter-unechoed";
+
+/// Puts back on `message` what the record's headers carry beside its payload (see
+/// [`record_of`]): its trace, and the connection that wants no echo of it. A header that does
+/// not parse is left out: it only ever spares a push.
+pub(crate) fn restore_headers(record: &Record, message: &mut Message) {
+    let header = |name: &str| {
+        record
+            .headers
+            .get(name)
+            .and_then(|value| std::str::from_utf8(value).ok())
+    };
+    message.trace_parent = header(TRACEPARENT).unwrap_or_default().to_owned();
+    if let Some((node, connection)) = header(UNECHOED).and_then(|value| value.rsplit_once('/'))
+        && let Ok(connection) = connection.parse()
+    {
+        message.unechoed_node = node.to_owned();
+        message.unechoed_connection = connection;
+    }
 }
 
 /// Attempts at an operation the broker failed in a way that may pass (see [`is_transient`]).
@@ -540,5 +556,38 @@ mod tests {
         assert_eq!(seq_of_offset(0), 1);
         assert_eq!(seq_of_offset(41), 42);
         assert_eq!(seq_of_offset(-1), 1, "a nonsense offset never yields seq 0");
+    }
+
+    #[test]
+    fn a_record_carries_trace_and_unechoed_connection_in_headers_not_in_its_payload() {
+        let message = Message {
+            id: 9,
+            body: "hello".into(),
+            trace_parent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
+            unechoed_node: "connect/2".into(),
+            unechoed_connection: 41,
+            ..Message::default()
+        };
+        let record = record_of(None, &message);
+        let stored = Message::decode(record.value.as_deref().unwrap_or_default()).unwrap();
+        assert_eq!((stored.id, stored.body.as_str()), (9, "hello"));
+        assert!(stored.trace_parent.is_empty() && stored.unechoed_node.is_empty());
+        assert_eq!(stored.unechoed_connection, 0);
+
+        let mut read = stored;
+        restore_headers(&record, &mut read);
+        assert_eq!(read, message, "a node name holding '/' comes back whole");
+
+        // A header that does not parse only loses the saving: the message reads as echoed.
+        let mut garbled = record.clone();
+        garbled
+            .headers
+            .insert(UNECHOED.to_owned(), b"connect-1/seven".to_vec());
+        let mut read = Message::default();
+        restore_headers(&garbled, &mut read);
+        assert_eq!(
+            (read.unechoed_node.as_str(), read.unechoed_connection),
+            ("", 0)
+        );
     }
 }

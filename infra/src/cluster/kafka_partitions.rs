@@ -21,7 +21,7 @@ use rskafka::client::partition::UnknownTopicHandling;
 use crate::cluster::PartitionProducer;
 use crate::cluster::kafka_log::{
     FETCH_MAX_WAIT_MS, KafkaLogConfig, answered, connect_client, fail_all, is_protocol, record_of,
-    retry_transient, trace_of, unavailable,
+    restore_headers, retry_transient, unavailable,
 };
 use crate::error::{InfraError, InfraResult};
 
@@ -200,19 +200,18 @@ impl KafkaPartitions {
             if record.offset < offset {
                 continue;
             }
-            let trace_parent = trace_of(&record.record);
-            let key = record.record.key.unwrap_or_default();
-            let name = String::from_utf8_lossy(&key);
+            let key = record.record.key.as_deref().unwrap_or_default();
+            let name = String::from_utf8_lossy(key);
             let object: ObjectId = name.parse().map_err(|_| {
                 InfraError::Corrupt(format!("{partition}@{}: key {name:?}", record.offset))
             })?;
-            let payload = record.record.value.unwrap_or_default();
-            let mut message = Message::decode(payload.as_slice()).map_err(|error| {
+            let payload = record.record.value.as_deref().unwrap_or_default();
+            let mut message = Message::decode(payload).map_err(|error| {
                 InfraError::Corrupt(format!("{partition}@{}: {error}", record.offset))
             })?;
+            restore_headers(&record.record, &mut message);
             message.object = object.to_string();
             message.seq = 0;
-            message.trace_parent = trace_parent;
             fetched.records.push(PartitionRecord {
                 offset: record.offset,
                 object,

@@ -309,8 +309,9 @@ pub(crate) fn message_from(row: MessageRow) -> Message {
         ref_sender,
         ref_snippet,
         edited_at,
-        // The store keeps no trace: a stored message is read long after its trace ended.
-        trace_parent: String::new(),
+        // The store keeps no trace, nor who wanted no echo: a stored message is read long
+        // after its trace ended and its sender's connection closed.
+        ..Message::default()
     }
 }
 
