@@ -229,6 +229,10 @@ impl MessageLog for SequencedLog {
         self.numbered.end(object).await
     }
 
+    async fn ends(&self, objects: &[ObjectId]) -> InfraResult<Vec<(ObjectId, u64)>> {
+        self.numbered.ends(objects).await
+    }
+
     async fn objects(&self) -> InfraResult<Vec<ObjectId>> {
         self.numbered.objects().await
     }

@@ -43,6 +43,11 @@ pub trait MessageLog: Send + Sync + 'static {
     async fn read(&self, object: &ObjectId, after: u64, max: usize) -> InfraResult<Vec<Message>>;
     /// The seq of the last message (0 for an empty or unknown object).
     async fn end(&self, object: &ObjectId) -> InfraResult<u64>;
+    /// The ends of several objects, as [`MessageLog::end`] gives each; one read where the log
+    /// can (a gathered call's acks are checked against them together).
+    async fn ends(&self, objects: &[ObjectId]) -> InfraResult<Vec<(ObjectId, u64)>> {
+        each_end(self, objects).await
+    }
     /// Every object with at least one message (for recovery on start).
     async fn objects(&self) -> InfraResult<Vec<ObjectId>>;
     /// Whether an append also leaves the message stored (the log is the store's `messages`
@@ -55,4 +60,16 @@ pub trait MessageLog: Send + Sync + 'static {
     fn delivers_appends(&self) -> bool {
         false
     }
+}
+
+/// The ends of `objects` asked of `log` one at a time.
+pub(crate) async fn each_end<Log: MessageLog + ?Sized>(
+    log: &Log,
+    objects: &[ObjectId],
+) -> InfraResult<Vec<(ObjectId, u64)>> {
+    let mut ends = Vec::with_capacity(objects.len());
+    for object in objects {
+        ends.push((*object, log.end(object).await?));
+    }
+    Ok(ends)
 }

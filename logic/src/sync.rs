@@ -44,6 +44,35 @@ impl LogicService {
         Ok(parsed)
     }
 
+    /// Learns, in one read of the log, the ends of the objects whose acks in `acks` go past
+    /// what this process knows of them, so each ack's check then finds its end known. A
+    /// failed read is left to each ack's own check, which reports it.
+    pub(crate) async fn learn_ends(&self, acks: &[Acknowledgement]) {
+        let mut unknown: Vec<ObjectId> = acks
+            .iter()
+            .filter_map(|ack| {
+                let object: ObjectId = ack.object.parse().ok()?;
+                // Another user's inbox is refused without reading anything.
+                if matches!(object, ObjectId::User(owner) if owner != ack.user_id) {
+                    return None;
+                }
+                let known = self.known_ends.get(&object);
+                known.is_none_or(|known| known < ack.seq).then_some(object)
+            })
+            .collect();
+        // One object alone is read by its ack's check as before.
+        if unknown.len() < 2 {
+            return;
+        }
+        unknown.sort_unstable();
+        unknown.dedup();
+        if let Ok(ends) = self.log.ends(&unknown).await {
+            for (object, end) in ends {
+                self.known_ends.raise(object, end);
+            }
+        }
+    }
+
     /// One acknowledgement: checks it and raises the user's cursor; returns the cursor.
     pub(crate) async fn acknowledge(&self, ack: Acknowledgement) -> Result<u64, Status> {
         let object = self.acknowledgeable(ack.user_id, &ack.object).await?;
@@ -164,6 +193,7 @@ fn refuse_beyond_end(object: &ObjectId, given: Option<u64>, end: u64) -> Result<
 
 /// `ack`: each acknowledgement checked and stored on its own.
 pub(crate) async fn ack(logic: &LogicService, request: AckRequest) -> Result<AckReply, Status> {
+    logic.learn_ends(&request.acks).await;
     // Each acknowledgement on its own, all at once: one refused refuses only itself.
     let outcomes = request.acks.into_iter().map(|ack| async move {
         match logic.acknowledge(ack).await {

@@ -20,14 +20,20 @@ use natter_proto::ErrorCode;
 use natter_proto::ObjectId;
 use natter_proto::handle::TaskHandle;
 use natter_proto::v1::logic_server::Logic;
-use natter_proto::v1::{Message, SendBatchRequest, SendOutcome, SendRequest};
+use natter_proto::v1::{
+    AckRequest, Acknowledgement, Message, SendBatchRequest, SendOutcome, SendRequest,
+};
 use tonic::Request;
 
-/// A log that fails the next append to one user's inbox when armed, and can be slow.
+/// A log that fails the next append to one user's inbox when armed, and can be slow; it
+/// counts the reads of ends it is asked for.
 struct FlakyLog {
     inner: SqlLog,
     fail_next_append_to: AtomicI64,
     append_delay_ms: AtomicI64,
+    /// Calls of `end`, and of `ends`.
+    end_reads: AtomicI64,
+    ends_reads: AtomicI64,
 }
 
 #[async_trait]
@@ -51,7 +57,12 @@ impl MessageLog for FlakyLog {
         self.inner.read(object, after, max).await
     }
     async fn end(&self, object: &ObjectId) -> InfraResult<u64> {
+        self.end_reads.fetch_add(1, Ordering::SeqCst);
         self.inner.end(object).await
+    }
+    async fn ends(&self, objects: &[ObjectId]) -> InfraResult<Vec<(ObjectId, u64)>> {
+        self.ends_reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.ends(objects).await
     }
     async fn objects(&self) -> InfraResult<Vec<ObjectId>> {
         self.inner.objects().await
@@ -86,6 +97,8 @@ async fn friends_and_logic_with(
         inner: SqlLog::new(database).expect("log"),
         fail_next_append_to: AtomicI64::new(0),
         append_delay_ms: AtomicI64::new(0),
+        end_reads: AtomicI64::new(0),
+        ends_reads: AtomicI64::new(0),
     });
     let (alice, bob) = (ALICE, BOB);
     for id in [alice, bob] {
@@ -430,4 +443,60 @@ async fn unknown_targets_audiences_and_actions_are_refused_not_widened() {
         0,
         "nothing was written anywhere"
     );
+}
+
+#[tokio::test]
+async fn a_gathered_ack_call_reads_the_ends_its_acks_need_at_once() {
+    let folder = tempfile::tempdir().expect("temporary folder");
+    let (logic, log) = friends_and_logic(folder.path()).await;
+    // Written behind logic's back: it knows neither inbox's end.
+    for (owner, id) in [(ALICE, 1), (BOB, 2)] {
+        let message = Message {
+            id,
+            sender: ALICE,
+            kind: "text".into(),
+            body: "hi".into(),
+            ..Message::default()
+        };
+        log.inner
+            .append(&ObjectId::User(owner), &message)
+            .await
+            .expect("append");
+    }
+    let ack = |user_id: i64, owner: i64, seq: u64| Acknowledgement {
+        user_id,
+        object: format!("user:{owner}"),
+        seq,
+    };
+    let codes = |acks: Vec<Acknowledgement>| {
+        let logic = &logic;
+        async move {
+            let reply = logic
+                .ack(Request::new(AckRequest { acks }))
+                .await
+                .expect("a gathered call is answered")
+                .into_inner();
+            reply
+                .outcomes
+                .into_iter()
+                .map(|outcome| outcome.code)
+                .collect::<Vec<_>>()
+        }
+    };
+
+    let answered = codes(vec![
+        ack(ALICE, ALICE, 1),
+        ack(BOB, BOB, 1),
+        ack(ALICE, BOB, 1),
+    ])
+    .await;
+    assert_eq!(answered, ["", "", ErrorCode::Forbidden.as_str()]);
+    // Both inboxes' ends in one read; nobody else's inbox read at all.
+    assert_eq!(log.ends_reads.load(Ordering::SeqCst), 1);
+    assert_eq!(log.end_reads.load(Ordering::SeqCst), 0);
+
+    // An ack past the end is still refused, the end read again to be sure.
+    let answered = codes(vec![ack(BOB, BOB, 9), ack(ALICE, ALICE, 1)]).await;
+    assert_eq!(answered, [ErrorCode::BadCursor.as_str(), ""]);
+    assert_eq!(log.end_reads.load(Ordering::SeqCst), 1);
 }

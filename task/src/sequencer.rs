@@ -404,8 +404,12 @@ impl Sequencer {
         let mut distinct: Vec<ObjectId> = objects.iter().map(|(_, object)| *object).collect();
         distinct.sort_unstable();
         distinct.dedup();
-        let ends: HashMap<ObjectId, u64> =
-            self.numbered.ends(&distinct).await?.into_iter().collect();
+        let ends: HashMap<ObjectId, u64> = self
+            .numbered
+            .committed_ends(&distinct)
+            .await?
+            .into_iter()
+            .collect();
         {
             let mut state = numbering.state();
             for (offset, object) in &objects {

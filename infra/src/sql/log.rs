@@ -90,7 +90,7 @@ impl SqlLog {
     }
 
     /// The committed log ends of `objects` (0 for one with none), in one query.
-    pub async fn ends(&self, objects: &[ObjectId]) -> InfraResult<Vec<(ObjectId, u64)>> {
+    pub async fn committed_ends(&self, objects: &[ObjectId]) -> InfraResult<Vec<(ObjectId, u64)>> {
         if objects.is_empty() {
             return Ok(Vec::new());
         }
@@ -273,6 +273,15 @@ impl MessageLog for SqlLog {
             return Ok(end);
         }
         Ok(tail.learn_end(*object, end))
+    }
+
+    async fn ends(&self, objects: &[ObjectId]) -> InfraResult<Vec<(ObjectId, u64)>> {
+        if self.writes || self.database.history.is_some() {
+            // Answered from what this process wrote, or from the history's index, without a
+            // query for most objects.
+            return crate::log::each_end(self, objects).await;
+        }
+        self.committed_ends(objects).await
     }
 
     fn stores_messages(&self) -> bool {
