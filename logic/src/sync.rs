@@ -27,19 +27,15 @@ impl LogicService {
         user: i64,
         object: &str,
     ) -> Result<ObjectId, Status> {
-        let parsed: ObjectId = object
-            .parse()
-            .map_err(|error| ErrorCode::InvalidInput.status(format!("{error}")))?;
-        let theirs = match parsed {
-            ObjectId::User(owner) => owner == user,
-            ObjectId::Group(group) => self
+        let parsed = not_another_users_inbox(user, object)?;
+        if let ObjectId::Group(group) = parsed
+            && !self
                 .store
                 .is_group_member(group, user)
                 .await
-                .map_err(status)?,
-        };
-        if !theirs {
-            return Err(ErrorCode::Forbidden.status(format!("{parsed} is not yours to read")));
+                .map_err(status)?
+        {
+            return Err(not_yours(&parsed));
         }
         Ok(parsed)
     }
@@ -51,16 +47,13 @@ impl LogicService {
         let mut unknown: Vec<ObjectId> = acks
             .iter()
             .filter_map(|ack| {
-                let object: ObjectId = ack.object.parse().ok()?;
                 // Another user's inbox is refused without reading anything.
-                if matches!(object, ObjectId::User(owner) if owner != ack.user_id) {
-                    return None;
-                }
+                let object = not_another_users_inbox(ack.user_id, &ack.object).ok()?;
                 let known = self.known_ends.get(&object);
                 known.is_none_or(|known| known < ack.seq).then_some(object)
             })
             .collect();
-        // One object alone is read by its ack's check as before.
+        // A lone ack is read by its own check as before.
         if unknown.len() < 2 {
             return;
         }
@@ -189,6 +182,23 @@ fn refuse_beyond_end(object: &ObjectId, given: Option<u64>, end: u64) -> Result<
         ))),
         _ => Ok(()),
     }
+}
+
+/// The object an ack names, refused at once when it is another user's inbox; a group's
+/// membership is left to be checked.
+fn not_another_users_inbox(user: i64, object: &str) -> Result<ObjectId, Status> {
+    let parsed: ObjectId = object
+        .parse()
+        .map_err(|error| ErrorCode::InvalidInput.status(format!("{error}")))?;
+    match parsed {
+        ObjectId::User(owner) if owner != user => Err(not_yours(&parsed)),
+        _ => Ok(parsed),
+    }
+}
+
+/// The refusal of an object the user may not read.
+fn not_yours(object: &ObjectId) -> Status {
+    ErrorCode::Forbidden.status(format!("{object} is not yours to read"))
 }
 
 /// `ack`: each acknowledgement checked and stored on its own.
