@@ -14,7 +14,7 @@ use natter_infra::cluster::{
 use natter_infra::conformance;
 use natter_infra::conformance::test_servers::{KilledBroker, leader_of, server};
 use natter_infra::registry::ServiceNode;
-use natter_infra::sql::{Dialect, SqlStore, open_database};
+use natter_infra::sql::{Dialect, SqlLog, SqlStore, open_database};
 use natter_proto::ObjectId;
 use natter_proto::v1::Message;
 
@@ -607,4 +607,87 @@ async fn an_unreachable_broker_is_an_error_not_a_hang() {
         "connecting to a closed port must fail, took {:?}",
         started.elapsed()
     );
+}
+
+/// The task process's numbering commits on PostgreSQL: a partition's first batch makes its row,
+/// the later ones go as one statement; every batch moves the offset and writes its rows
+/// together or, when the offset moved meanwhile, writes nothing.
+#[tokio::test]
+async fn postgres_partition_batches_move_the_offset_and_write_their_rows_all_or_nothing() {
+    let url = server("NATTER_TEST_POSTGRES_URL");
+    let database = open_database(&url, 2).await.expect("open");
+    let writer = SqlLog::new(database.clone()).expect("log");
+    let reader = SqlLog::reader(database.clone());
+    let partition = format!("{}inbox/0", run_prefix());
+    let base = i64::from(rand::random::<u32>()) << 16;
+    let (first, second) = (ObjectId::User(base), ObjectId::User(base + 1));
+    let entry = |object: ObjectId, number: u64, body: &str| {
+        let mut message = numbered(number);
+        message.id = base as u64 + number;
+        message.body = body.to_owned();
+        (object, message)
+    };
+    let seqs = writer
+        .append_from_partition(
+            &partition,
+            0,
+            2,
+            vec![entry(first, 1, "one"), entry(first, 2, "two")],
+        )
+        .await
+        .expect("the partition's first batch");
+    assert_eq!(seqs, vec![1, 2]);
+    assert_eq!(
+        reader.partition_offsets(&partition).await.expect("offsets"),
+        (2, 0)
+    );
+    // Text that JSON must escape comes back as it went in.
+    let awkward = "quote \" back \\ line\nbell\u{7} é 🎉";
+    let seqs = writer
+        .append_from_partition(
+            &partition,
+            2,
+            5,
+            vec![
+                entry(first, 3, awkward),
+                entry(second, 4, "four"),
+                entry(first, 5, ""),
+            ],
+        )
+        .await
+        .expect("a later batch");
+    assert_eq!(seqs, vec![3, 1, 4]);
+    assert_eq!(
+        reader.partition_offsets(&partition).await.expect("offsets"),
+        (5, 0)
+    );
+    let stale = writer
+        .append_from_partition(&partition, 2, 3, vec![entry(second, 6, "stale")])
+        .await;
+    assert!(
+        stale.is_err(),
+        "a batch from an offset already moved past was committed"
+    );
+    assert_eq!(
+        reader.partition_offsets(&partition).await.expect("offsets"),
+        (5, 0)
+    );
+    let read = reader.read(&first, 0, 10).await.expect("read first");
+    let bodies: Vec<(u64, &str)> = read
+        .iter()
+        .map(|message| (message.seq, message.body.as_str()))
+        .collect();
+    assert_eq!(bodies, vec![(1, "one"), (2, "two"), (3, awkward), (4, "")]);
+    assert_eq!(read[2].id, base as u64 + 3);
+    let read = reader.read(&second, 0, 10).await.expect("read second");
+    let bodies: Vec<(u64, &str)> = read
+        .iter()
+        .map(|message| (message.seq, message.body.as_str()))
+        .collect();
+    assert_eq!(
+        bodies,
+        vec![(1, "four")],
+        "the stale batch's row was written"
+    );
+    database.close().await;
 }

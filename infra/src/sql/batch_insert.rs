@@ -309,7 +309,7 @@ fn staging_table(columns: usize) -> String {
 }
 
 /// `rows` as one JSON array of arrays, each row's values given by `columns`.
-fn json_rows<'r, Row>(
+pub(crate) fn json_rows<'r, Row>(
     rows: &'r [Row],
     columns: &impl Fn(&'r Row, &mut Vec<Value<'r>>),
     values: &mut Vec<Value<'r>>,

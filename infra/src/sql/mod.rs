@@ -6,6 +6,7 @@
 //! Messages and cursors are written through [`BatchWriter`], which commits what concurrent
 //! callers wrote together.
 
+mod append_statement;
 mod batch_insert;
 mod checkpointer;
 mod database;

@@ -3,9 +3,10 @@
 //!
 //! Log appends, stored messages and cursor raises all go through it; an embedded log append
 //! writes the message's store row in the same transaction, so a send costs one commit. A batch
-//! is one statement per table whatever its size, and on SQLite one trip to the database for the
-//! whole transaction ([`super::batch_insert`]), so the cost of a commit and of the trips to
-//! sqlx's connection thread is shared by every message in it. The writer is the only one to
+//! is a few statements per table whatever its size, and on SQLite one trip to the database for
+//! the whole transaction ([`super::batch_insert`]); on PostgreSQL a batch of nothing but
+//! appends, the task process's numbering, is one statement ([`super::append_statement`]). So
+//! the cost of a commit and of its trips is shared by every message in it. The writer is the only one to
 //! append to the embedded log, so it numbers appends from the ends it remembers without a lock
 //! or a `MAX(seq)` per append.
 //!
@@ -29,6 +30,7 @@ use sqlx::{Any, AnyPool, Executor};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinHandle};
 
+use super::append_statement::AppendStatement;
 use super::batch_insert::{BatchInsert, Value, WriteBatch};
 use super::checkpointer;
 use super::database::{Dialect, stored_seq};
@@ -261,6 +263,7 @@ impl BatchWriter {
             forgotten: 0,
             shared: Arc::clone(&shared),
             history,
+            known_partitions: HashSet::new(),
         };
         tokio::spawn(worker.run(queue));
         BatchWriter { jobs, shared }
@@ -433,6 +436,9 @@ struct Worker {
     shared: Arc<Shared>,
     /// Where messages go instead of the `messages` table, if anywhere.
     history: Option<Arc<History>>,
+    /// Shared-log partitions whose row this writer has seen committed (rows are never
+    /// deleted), which [`AppendStatement`] may move.
+    known_partitions: HashSet<String>,
 }
 
 impl Drop for Worker {
@@ -884,7 +890,6 @@ impl Worker {
             self.ends
                 .extend(committed_ends(&mut **connection, self.dialect, &unknown).await?);
         }
-        let mut batch = WriteBatch::begin(connection, self.dialect).await?;
         // Appended rows as (object, seq, message): the embedded log is the `messages` table,
         // so an append is its row, stored under its log position without copying the message.
         let (numbered, written) = self.number(jobs);
@@ -892,6 +897,29 @@ impl Worker {
             .into_iter()
             .map(|(object, seq, message)| (object.to_string(), seq, message))
             .collect();
+        // Partition offsets move only from where their numbering started: one moved by
+        // another process makes the move fail its check, and the batch with it.
+        let mut advances: Vec<&PartitionAdvance> = jobs
+            .iter()
+            .filter_map(|job| match job {
+                Job::Append { advance, .. } => advance.as_ref(),
+                _ => None,
+            })
+            .collect();
+        advances.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        if let Some(statement) = &self.statements.append_statement
+            && cursors.is_empty()
+            && jobs.iter().all(|job| matches!(job, Job::Append { .. }))
+            && advances
+                .iter()
+                .all(|advance| self.known_partitions.contains(&advance.name))
+        {
+            statement
+                .run(connection, &appended, message_values, &advances)
+                .await?;
+            return Ok(written);
+        }
+        let mut batch = WriteBatch::begin(connection, self.dialect).await?;
         // Rows and cursors go in key order: in a cluster, logic and task processes write the
         // same messages and cursors at once, and two transactions that take row locks in
         // different orders deadlock (PostgreSQL then waits `deadlock_timeout`, a second, before
@@ -916,23 +944,17 @@ impl Worker {
             .stored
             .run(&mut batch, &stored, message_values)
             .await?;
-        // Partition offsets move only from where their numbering started: one moved by
-        // another process makes the move fail its check, and the batch with it.
-        let mut advances: Vec<&PartitionAdvance> = jobs
-            .iter()
-            .filter_map(|job| match job {
-                Job::Append { advance, .. } => advance.as_ref(),
-                _ => None,
-            })
-            .collect();
-        advances.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         self.statements
             .partition_known
             .run(&mut batch, &advances, |advance, values| {
                 values.extend([Value::Text(&advance.name), Value::Int(0)]);
             })
             .await?;
-        for advance in advances {
+        let moved: Vec<&str> = advances
+            .iter()
+            .map(|advance| advance.name.as_str())
+            .collect();
+        for advance in &advances {
             batch
                 .execute(
                     &self.statements.partition_move,
@@ -946,6 +968,8 @@ impl Worker {
         }
         cursor_rows(&mut batch, &self.statements, cursors).await?;
         batch.commit().await?;
+        self.known_partitions
+            .extend(moved.into_iter().map(str::to_owned));
         Ok(written)
     }
 }
@@ -1088,6 +1112,12 @@ fn message_values<'r, Object: AsRef<str>>(
 /// How many columns a `messages` row has (see [`message_values`]).
 const MESSAGE_COLUMNS: usize = 15;
 
+/// The PostgreSQL types of a `messages` row's columns, in the order of [`message_values`].
+const MESSAGE_COLUMN_TYPES: [&str; MESSAGE_COLUMNS] = [
+    "text", "bigint", "bigint", "bigint", "bigint", "text", "text", "bigint", "text", "text",
+    "bigint", "bigint", "bigint", "text", "bigint",
+];
+
 /// The `messages` insert, up to its row source: the store's column list, in its order.
 const MESSAGE_INSERT: &str = concat!("INTO messages (", message_columns!(), ")");
 
@@ -1151,6 +1181,8 @@ struct BatchStatements {
     /// Moves a partition's offset from its first parameter to its second, or fails the
     /// `next_offset >= 0` check when the stored offset is another.
     partition_move: sqlx::SqlStr,
+    /// PostgreSQL: a batch of appends to known partitions as one statement.
+    append_statement: Option<AppendStatement>,
 }
 
 impl BatchStatements {
@@ -1205,6 +1237,8 @@ impl BatchStatements {
                      ELSE -1 END WHERE name = ?"
                 )))
             },
+            append_statement: (dialect == Dialect::Postgres)
+                .then(|| AppendStatement::new(MESSAGE_INSERT, &MESSAGE_COLUMN_TYPES)),
         }
     }
 }
