@@ -86,6 +86,21 @@ pub trait Sessions: Send + Sync + 'static {
     /// Claim a de-duplication key for `ttl` as `holder` (who works on it: a claimant that
     /// finds it pending is told, and may take it over once the holder is known to be gone).
     async fn claim(&self, key: &str, holder: &str, ttl: Duration) -> InfraResult<Claim>;
+    /// Claims each of `keys` as [`Sessions::claim`] does, in order (a key named twice finds
+    /// itself pending the second time), in one trip where the backend has trips; answers in
+    /// the order of `keys`.
+    async fn claim_many(
+        &self,
+        keys: &[String],
+        holder: &str,
+        ttl: Duration,
+    ) -> InfraResult<Vec<Claim>> {
+        let mut claims = Vec::with_capacity(keys.len());
+        for key in keys {
+            claims.push(self.claim(key, holder, ttl).await?);
+        }
+        Ok(claims)
+    }
     /// Take over `key`, pending by `previous` (known to be gone), as `holder` for `ttl`; false
     /// if it is no longer `previous`'s pending claim.
     async fn take_over_claim(

@@ -19,6 +19,7 @@
 
 pub mod admission;
 mod claim_holder;
+mod claims;
 pub mod config;
 mod edits;
 mod groups;

@@ -9,6 +9,7 @@
 //! the de-duplication record says which, so a retry with the same cid writes the rest under
 //! the same id instead of a second message.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use natter_infra::ids::first_id_at;
@@ -28,7 +29,7 @@ use crate::validate::{self, Content};
 
 /// How long a send may hold its cid's claim before a retry may take over: longer than any
 /// send takes (the appends are bounded by the log's own deadline).
-const PENDING_CLAIM_TTL: Duration = Duration::from_secs(60);
+pub(crate) const PENDING_CLAIM_TTL: Duration = Duration::from_secs(60);
 
 /// The de-duplication key of a send.
 fn dedup_key(sender: i64, cid: &str) -> String {
@@ -318,8 +319,8 @@ impl LogicService {
         // A claim in progress expires soon, in case this process dies mid-send; a finished
         // one is kept for the whole de-duplication window.
         let claim = self
-            .sessions
-            .claim(&key, &self.claim_holder, PENDING_CLAIM_TTL)
+            .claims
+            .claim(key.clone(), Arc::clone(&self.claim_holder))
             .instrument(trace_child!("logic.dedup"))
             .await
             .map_err(status)?;

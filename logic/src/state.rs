@@ -14,6 +14,7 @@ use tonic::Status;
 
 use crate::admission::SendAdmission;
 use crate::claim_holder;
+use crate::claims::ClaimBatcher;
 use crate::config::LogicConfig;
 
 /// The logic layer's service implementation.
@@ -39,6 +40,8 @@ pub struct LogicService {
     pub(crate) history_epoch: Arc<tokio::sync::OnceCell<String>>,
     /// Who this process's sends hold their claims as (see [`crate::claim_holder`]).
     pub(crate) claim_holder: Arc<str>,
+    /// The sends' claims, gathered into calls to `sessions`.
+    pub(crate) claims: ClaimBatcher,
     /// Cursor moves waiting for their receipts.
     pub(crate) receipts: Arc<crate::receipts::Receipts>,
     /// The one-to-one copies appended lately, when this process is the only one appending.
@@ -122,7 +125,7 @@ impl LogicService {
             config,
             store,
             log,
-            sessions,
+            sessions: Arc::clone(&sessions),
             ids,
             task,
             pending_group_counts: Arc::default(),
@@ -130,6 +133,7 @@ impl LogicService {
             history_at_memory_start: Arc::default(),
             history_epoch: Arc::default(),
             claim_holder: claim_holder::for_this_run("logic").into(),
+            claims: ClaimBatcher::new(Arc::clone(&sessions), crate::send::PENDING_CLAIM_TTL),
             receipts: Arc::default(),
             recent_copies: None,
         }

@@ -60,22 +60,35 @@ fn memory_marker(text: &str) -> InfraResult<i64> {
 /// Returns when this Redis's memory began (see [`read_memory_began`]).
 const MEMORY_BEGAN_SCRIPT: &str = concat!(read_memory_began!(), "return since");
 
-/// Reads when this Redis's memory began (KEYS[1], see [`read_memory_began`]) and claims KEYS[2]
-/// (pending, for ARGV[2] ms) unless it is held. Returns {1, since} when claimed, else {0, value}
-/// (the pending marker or the answer), or {0} when the key vanished between the two steps.
+/// Reads when this Redis's memory began (KEYS[1], see [`read_memory_began`]) and claims each of
+/// KEYS[2..] in turn (pending, as ARGV[3], for ARGV[2] ms) unless it is held. Returns two values
+/// a key: `1, since` when claimed, `0, value` (the pending marker or the answer) when held, and
+/// `2, ''` when the key vanished between the refused `SET` and the `GET`.
 const CLAIM_SCRIPT: &str = concat!(
     read_memory_began!(),
     r#"
-if redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2], 'NX') then
-  return {1, since}
+local answers = {}
+for i = 2, #KEYS do
+  if redis.call('SET', KEYS[i], ARGV[3], 'PX', ARGV[2], 'NX') then
+    answers[#answers + 1] = '1'
+    answers[#answers + 1] = since
+  else
+    local value = redis.call('GET', KEYS[i])
+    if value then
+      answers[#answers + 1] = '0'
+      answers[#answers + 1] = value
+    else
+      answers[#answers + 1] = '2'
+      answers[#answers + 1] = ''
+    end
+  end
 end
-local value = redis.call('GET', KEYS[2])
-if value then
-  return {0, value}
-end
-return {0}
+return answers
 "#
 );
+
+/// Claims one script call takes at most: a script holds Redis for its whole run.
+const CLAIMS_PER_SCRIPT: usize = 256;
 
 /// Sets (count > 0) or removes (count 0) one node's field of a group's online-count hash.
 /// KEYS[1] is the hash; ARGV is node, count, ttl in ms. The expiry is reckoned on Redis's clock,
@@ -347,41 +360,73 @@ impl Sessions for RedisSessions {
     }
 
     async fn claim(&self, key: &str, holder: &str, ttl: Duration) -> InfraResult<Claim> {
-        let keys = vec![self.memory_key(), self.key("claim", key)];
+        let mut claims = self.claim_many(&[key.to_owned()], holder, ttl).await?;
+        claims
+            .pop()
+            .ok_or_else(|| InfraError::Corrupt("a claim script answered nothing".into()))
+    }
+
+    async fn claim_many(
+        &self,
+        keys: &[String],
+        holder: &str,
+        ttl: Duration,
+    ) -> InfraResult<Vec<Claim>> {
         let now = crate::now_millis().to_string();
         let ttl = millis(ttl).min(MAX_SCRIPT_TTL_MS).to_string();
         let pending_value = pending(holder);
+        let mut claims: Vec<Option<Claim>> = vec![None; keys.len()];
         // Two tries: a claim may expire between the script's refused SET and its GET.
+        let mut unanswered: Vec<usize> = (0..keys.len()).collect();
         for _ in 0..2 {
-            let reply: Vec<String> = self
-                .pool
-                .eval(
-                    CLAIM_SCRIPT,
-                    keys.clone(),
-                    vec![now.as_str(), ttl.as_str(), pending_value.as_str()],
-                )
-                .await?;
-            match reply.as_slice() {
-                [claimed, since] if claimed == "1" => {
-                    return Ok(Claim::New {
-                        remembered_since: memory_marker(since)?,
-                    });
+            for chunk in unanswered.chunks(CLAIMS_PER_SCRIPT) {
+                let mut script_keys = Vec::with_capacity(chunk.len() + 1);
+                script_keys.push(self.memory_key());
+                script_keys.extend(chunk.iter().map(|&index| self.key("claim", &keys[index])));
+                let reply: Vec<String> = self
+                    .pool
+                    .eval(
+                        CLAIM_SCRIPT,
+                        script_keys,
+                        vec![now.as_str(), ttl.as_str(), pending_value.as_str()],
+                    )
+                    .await?;
+                if reply.len() != 2 * chunk.len() {
+                    return Err(InfraError::Corrupt(format!(
+                        "a claim script answered {} values for {} keys",
+                        reply.len(),
+                        chunk.len()
+                    )));
                 }
-                [_, value] => {
-                    return Ok(match value.strip_prefix(PENDING) {
-                        Some(holder) => Claim::Pending {
-                            holder: holder.to_string(),
-                        },
-                        None => Claim::Done(value.clone()),
-                    });
+                for (&index, answer) in chunk.iter().zip(reply.chunks_exact(2)) {
+                    claims[index] = match (answer[0].as_str(), &answer[1]) {
+                        ("1", since) => Some(Claim::New {
+                            remembered_since: memory_marker(since)?,
+                        }),
+                        ("0", value) => Some(match value.strip_prefix(PENDING) {
+                            Some(holder) => Claim::Pending {
+                                holder: holder.to_string(),
+                            },
+                            None => Claim::Done(value.clone()),
+                        }),
+                        _ => None,
+                    };
                 }
-                _ => continue,
+            }
+            unanswered.retain(|&index| claims[index].is_none());
+            if unanswered.is_empty() {
+                break;
             }
         }
         // Claimed and gone twice over: someone is working on it; who is not known.
-        Ok(Claim::Pending {
-            holder: String::new(),
-        })
+        Ok(claims
+            .into_iter()
+            .map(|claim| {
+                claim.unwrap_or(Claim::Pending {
+                    holder: String::new(),
+                })
+            })
+            .collect())
     }
 
     async fn take_over_claim(

@@ -490,6 +490,71 @@ async fn claims(sessions: &dyn Sessions) {
             .expect("claim"),
         Claim::New { .. }
     ));
+    claims_together(sessions, &key).await;
+}
+
+/// Claims asked for together answer as the same claims asked one after another; `completed`
+/// is a key completed with "answer".
+async fn claims_together(sessions: &dyn Sessions, completed: &str) {
+    let ttl = Duration::from_secs(60);
+    let fresh = format!("conformance-together-{}", random_id());
+    let claims = sessions
+        .claim_many(
+            &[fresh.clone(), completed.to_owned(), fresh.clone()],
+            "first",
+            ttl,
+        )
+        .await
+        .expect("claim many");
+    assert_eq!(claims.len(), 3, "one answer a key");
+    assert!(
+        matches!(claims[0], Claim::New { .. }),
+        "a fresh key is new, got {:?}",
+        claims[0]
+    );
+    assert_eq!(
+        claims[1..],
+        [
+            Claim::Done("answer".into()),
+            Claim::Pending {
+                holder: "first".into()
+            }
+        ],
+        "a key named twice finds itself pending the second time"
+    );
+    assert!(
+        sessions
+            .claim_many(&[], "first", ttl)
+            .await
+            .expect("claim none")
+            .is_empty()
+    );
+    // More keys than one trip takes, all answered in order.
+    let many: Vec<String> = (0..300)
+        .map(|index| format!("conformance-together-{}-{index}", random_id()))
+        .collect();
+    let claims = sessions
+        .claim_many(&many, "second", ttl)
+        .await
+        .expect("claim many");
+    assert_eq!(claims.len(), many.len());
+    assert!(
+        claims
+            .iter()
+            .all(|claim| matches!(claim, Claim::New { .. }))
+    );
+    for index in [0, 255, 256, 299] {
+        assert_eq!(
+            sessions
+                .claim(&many[index], "third", ttl)
+                .await
+                .expect("claim"),
+            Claim::Pending {
+                holder: "second".into()
+            },
+            "key {index} was claimed"
+        );
+    }
 }
 
 async fn group_online(sessions: &dyn Sessions) {
