@@ -112,6 +112,14 @@ pub trait Sessions: Send + Sync + 'static {
     ) -> InfraResult<bool>;
     /// Finish a claim with the value later claimants get, kept for `ttl`.
     async fn complete_claim(&self, key: &str, value: &str, ttl: Duration) -> InfraResult<()>;
+    /// Finishes each claim of `entries` (key, value) as [`Sessions::complete_claim`] does, in
+    /// one trip where the backend has trips.
+    async fn complete_many(&self, entries: &[(String, String)], ttl: Duration) -> InfraResult<()> {
+        for (key, value) in entries {
+            self.complete_claim(key, value, ttl).await?;
+        }
+        Ok(())
+    }
     /// Give a claim up (the work failed), so a retry can claim it anew.
     async fn abandon_claim(&self, key: &str) -> InfraResult<()>;
 

@@ -9,7 +9,6 @@
 //! the de-duplication record says which, so a retry with the same cid writes the rest under
 //! the same id instead of a second message.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use natter_infra::ids::first_id_at;
@@ -320,7 +319,7 @@ impl LogicService {
         // one is kept for the whole de-duplication window.
         let claim = self
             .claims
-            .claim(key.clone(), Arc::clone(&self.claim_holder))
+            .claim(key.clone())
             .instrument(trace_child!("logic.dedup"))
             .await
             .map_err(status)?;
@@ -415,8 +414,8 @@ impl LogicService {
     /// Completes a send's claim with what a retry should find.
     async fn remember(&self, key: &str, remembered: &Remembered) {
         let stored = self
-            .sessions
-            .complete_claim(key, &remembered.encode(), self.config.dedup_ttl())
+            .claims
+            .complete(key.to_owned(), remembered.encode())
             .await;
         if let Err(error) = stored {
             tracing::warn!(%error, "remembering a send for de-duplication failed");

@@ -120,6 +120,13 @@ impl LogicService {
         ids: Arc<IdGenerator>,
         task: TaskHandle,
     ) -> Self {
+        let holder: Arc<str> = claim_holder::for_this_run("logic").into();
+        let claims = ClaimBatcher::new(
+            Arc::clone(&sessions),
+            Arc::clone(&holder),
+            crate::send::PENDING_CLAIM_TTL,
+            config.dedup_ttl(),
+        );
         LogicService {
             admission: SendAdmission::new(config.max_sends_in_flight, config.send_latency_target()),
             config,
@@ -132,8 +139,8 @@ impl LogicService {
             known_ends: Arc::default(),
             history_at_memory_start: Arc::default(),
             history_epoch: Arc::default(),
-            claim_holder: claim_holder::for_this_run("logic").into(),
-            claims: ClaimBatcher::new(Arc::clone(&sessions), crate::send::PENDING_CLAIM_TTL),
+            claim_holder: holder,
+            claims,
             receipts: Arc::default(),
             recent_copies: None,
         }
@@ -150,6 +157,12 @@ impl LogicService {
     /// take over the sends this run leaves half done).
     pub fn on_node(mut self, node: &str) -> Self {
         self.claim_holder = claim_holder::for_this_run(node).into();
+        self.claims = ClaimBatcher::new(
+            Arc::clone(&self.sessions),
+            Arc::clone(&self.claim_holder),
+            crate::send::PENDING_CLAIM_TTL,
+            self.config.dedup_ttl(),
+        );
         self
     }
 }

@@ -87,6 +87,11 @@ return answers
 "#
 );
 
+/// Sets each of KEYS to the ARGV after the first (in order), expiring in ARGV[1] ms: claims
+/// completed together.
+const COMPLETE_SCRIPT: &str =
+    "for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[i + 1], 'PX', ARGV[1]) end return #KEYS";
+
 /// Claims one script call takes at most: a script holds Redis for its whole run.
 const CLAIMS_PER_SCRIPT: usize = 256;
 
@@ -462,6 +467,21 @@ impl Sessions for RedisSessions {
                 false,
             )
             .await?;
+        Ok(())
+    }
+
+    async fn complete_many(&self, entries: &[(String, String)], ttl: Duration) -> InfraResult<()> {
+        let ttl = millis(ttl).min(MAX_SCRIPT_TTL_MS).to_string();
+        for chunk in entries.chunks(CLAIMS_PER_SCRIPT) {
+            let keys: Vec<String> = chunk
+                .iter()
+                .map(|(key, _)| self.key("claim", key))
+                .collect();
+            let mut values = Vec::with_capacity(chunk.len() + 1);
+            values.push(ttl.as_str());
+            values.extend(chunk.iter().map(|(_, value)| value.as_str()));
+            let _: i64 = self.pool.eval(COMPLETE_SCRIPT, keys, values).await?;
+        }
         Ok(())
     }
 

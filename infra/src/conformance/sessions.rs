@@ -555,6 +555,31 @@ async fn claims_together(sessions: &dyn Sessions, completed: &str) {
             "key {index} was claimed"
         );
     }
+    // Completed together, each with its own value.
+    let entries: Vec<(String, String)> = many
+        .iter()
+        .enumerate()
+        .map(|(index, key)| (key.clone(), format!("answer {index}")))
+        .collect();
+    sessions
+        .complete_many(&entries, ttl)
+        .await
+        .expect("complete many");
+    sessions
+        .complete_many(&[], ttl)
+        .await
+        .expect("complete none");
+    let claims = sessions
+        .claim_many(&many, "third", ttl)
+        .await
+        .expect("claim many");
+    for (index, claim) in claims.iter().enumerate() {
+        assert_eq!(
+            *claim,
+            Claim::Done(format!("answer {index}")),
+            "key {index} completed"
+        );
+    }
 }
 
 async fn group_online(sessions: &dyn Sessions) {
