@@ -2,7 +2,7 @@
 //! together, one call at a time, each gathering what arrived for [`ACK_LINGER`] or while the
 //! last call was out. No message waits for an ack (it only raises a cursor and answers
 //! `acked`), so acks are gathered harder than sends: at 2,000 messages a second four calls out
-//! at once carried about 9 acks each, and each call costs logic a read of the log ends its acks
+//! at once carried 4 to 9 acks each, and each call costs logic a read of the log ends its acks
 //! pass besides the call itself. With logic in this process (the embedded deployment) a call
 //! costs no trip, and nothing lingers.
 

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, join_all};
 use natter_infra::error::InfraResult;
 use natter_infra::gather::Gatherer;
 use natter_infra::sessions::Claim;
@@ -17,6 +17,9 @@ use tokio::sync::oneshot;
 /// Calls out at once, of each kind: a call waits for Redis alone, so a few keep the sends
 /// flowing while one is slow.
 const CALLS_IN_FLIGHT: usize = 4;
+/// Items one call carries at most: one Redis script each (`CLAIMS_PER_SCRIPT` there), so a
+/// failed call leaves none of its claims taken while its sends are told it failed.
+const MOST_PER_CALL: usize = 256;
 
 /// One item waiting for its call, and where its answer goes.
 type Waiting<Item, Answer> = (Item, oneshot::Sender<InfraResult<Answer>>);
@@ -66,31 +69,42 @@ impl<Item: Send + 'static, Answer: Send + 'static> GatheredCalls<Item, Answer> {
         })
     }
 
-    /// Sends what waits, a call at a time, until nothing does; each item gets its own answer,
-    /// or the call's failure.
+    /// Sends what waits, a call at a time (several at once when more waits than one call
+    /// takes), until nothing does.
     async fn send_while_waiting(self) {
-        while let Some(waiting) = self.waiting.take() {
-            metrics::histogram!(self.sizes).record(waiting.len() as f64);
-            let (items, replies): (Vec<Item>, Vec<_>) = waiting.into_iter().unzip();
-            let asked = items.len();
-            match (self.call)(items).await {
-                Ok(answers) if answers.len() == asked => {
-                    for (reply, answer) in replies.into_iter().zip(answers) {
-                        let _ = reply.send(Ok(answer));
-                    }
+        while let Some(mut waiting) = self.waiting.take() {
+            let mut calls = Vec::with_capacity(waiting.len().div_ceil(MOST_PER_CALL));
+            while waiting.len() > MOST_PER_CALL {
+                let rest = waiting.split_off(MOST_PER_CALL);
+                calls.push(std::mem::replace(&mut waiting, rest));
+            }
+            calls.push(waiting);
+            join_all(calls.into_iter().map(|call| self.send(call))).await;
+        }
+    }
+
+    /// One call for `waiting`; each item gets its own answer, or the call's failure.
+    async fn send(&self, waiting: Vec<Waiting<Item, Answer>>) {
+        metrics::histogram!(self.sizes).record(waiting.len() as f64);
+        let (items, replies): (Vec<Item>, Vec<_>) = waiting.into_iter().unzip();
+        let asked = items.len();
+        match (self.call)(items).await {
+            Ok(answers) if answers.len() == asked => {
+                for (reply, answer) in replies.into_iter().zip(answers) {
+                    let _ = reply.send(Ok(answer));
                 }
-                Ok(answers) => {
-                    let error = format!("{} answers for {asked} claims", answers.len());
-                    for reply in replies {
-                        let _ = reply.send(Err(InfraError::Corrupt(error.clone())));
-                    }
+            }
+            Ok(answers) => {
+                let error = format!("{} answers for {asked} claims", answers.len());
+                for reply in replies {
+                    let _ = reply.send(Err(InfraError::Corrupt(error.clone())));
                 }
-                Err(error) => {
-                    // The error is not `Clone`; every item in the call gets its text.
-                    let error = error.to_string();
-                    for reply in replies {
-                        let _ = reply.send(Err(InfraError::Unavailable(error.clone())));
-                    }
+            }
+            Err(error) => {
+                // The error is not `Clone`; every item in the call gets its text.
+                let error = error.to_string();
+                for reply in replies {
+                    let _ = reply.send(Err(InfraError::Unavailable(error.clone())));
                 }
             }
         }
@@ -148,5 +162,50 @@ impl ClaimBatcher {
     /// whatever other completions wait.
     pub(crate) async fn complete(&self, key: String, value: String) -> InfraResult<()> {
         self.completions.ask((key, value)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Items asked for at once: calls of at most [`MOST_PER_CALL`], each item answered with its
+    /// own answer; and a failed call fails each of its items with its text.
+    #[tokio::test]
+    async fn gathered_items_get_their_own_answers_in_calls_of_bounded_size() {
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&sizes);
+        let doubling: GatheredCalls<u32, u32> = GatheredCalls::new(
+            "natter_test_batch_size",
+            Arc::new(move |items: Vec<u32>| {
+                seen.lock().unwrap().push(items.len());
+                Box::pin(async move {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    Ok(items.iter().map(|item| item * 2).collect())
+                }) as BoxFuture<'static, _>
+            }),
+        );
+        let answers = join_all((0..600).map(|item| doubling.ask(item))).await;
+        for (item, answer) in answers.into_iter().enumerate() {
+            assert_eq!(answer.unwrap(), 2 * item as u32);
+        }
+        let sizes = sizes.lock().unwrap().clone();
+        assert_eq!(sizes.iter().sum::<usize>(), 600);
+        assert!(sizes.iter().all(|size| *size <= MOST_PER_CALL), "{sizes:?}");
+        assert!(sizes.len() < 600, "nothing was gathered: {sizes:?}");
+
+        let failing: GatheredCalls<u32, u32> = GatheredCalls::new(
+            "natter_test_batch_size",
+            Arc::new(|_| {
+                Box::pin(async { Err(InfraError::Unavailable("redis is down".into())) })
+                    as BoxFuture<'static, _>
+            }),
+        );
+        for answer in join_all((0..3).map(|item| failing.ask(item))).await {
+            let error = answer.expect_err("a failed call fails its items");
+            assert!(error.to_string().contains("redis is down"), "{error}");
+        }
     }
 }
