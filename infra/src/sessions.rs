@@ -86,6 +86,11 @@ pub trait Sessions: Send + Sync + 'static {
     /// Claim a de-duplication key for `ttl` as `holder` (who works on it: a claimant that
     /// finds it pending is told, and may take it over once the holder is known to be gone).
     async fn claim(&self, key: &str, holder: &str, ttl: Duration) -> InfraResult<Claim>;
+    /// Whether a call goes to another process (Redis), so that gathering calls saves trips;
+    /// a backend in this process answers at once and gains nothing from waiting.
+    fn is_remote(&self) -> bool {
+        false
+    }
     /// Claims each of `keys` as [`Sessions::claim`] does, in order (a key named twice finds
     /// itself pending the second time), in one trip where the backend has trips; answers in
     /// the order of `keys`.

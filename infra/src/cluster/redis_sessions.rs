@@ -371,6 +371,10 @@ impl Sessions for RedisSessions {
             .ok_or_else(|| InfraError::Corrupt("a claim script answered nothing".into()))
     }
 
+    fn is_remote(&self) -> bool {
+        true
+    }
+
     async fn claim_many(
         &self,
         keys: &[String],
