@@ -40,7 +40,7 @@ pub struct LogicService {
     pub(crate) history_epoch: Arc<tokio::sync::OnceCell<String>>,
     /// Who this process's sends hold their claims as (see [`crate::claim_holder`]).
     pub(crate) claim_holder: Arc<str>,
-    /// The sends' claims, gathered into calls to `sessions`.
+    /// The sends' claims and their completions, made through `sessions` as `claim_holder`.
     pub(crate) claims: ClaimBatcher,
     /// Cursor moves waiting for their receipts.
     pub(crate) receipts: Arc<crate::receipts::Receipts>,
@@ -121,12 +121,7 @@ impl LogicService {
         task: TaskHandle,
     ) -> Self {
         let holder: Arc<str> = claim_holder::for_this_run("logic").into();
-        let claims = ClaimBatcher::new(
-            Arc::clone(&sessions),
-            Arc::clone(&holder),
-            crate::send::PENDING_CLAIM_TTL,
-            config.dedup_ttl(),
-        );
+        let claims = claims_of(&sessions, &holder, &config);
         LogicService {
             admission: SendAdmission::new(config.max_sends_in_flight, config.send_latency_target()),
             config,
@@ -157,12 +152,21 @@ impl LogicService {
     /// take over the sends this run leaves half done).
     pub fn on_node(mut self, node: &str) -> Self {
         self.claim_holder = claim_holder::for_this_run(node).into();
-        self.claims = ClaimBatcher::new(
-            Arc::clone(&self.sessions),
-            Arc::clone(&self.claim_holder),
-            crate::send::PENDING_CLAIM_TTL,
-            self.config.dedup_ttl(),
-        );
+        self.claims = claims_of(&self.sessions, &self.claim_holder, &self.config);
         self
     }
+}
+
+/// The claims of sends made through `sessions` as `holder`, as `config` keeps them.
+fn claims_of(
+    sessions: &Arc<dyn Sessions>,
+    holder: &Arc<str>,
+    config: &LogicConfig,
+) -> ClaimBatcher {
+    ClaimBatcher::new(
+        Arc::clone(sessions),
+        Arc::clone(holder),
+        crate::send::PENDING_CLAIM_TTL,
+        config.dedup_ttl(),
+    )
 }
