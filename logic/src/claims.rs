@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures_util::future::{BoxFuture, join_all};
 use natter_infra::error::InfraResult;
-use natter_infra::gather::Gatherer;
+use natter_infra::gather::{Gatherer, split_by_size};
 use natter_infra::sessions::Claim;
 use natter_infra::{InfraError, Sessions};
 use tokio::sync::oneshot;
@@ -29,12 +29,14 @@ type Waiting<Item, Answer> = (Item, oneshot::Sender<InfraResult<Answer>>);
 type Call<Item, Answer> =
     Arc<dyn Fn(Vec<Item>) -> BoxFuture<'static, InfraResult<Vec<Answer>>> + Send + Sync>;
 
-/// Items gathered into calls of `call`.
+/// Items gathered into calls of `call`, or each in a call of its own when gathering saves
+/// nothing (a backend in this process).
 struct GatheredCalls<Item, Answer> {
     waiting: Arc<Gatherer<Waiting<Item, Answer>>>,
     call: Call<Item, Answer>,
     /// The histogram of the calls' sizes on `/metrics`.
     sizes: &'static str,
+    gather: bool,
 }
 
 impl<Item, Answer> Clone for GatheredCalls<Item, Answer> {
@@ -43,21 +45,29 @@ impl<Item, Answer> Clone for GatheredCalls<Item, Answer> {
             waiting: Arc::clone(&self.waiting),
             call: Arc::clone(&self.call),
             sizes: self.sizes,
+            gather: self.gather,
         }
     }
 }
 
 impl<Item: Send + 'static, Answer: Send + 'static> GatheredCalls<Item, Answer> {
-    fn new(sizes: &'static str, call: Call<Item, Answer>) -> Self {
+    fn new(sizes: &'static str, gather: bool, call: Call<Item, Answer>) -> Self {
         GatheredCalls {
             waiting: Arc::new(Gatherer::new(CALLS_IN_FLIGHT)),
             call,
             sizes,
+            gather,
         }
     }
 
     /// `item`'s answer, from a call with whatever else waits.
     async fn ask(&self, item: Item) -> InfraResult<Answer> {
+        if !self.gather {
+            let mut answers = (self.call)(vec![item]).await?;
+            return answers
+                .pop()
+                .ok_or_else(|| InfraError::Corrupt("a call answered nothing".into()));
+        }
         let (reply, answer) = oneshot::channel();
         if self.waiting.push([(item, reply)]) {
             // A task of its own, so a send that gives up cannot strand the others' items.
@@ -73,13 +83,8 @@ impl<Item: Send + 'static, Answer: Send + 'static> GatheredCalls<Item, Answer> {
     /// Sends what waits, a call at a time (several at once when more waits than one call
     /// takes), until nothing does.
     async fn send_while_waiting(self) {
-        while let Some(mut waiting) = self.waiting.take() {
-            let mut calls = Vec::with_capacity(waiting.len().div_ceil(MOST_PER_CALL));
-            while waiting.len() > MOST_PER_CALL {
-                let rest = waiting.split_off(MOST_PER_CALL);
-                calls.push(std::mem::replace(&mut waiting, rest));
-            }
-            calls.push(waiting);
+        while let Some(waiting) = self.waiting.take() {
+            let calls = split_by_size(waiting, MOST_PER_CALL, |_| 1);
             join_all(calls.into_iter().map(|call| self.send(call))).await;
         }
     }
@@ -118,38 +123,23 @@ impl<Item: Send + 'static, Answer: Send + 'static> GatheredCalls<Item, Answer> {
 pub(crate) struct ClaimBatcher {
     claims: GatheredCalls<String, Claim>,
     completions: GatheredCalls<(String, String), ()>,
-    /// Sessions in this process (the embedded deployment), called at once: gathering would
-    /// only make each send wait for the others.
-    local: Option<LocalClaims>,
-}
-
-/// What a claim in this process is made with.
-#[derive(Clone)]
-struct LocalClaims {
-    sessions: Arc<dyn Sessions>,
-    holder: Arc<str>,
-    pending_ttl: Duration,
-    done_ttl: Duration,
 }
 
 impl ClaimBatcher {
     /// Claims through `sessions` as `holder`, pending for `pending_ttl`; completed claims are
-    /// kept for `done_ttl`.
+    /// kept for `done_ttl`. Sessions in this process (the embedded deployment) are called at
+    /// once: gathering would only make each send wait for the others.
     pub(crate) fn new(
         sessions: Arc<dyn Sessions>,
         holder: Arc<str>,
         pending_ttl: Duration,
         done_ttl: Duration,
     ) -> ClaimBatcher {
-        let local = (!sessions.is_remote()).then(|| LocalClaims {
-            sessions: Arc::clone(&sessions),
-            holder: Arc::clone(&holder),
-            pending_ttl,
-            done_ttl,
-        });
+        let gather = sessions.is_remote();
         let claiming = Arc::clone(&sessions);
         let claims = GatheredCalls::new(
             "natter_claim_batch_size",
+            gather,
             Arc::new(move |keys: Vec<String>| {
                 let (sessions, holder) = (Arc::clone(&claiming), Arc::clone(&holder));
                 Box::pin(async move { sessions.claim_many(&keys, &holder, pending_ttl).await })
@@ -158,6 +148,7 @@ impl ClaimBatcher {
         );
         let completions = GatheredCalls::new(
             "natter_claim_completion_batch_size",
+            gather,
             Arc::new(move |entries: Vec<(String, String)>| {
                 let sessions = Arc::clone(&sessions);
                 Box::pin(async move {
@@ -169,35 +160,18 @@ impl ClaimBatcher {
         ClaimBatcher {
             claims,
             completions,
-            local,
         }
     }
 
     /// Claims `key` (see [`Sessions::claim`]) with whatever other claims wait.
     pub(crate) async fn claim(&self, key: String) -> InfraResult<Claim> {
-        match &self.local {
-            Some(local) => {
-                local
-                    .sessions
-                    .claim(&key, &local.holder, local.pending_ttl)
-                    .await
-            }
-            None => self.claims.ask(key).await,
-        }
+        self.claims.ask(key).await
     }
 
     /// Completes the claim of `key` with `value` (see [`Sessions::complete_claim`]) with
     /// whatever other completions wait.
     pub(crate) async fn complete(&self, key: String, value: String) -> InfraResult<()> {
-        match &self.local {
-            Some(local) => {
-                local
-                    .sessions
-                    .complete_claim(&key, &value, local.done_ttl)
-                    .await
-            }
-            None => self.completions.ask((key, value)).await,
-        }
+        self.completions.ask((key, value)).await
     }
 }
 
@@ -215,6 +189,7 @@ mod tests {
         let seen = Arc::clone(&sizes);
         let doubling: GatheredCalls<u32, u32> = GatheredCalls::new(
             "natter_test_batch_size",
+            true,
             Arc::new(move |items: Vec<u32>| {
                 seen.lock().unwrap().push(items.len());
                 Box::pin(async move {
@@ -234,6 +209,7 @@ mod tests {
 
         let failing: GatheredCalls<u32, u32> = GatheredCalls::new(
             "natter_test_batch_size",
+            true,
             Arc::new(|_| {
                 Box::pin(async { Err(InfraError::Unavailable("redis is down".into())) })
                     as BoxFuture<'static, _>

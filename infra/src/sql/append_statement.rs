@@ -21,7 +21,7 @@ use super::batch_insert::{Value, json_rows, sql_text};
 use super::writer::PartitionAdvance;
 use crate::error::{InfraError, InfraResult};
 
-/// The one statement, and the count of moves it made, which must be the count asked for.
+/// The one statement; it answers the count of moves it made, which must be the count asked for.
 #[derive(Debug)]
 pub(crate) struct AppendStatement {
     sql: SqlStr,

@@ -6,9 +6,9 @@
 //! is a few statements per table whatever its size, and on SQLite one trip to the database for
 //! the whole transaction ([`super::batch_insert`]); on PostgreSQL a batch of nothing but
 //! appends, the task process's numbering, is one statement ([`super::append_statement`]). So
-//! the cost of a commit and of its trips is shared by every message in it. The writer is the only one to
-//! append to the embedded log, so it numbers appends from the ends it remembers without a lock
-//! or a `MAX(seq)` per append.
+//! the cost of a commit and of its trips is shared by every message in it. The writer is the
+//! only one to append to the embedded log, so it numbers appends from the ends it remembers
+//! without a lock or a `MAX(seq)` per append.
 //!
 //! Cursors (acknowledged, read, delivered) only rise and losing the newest of them costs a
 //! redelivery, not a message: a raise is remembered at once, answered, and written with the
@@ -950,10 +950,6 @@ impl Worker {
                 values.extend([Value::Text(&advance.name), Value::Int(0)]);
             })
             .await?;
-        let moved: Vec<&str> = advances
-            .iter()
-            .map(|advance| advance.name.as_str())
-            .collect();
         for advance in &advances {
             batch
                 .execute(
@@ -969,7 +965,7 @@ impl Worker {
         cursor_rows(&mut batch, &self.statements, cursors).await?;
         batch.commit().await?;
         self.known_partitions
-            .extend(moved.into_iter().map(str::to_owned));
+            .extend(advances.iter().map(|advance| advance.name.clone()));
         Ok(written)
     }
 }
