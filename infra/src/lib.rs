@@ -12,6 +12,8 @@
 //! - [`positions`]: the highest seq known per object, kept in memory as a floor.
 //! - `log_tail`: the newest entries of each object's log, kept by its only writer.
 //! - [`gather`]: items waiting to go out together in the next of a few calls.
+//! - [`gathered_calls`]: many callers' asks of a remote backend made in one call, each
+//!   answered on its own.
 //! - [`sql`]: `Store` and the `messages`-table log on SQLite, PostgreSQL or MySQL, chosen by
 //!   the database URL, written through one group-commit writer.
 //! - [`embedded`]: the one-process adapters: opening the SQLite database (WAL), memory for
@@ -27,6 +29,7 @@ pub mod conformance;
 pub mod embedded;
 pub mod error;
 pub mod gather;
+pub mod gathered_calls;
 pub mod history;
 pub mod ids;
 pub mod log;
