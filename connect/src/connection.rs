@@ -226,6 +226,27 @@ impl State {
             .position(|(own_object, own_seq)| *own_seq == seq && **own_object == *object);
         found.and_then(|index| self.own.remove(index)).is_some()
     }
+
+    /// The highest seq of `object` the client holds below `seq`, from `last` (sent here) and
+    /// the connection's own answered messages below `seq`, which it forgets: their pushes never
+    /// come, since task spares a lone connection that wants no echo its own copies.
+    fn held_before(&mut self, object: &str, seq: u64, mut last: u64) -> u64 {
+        let mut below: Vec<u64> = Vec::new();
+        self.own.retain(|(own_object, own_seq)| {
+            let passed = *own_seq < seq && **own_object == *object;
+            if passed {
+                below.push(*own_seq);
+            }
+            !passed
+        });
+        below.sort_unstable();
+        for own_seq in below {
+            if own_seq == last + 1 {
+                last = own_seq;
+            }
+        }
+        last
+    }
 }
 
 /// The handle every part of the node holds for one connection.
@@ -408,17 +429,21 @@ impl Connection {
                 sent += 1;
                 continue;
             }
-            let last = state.sent.get(&message.object).copied().unwrap_or(0);
+            let mut last = state.sent.get(&message.object).copied().unwrap_or(0);
             if message.seq <= last {
                 continue;
             }
-            if !state.own.is_empty() && state.take_own(&message.object, message.seq) {
-                // The client holds it from its `sent`: it counts as sent here.
-                state.sent.insert(Arc::clone(&message.object), message.seq);
-                continue;
+            if !state.own.is_empty() {
+                if state.take_own(&message.object, message.seq) {
+                    // The client holds it from its `sent`: it counts as sent here.
+                    state.sent.insert(Arc::clone(&message.object), message.seq);
+                    continue;
+                }
+                last = state.held_before(&message.object, message.seq, last);
             }
             if last != 0 && message.seq != last + 1 {
                 // Cannot happen while pushes are in order; clients fill gaps with a sync.
+                metrics::counter!("natter_live_push_gaps_total").increment(1);
                 tracing::warn!(object = %message.object, last, seq = message.seq, "gap in live pushes");
             }
             if !self.enqueue(state, message.text.clone()) {
@@ -662,6 +687,30 @@ mod tests {
         connection.answer_sent(&sent_frame(4));
         connection.push(&outgoing([4, 5]));
         assert_eq!(drain(&connection), ["msg4", "sent", "msg5"]);
+    }
+
+    #[test]
+    fn own_messages_whose_push_never_comes_are_not_a_gap_and_are_forgotten() {
+        let connection = without_echo();
+        connection.push(&outgoing([1]));
+        // Task spares this connection the pushes of 2 and 3: the next push is 4.
+        connection.answer_sent(&sent_frame(2));
+        connection.answer_sent(&sent_frame(3));
+        connection.push(&outgoing([4]));
+        assert_eq!(
+            drain(&connection),
+            ["synced", "msg1", "sent", "sent", "msg4"]
+        );
+        let mut state = connection.state();
+        assert!(state.own.is_empty(), "passed own messages are forgotten");
+        // A seq missing between them is still a gap: 6 was never sent nor answered.
+        state.own.push_back((Arc::from("user:1"), 5));
+        assert_eq!(state.held_before("user:1", 8, 4), 5);
+        assert!(state.own.is_empty());
+        // Another object's own messages are kept.
+        state.own.push_back((Arc::from("group:7"), 2));
+        assert_eq!(state.held_before("user:1", 9, 8), 8);
+        assert_eq!(state.own.len(), 1);
     }
 
     #[test]
