@@ -14,6 +14,7 @@
 //! - [`limiter`]: the token buckets (per bucket for pushes, per connection for inbound frames).
 //! - [`service`]: the `Connect` gRPC service over the server.
 //! - [`acks`]: the node's `ack` frames, gathered into calls to logic.
+//! - [`lock_releases`]: the node's releases of push locks, gathered into Redis calls.
 
 pub mod acks;
 pub mod bucket;
@@ -22,6 +23,7 @@ pub mod connection;
 pub mod gate;
 pub mod group_list;
 pub mod limiter;
+pub mod lock_releases;
 pub mod routine;
 pub mod sends;
 pub mod server;

@@ -4,19 +4,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use natter_infra::{Sessions, now_millis};
+use natter_infra::now_millis;
 use natter_proto::v1::PushLock;
 use tokio::sync::{mpsc, watch};
 
 use crate::bucket::Bucket;
 use crate::connection::{Connection, Outgoing};
 use crate::limiter::Limiter;
+use crate::lock_releases::LockReleases;
 
 /// Releases a push's lock once every bucket it was split over has queued its frames.
 pub struct Completion {
     remaining: AtomicUsize,
     lock: PushLock,
-    sessions: Arc<dyn Sessions>,
+    releases: LockReleases,
     /// Fault injection: keep the lock, as a node that lost the push would.
     hold: bool,
     /// Set once the lock is released by this completion, so the push's answer can say so and
@@ -35,11 +36,11 @@ impl std::fmt::Debug for Completion {
 
 impl Completion {
     /// A completion waiting for `parts` buckets.
-    pub fn new(parts: usize, lock: PushLock, sessions: Arc<dyn Sessions>, hold: bool) -> Arc<Self> {
+    pub fn new(parts: usize, lock: PushLock, releases: LockReleases, hold: bool) -> Arc<Self> {
         Arc::new(Completion {
             remaining: AtomicUsize::new(parts),
             lock,
-            sessions,
+            releases,
             hold,
             released: watch::Sender::new(false),
         })
@@ -56,15 +57,22 @@ impl Completion {
     }
 
     /// One bucket is done; the last one releases the lock.
-    pub async fn part_done(&self) {
+    pub async fn part_done(self: &Arc<Self>) {
         if self.remaining.fetch_sub(1, Ordering::AcqRel) != 1 || self.hold {
             return;
         }
-        match self
-            .sessions
-            .release_lock(&self.lock.key, &self.lock.token)
-            .await
-        {
+        if self.releases.is_remote() {
+            // The routine goes on to its next job while Redis answers; the release goes with
+            // the others finished meanwhile.
+            tokio::spawn(Arc::clone(self).release());
+        } else {
+            Arc::clone(self).release().await;
+        }
+    }
+
+    /// Releases the lock and tells whoever waits for the push's answer.
+    async fn release(self: Arc<Self>) {
+        match self.releases.release(&self.lock).await {
             Ok(true) => {
                 self.released.send_replace(true);
             }

@@ -23,6 +23,7 @@ use crate::bucket::{Bucket, bucket_index};
 use crate::config::ConnectConfig;
 use crate::connection::{CloseReason, Connection, ConnectionOptions, Outgoing};
 use crate::gate::{HandshakeGate, HandshakeLimits, HandshakeTicket};
+use crate::lock_releases::LockReleases;
 use crate::routine::{Completion, PushJob, Recipients};
 use crate::sends::SendBatcher;
 use crate::socket::{Ending, Socket, drive};
@@ -52,6 +53,8 @@ pub struct ConnectServer {
     /// Sends on their way to logic, gathered.
     sends: SendBatcher,
     sessions: Arc<dyn Sessions>,
+    /// The releases of push locks, gathered when the sessions are remote.
+    releases: LockReleases,
     tokens: TokenKeys,
     next_connection_id: AtomicU64,
     /// Flips to true when the node shuts down.
@@ -137,6 +140,7 @@ impl ConnectServer {
             acks: AckBatcher::new(logic.clone()),
             sends: SendBatcher::new(logic.clone()),
             logic,
+            releases: LockReleases::new(Arc::clone(&sessions)),
             sessions,
             tokens,
             next_connection_id: AtomicU64::new(1),
@@ -497,7 +501,7 @@ impl ConnectServer {
             Completion::new(
                 shares.len().max(1),
                 lock,
-                Arc::clone(&self.sessions),
+                self.releases.clone(),
                 self.config.hold_push_locks,
             )
         });

@@ -75,6 +75,15 @@ pub trait Sessions: Send + Sync + 'static {
     async fn try_lock(&self, key: &str, token: &str, ttl: Duration) -> InfraResult<bool>;
     /// Release `key` only if `token` still holds it; true if released.
     async fn release_lock(&self, key: &str, token: &str) -> InfraResult<bool>;
+    /// Releases each lock of `locks` (key, token) as [`Sessions::release_lock`] does, in one
+    /// trip where the backend has trips; answers in the order of `locks`.
+    async fn release_locks(&self, locks: &[(String, String)]) -> InfraResult<Vec<bool>> {
+        let mut released = Vec::with_capacity(locks.len());
+        for (key, token) in locks {
+            released.push(self.release_lock(key, token).await?);
+        }
+        Ok(released)
+    }
     /// The token holding `key`, if the lock is held and unexpired.
     async fn lock_holder(&self, key: &str) -> InfraResult<Option<String>>;
 

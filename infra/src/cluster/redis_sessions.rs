@@ -33,8 +33,12 @@ fn pending(holder: &str) -> String {
 /// Replaces KEYS[1] with ARGV[2] for ARGV[3] ms if it still holds ARGV[1]; 1 if it did.
 const TAKE_OVER_SCRIPT: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 else return 0 end";
 
-/// Deletes a key only if it still holds the caller's token.
-const RELEASE_SCRIPT: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+/// Deletes each of KEYS only if it still holds the caller's token, the ARGV of the same place;
+/// answers 1 or 0 a key, whether it was released.
+const RELEASE_SCRIPT: &str = "local released = {} for i, key in ipairs(KEYS) do if redis.call('GET', key) == ARGV[i] then released[i] = redis.call('DEL', key) else released[i] = 0 end end return released";
+
+/// Locks one release script call takes at most: a script holds Redis for its whole run.
+const RELEASES_PER_SCRIPT: usize = 256;
 
 /// Lua that reads KEYS[1], the time from which this Redis remembers sessions and claims, into
 /// `since`, setting it to ARGV[1] (now, unix ms) if it is missing: a Redis that lost its data
@@ -341,11 +345,28 @@ impl Sessions for RedisSessions {
     }
 
     async fn release_lock(&self, key: &str, token: &str) -> InfraResult<bool> {
-        let deleted: i64 = self
-            .pool
-            .eval(RELEASE_SCRIPT, vec![self.key("lock", key)], vec![token])
+        let released = self
+            .release_locks(&[(key.to_owned(), token.to_owned())])
             .await?;
-        Ok(deleted == 1)
+        Ok(released.first() == Some(&true))
+    }
+
+    async fn release_locks(&self, locks: &[(String, String)]) -> InfraResult<Vec<bool>> {
+        let mut released = Vec::with_capacity(locks.len());
+        for chunk in locks.chunks(RELEASES_PER_SCRIPT) {
+            let keys: Vec<String> = chunk.iter().map(|(key, _)| self.key("lock", key)).collect();
+            let tokens: Vec<&str> = chunk.iter().map(|(_, token)| token.as_str()).collect();
+            let answers: Vec<i64> = self.pool.eval(RELEASE_SCRIPT, keys, tokens).await?;
+            if answers.len() != chunk.len() {
+                return Err(InfraError::Corrupt(format!(
+                    "a release script answered {} values for {} locks",
+                    answers.len(),
+                    chunk.len()
+                )));
+            }
+            released.extend(answers.into_iter().map(|answer| answer == 1));
+        }
+        Ok(released)
     }
 
     async fn lock_holder(&self, key: &str) -> InfraResult<Option<String>> {

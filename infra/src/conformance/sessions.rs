@@ -312,6 +312,45 @@ async fn locks(sessions: &dyn Sessions) {
     );
     assert!(sessions.release_lock(&short, "new").await.expect("release"));
     concurrent_locks(sessions).await;
+    locks_released_together(sessions).await;
+}
+
+/// Releases in one call answer each lock on its own: a held lock with its token is released,
+/// one with another's token or not held is not, and more locks than one script takes are all
+/// answered in order.
+async fn locks_released_together(sessions: &dyn Sessions) {
+    let long = Duration::from_secs(30);
+    let base = format!("conformance-together-{}", random_id());
+    let mut locks = Vec::new();
+    for index in 0..300 {
+        let key = format!("{base}-{index}");
+        assert!(sessions.try_lock(&key, "mine", long).await.expect("lock"));
+        // Every third is asked for with another's token, every fifth was never taken.
+        let token = if index % 3 == 0 { "theirs" } else { "mine" };
+        let key = if index % 5 == 0 {
+            format!("{base}-missing-{index}")
+        } else {
+            key
+        };
+        locks.push((key, token.to_owned()));
+    }
+    let released = sessions.release_locks(&locks).await.expect("release many");
+    assert_eq!(released.len(), locks.len(), "one answer a lock");
+    for (index, ((key, _), released)) in locks.iter().zip(&released).enumerate() {
+        let expected = index % 3 != 0 && index % 5 != 0;
+        assert_eq!(*released, expected, "lock {index} ({key})");
+        let holder = sessions.lock_holder(key).await.expect("holder");
+        let held = index % 5 != 0 && !expected;
+        assert_eq!(
+            holder.is_some(),
+            held,
+            "lock {index} ({key}) is held: {holder:?}"
+        );
+    }
+    assert!(
+        sessions.release_locks(&[]).await.expect("none").is_empty(),
+        "releasing nothing answers nothing"
+    );
 }
 
 /// Many callers at once (which a backend may send together): each lock has one taker, each
