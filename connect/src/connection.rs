@@ -218,24 +218,22 @@ struct State {
 }
 
 impl State {
-    /// Whether (`object`, `seq`) is one of the connection's own answered messages; forgets it.
-    fn take_own(&mut self, object: &str, seq: u64) -> bool {
-        let found = self
-            .own
-            .iter()
-            .position(|(own_object, own_seq)| *own_seq == seq && **own_object == *object);
-        found.and_then(|index| self.own.remove(index)).is_some()
-    }
-
-    /// The highest seq of `object` the client holds below `seq`, from `last` (sent here) and
-    /// the connection's own answered messages below `seq`, which it forgets: their pushes never
-    /// come, since task spares a lone connection that wants no echo its own copies.
-    fn held_before(&mut self, object: &str, seq: u64, mut last: u64) -> u64 {
+    /// Forgets the connection's own answered messages of `object` up to `seq`. Answers whether
+    /// `seq` is one of them (the client holds it from its `sent`), and the highest seq below
+    /// `seq` the client holds in a row from `last` (sent here): the own ones below `seq` count,
+    /// since their pushes never come (task spares a lone connection that wants no echo its own
+    /// copies).
+    fn take_own_through(&mut self, object: &str, seq: u64, mut last: u64) -> (bool, u64) {
+        let mut found = false;
         let mut below: Vec<u64> = Vec::new();
         self.own.retain(|(own_object, own_seq)| {
-            let passed = *own_seq < seq && **own_object == *object;
+            let passed = *own_seq <= seq && **own_object == *object;
             if passed {
-                below.push(*own_seq);
+                if *own_seq == seq {
+                    found = true;
+                } else {
+                    below.push(*own_seq);
+                }
             }
             !passed
         });
@@ -245,7 +243,7 @@ impl State {
                 last = own_seq;
             }
         }
-        last
+        (found, last)
     }
 }
 
@@ -434,12 +432,13 @@ impl Connection {
                 continue;
             }
             if !state.own.is_empty() {
-                if state.take_own(&message.object, message.seq) {
+                let (own, held) = state.take_own_through(&message.object, message.seq, last);
+                if own {
                     // The client holds it from its `sent`: it counts as sent here.
                     state.sent.insert(Arc::clone(&message.object), message.seq);
                     continue;
                 }
-                last = state.held_before(&message.object, message.seq, last);
+                last = held;
             }
             if last != 0 && message.seq != last + 1 {
                 if self.options.echo {
@@ -712,11 +711,11 @@ mod tests {
         assert!(state.own.is_empty(), "passed own messages are forgotten");
         // A seq missing between them is still a gap: 6 was never sent nor answered.
         state.own.push_back((Arc::from("user:1"), 5));
-        assert_eq!(state.held_before("user:1", 8, 4), 5);
+        assert_eq!(state.take_own_through("user:1", 8, 4), (false, 5));
         assert!(state.own.is_empty());
         // Another object's own messages are kept.
         state.own.push_back((Arc::from("group:7"), 2));
-        assert_eq!(state.held_before("user:1", 9, 8), 8);
+        assert_eq!(state.take_own_through("user:1", 9, 8), (false, 8));
         assert_eq!(state.own.len(), 1);
     }
 

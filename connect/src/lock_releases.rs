@@ -21,16 +21,14 @@ const MOST_PER_CALL: usize = 256;
 #[derive(Clone)]
 pub struct LockReleases {
     calls: GatheredCalls<(String, String), bool>,
-    remote: bool,
 }
 
 impl LockReleases {
     /// Releases through `sessions`; gathered only when they are in another process.
     pub fn new(sessions: Arc<dyn Sessions>) -> Self {
-        let remote = sessions.is_remote();
         let calls = GatheredCalls::new(
             "natter_lock_release_batch_size",
-            remote,
+            sessions.is_remote(),
             CALLS_IN_FLIGHT,
             MOST_PER_CALL,
             Arc::new(move |locks: Vec<(String, String)>| {
@@ -39,12 +37,12 @@ impl LockReleases {
                     as BoxFuture<'static, _>
             }),
         );
-        LockReleases { calls, remote }
+        LockReleases { calls }
     }
 
     /// Whether a release waits for another process (so a caller should not wait on it).
     pub fn is_remote(&self) -> bool {
-        self.remote
+        self.calls.gathers()
     }
 
     /// Releases `lock` if its token still holds it; true if released.

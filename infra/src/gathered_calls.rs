@@ -61,6 +61,11 @@ impl<Item: Send + 'static, Answer: Send + 'static> GatheredCalls<Item, Answer> {
         }
     }
 
+    /// Whether items are gathered (the backend is remote) rather than called one by one.
+    pub fn gathers(&self) -> bool {
+        self.gather
+    }
+
     /// `item`'s answer, from a call with whatever else waits.
     pub async fn ask(&self, item: Item) -> InfraResult<Answer> {
         if !self.gather {

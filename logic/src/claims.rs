@@ -17,7 +17,7 @@ use natter_infra::sessions::Claim;
 /// Calls out at once, of each kind: a call waits for Redis alone, so a few keep the sends
 /// flowing while one is slow.
 const CALLS_IN_FLIGHT: usize = 4;
-/// Items one call carries at most: one Redis script each (`CLAIMS_PER_SCRIPT` there), so a
+/// Items one call carries at most: one Redis script each (`KEYS_PER_SCRIPT` there), so a
 /// failed call leaves none of its claims taken while its sends are told it failed.
 const MOST_PER_CALL: usize = 256;
 

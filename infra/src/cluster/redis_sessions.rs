@@ -37,9 +37,6 @@ const TAKE_OVER_SCRIPT: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then re
 /// answers 1 or 0 a key, whether it was released.
 const RELEASE_SCRIPT: &str = "local released = {} for i, key in ipairs(KEYS) do if redis.call('GET', key) == ARGV[i] then released[i] = redis.call('DEL', key) else released[i] = 0 end end return released";
 
-/// Locks one release script call takes at most: a script holds Redis for its whole run.
-const RELEASES_PER_SCRIPT: usize = 256;
-
 /// Lua that reads KEYS[1], the time from which this Redis remembers sessions and claims, into
 /// `since`, setting it to ARGV[1] (now, unix ms) if it is missing: a Redis that lost its data
 /// (restarted without persistence) begins remembering anew.
@@ -96,8 +93,9 @@ return answers
 const COMPLETE_SCRIPT: &str =
     "for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[i + 1], 'PX', ARGV[1]) end return #KEYS";
 
-/// Claims one script call takes at most: a script holds Redis for its whole run.
-const CLAIMS_PER_SCRIPT: usize = 256;
+/// Claims, completions or lock releases one script call takes at most: a script holds Redis
+/// for its whole run.
+const KEYS_PER_SCRIPT: usize = 256;
 
 /// Sets (count > 0) or removes (count 0) one node's field of a group's online-count hash.
 /// KEYS[1] is the hash; ARGV is node, count, ttl in ms. The expiry is reckoned on Redis's clock,
@@ -353,7 +351,7 @@ impl Sessions for RedisSessions {
 
     async fn release_locks(&self, locks: &[(String, String)]) -> InfraResult<Vec<bool>> {
         let mut released = Vec::with_capacity(locks.len());
-        for chunk in locks.chunks(RELEASES_PER_SCRIPT) {
+        for chunk in locks.chunks(KEYS_PER_SCRIPT) {
             let keys: Vec<String> = chunk.iter().map(|(key, _)| self.key("lock", key)).collect();
             let tokens: Vec<&str> = chunk.iter().map(|(_, token)| token.as_str()).collect();
             let answers: Vec<i64> = self.pool.eval(RELEASE_SCRIPT, keys, tokens).await?;
@@ -409,7 +407,7 @@ impl Sessions for RedisSessions {
         // Two tries: a claim may expire between the script's refused SET and its GET.
         let mut unanswered: Vec<usize> = (0..keys.len()).collect();
         for _ in 0..2 {
-            for chunk in unanswered.chunks(CLAIMS_PER_SCRIPT) {
+            for chunk in unanswered.chunks(KEYS_PER_SCRIPT) {
                 let mut script_keys = Vec::with_capacity(chunk.len() + 1);
                 script_keys.push(self.memory_key());
                 script_keys.extend(chunk.iter().map(|&index| self.key("claim", &keys[index])));
@@ -497,7 +495,7 @@ impl Sessions for RedisSessions {
 
     async fn complete_many(&self, entries: &[(String, String)], ttl: Duration) -> InfraResult<()> {
         let ttl = millis(ttl).min(MAX_SCRIPT_TTL_MS).to_string();
-        for chunk in entries.chunks(CLAIMS_PER_SCRIPT) {
+        for chunk in entries.chunks(KEYS_PER_SCRIPT) {
             let keys: Vec<String> = chunk
                 .iter()
                 .map(|(key, _)| self.key("claim", key))
