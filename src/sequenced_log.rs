@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use natter_infra::cluster::KafkaPartitions;
+use natter_infra::cluster::{KafkaPartitions, read_back};
 use natter_infra::error::InfraResult;
 use natter_infra::gather::Gatherer;
 use natter_infra::sql::SqlLog;
@@ -96,10 +96,13 @@ impl Asker {
         }
         let request = SequenceRequest {
             partitions: by_partition
-                .iter()
+                .iter_mut()
                 .map(|(partition, asks)| PartitionRecords {
                     partition: partition.to_string(),
-                    records: asks.iter().map(|ask| ask.record.clone()).collect(),
+                    records: asks
+                        .iter_mut()
+                        .map(|ask| handed_over(&mut ask.record))
+                        .collect(),
                 })
                 .collect(),
         };
@@ -159,6 +162,17 @@ impl Asker {
     }
 }
 
+/// `record` for a request, its message moved into it: an ask asked again goes without, and
+/// its owner then reads the record, which spares a copy of every message for the rare request
+/// that fails.
+fn handed_over(record: &mut ProducedRecord) -> ProducedRecord {
+    let message = record.message.take();
+    ProducedRecord {
+        message,
+        ..record.clone()
+    }
+}
+
 impl SequencedLog {
     /// Produces through `partitions`, asks `task` for seqs, reads `numbered` (a reader).
     pub fn new(partitions: Arc<KafkaPartitions>, numbered: SqlLog, task: TaskHandle) -> Self {
@@ -199,6 +213,8 @@ impl MessageLog for SequencedLog {
                             offset,
                             object: object.to_string(),
                             id: message.id,
+                            // So the owner need not read back what it is asked about.
+                            message: Some(read_back(object, message)),
                         },
                         since,
                         reply,

@@ -9,6 +9,10 @@
 //! a partition for a moment cannot both number one record. Producers learn their records'
 //! seqs by asking ([`Sequencer::sequence`]); the ask is also what wakes the numbering, and a
 //! slow poll numbers records whose producer died before asking.
+//!
+//! An ask hands in the record's message too, so a run of asked records from the next offset
+//! on is numbered without reading it back from the broker: the partition is read only where
+//! asks leave a hole (a producer that died, or an ask that is late), and by the slow poll.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use natter_infra::InfraError;
-use natter_infra::cluster::{Fetched, KafkaPartitions};
+use natter_infra::cluster::{Fetched, KafkaPartitions, PartitionRecord};
 use natter_infra::error::InfraResult;
 use natter_infra::sql::SqlLog;
 use natter_proto::ObjectId;
@@ -26,6 +30,9 @@ use natter_proto::{trace_context, trace_continued};
 use tokio::sync::{Notify, oneshot};
 use tracing::{Instrument, Span};
 
+/// How long the record at the next offset may be missing from asks about later records before
+/// the partition is read instead: asks sent together can arrive out of order.
+const HOLE_GRACE: Duration = Duration::from_millis(3);
 /// How often an owned partition is read when nobody asks (records whose producer died).
 const IDLE_POLL: Duration = Duration::from_millis(500);
 /// The most bytes one read of a partition asks for.
@@ -49,8 +56,27 @@ struct Ask {
     offset: i64,
     object: ObjectId,
     id: u64,
+    /// The record's message as the producer gave it, until it is numbered.
+    message: Option<Message>,
     reply: oneshot::Sender<InfraResult<u64>>,
 }
+
+/// A produced record a producer asks the seq of: where it is, what it is, and (from a
+/// producer that sends it) its message as a read of the record gives it back.
+#[derive(Debug, Clone)]
+pub struct AskedRecord {
+    /// Its offset in the partition.
+    pub offset: i64,
+    /// The object it was appended to.
+    pub object: ObjectId,
+    /// The message id it carries.
+    pub id: u64,
+    /// The message, with `object` set and seq 0 ([`natter_infra::cluster::read_back`]).
+    pub message: Option<Message>,
+}
+
+/// Asked records numbered in one batch at most.
+const MOST_ASKED_PER_BATCH: usize = 4096;
 
 /// One partition's numbering state.
 #[derive(Default)]
@@ -114,6 +140,39 @@ impl NumberingState {
                 self.ids.remove(&oldest);
             }
         }
+    }
+
+    /// The asked records that run without a hole from `next` on, with their messages (taken
+    /// from the asks, which keep waiting for their seqs): a batch to number without reading
+    /// the partition. Empty when the record at `next` was not asked about with its message
+    /// (its producer died, or its ask has not come yet), which only a read can fill.
+    fn take_asked_run(&mut self, next: i64) -> Vec<PartitionRecord> {
+        let mut asked: Vec<&mut Ask> = self
+            .asks
+            .iter_mut()
+            .filter(|ask| ask.offset >= next && ask.message.is_some())
+            .collect();
+        asked.sort_unstable_by_key(|ask| ask.offset);
+        let mut run = Vec::new();
+        let mut expected = next;
+        for ask in asked {
+            if ask.offset < expected {
+                // Asked twice (a retried ask): the first ask's message is in the run.
+                continue;
+            }
+            if ask.offset > expected || run.len() >= MOST_ASKED_PER_BATCH {
+                break;
+            }
+            if let Some(message) = ask.message.take() {
+                run.push(PartitionRecord {
+                    offset: ask.offset,
+                    object: ask.object,
+                    message,
+                });
+                expected += 1;
+            }
+        }
+        run
     }
 
     /// The remembered seq of a numbered offset.
@@ -268,25 +327,28 @@ impl Sequencer {
         }
     }
 
-    /// The seqs of records produced to `partition`, once they are numbered and stored; each
-    /// is given as (offset, object, message id). Any task process may answer: one that does
-    /// not own the partition starts reading it, and the store keeps the two from disagreeing.
+    /// The seqs of records produced to `partition`, once they are numbered and stored. Asked
+    /// records that run on from the next offset to number, with their messages, are numbered
+    /// without reading the partition; the others wait for a read. Any task process may
+    /// answer: one that does not own the partition starts reading it, and the store keeps the
+    /// two from disagreeing.
     pub async fn sequence(
         self: &Arc<Self>,
         partition: LogPartition,
-        records: Vec<(i64, ObjectId, u64)>,
+        records: Vec<AskedRecord>,
     ) -> InfraResult<Vec<u64>> {
         let numbering = self.numbering(partition);
         let mut answers = Vec::with_capacity(records.len());
         {
             let mut state = numbering.state();
             state.last_ask = Some(Instant::now());
-            for (offset, object, id) in records {
+            for record in records {
                 let (reply, answer) = oneshot::channel();
                 state.asks.push(Ask {
-                    offset,
-                    object,
-                    id,
+                    offset: record.offset,
+                    object: record.object,
+                    id: record.id,
+                    message: record.message,
                     reply,
                 });
                 answers.push(answer);
@@ -314,6 +376,10 @@ impl Sequencer {
         let name = self.log.stored_name(&partition);
         // What was read while the last batch committed, and the offset it was read from.
         let mut prefetched: Option<(i64, Fetched)> = None;
+        // When the record at the next offset was first missing from asks about later ones.
+        let mut hole_since: Option<Instant> = None;
+        // When the partition was last read; never, at first, so what is there is read at once.
+        let mut last_read: Option<Instant> = None;
         loop {
             if numbering.stopped.load(Ordering::Acquire) {
                 break;
@@ -331,9 +397,73 @@ impl Sequencer {
                 },
             };
             self.write_delivered(&numbering, &name, next).await;
-            let fetched = match prefetched.take() {
-                Some((from, fetched)) if from == next => Ok(fetched),
-                _ => self.log.fetch(&partition, next, FETCH_BYTES).await,
+            let (asked_below, asked_beyond, asked_without_message) = {
+                let state = numbering.state();
+                let beyond = || state.asks.iter().filter(|ask| ask.offset >= next);
+                (
+                    state.asks.iter().any(|ask| ask.offset < next),
+                    beyond().next().is_some(),
+                    beyond().any(|ask| ask.message.is_none()),
+                )
+            };
+            if asked_below {
+                // Asked late about records numbered already (a retried ask, or numbered by
+                // another process since).
+                self.answer_numbered(&numbering).await;
+            }
+            // What producers asked about, in order from `next`, needs no read: they produced
+            // it and said where it went.
+            let asked = numbering.state().take_asked_run(next);
+            if let Some(last) = asked.last() {
+                hole_since = None;
+                numbering.report_lag(last.offset + 1, next);
+                metrics::counter!("natter_sequencer_batches_total", "source" => "asks")
+                    .increment(1);
+                prefetched = self
+                    .number(&numbering, &name, next, asked, ReadAhead::No)
+                    .await;
+                continue;
+            }
+            let read_ahead = match prefetched.take() {
+                Some((from, fetched)) if from == next && !fetched.records.is_empty() => {
+                    Some(fetched)
+                }
+                _ => None,
+            };
+            if read_ahead.is_none() && !asked_without_message {
+                // Read only when asks alone cannot go on: the record at `next` is still not
+                // asked about a moment after a later one was (its producer died, or its ask
+                // is late), or nothing was read for a while (records nobody will ask about).
+                let read_due = if asked_beyond {
+                    hole_since.get_or_insert_with(Instant::now).elapsed() >= HOLE_GRACE
+                } else {
+                    hole_since = None;
+                    last_read.is_none_or(|read| read.elapsed() >= IDLE_POLL)
+                };
+                if !read_due {
+                    if self.idle_and_unowned(&numbering) {
+                        break;
+                    }
+                    let pause = if let Some(since) = hole_since {
+                        HOLE_GRACE.saturating_sub(since.elapsed())
+                    } else {
+                        last_read.map_or(Duration::ZERO, |read| {
+                            IDLE_POLL.saturating_sub(read.elapsed())
+                        })
+                    };
+                    tokio::select! {
+                        () = numbering.wake.notified() => {}
+                        () = tokio::time::sleep(pause) => {}
+                    }
+                    continue;
+                }
+            }
+            let fetched = match read_ahead {
+                Some(fetched) => Ok(fetched),
+                None => {
+                    last_read = Some(Instant::now());
+                    self.log.fetch(&partition, next, FETCH_BYTES).await
+                }
             };
             let fetched = match fetched {
                 Ok(fetched) => fetched,
@@ -362,7 +492,11 @@ impl Sequencer {
                 }
                 continue;
             }
-            prefetched = self.number(&numbering, &name, next, fetched.records).await;
+            hole_since = None;
+            metrics::counter!("natter_sequencer_batches_total", "source" => "read").increment(1);
+            prefetched = self
+                .number(&numbering, &name, next, fetched.records, ReadAhead::Yes)
+                .await;
         }
         numbering.stopped.store(true, Ordering::Release);
         // Another process reports it from now on.
@@ -475,8 +609,8 @@ impl Sequencer {
                 .is_none_or(|asked| asked.elapsed() > UNOWNED_IDLE)
     }
 
-    /// Numbers fetched records from offset `from` and commits them with the partition's
-    /// offset, reading the records after them meanwhile; returns that read (and where it
+    /// Numbers records from offset `from` on and commits them with the partition's offset,
+    /// reading the records after them meanwhile if asked to; returns that read (and where it
     /// starts) once the commit succeeded. On failure forgets what it knew, to read it again
     /// from the store.
     async fn number(
@@ -484,7 +618,8 @@ impl Sequencer {
         numbering: &PartitionNumbering,
         name: &str,
         from: i64,
-        records: Vec<natter_infra::cluster::PartitionRecord>,
+        records: Vec<PartitionRecord>,
+        read_ahead: ReadAhead,
     ) -> Option<(i64, Fetched)> {
         let to = records.last().map_or(from, |record| record.offset + 1);
         // A record produced twice (same object, same message id) is numbered once; the
@@ -528,7 +663,14 @@ impl Sequencer {
             self.numbered
                 .append_from_partition(name, from, to, entries)
                 .instrument(span),
-            self.log.fetch(&numbering.partition, to, FETCH_BYTES)
+            async {
+                match read_ahead {
+                    ReadAhead::Yes => {
+                        Some(self.log.fetch(&numbering.partition, to, FETCH_BYTES).await)
+                    }
+                    ReadAhead::No => None,
+                }
+            }
         );
         match committed {
             Ok(seqs) => {
@@ -557,7 +699,7 @@ impl Sequencer {
                     tell(objects);
                 }
                 self.answer_numbered(numbering).await;
-                next.ok().map(|fetched| (to, fetched))
+                next.and_then(Result::ok).map(|fetched| (to, fetched))
             }
             Err(error) => {
                 // Most likely another process numbered these records first (the offset
@@ -611,6 +753,14 @@ impl Sequencer {
     }
 }
 
+/// Whether a batch's commit reads the partition's next records meanwhile: worth it after a
+/// batch that had to be read, not after one producers handed in (the next likely is too).
+#[derive(Clone, Copy)]
+enum ReadAhead {
+    Yes,
+    No,
+}
+
 /// Where a fetched record's seq comes from.
 enum Placement {
     /// A record numbered before (a duplicate): its seq.
@@ -633,4 +783,69 @@ fn numbering_span(partition: &str, from: i64, entries: &[(ObjectId, Message)]) -
             message_id = first.id
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An ask for `offset` of `object`, with its message when `handed_in`.
+    fn ask(offset: i64, object: ObjectId, handed_in: bool) -> Ask {
+        let id = offset as u64 + 100;
+        Ask {
+            offset,
+            object,
+            id,
+            message: handed_in.then(|| Message {
+                id,
+                object: object.to_string(),
+                ..Message::default()
+            }),
+            reply: oneshot::channel().0,
+        }
+    }
+
+    fn offsets(run: &[PartitionRecord]) -> Vec<i64> {
+        run.iter().map(|record| record.offset).collect()
+    }
+
+    #[test]
+    fn the_asked_run_is_the_asks_with_messages_from_next_to_the_first_hole() {
+        let group = ObjectId::Group(7);
+        let mut state = NumberingState {
+            // Out of order, one asked twice, one below `next`, a hole before 9.
+            asks: vec![
+                ask(7, group, true),
+                ask(5, group, true),
+                ask(4, group, true),
+                ask(6, group, true),
+                ask(6, group, true),
+                ask(9, group, true),
+            ],
+            ..NumberingState::default()
+        };
+        let run = state.take_asked_run(5);
+        assert_eq!(offsets(&run), [5, 6, 7]);
+        assert!(
+            run.iter()
+                .all(|record| record.message.id == record.offset as u64 + 100)
+        );
+        // The asks still wait for their seqs; only the messages were taken.
+        assert_eq!(state.asks.len(), 6);
+        assert_eq!(
+            state
+                .asks
+                .iter()
+                .filter(|ask| ask.message.is_none())
+                .count(),
+            3
+        );
+        // Numbered up to 8 now: 8 was not asked about, so only a read can go on.
+        assert!(state.take_asked_run(8).is_empty());
+        // An ask without its message (an older producer) is a hole too.
+        state.asks.push(ask(8, group, false));
+        assert!(state.take_asked_run(8).is_empty());
+        state.asks.push(ask(8, group, true));
+        assert_eq!(offsets(&state.take_asked_run(8)), [8, 9]);
+    }
 }

@@ -15,7 +15,7 @@ use natter_proto::v1::{
 use tonic::{Request, Response, Status};
 
 use crate::delivery::{Deliverer, EphemeralAudience};
-use crate::sequencer::Sequencer;
+use crate::sequencer::{AskedRecord, Sequencer};
 
 /// The task layer's service implementation.
 #[derive(Clone)]
@@ -264,7 +264,16 @@ async fn number_partition(
     let mut records = Vec::with_capacity(asked.records.len());
     for record in asked.records {
         let object: ObjectId = record.object.parse().map_err(|error| format!("{error}"))?;
-        records.push((record.offset, object, record.id));
+        records.push(AskedRecord {
+            offset: record.offset,
+            object,
+            id: record.id,
+            // A message that is not this record's own would be numbered as it: none is
+            // better than one that disagrees.
+            message: record
+                .message
+                .filter(|message| message.id == record.id && message.object == record.object),
+        });
     }
     sequencer
         .sequence(partition, records)

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use natter_infra::MessageLog;
-use natter_infra::cluster::{KafkaLogConfig, KafkaPartitions};
+use natter_infra::cluster::{KafkaLogConfig, KafkaPartitions, read_back};
 use natter_infra::conformance::test_servers::{KilledBroker, leader_of, server};
 use natter_infra::sql::{SqlLog, open_database};
 use natter_proto::ObjectId;
 use natter_proto::placement::LogPartition;
 use natter_proto::v1::Message;
-use natter_task::sequencer::Sequencer;
+use natter_task::sequencer::{AskedRecord, Sequencer};
 
 /// Partitions per topic in these tests: few, so objects share them.
 const PARTITIONS: u32 = 4;
@@ -93,9 +93,19 @@ async fn append(
         .expect("one outcome")
         .expect("produced");
     sequencer
-        .sequence(partition, vec![(offset, object, id)])
+        .sequence(partition, vec![asked(offset, object, &message(id))])
         .await
         .expect("numbered")[0]
+}
+
+/// A produced record as logic asks about it: with its message as a read gives it back.
+fn asked(offset: i64, object: ObjectId, message: &Message) -> AskedRecord {
+    AskedRecord {
+        offset,
+        object,
+        id: message.id,
+        message: Some(read_back(&object, message)),
+    }
 }
 
 /// The message ids of `object`'s numbered log in seq order, checking the seqs run 1, 2, 3…
@@ -174,25 +184,34 @@ async fn two_task_processes_numbering_one_partition_agree_on_every_seq() {
             })
             .collect();
         let produced = log.produce(&entries).await;
-        let mut by_partition: BTreeMap<LogPartition, Vec<(i64, ObjectId, u64)>> = BTreeMap::new();
+        let mut by_partition: BTreeMap<LogPartition, Vec<AskedRecord>> = BTreeMap::new();
         for ((object, message), outcome) in entries.iter().zip(produced) {
             let (partition, offset) = outcome.expect("produced");
+            // The first asks with the messages, the second as an older logic would, so one
+            // numbers from the asks and the other reads the partition.
             by_partition
                 .entry(partition)
                 .or_default()
-                .push((offset, *object, message.id));
+                .push(asked(offset, *object, message));
         }
         for (partition, records) in by_partition {
             // Both are asked about the same records at once.
+            let without_messages = records
+                .iter()
+                .map(|record| AskedRecord {
+                    message: None,
+                    ..record.clone()
+                })
+                .collect();
             let (from_first, from_second) = tokio::join!(
                 first.sequence(partition, records.clone()),
-                second.sequence(partition, records.clone())
+                second.sequence(partition, without_messages)
             );
             let from_first = from_first.expect("the first numbers");
             let from_second = from_second.expect("the second numbers");
             assert_eq!(from_first, from_second, "both answer the same seqs");
-            for ((_, object, id), seq) in records.iter().zip(from_first) {
-                answers.insert((*object, *id), seq);
+            for (record, seq) in records.iter().zip(from_first) {
+                answers.insert((record.object, record.id), seq);
             }
         }
     }
@@ -203,6 +222,75 @@ async fn two_task_processes_numbering_one_partition_agree_on_every_seq() {
             assert_eq!(answers[&(object, *id)], index as u64 + 1);
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asked_records_are_numbered_from_their_asks_and_a_hole_is_read_from_the_partition() {
+    let prefix = prefix();
+    let log = partitions(&prefix).await;
+    let owner = sequencer(Arc::clone(&log)).await;
+    let group = fresh_group();
+    let produce = |id: u64| {
+        let log = Arc::clone(&log);
+        async move {
+            let produced = log.produce(&[(group, message(id))]).await;
+            produced
+                .into_iter()
+                .next()
+                .expect("one outcome")
+                .expect("produced")
+        }
+    };
+    // Asks that hand in their messages are numbered from them, not from a read of the
+    // partition: here the asks say something the records do not, which shows which was used.
+    let mut produced = Vec::new();
+    for id in 1..=3 {
+        produced.push(produce(id).await);
+    }
+    let partition = produced[0].0;
+    let asks: Vec<AskedRecord> = produced
+        .iter()
+        .zip(1u64..)
+        .map(|((_, offset), id)| {
+            let mut handed_in = message(id);
+            handed_in.body = format!("as asked {id}");
+            asked(*offset, group, &handed_in)
+        })
+        .collect();
+    assert_eq!(
+        owner.sequence(partition, asks).await.expect("numbered"),
+        [1, 2, 3]
+    );
+    // A record nobody asks about (its producer died) leaves a hole before the next ask:
+    // both are then read from the partition. One produce, so no read sees one without the
+    // other.
+    let produced = log
+        .produce(&[(group, message(4)), (group, message(5))])
+        .await;
+    let (_, offset) = *produced[1].as_ref().expect("produced");
+    let mut handed_in = message(5);
+    handed_in.body = "as asked 5".into();
+    assert_eq!(
+        owner
+            .sequence(partition, vec![asked(offset, group, &handed_in)])
+            .await
+            .expect("numbered"),
+        [5]
+    );
+    let stored = reader().await.read(&group, 0, 100).await.expect("read");
+    let bodies: Vec<&str> = stored.iter().map(|message| message.body.as_str()).collect();
+    assert_eq!(
+        bodies,
+        [
+            "as asked 1",
+            "as asked 2",
+            "as asked 3",
+            "message 4",
+            "message 5"
+        ]
+    );
+    assert_eq!(numbered_ids(&group).await, [1, 2, 3, 4, 5]);
+    owner.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

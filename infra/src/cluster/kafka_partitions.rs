@@ -17,6 +17,7 @@ use prost::Message as _;
 use rskafka::client::Client;
 use rskafka::client::error::ProtocolError;
 use rskafka::client::partition::UnknownTopicHandling;
+use rskafka::record::Record;
 
 use crate::cluster::PartitionProducer;
 use crate::cluster::kafka_log::{
@@ -200,18 +201,9 @@ impl KafkaPartitions {
             if record.offset < offset {
                 continue;
             }
-            let key = record.record.key.as_deref().unwrap_or_default();
-            let name = String::from_utf8_lossy(key);
-            let object: ObjectId = name.parse().map_err(|_| {
-                InfraError::Corrupt(format!("{partition}@{}: key {name:?}", record.offset))
-            })?;
-            let payload = record.record.value.as_deref().unwrap_or_default();
-            let mut message = Message::decode(payload).map_err(|error| {
+            let (object, message) = read_record(&record.record).map_err(|error| {
                 InfraError::Corrupt(format!("{partition}@{}: {error}", record.offset))
             })?;
-            restore_headers(&record.record, &mut message);
-            message.object = object.to_string();
-            message.seq = 0;
             fetched.records.push(PartitionRecord {
                 offset: record.offset,
                 object,
@@ -220,6 +212,34 @@ impl KafkaPartitions {
         }
         Ok(fetched)
     }
+}
+
+/// `message` as a fetch of the record it was produced as gives it back: what a producer
+/// hands the partition's owner so it can number the record without reading it.
+pub fn read_back(object: &ObjectId, message: &Message) -> Message {
+    let mut read = Message {
+        object: object.to_string(),
+        seq: 0,
+        ..message.clone()
+    };
+    // The record carries the unechoed connection only when there is one.
+    if read.unechoed_connection == 0 {
+        read.unechoed_node.clear();
+    }
+    read
+}
+
+/// A fetched record's object (its key) and message (its payload and headers).
+fn read_record(record: &Record) -> Result<(ObjectId, Message), String> {
+    let key = record.key.as_deref().unwrap_or_default();
+    let name = String::from_utf8_lossy(key);
+    let object: ObjectId = name.parse().map_err(|_| format!("key {name:?}"))?;
+    let payload = record.value.as_deref().unwrap_or_default();
+    let mut message = Message::decode(payload).map_err(|error| error.to_string())?;
+    restore_headers(record, &mut message);
+    message.object = object.to_string();
+    message.seq = 0;
+    Ok((object, message))
 }
 
 /// The topic of a stream: `<prefix>.inbox` or `<prefix>.groups`.
@@ -274,5 +294,40 @@ async fn ensure_topic(
             Box::pin(ensure_topic(client, config, topic, count)).await
         }
         Err(error) => Err(unavailable(error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_read_back_is_what_a_fetch_of_its_record_gives() {
+        let object = ObjectId::User(42);
+        let traced = Message {
+            id: 7,
+            sender: 3,
+            kind: "text".into(),
+            body: "hello".into(),
+            ts: 1_700_000_000_000,
+            object: "stale".into(),
+            seq: 9,
+            trace_parent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
+            unechoed_node: "connect-1".into(),
+            unechoed_connection: 12,
+            ..Message::default()
+        };
+        // A node named without a connection is not carried by the record.
+        let untraced = Message {
+            trace_parent: String::new(),
+            unechoed_connection: 0,
+            ..traced.clone()
+        };
+        for message in [traced, untraced] {
+            let record = record_of(Some(object.to_string().into_bytes()), &message);
+            let (read_object, read) = read_record(&record).expect("readable");
+            assert_eq!(read_object, object);
+            assert_eq!(read_back(&object, &message), read);
+        }
     }
 }

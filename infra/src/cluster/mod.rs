@@ -8,6 +8,6 @@ mod redis_sessions;
 
 pub use etcd_registry::EtcdRegistry;
 pub use kafka_log::{KafkaLog, KafkaLogConfig, LogTopology};
-pub use kafka_partitions::{Fetched, KafkaPartitions, PartitionRecord};
+pub use kafka_partitions::{Fetched, KafkaPartitions, PartitionRecord, read_back};
 pub use partition_producer::PartitionProducer;
 pub use redis_sessions::RedisSessions;
