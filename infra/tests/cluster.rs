@@ -14,7 +14,7 @@ use natter_infra::cluster::{
 use natter_infra::conformance;
 use natter_infra::conformance::test_servers::{KilledBroker, leader_of, server};
 use natter_infra::registry::ServiceNode;
-use natter_infra::sql::{Dialect, SqlLog, SqlStore, open_database};
+use natter_infra::sql::{CURSOR_FLUSH_INTERVAL, Dialect, SqlLog, SqlStore, open_database};
 use natter_proto::ObjectId;
 use natter_proto::v1::Message;
 
@@ -690,4 +690,60 @@ async fn postgres_partition_batches_move_the_offset_and_write_their_rows_all_or_
         "the stale batch's row was written"
     );
     database.close().await;
+}
+
+/// On PostgreSQL a due cursor flush runs beside the numbering commits, on a connection of its
+/// own: the raised cursors reach the database while batches keep committing, and closing the
+/// writer still writes the raises made just before.
+#[tokio::test]
+async fn postgres_cursor_flushes_run_beside_the_numbering_and_closing_writes_the_last_raises() {
+    let url = server("NATTER_TEST_POSTGRES_URL");
+    let database = open_database(&url, 2).await.expect("open");
+    let writer = SqlLog::new(database.clone()).expect("log");
+    let store = SqlStore::new(database.clone());
+    let partition = format!("{}inbox/0", run_prefix());
+    let base = i64::from(rand::random::<u32>()) << 16;
+    let (user, object) = (base, ObjectId::User(base));
+    let stored_ack = |url: String| async move {
+        let mut connection = postgres_connection(&url).await;
+        sqlx::query_scalar::<_, i64>(
+            "SELECT seq FROM ack_cursors WHERE user_id = $1 AND object = $2",
+        )
+        .bind(user)
+        .bind(object.to_string())
+        .fetch_optional(&mut connection)
+        .await
+        .expect("read ack_cursors")
+    };
+    store
+        .advance_ack_cursor(user, &object, 3)
+        .await
+        .expect("raise");
+    // Batches commit one after another for a few flush intervals, as a busy partition's do.
+    let mut offset = 0;
+    let started = std::time::Instant::now();
+    while started.elapsed() < CURSOR_FLUSH_INTERVAL * 3 {
+        let mut message = numbered(offset as u64);
+        message.id = base as u64 + offset as u64;
+        writer
+            .append_from_partition(&partition, offset, offset + 1, vec![(object, message)])
+            .await
+            .expect("a numbering commit");
+        offset += 1;
+    }
+    assert_eq!(
+        stored_ack(url.clone()).await,
+        Some(3),
+        "the raise was not flushed while batches committed"
+    );
+    store
+        .advance_ack_cursor(user, &object, 9)
+        .await
+        .expect("raise again");
+    database.close().await;
+    assert_eq!(
+        stored_ack(url.clone()).await,
+        Some(9),
+        "closing did not write the last raise"
+    );
 }

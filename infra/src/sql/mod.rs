@@ -25,4 +25,4 @@ pub use database::{Dialect, SqlDatabase, open_database, sqlite_url};
 pub use log::SqlLog;
 pub(crate) use store::{MessageRow, message_columns, message_from};
 pub use store::{SEARCH_GROUPS_SQL, SEARCH_USERS_SQL, SqlStore};
-pub use writer::BatchWriter;
+pub use writer::{BatchWriter, CURSOR_FLUSH_INTERVAL};

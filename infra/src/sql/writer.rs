@@ -13,7 +13,8 @@
 //! Cursors (acknowledged, read, delivered) only rise and losing the newest of them costs a
 //! redelivery, not a message: a raise is remembered at once, answered, and written with the
 //! next flush (every [`CURSOR_FLUSH_INTERVAL`]), the newest per key only. With the history
-//! store, a flush runs on a task beside the batches, so no send waits for SQLite's upserts.
+//! store or a server database, a flush runs on a task beside the batches, so no send waits for
+//! the upserts.
 //!
 //! The queue is bounded. An append that finds it full is refused as overloaded, with a hint
 //! when to retry, instead of waiting behind a backlog that grows without limit.
@@ -425,8 +426,8 @@ struct Worker {
     restart: Arc<checkpointer::RestartRequest>,
     dialect: Dialect,
     statements: Arc<BatchStatements>,
-    /// With a history store, the cursor flush running beside the batches; it hands back the
-    /// connection when it wrote.
+    /// The cursor flush running beside the batches (with a history store or a server
+    /// database); it hands back the connection when it wrote.
     cursor_flush: Option<JoinHandle<Option<PoolConnection<Any>>>>,
     /// Each object's committed log end, as far as this writer knows (the truth when it is
     /// the only appender; a failed append forgets its objects, which are then read again).
@@ -546,6 +547,23 @@ impl Worker {
                 .await;
             return;
         }
+        let cursors = match (flush, self.dialect) {
+            // A server database takes transactions side by side: a due flush goes beside
+            // the batch, which stays one statement when it is nothing but appends (the
+            // numbering of a partition, which every seq of it waits for).
+            (Flush::Due, Dialect::Postgres | Dialect::MySql) => {
+                self.flush_cursors_beside(cursors).await;
+                if batch.is_empty() {
+                    return;
+                }
+                PendingCursors::default()
+            }
+            (Flush::Closing, _) => {
+                self.finish_cursor_flush().await;
+                cursors
+            }
+            _ => cursors,
+        };
         match self.write(&batch, &cursors).await {
             Ok(written) => {
                 metrics::histogram!("natter_writer_batch_jobs").record(jobs as f64);
@@ -654,7 +672,13 @@ impl Worker {
             return;
         }
         self.finish_cursor_flush().await;
-        let connection = self.connection.take();
+        // SQLite writes one transaction at a time: the flush takes the writer's connection,
+        // which batches into the history store do not need. A server database's flush takes
+        // a connection of its own, and the batches keep theirs.
+        let connection = match self.dialect {
+            Dialect::Sqlite => self.connection.take(),
+            Dialect::Postgres | Dialect::MySql => None,
+        };
         let cursor_write = self.cursor_write();
         self.cursor_flush = Some(tokio::spawn(async move {
             cursor_write.run(connection, &cursors).await
@@ -673,10 +697,11 @@ impl Worker {
     }
 
     /// Waits for the cursor flush running beside the batches, if any, and takes back its
-    /// connection.
+    /// connection unless the writer holds one (a server database's flush borrows its own).
     async fn finish_cursor_flush(&mut self) {
         if let Some(flush) = self.cursor_flush.take()
             && let Ok(Some(connection)) = flush.await
+            && self.connection.is_none()
         {
             self.connection = Some(connection);
         }
