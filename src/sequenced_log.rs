@@ -1,5 +1,6 @@
 //! Logic's side of the partitioned log: a message is produced to its object's partition, then
-//! the task process owning that partition is asked for the seq it gave the record. The asks of
+//! the task process owning that partition is asked for the seq it gave the record (the ask
+//! carries the message, so the owner need not read the record back). The asks of
 //! concurrent sends go together: while a few requests are out, the next gathers what arrives
 //! (the task router splits it by owner). Reads go to the store, which holds every numbered record
 //! before its seq is answered.
