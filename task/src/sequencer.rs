@@ -397,23 +397,18 @@ impl Sequencer {
                 },
             };
             self.write_delivered(&numbering, &name, next).await;
-            let (asked_below, asked_beyond, asked_without_message) = {
-                let state = numbering.state();
-                let beyond = || state.asks.iter().filter(|ask| ask.offset >= next);
-                (
-                    state.asks.iter().any(|ask| ask.offset < next),
-                    beyond().next().is_some(),
-                    beyond().any(|ask| ask.message.is_none()),
-                )
+            // What producers asked about, in order from `next`, needs no read: they produced
+            // it and said where it went.
+            let (asked_below, asked) = {
+                let mut state = numbering.state();
+                let below = state.asks.iter().any(|ask| ask.offset < next);
+                (below, state.take_asked_run(next))
             };
             if asked_below {
                 // Asked late about records numbered already (a retried ask, or numbered by
                 // another process since).
                 self.answer_numbered(&numbering).await;
             }
-            // What producers asked about, in order from `next`, needs no read: they produced
-            // it and said where it went.
-            let asked = numbering.state().take_asked_run(next);
             if let Some(last) = asked.last() {
                 hole_since = None;
                 numbering.report_lag(last.offset + 1, next);
@@ -429,6 +424,17 @@ impl Sequencer {
                     Some(fetched)
                 }
                 _ => None,
+            };
+            // Only when no run was ready: what the asks beyond `next` say about the hole.
+            let (asked_beyond, asked_without_message) = {
+                let state = numbering.state();
+                let mut beyond = state
+                    .asks
+                    .iter()
+                    .filter(|ask| ask.offset >= next)
+                    .peekable();
+                let any = beyond.peek().is_some();
+                (any, beyond.any(|ask| ask.message.is_none()))
             };
             if read_ahead.is_none() && !asked_without_message {
                 // Read only when asks alone cannot go on: the record at `next` is still not
