@@ -560,7 +560,9 @@ async fn recover_owned_objects(
             .collect();
         if names.contains(&node) {
             let owns = |anchor: &str| {
-                natter_proto::ownership::owner(anchor, &names).is_some_and(|owner| *owner == node)
+                placement
+                    .owner(anchor, &names)
+                    .is_some_and(|owner| *owner == node)
             };
             if let Some(sequencer) = task.sequencer() {
                 // The partitioned log: owning a partition resumes it from its delivered

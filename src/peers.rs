@@ -1,16 +1,17 @@
 //! The live processes of one layer, each with a client, kept in step with the registry; they
 //! balance calls round-robin ([`Balancer`]), and the task router built on them sends each
-//! object's work to its owner (rendezvous hashing, [`natter_proto::ownership`]).
+//! object's work to its owner (rendezvous hashing, [`natter_proto::ownership`], with each log
+//! stream's partitions spread evenly).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use natter_infra::Registry;
 use natter_infra::registry::ServiceNode;
 use natter_proto::ObjectId;
 use natter_proto::handle::{Balancer, TaskHandle};
-use natter_proto::placement::Placement;
+use natter_proto::placement::{LogPartition, Placement};
 use natter_proto::v1::task_server::Task;
 use natter_proto::v1::{
     Audience, Empty, EphemeralPushRequest, GroupMembershipRequest, LagReply, PartitionSeqs,
@@ -128,15 +129,16 @@ impl<Client: Clone + Send + Sync + 'static> Peers<Client> {
         current.get(turn).cloned()
     }
 
-    /// The process owning `object`, if any is live.
-    pub fn owner(&self, object: &str) -> Option<Peer<Client>> {
+    /// The live process `choose` picks by its position among the names of all of them (in
+    /// node-name order), if any.
+    pub fn chosen(&self, choose: impl FnOnce(&[&str]) -> Option<usize>) -> Option<Peer<Client>> {
         let current = self
             .current
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let names: Vec<&str> = current.iter().map(|peer| peer.node.as_str()).collect();
-        let owner = natter_proto::ownership::owner(object, &names)?;
-        current.iter().find(|peer| peer.node == *owner).cloned()
+        let chosen = choose(&names)?;
+        current.get(chosen).cloned()
     }
 
     /// Changes once after each rebuild of the live list, to wait for changes.
@@ -164,12 +166,48 @@ pub struct TaskRouter {
     peers: Arc<Peers<TaskHandle>>,
     /// What task processes own: objects, or the log partitions holding them.
     placement: Placement,
+    /// The partitions' owners, worked out again only when the live task processes change.
+    spread: Mutex<Spread>,
+}
+
+/// Each log partition's owner (a position among `nodes`) for one list of task processes.
+#[derive(Debug, Default)]
+struct Spread {
+    nodes: Vec<String>,
+    owners: HashMap<LogPartition, usize>,
 }
 
 impl TaskRouter {
     /// A router over the live task processes, which own what `placement` says.
     pub fn new(peers: Arc<Peers<TaskHandle>>, placement: Placement) -> Self {
-        TaskRouter { peers, placement }
+        TaskRouter {
+            peers,
+            placement,
+            spread: Mutex::new(Spread::default()),
+        }
+    }
+
+    /// The live task process owning `anchor` (an object's name, or a log partition's), if
+    /// any: a partition's by its stream's spread ([`Placement::partition_owners`]), anything
+    /// else's by rendezvous hashing, as every task process decides what it owns.
+    fn owner(&self, anchor: &str) -> Option<Peer<TaskHandle>> {
+        self.peers.chosen(|names| {
+            if let Ok(partition) = anchor.parse::<LogPartition>() {
+                let mut spread = self
+                    .spread
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                if spread.nodes != names {
+                    spread.owners = self.placement.partition_owners(names).into_iter().collect();
+                    spread.nodes = names.iter().map(|name| (*name).to_owned()).collect();
+                }
+                if let Some(&owner) = spread.owners.get(&partition) {
+                    return Some(owner);
+                }
+            }
+            let owner = natter_proto::ownership::owner(anchor, names)?;
+            names.iter().position(|name| name == owner)
+        })
     }
 
     /// The ownership anchor of an object's name (the name itself when it is malformed, so
@@ -193,7 +231,7 @@ impl TaskRouter {
         Call: Fn(TaskHandle) -> Answer,
         Answer: std::future::Future<Output = Result<Reply, Status>>,
     {
-        let owner = self.peers.owner(anchor).ok_or_else(|| no_process("task"))?;
+        let owner = self.owner(anchor).ok_or_else(|| no_process("task"))?;
         let others = self
             .peers
             .all()
@@ -217,7 +255,6 @@ impl Task for TaskRouter {
         let mut by_owner: BTreeMap<String, (TaskHandle, Vec<String>)> = BTreeMap::new();
         for object in request.into_inner().objects {
             let owner = self
-                .peers
                 .owner(&self.anchor(&object))
                 .ok_or_else(|| no_process("task"))?;
             by_owner
@@ -278,7 +315,6 @@ impl Task for TaskRouter {
         let mut by_owner: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for (index, asked) in partitions.iter().enumerate() {
             let owner = self
-                .peers
                 .owner(&asked.partition)
                 .ok_or_else(|| no_process("task"))?;
             by_owner.entry(owner.node).or_default().push(index);
@@ -384,5 +420,41 @@ mod tests {
             );
         }
         assert_eq!(peers.all().len(), 200);
+    }
+
+    /// Logic's router must send a partition's asks where task numbers it: to the owner the
+    /// spread names, two of each stream's four partitions to each of two processes.
+    #[tokio::test]
+    async fn the_router_sends_each_partition_to_the_owner_its_stream_spread_names() {
+        let registry = StaticRegistry::new(1);
+        for name in ["task-1", "task-2"] {
+            let mut task = node(name);
+            task.layer = "task".into();
+            registry.register(&task).await.expect("register");
+        }
+        let peers = Peers::follow(&registry, "task", |_: &str| {
+            Ok::<_, std::convert::Infallible>(TaskHandle::unreachable("task"))
+        })
+        .await
+        .expect("follow");
+        let placement = Placement::Partitioned {
+            inbox: 4,
+            groups: 4,
+        };
+        let router = TaskRouter::new(peers, placement);
+        let names = ["task-1", "task-2"];
+        let mut held = BTreeMap::<String, usize>::new();
+        for partition in placement.partitions() {
+            let anchor = partition.to_string();
+            let routed = router.owner(&anchor).expect("an owner").node;
+            assert_eq!(Some(&routed.as_str()), placement.owner(&anchor, &names));
+            *held.entry(routed).or_default() += 1;
+        }
+        assert_eq!(held.into_values().collect::<Vec<_>>(), [4, 4]);
+        // An object's name goes by rendezvous, as on the per-object log.
+        assert_eq!(
+            Some(&router.owner("user:7").expect("an owner").node.as_str()),
+            natter_proto::ownership::owner("user:7", &names)
+        );
     }
 }

@@ -6,6 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::ObjectId;
+use crate::ownership;
 
 /// The partition (0-based) of `object` among `partitions`; `partitions` of 0 counts as 1.
 pub fn partition_of(object: &str, partitions: u32) -> u32 {
@@ -96,6 +97,38 @@ impl Placement {
         }
     }
 
+    /// The owner among `nodes` of `anchor` (a name [`Placement::anchor`] gives): a log
+    /// partition's from the spread of its stream ([`Placement::partition_owners`]), anything
+    /// else's by rendezvous hashing.
+    pub fn owner<'a, Node: AsRef<str>>(&self, anchor: &str, nodes: &'a [Node]) -> Option<&'a Node> {
+        if let Ok(partition) = anchor.parse::<LogPartition>()
+            && let Some(&(_, owner)) = self
+                .partition_owners(nodes)
+                .iter()
+                .find(|(owned, _)| *owned == partition)
+        {
+            return nodes.get(owner);
+        }
+        ownership::owner(anchor, nodes)
+    }
+
+    /// Each partition with its owner among `nodes` (an index into them), each stream's
+    /// partitions spread evenly over the nodes ([`ownership::spread`]); none without nodes
+    /// or on the per-object log.
+    pub fn partition_owners<Node: AsRef<str>>(&self, nodes: &[Node]) -> Vec<(LogPartition, usize)> {
+        let mut owners = Vec::new();
+        for stream in [Stream::Inbox, Stream::Groups] {
+            let partitions: Vec<LogPartition> = self
+                .partitions()
+                .into_iter()
+                .filter(|partition| partition.stream == stream)
+                .collect();
+            let names: Vec<String> = partitions.iter().map(ToString::to_string).collect();
+            owners.extend(partitions.into_iter().zip(ownership::spread(&names, nodes)));
+        }
+        owners
+    }
+
     /// Every partition, for the partitioned log (none otherwise).
     pub fn partitions(&self) -> Vec<LogPartition> {
         match self {
@@ -162,6 +195,40 @@ mod tests {
         for bad in ["inbox", "inbox/x", "users/1", "inbox/-1", ""] {
             assert!(bad.parse::<LogPartition>().is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn each_stream_is_spread_over_the_nodes_on_its_own() {
+        let placement = Placement::Partitioned {
+            inbox: 4,
+            groups: 4,
+        };
+        let nodes = ["task-1", "task-2"];
+        let owners = placement.partition_owners(&nodes);
+        assert_eq!(owners.len(), 8);
+        for stream in [Stream::Inbox, Stream::Groups] {
+            let on_first = owners
+                .iter()
+                .filter(|(partition, owner)| partition.stream == stream && *owner == 0)
+                .count();
+            assert_eq!(on_first, 2, "{stream:?} split unevenly: {owners:?}");
+        }
+        for (partition, owner) in &owners {
+            assert_eq!(
+                placement.owner(&partition.to_string(), &nodes),
+                Some(&nodes[*owner])
+            );
+        }
+        // An object's name (the per-object log) and a partition past the count go by
+        // rendezvous.
+        for anchor in ["user:1", "inbox/9"] {
+            assert_eq!(
+                placement.owner(anchor, &nodes),
+                ownership::owner(anchor, &nodes)
+            );
+        }
+        assert!(placement.partition_owners::<&str>(&[]).is_empty());
+        assert!(Placement::PerObject.partition_owners(&nodes).is_empty());
     }
 
     #[test]
