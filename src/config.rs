@@ -81,6 +81,9 @@ pub struct NodeConfig {
     pub id: u16,
     /// Where the embedded deployment keeps its database, secret and uploads.
     pub data_dir: PathBuf,
+    /// Threads running the process's async work; 0 is one per core. Processes that share
+    /// a machine's cores spend less on waking each other's idle threads with fewer.
+    pub worker_threads: usize,
 }
 
 impl Default for NodeConfig {
@@ -89,6 +92,7 @@ impl Default for NodeConfig {
             name: "local".into(),
             id: 1,
             data_dir: PathBuf::from("natter-data"),
+            worker_threads: 0,
         }
     }
 }
@@ -332,6 +336,22 @@ mod tests {
         assert_eq!(config.listen.api, "127.0.0.1:8080");
         std::fs::write(&path, "[task]\nlock_tl_ms = 500\n").unwrap();
         assert!(NatterConfig::load(Some(&path)).is_err());
+    }
+
+    /// The local cluster's files parse (unknown keys are refused) and keep each of the six
+    /// processes sharing the machine to one worker thread.
+    #[test]
+    fn the_local_cluster_files_load_with_one_worker_thread_each() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deployments/local");
+        let mut files = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let config = NatterConfig::load(Some(&path)).unwrap();
+            assert_eq!(config.node.worker_threads, 1, "{}", path.display());
+            files += 1;
+        }
+        assert_eq!(files, 7, "api, two logic, two task and two connect files");
+        assert_eq!(NatterConfig::default().node.worker_threads, 0);
     }
 
     #[test]

@@ -48,7 +48,12 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = NatterConfig::load(cli.config.as_deref())?;
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if config.node.worker_threads > 0 {
+        runtime.worker_threads(config.node.worker_threads);
+    }
+    let runtime = runtime.build().context("starting the async runtime")?;
     let service = match &cli.command {
         Command::Serve { layer: Some(layer) } => format!("natter-{}", layer.name()),
         _ => "natter".to_owned(),
