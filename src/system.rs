@@ -119,18 +119,14 @@ impl RunningSystem {
             Arc::clone(&sessions),
             Arc::clone(&directory),
         ));
-        let logic = LogicHandle::InProcess(Arc::new(
-            LogicService::new(
-                config.logic.clone(),
-                Arc::clone(&store),
-                log,
-                Arc::clone(&sessions),
-                Arc::clone(&ids),
-                TaskHandle::InProcess(Arc::new(task.clone())),
-            )
-            // The embedded log has this one writer.
-            .sole_appender(),
-        ));
+        let logic = LogicHandle::InProcess(Arc::new(LogicService::new(
+            config.logic.clone(),
+            Arc::clone(&store),
+            log,
+            Arc::clone(&sessions),
+            Arc::clone(&ids),
+            TaskHandle::InProcess(Arc::new(task.clone())),
+        )));
         let connect = ConnectServer::new(
             config.connect.clone(),
             config.node.name.clone(),

@@ -95,6 +95,20 @@ impl Receipts {
         Some(self.lock_pending().drain().collect())
     }
 
+    /// Whether a range for `key` was worked out here, or its start set.
+    fn knows(&self, key: &MoveKey) -> bool {
+        self.lock_processed().contains_key(key)
+    }
+
+    /// Sets where `key`'s first range starts, unless one was worked out here since.
+    fn start_from(&self, key: &MoveKey, seq: u64) {
+        let mut processed = self.lock_processed();
+        if processed.len() >= PROCESSED_CAP && !processed.contains_key(key) {
+            processed.clear();
+        }
+        processed.entry(key.clone()).or_insert(seq);
+    }
+
     /// The start of the range a move covers, and remembers its end.
     fn range_start(&self, key: &MoveKey, upto: u64) -> u64 {
         let mut processed = self.lock_processed();
@@ -107,13 +121,33 @@ impl Receipts {
 }
 
 impl LogicService {
-    /// A user acknowledged their inbox up to `seq`: the senders of what they passed learn it
-    /// reached them.
-    pub(crate) fn receipt_for_ack(&self, reader: i64, object: &ObjectId, seq: u64) {
+    /// Whether the delivery receipts of `reader` acknowledging `object` have no start here
+    /// yet (their first acknowledgement since this process started): the caller then hands
+    /// in the cursor stored before it, rather than the range looking back over the history.
+    pub(crate) fn receipt_start_unknown(&self, reader: i64, object: &ObjectId) -> bool {
+        matches!(object, ObjectId::User(owner) if *owner == reader)
+            && !self
+                .receipts
+                .knows(&(reader, object.to_string(), CursorMove::Delivered))
+    }
+
+    /// A user acknowledged their inbox up to `seq` (from `previous`, when known): the senders
+    /// of what they passed learn it reached them.
+    pub(crate) fn receipt_for_ack(
+        &self,
+        reader: i64,
+        object: &ObjectId,
+        seq: u64,
+        previous: Option<u64>,
+    ) {
         if let ObjectId::User(owner) = object
             && *owner == reader
         {
-            self.record_move((reader, object.to_string(), CursorMove::Delivered), seq);
+            let key = (reader, object.to_string(), CursorMove::Delivered);
+            if let Some(previous) = previous {
+                self.receipts.start_from(&key, previous);
+            }
+            self.record_move(key, seq);
         }
     }
 
@@ -155,10 +189,7 @@ impl LogicService {
         match (cursor, target) {
             (CursorMove::Delivered, ObjectId::User(_)) => {
                 let after = self.receipts.range_start(key, upto);
-                let remembered = self
-                    .recent_copies
-                    .as_ref()
-                    .and_then(|recent| recent.newest_per_sender(*reader, after, upto));
+                let remembered = self.recent_copies.newest_per_sender(*reader, after, upto);
                 let newest = match remembered {
                     Some(newest) => newest,
                     None => self.store.newest_own_copies(*reader, after, upto).await?,
@@ -248,5 +279,34 @@ impl LogicService {
         };
         self.notify_users(vec![author], &frame).await;
         metrics::counter!("natter_receipts_sent_total", "kind" => kind).increment(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(reader: i64) -> MoveKey {
+        (reader, format!("user:{reader}"), CursorMove::Delivered)
+    }
+
+    #[test]
+    fn a_first_range_starts_at_the_cursor_handed_in_or_looks_back() {
+        let receipts = Receipts::default();
+        assert!(!receipts.knows(&key(1)));
+        receipts.start_from(&key(1), 40);
+        assert!(receipts.knows(&key(1)));
+        assert_eq!(receipts.range_start(&key(1), 42), 40);
+        assert_eq!(
+            receipts.range_start(&key(1), 45),
+            42,
+            "then from the last range's end"
+        );
+        // A start handed in after a range was worked out does not move it back.
+        receipts.start_from(&key(1), 10);
+        assert_eq!(receipts.range_start(&key(1), 46), 45);
+        // Without a start, the first range looks back a bounded way.
+        assert_eq!(receipts.range_start(&key(2), 900), 900 - LOOKBACK);
+        assert_eq!(receipts.range_start(&key(3), 7), 0);
     }
 }

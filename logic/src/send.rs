@@ -276,10 +276,9 @@ impl LogicService {
                 progress.sender_seq = Some(copy.seq);
             }
         }
-        if let (Some(recent), Some(seq), Some(sender_seq)) =
-            (&self.recent_copies, recipient_seq, progress.sender_seq)
-        {
-            recent.record(peer, seq, request.sender, sender_seq);
+        if let (Some(seq), Some(sender_seq)) = (recipient_seq, progress.sender_seq) {
+            self.recent_copies
+                .record(peer, seq, request.sender, sender_seq);
         }
         if let Some(error) = failure {
             let status = status(error);
@@ -534,6 +533,10 @@ impl LogicService {
             match outcome {
                 Ok(seq) => {
                     self.known_ends.raise(object, seq);
+                    // Receipts for this inbox's range may then come from memory.
+                    if let ObjectId::User(owner) = object {
+                        self.recent_copies.appended(owner, seq);
+                    }
                     copy.seq = seq;
                     copy.object = object.to_string();
                     written.push(copy);

@@ -44,8 +44,9 @@ pub struct LogicService {
     pub(crate) claims: ClaimBatcher,
     /// Cursor moves waiting for their receipts.
     pub(crate) receipts: Arc<crate::receipts::Receipts>,
-    /// The one-to-one copies appended lately, when this process is the only one appending.
-    pub(crate) recent_copies: Option<Arc<crate::recent_copies::RecentCopies>>,
+    /// The inbox entries this process appended lately, so most delivery receipts need no
+    /// query.
+    pub(crate) recent_copies: Arc<crate::recent_copies::RecentCopies>,
 }
 
 impl std::fmt::Debug for LogicService {
@@ -137,15 +138,8 @@ impl LogicService {
             claim_holder: holder,
             claims,
             receipts: Arc::default(),
-            recent_copies: None,
+            recent_copies: Arc::default(),
         }
-    }
-
-    /// The same service as the only process appending to the log (the embedded deployment):
-    /// it remembers its recent one-to-one copies, so most delivery receipts need no query.
-    pub fn sole_appender(mut self) -> Self {
-        self.recent_copies = Some(Arc::default());
-        self
     }
 
     /// The same service, named as the node `node` (its claims name it, so its next run can

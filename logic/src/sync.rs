@@ -84,12 +84,20 @@ impl LogicService {
                 )));
             }
         }
+        // A reader's first acknowledgement here: their receipts cover what they passed since
+        // the cursor stored before it, not a look back over the history (one small read per
+        // reader and process, instead of a range of hundreds of rows after every restart).
+        let previous = if self.receipt_start_unknown(ack.user_id, &object) {
+            self.store.ack_cursor(ack.user_id, &object).await.ok()
+        } else {
+            None
+        };
         let stored = self
             .store
             .advance_ack_cursor(ack.user_id, &object, ack.seq)
             .await
             .map_err(status)?;
-        self.receipt_for_ack(ack.user_id, &object, stored);
+        self.receipt_for_ack(ack.user_id, &object, stored, previous);
         Ok(stored)
     }
 
