@@ -559,22 +559,23 @@ async fn recover_owned_objects(
             .map(|member| member.node.clone())
             .collect();
         if names.contains(&node) {
-            let owns = |anchor: &str| {
-                placement
-                    .owner(anchor, &names)
-                    .is_some_and(|owner| *owner == node)
-            };
             if let Some(sequencer) = task.sequencer() {
                 // The partitioned log: owning a partition resumes it from its delivered
                 // offset, which finds the objects left undelivered, so no object is scanned.
                 let partitions: Vec<_> = placement
-                    .partitions()
+                    .partition_owners(&names)
                     .into_iter()
-                    .filter(|partition| owns(&partition.to_string()))
+                    .filter(|(_, owner)| names.get(*owner) == Some(&node))
+                    .map(|(partition, _)| partition)
                     .collect();
                 sequencer.own(&partitions);
             } else {
-                recover_lagging_objects(&task, |object| owns(&placement.anchor(object))).await;
+                recover_lagging_objects(&task, |object| {
+                    placement
+                        .owner(&placement.anchor(object), &names)
+                        .is_some_and(|owner| *owner == node)
+                })
+                .await;
             }
         }
         tokio::select! {
