@@ -100,24 +100,37 @@ impl Receipts {
         self.lock_processed().contains_key(key)
     }
 
-    /// Sets where `key`'s first range starts, unless one was worked out here since.
-    fn start_from(&self, key: &MoveKey, seq: u64) {
+    /// The positions worked out, with room for `key` (past the cap they start afresh).
+    fn processed_with_room_for(
+        &self,
+        key: &MoveKey,
+    ) -> std::sync::MutexGuard<'_, HashMap<MoveKey, u64>> {
         let mut processed = self.lock_processed();
         if processed.len() >= PROCESSED_CAP && !processed.contains_key(key) {
             processed.clear();
         }
-        processed.entry(key.clone()).or_insert(seq);
+        processed
+    }
+
+    /// Sets where `key`'s first range starts, unless one was worked out here since.
+    fn start_from(&self, key: &MoveKey, seq: u64) {
+        self.processed_with_room_for(key)
+            .entry(key.clone())
+            .or_insert(seq);
     }
 
     /// The start of the range a move covers, and remembers its end.
     fn range_start(&self, key: &MoveKey, upto: u64) -> u64 {
-        let mut processed = self.lock_processed();
-        if processed.len() >= PROCESSED_CAP && !processed.contains_key(key) {
-            processed.clear();
-        }
-        let previous = processed.insert(key.clone(), upto);
+        let previous = self.processed_with_room_for(key).insert(key.clone(), upto);
         previous.unwrap_or_else(|| upto.saturating_sub(LOOKBACK))
     }
+}
+
+/// The move key of `reader` acknowledging `object`, when it is their own inbox (the only
+/// acknowledgement that makes delivery receipts).
+fn delivered_key(reader: i64, object: &ObjectId) -> Option<MoveKey> {
+    matches!(object, ObjectId::User(owner) if *owner == reader)
+        .then(|| (reader, object.to_string(), CursorMove::Delivered))
 }
 
 impl LogicService {
@@ -125,10 +138,7 @@ impl LogicService {
     /// yet (their first acknowledgement since this process started): the caller then hands
     /// in the cursor stored before it, rather than the range looking back over the history.
     pub(crate) fn receipt_start_unknown(&self, reader: i64, object: &ObjectId) -> bool {
-        matches!(object, ObjectId::User(owner) if *owner == reader)
-            && !self
-                .receipts
-                .knows(&(reader, object.to_string(), CursorMove::Delivered))
+        delivered_key(reader, object).is_some_and(|key| !self.receipts.knows(&key))
     }
 
     /// A user acknowledged their inbox up to `seq` (from `previous`, when known): the senders
@@ -140,10 +150,7 @@ impl LogicService {
         seq: u64,
         previous: Option<u64>,
     ) {
-        if let ObjectId::User(owner) = object
-            && *owner == reader
-        {
-            let key = (reader, object.to_string(), CursorMove::Delivered);
+        if let Some(key) = delivered_key(reader, object) {
             if let Some(previous) = previous {
                 self.receipts.start_from(&key, previous);
             }
