@@ -1,15 +1,17 @@
 //! Logic's side of the partitioned log: a message is produced to its object's partition, then
 //! the task process owning that partition is asked for the seq it gave the record (the ask
 //! carries the message, so the owner need not read the record back). The asks of
-//! concurrent sends go together: while a few requests are out, the next gathers what arrives
-//! (the task router splits it by owner). Reads go to the store, which holds every numbered record
-//! before its seq is answered.
+//! concurrent sends to one partition go together: while a few requests about it are out, the
+//! next gathers what arrives; each partition's asks go apart, so a seq waits for its own
+//! partition's numbering only. Reads go to the store, which holds every numbered record before
+//! its seq is answered.
 //!
 //! A logic process needs no coordination with the others: the partition's order is the
 //! order. One that dies after producing leaves a record the owner numbers and delivers like
 //! any other.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -39,13 +41,11 @@ struct Ask {
     reply: oneshot::Sender<InfraResult<u64>>,
 }
 
-/// Requests for seqs out at once. A request is answered when its slowest partition is
-/// numbered, so one at a time would hold every send behind the slowest partition; a few at
-/// once keep the partitions' numbering busy while later asks still share requests. An ask
-/// waiting for a request also holds its record back from being numbered: 16 rather than 8
-/// cut the cluster's steady p50 by a fifth at 2,000 msg/s, for about 6% more CPU a delivery
-/// (BENCHMARKS.md, 2026-12-07, stop 42).
-const REQUESTS_IN_FLIGHT: usize = 16;
+/// Requests for seqs out at once for one partition. A request is answered when its records
+/// are numbered, and an owner numbers a partition one commit at a time: a few requests at once
+/// keep its numbering busy while later asks still share requests, and each partition's asks
+/// go apart so that none waits for another partition's commit (BENCHMARKS.md, 2026-12-08).
+const REQUESTS_IN_FLIGHT: usize = 2;
 
 /// The partitioned Kafka log as logic's `MessageLog`.
 #[derive(Debug)]
@@ -55,11 +55,12 @@ pub struct SequencedLog {
     asker: Asker,
 }
 
-/// Sends the asks of concurrent sends to the partitions' owners together: while
-/// [`REQUESTS_IN_FLIGHT`] requests are out, what arrives waits and goes in the next.
+/// Sends the asks of concurrent sends to a partition's owner together: while
+/// [`REQUESTS_IN_FLIGHT`] requests about a partition are out, what arrives for it waits and
+/// goes in the next.
 #[derive(Clone)]
 struct Asker {
-    waiting: Arc<Gatherer<Ask>>,
+    waiting: Arc<Mutex<HashMap<LogPartition, Arc<Gatherer<Ask>>>>>,
     task: TaskHandle,
 }
 
@@ -70,17 +71,31 @@ impl std::fmt::Debug for Asker {
 }
 
 impl Asker {
-    /// Queues asks, starting a sender unless enough are running.
+    /// Queues asks with their partitions' others, starting a sender for a partition unless
+    /// enough are running.
     fn enqueue(&self, asks: Vec<Ask>) {
-        if self.waiting.push(asks) {
-            // A task of its own, so a send that gives up cannot strand the others' asks.
-            tokio::spawn(self.clone().send_while_waiting());
+        for (partition, asks) in by_partition(asks) {
+            let waiting = {
+                let mut gatherers = self
+                    .waiting
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                Arc::clone(
+                    gatherers
+                        .entry(partition)
+                        .or_insert_with(|| Arc::new(Gatherer::new(REQUESTS_IN_FLIGHT))),
+                )
+            };
+            if waiting.push(asks) {
+                // A task of its own, so a send that gives up cannot strand the others' asks.
+                tokio::spawn(self.clone().send_while_waiting(waiting));
+            }
         }
     }
 
-    /// Sends what waits, one request at a time, until nothing does.
-    async fn send_while_waiting(self) {
-        while let Some(asks) = self.waiting.take() {
+    /// Sends what waits for one partition, one request at a time, until nothing does.
+    async fn send_while_waiting(self, waiting: Arc<Gatherer<Ask>>) {
+        while let Some(asks) = waiting.take() {
             self.send(asks).await;
         }
     }
@@ -88,18 +103,9 @@ impl Asker {
     /// One request for `asks`, grouped by partition; answers them, or queues again those
     /// whose owner did not answer.
     async fn send(&self, asks: Vec<Ask>) {
-        let mut by_partition: Vec<(LogPartition, Vec<Ask>)> = Vec::new();
-        for ask in asks {
-            match by_partition
-                .iter_mut()
-                .find(|(partition, _)| *partition == ask.partition)
-            {
-                Some((_, grouped)) => grouped.push(ask),
-                None => by_partition.push((ask.partition, vec![ask])),
-            }
-        }
+        let mut grouped = by_partition(asks);
         let request = SequenceRequest {
-            partitions: by_partition
+            partitions: grouped
                 .iter_mut()
                 .map(|(partition, asks)| PartitionRecords {
                     partition: partition.to_string(),
@@ -111,7 +117,7 @@ impl Asker {
                 .collect(),
         };
         let started = Instant::now();
-        let records: usize = by_partition.iter().map(|(_, asks)| asks.len()).sum();
+        let records: usize = grouped.iter().map(|(_, asks)| asks.len()).sum();
         metrics::histogram!("natter_log_sequence_batch_records").record(records as f64);
         let reply = self.task.sequence(request).await;
         metrics::histogram!("natter_log_sequence_seconds").record(started.elapsed().as_secs_f64());
@@ -119,7 +125,7 @@ impl Asker {
         let answers: Vec<Result<Vec<u64>, String>> = match reply {
             Ok(reply) => {
                 let mut given = reply.partitions.into_iter();
-                by_partition
+                grouped
                     .iter()
                     .map(|(_, asks)| match given.next() {
                         Some(answer) if !answer.error.is_empty() => Err(answer.error),
@@ -129,13 +135,13 @@ impl Asker {
                     })
                     .collect()
             }
-            Err(status) => by_partition
+            Err(status) => grouped
                 .iter()
                 .map(|_| Err(status.message().to_owned()))
                 .collect(),
         };
         let mut again = Vec::new();
-        for ((partition, asks), answer) in by_partition.into_iter().zip(answers) {
+        for ((partition, asks), answer) in grouped.into_iter().zip(answers) {
             match answer {
                 Ok(seqs) => {
                     for (ask, seq) in asks.into_iter().zip(seqs) {
@@ -166,6 +172,21 @@ impl Asker {
     }
 }
 
+/// `asks` grouped by partition, each group in the order given.
+fn by_partition(asks: Vec<Ask>) -> Vec<(LogPartition, Vec<Ask>)> {
+    let mut grouped: Vec<(LogPartition, Vec<Ask>)> = Vec::new();
+    for ask in asks {
+        match grouped
+            .iter_mut()
+            .find(|(partition, _)| *partition == ask.partition)
+        {
+            Some((_, asks)) => asks.push(ask),
+            None => grouped.push((ask.partition, vec![ask])),
+        }
+    }
+    grouped
+}
+
 /// `record` for a request, its message moved into it: an ask asked again goes without, and
 /// its owner then reads the record, which spares a copy of every message for the rare request
 /// that fails.
@@ -184,7 +205,7 @@ impl SequencedLog {
             partitions,
             numbered,
             asker: Asker {
-                waiting: Arc::new(Gatherer::new(REQUESTS_IN_FLIGHT)),
+                waiting: Arc::new(Mutex::new(HashMap::new())),
                 task,
             },
         }
@@ -263,5 +284,129 @@ impl MessageLog for SequencedLog {
 
     fn delivers_appends(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use natter_proto::placement::Stream;
+    use natter_proto::v1::Empty;
+    use natter_proto::v1::task_server::Task;
+    use natter_proto::v1::{
+        EphemeralPushRequest, GroupMembershipRequest, LagReply, PartitionSeqs, PushReply,
+        SequenceReply, WakeRequest,
+    };
+    use tokio::sync::Notify;
+    use tonic::{Request, Response, Status};
+
+    use super::*;
+
+    /// A task process that numbers every partition at once (seq = offset + 1) except one,
+    /// whose numbering never finishes.
+    struct StalledOwner {
+        stalled: String,
+        never: Notify,
+    }
+
+    #[tonic::async_trait]
+    impl Task for StalledOwner {
+        async fn wake(&self, _: Request<WakeRequest>) -> Result<Response<Empty>, Status> {
+            Ok(Response::new(Empty {}))
+        }
+
+        async fn update_groups(
+            &self,
+            _: Request<GroupMembershipRequest>,
+        ) -> Result<Response<Empty>, Status> {
+            Ok(Response::new(Empty {}))
+        }
+
+        async fn push_ephemeral(
+            &self,
+            _: Request<EphemeralPushRequest>,
+        ) -> Result<Response<PushReply>, Status> {
+            Ok(Response::new(PushReply::default()))
+        }
+
+        async fn sequence(
+            &self,
+            request: Request<SequenceRequest>,
+        ) -> Result<Response<SequenceReply>, Status> {
+            let partitions = request.into_inner().partitions;
+            if partitions
+                .iter()
+                .any(|asked| asked.partition == self.stalled)
+            {
+                self.never.notified().await;
+            }
+            Ok(Response::new(SequenceReply {
+                partitions: partitions
+                    .into_iter()
+                    .map(|asked| PartitionSeqs {
+                        seqs: asked
+                            .records
+                            .iter()
+                            .map(|record| record.offset as u64 + 1)
+                            .collect(),
+                        error: String::new(),
+                    })
+                    .collect(),
+            }))
+        }
+
+        async fn lag(&self, _: Request<Empty>) -> Result<Response<LagReply>, Status> {
+            Ok(Response::new(LagReply::default()))
+        }
+    }
+
+    fn ask(partition: LogPartition, offset: i64) -> (Ask, oneshot::Receiver<InfraResult<u64>>) {
+        let (reply, answer) = oneshot::channel();
+        let ask = Ask {
+            partition,
+            record: ProducedRecord {
+                offset,
+                object: "user:7".into(),
+                id: offset as u64,
+                message: None,
+            },
+            since: Instant::now(),
+            reply,
+        };
+        (ask, answer)
+    }
+
+    #[tokio::test]
+    async fn a_partition_s_seqs_do_not_wait_for_another_partition_s_numbering() {
+        let stalled = LogPartition {
+            stream: Stream::Inbox,
+            index: 0,
+        };
+        let moving = LogPartition {
+            stream: Stream::Inbox,
+            index: 1,
+        };
+        let asker = Asker {
+            waiting: Arc::new(Mutex::new(HashMap::new())),
+            task: TaskHandle::InProcess(Arc::new(StalledOwner {
+                stalled: stalled.to_string(),
+                never: Notify::new(),
+            })),
+        };
+        let (stalled_ask, mut stalled_answer) = ask(stalled, 4);
+        let (moving_ask, moving_answer) = ask(moving, 9);
+        // Asked together, as one send's two copies are.
+        asker.enqueue(vec![stalled_ask, moving_ask]);
+        let seq = tokio::time::timeout(Duration::from_secs(5), moving_answer)
+            .await
+            .expect("the moving partition's seq came while the other stalled")
+            .expect("answered")
+            .expect("a seq");
+        assert_eq!(seq, 10);
+        assert!(
+            stalled_answer.try_recv().is_err(),
+            "the stalled partition's ask is still waiting"
+        );
     }
 }

@@ -337,6 +337,7 @@ impl Sequencer {
         partition: LogPartition,
         records: Vec<AskedRecord>,
     ) -> InfraResult<Vec<u64>> {
+        let asked = Instant::now();
         let numbering = self.numbering(partition);
         let mut answers = Vec::with_capacity(records.len());
         {
@@ -365,6 +366,7 @@ impl Sequencer {
                 })??;
             seqs.push(seq);
         }
+        metrics::histogram!("natter_sequencer_ask_seconds").record(asked.elapsed().as_secs_f64());
         Ok(seqs)
     }
 
