@@ -88,78 +88,61 @@ impl Asker {
             };
             if waiting.push(asks) {
                 // A task of its own, so a send that gives up cannot strand the others' asks.
-                tokio::spawn(self.clone().send_while_waiting(waiting));
+                tokio::spawn(self.clone().send_while_waiting(partition, waiting));
             }
         }
     }
 
-    /// Sends what waits for one partition, one request at a time, until nothing does.
-    async fn send_while_waiting(self, waiting: Arc<Gatherer<Ask>>) {
+    /// Sends what waits for `partition`, one request at a time, until nothing does.
+    async fn send_while_waiting(self, partition: LogPartition, waiting: Arc<Gatherer<Ask>>) {
         while let Some(asks) = waiting.take() {
-            self.send(asks).await;
+            self.send(partition, asks).await;
         }
     }
 
-    /// One request for `asks`, grouped by partition; answers them, or queues again those
-    /// whose owner did not answer.
-    async fn send(&self, asks: Vec<Ask>) {
-        let mut grouped = by_partition(asks);
+    /// One request for `asks`, all of `partition`; answers them, or queues them again when
+    /// the owner did not answer.
+    async fn send(&self, partition: LogPartition, mut asks: Vec<Ask>) {
         let request = SequenceRequest {
-            partitions: grouped
-                .iter_mut()
-                .map(|(partition, asks)| PartitionRecords {
-                    partition: partition.to_string(),
-                    records: asks
-                        .iter_mut()
-                        .map(|ask| handed_over(&mut ask.record))
-                        .collect(),
-                })
-                .collect(),
+            partitions: vec![PartitionRecords {
+                partition: partition.to_string(),
+                records: asks
+                    .iter_mut()
+                    .map(|ask| handed_over(&mut ask.record))
+                    .collect(),
+            }],
         };
         let started = Instant::now();
-        let records: usize = grouped.iter().map(|(_, asks)| asks.len()).sum();
-        metrics::histogram!("natter_log_sequence_batch_records").record(records as f64);
+        metrics::histogram!("natter_log_sequence_batch_records").record(asks.len() as f64);
         let reply = self.task.sequence(request).await;
         metrics::histogram!("natter_log_sequence_seconds").record(started.elapsed().as_secs_f64());
-        // One answer per partition, in request order; a failed request fails them all.
-        let answers: Vec<Result<Vec<u64>, String>> = match reply {
-            Ok(reply) => {
-                let mut given = reply.partitions.into_iter();
-                grouped
-                    .iter()
-                    .map(|(_, asks)| match given.next() {
-                        Some(answer) if !answer.error.is_empty() => Err(answer.error),
-                        Some(answer) if answer.seqs.len() == asks.len() => Ok(answer.seqs),
-                        Some(_) => Err("the owner answered the wrong number of seqs".to_owned()),
-                        None => Err("no answer".to_owned()),
-                    })
-                    .collect()
-            }
-            Err(status) => grouped
-                .iter()
-                .map(|_| Err(status.message().to_owned()))
-                .collect(),
+        let answer = match reply {
+            Ok(reply) => match reply.partitions.into_iter().next() {
+                Some(answer) if !answer.error.is_empty() => Err(answer.error),
+                Some(answer) if answer.seqs.len() == asks.len() => Ok(answer.seqs),
+                Some(_) => Err("the owner answered the wrong number of seqs".to_owned()),
+                None => Err("no answer".to_owned()),
+            },
+            Err(status) => Err(status.message().to_owned()),
         };
+        let message = match answer {
+            Ok(seqs) => {
+                for (ask, seq) in asks.into_iter().zip(seqs) {
+                    let _ = ask.reply.send(Ok(seq));
+                }
+                return;
+            }
+            Err(message) => message,
+        };
+        tracing::debug!(%partition, message, "asking for seqs failed; asking again");
         let mut again = Vec::new();
-        for ((partition, asks), answer) in grouped.into_iter().zip(answers) {
-            match answer {
-                Ok(seqs) => {
-                    for (ask, seq) in asks.into_iter().zip(seqs) {
-                        let _ = ask.reply.send(Ok(seq));
-                    }
-                }
-                Err(message) => {
-                    tracing::debug!(%partition, message, "asking for seqs failed; asking again");
-                    for ask in asks {
-                        if ask.since.elapsed() < ASK_DEADLINE {
-                            again.push(ask);
-                        } else {
-                            let _ = ask.reply.send(Err(InfraError::Unavailable(format!(
-                                "{partition}: no seq for a produced record: {message}"
-                            ))));
-                        }
-                    }
-                }
+        for ask in asks {
+            if ask.since.elapsed() < ASK_DEADLINE {
+                again.push(ask);
+            } else {
+                let _ = ask.reply.send(Err(InfraError::Unavailable(format!(
+                    "{partition}: no seq for a produced record: {message}"
+                ))));
             }
         }
         if !again.is_empty() {
